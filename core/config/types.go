@@ -1,0 +1,144 @@
+// Package config loads ripcord.yaml: strictly (unknown keys are errors),
+// with every error located as file:line:col, defaults applied, references
+// checked and ${ENV} secrets expanded without ever printing their values.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// File is a loaded ripcord.yaml.
+type File struct {
+	Project      string        `yaml:"project" required:"true" doc:"Project name shown in the header."`
+	Services     []Service     `yaml:"services" required:"true" doc:"The services Ripcord releases."`
+	Environments []Environment `yaml:"environments" required:"true" doc:"Environments in promotion order; each may name the one it is promoted from."`
+	Plugins      []Plugin      `yaml:"plugins" doc:"External provider plugins."`
+	Store        Store         `yaml:"store" doc:"Where Ripcord keeps its state."`
+	Notify       Notify        `yaml:"notify" doc:"How the console gets a person's attention."`
+
+	// Path is the file this was loaded from; Dir its directory, against
+	// which relative paths resolve.
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+}
+
+// Service is one deployable service.
+type Service struct {
+	Name       string      `yaml:"name" required:"true" doc:"Service name, unique in the project."`
+	Pipeline   *Provider   `yaml:"pipeline" doc:"The CI system that builds and tests releases."`
+	Migrations *Migrations `yaml:"migrations" doc:"Where the service's schema migrations live."`
+	Branches   []string    `yaml:"branches" doc:"Branches releases may be built from (default: main)."`
+	Pos        Pos         `yaml:"-"`
+}
+
+// Migrations says where migrations live; each release lists its
+// migrations classed expand or contract.
+type Migrations struct {
+	Dir string `yaml:"dir" required:"true" doc:"Directory of migration files, relative to this file."`
+}
+
+// Environment is one place a service runs.
+type Environment struct {
+	Name     string    `yaml:"name" required:"true" doc:"Environment name, unique in the project."`
+	From     string    `yaml:"from" doc:"The environment releases are promoted from; the artifact digest must match."`
+	Target   *Provider `yaml:"target" required:"true" doc:"The deploy target."`
+	Errors   *Provider `yaml:"errors" doc:"The error source watched after a rollout."`
+	Backups  []Backup  `yaml:"backups" doc:"Backup sets whose freshness gates promotion."`
+	Gates    []string  `yaml:"gates" doc:"Gates checked before promote: pipeline, soak DURATION, errors, backups, migrations, branch, lock."`
+	Rollout  []Step    `yaml:"rollout" doc:"Rollout steps; empty means one step to 100%."`
+	Rollback Rollback  `yaml:"rollback" doc:"Rollback policy."`
+	// Confirm is how a person confirms a dangerous action: y, or type-name
+	// (type the service name).
+	Confirm string      `yaml:"confirm" enum:"y,type-name" doc:"How dangerous actions are confirmed: y, or type-name."`
+	Auto    bool        `yaml:"auto" doc:"Deploy automatically when the predecessor is green."`
+	Spike   SpikePolicy `yaml:"spike" doc:"Thresholds of the error spike verdict."`
+	Keep    int         `yaml:"keep" doc:"Releases kept on the target for rollback (default 5)."`
+	Pos     Pos         `yaml:"-"`
+}
+
+// Step is one rollout step: exactly one of its fields is set.
+type Step struct {
+	Weight   *int     `yaml:"weight" doc:"Send this share (0-100) of traffic to the candidate."`
+	Analysis string   `yaml:"analysis" enum:"errors" doc:"Run an analysis: errors."`
+	For      Duration `yaml:"for" doc:"Length of an analysis or of a timed pause."`
+	Pause    string   `yaml:"pause" doc:"Pause: judgment (until a person decides) or a duration."`
+	Pos      Pos      `yaml:"-"`
+}
+
+// Rollback is an environment's rollback policy.
+type Rollback struct {
+	SkipSteps *bool  `yaml:"skip_steps" doc:"Go straight to the target release, skipping steps and analysis (default true)."`
+	Auto      string `yaml:"auto" enum:"off,on-analysis-failure" doc:"Roll back by itself when an analysis fails."`
+	Action    string `yaml:"action" enum:"rollback,abort" doc:"What auto does: rollback (default) or abort."`
+}
+
+// SpikePolicy tunes the spike verdict.
+type SpikePolicy struct {
+	Alpha     float64  `yaml:"alpha" doc:"False-alarm rate of the always-valid test (default 0.01)."`
+	MinEvents int      `yaml:"min_events" doc:"Below this many errors the verdict is inconclusive (default 10)."`
+	Window    Duration `yaml:"window" doc:"Baseline window after a full rollout (default 30m)."`
+}
+
+// Backup is one backup set watched for freshness.
+type Backup struct {
+	Name        string   `yaml:"name" required:"true" doc:"Backup set name."`
+	Provider    Provider `yaml:",inline"`
+	Every       Duration `yaml:"every" doc:"Expected interval (default 24h, the daily minimum)."`
+	Warn        float64  `yaml:"warn" doc:"Warn at this multiple of every (default 1.5)."`
+	Critical    float64  `yaml:"critical" doc:"Critical at this multiple of every (default 2)."`
+	Criticality string   `yaml:"criticality" doc:"A label for people: how much this data matters."`
+	Pos         Pos      `yaml:"-"`
+}
+
+// Provider names a provider and carries its own settings, which the
+// provider validates against the JSON Schema it publishes.
+type Provider struct {
+	Name     string         `yaml:"provider" required:"true" doc:"Provider name: a built-in or a plugin from plugins."`
+	Settings map[string]any `yaml:"-"`
+	// SettingPos locates each setting by its dotted path, so a provider's
+	// complaint about a setting can be reported at file:line:col.
+	SettingPos map[string]Pos `yaml:"-"`
+	Pos        Pos            `yaml:"-"`
+}
+
+// Plugin is an external provider binary.
+type Plugin struct {
+	Name string   `yaml:"name" required:"true" doc:"Plugin name."`
+	Path string   `yaml:"path" doc:"Path of the binary; default: found as ripcord-provider-NAME."`
+	Env  []string `yaml:"env" doc:"Host environment variables the plugin may see (nothing else is passed)."`
+	Pos  Pos      `yaml:"-"`
+}
+
+// Store says where state lives.
+type Store struct {
+	Driver string `yaml:"driver" enum:"sqlite,postgres" doc:"sqlite (default) or postgres."`
+	Path   string `yaml:"path" doc:"SQLite file (default .ripcord/state.db)."`
+	DSN    string `yaml:"dsn" doc:"PostgreSQL connection string; use a ${ENV} reference for the password."`
+}
+
+// Notify configures the bell and desktop notifications.
+type Notify struct {
+	Bell    *bool `yaml:"bell" doc:"Ring the terminal bell when something newly needs a person (default true)."`
+	Desktop *bool `yaml:"desktop" doc:"Send an OSC 9 desktop notification too (default true)."`
+}
+
+// Duration is a time.Duration written as "24h", "5m", "90s".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Pos is a place in the config file.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}

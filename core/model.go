@@ -1,0 +1,387 @@
+// Package core is Ripcord's domain and engine: releases, deployments,
+// pipelines, error verdicts, backup freshness, gates, locks and the audit
+// log, and the Engine hub every client (terminal, SSH, CLI) talks to.
+//
+// core knows nothing of screens or of gRPC: the terminal UI and the plugin
+// host depend on core, never the other way round.
+package core
+
+import "time"
+
+// Ref names one environment of one service, the unit that rollouts, locks
+// and deployments are kept per.
+type Ref struct {
+	Service string `json:"service"`
+	Env     string `json:"env"`
+}
+
+func (r Ref) String() string { return r.Service + "/" + r.Env }
+
+// MigrationKind says whether a schema migration can be left in place when
+// the release that carried it is rolled back.
+type MigrationKind string
+
+const (
+	// MigrationExpand only adds (tables, nullable columns, indexes): the
+	// previous release keeps working on the new schema, so rollback is free.
+	MigrationExpand MigrationKind = "expand"
+	// MigrationContract removes or rewrites: rolling back across it can lose
+	// rows written by the new schema, and it needs a fresh backup first.
+	MigrationContract MigrationKind = "contract"
+)
+
+// Migration is one schema change a release carries.
+type Migration struct {
+	ID   string        `json:"id"`
+	Kind MigrationKind `json:"kind"`
+}
+
+// Release is one build of a service: built once, deployed everywhere, so
+// the artifact digest is its identity across environments.
+type Release struct {
+	Service        string      `json:"service"`
+	Version        string      `json:"version"`
+	Commit         string      `json:"commit,omitempty"`
+	Branch         string      `json:"branch,omitempty"`
+	ArtifactDigest string      `json:"artifact_digest,omitempty"`
+	BuiltAt        time.Time   `json:"built_at,omitzero"`
+	Migrations     []Migration `json:"migrations,omitempty"`
+	// Held is set when the release was rolled back: automation must not
+	// promote it again until a person clears the hold.
+	Held       bool   `json:"held,omitempty"`
+	HeldReason string `json:"held_reason,omitempty"`
+}
+
+// HasContract reports whether the release carries a destructive migration.
+func (r Release) HasContract() bool {
+	for _, m := range r.Migrations {
+		if m.Kind == MigrationContract {
+			return true
+		}
+	}
+	return false
+}
+
+// DeployState is where one deployment of a release into an environment is.
+type DeployState string
+
+const (
+	DeployPending     DeployState = "pending"
+	DeployProgressing DeployState = "progressing"
+	DeployPaused      DeployState = "paused"
+	DeployJudgment    DeployState = "waiting-for-judgment"
+	DeployDegraded    DeployState = "degraded"
+	DeployHealthy     DeployState = "healthy"
+	DeployAborted     DeployState = "aborted"
+	DeployRolledBack  DeployState = "rolled-back"
+	DeployFailed      DeployState = "failed"
+	DeploySuperseded  DeployState = "superseded"
+)
+
+// Terminal reports whether no further transition happens on its own.
+func (s DeployState) Terminal() bool {
+	switch s {
+	case DeployHealthy, DeployAborted, DeployRolledBack, DeployFailed, DeploySuperseded:
+		return true
+	}
+	return false
+}
+
+// Deployment is a release running (or having run) in an environment.
+type Deployment struct {
+	ID      int64       `json:"id"`
+	Ref     Ref         `json:"ref"`
+	Version string      `json:"version"`
+	From    string      `json:"from,omitempty"` // the stable version it replaces
+	State   DeployState `json:"state"`
+	// Weight is the candidate's share of traffic, 0..100.
+	Weight     int       `json:"weight"`
+	Step       int       `json:"step"` // index into the environment's rollout steps
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Actor      Actor     `json:"actor"`
+}
+
+// RunState is the state of a pipeline run, stage or step.
+type RunState string
+
+const (
+	RunQueued    RunState = "queued"
+	RunRunning   RunState = "running"
+	RunSucceeded RunState = "succeeded"
+	RunFailed    RunState = "failed"
+	RunCanceled  RunState = "canceled"
+	RunSkipped   RunState = "skipped"
+	RunWaiting   RunState = "waiting" // manual step waiting for a person
+)
+
+// Terminal reports whether the state is final.
+func (s RunState) Terminal() bool {
+	switch s {
+	case RunSucceeded, RunFailed, RunCanceled, RunSkipped:
+		return true
+	}
+	return false
+}
+
+// PipelineRun is one run of a service's pipeline for one release.
+type PipelineRun struct {
+	ID             string    `json:"id"`
+	Service        string    `json:"service"`
+	Version        string    `json:"version"`
+	Commit         string    `json:"commit,omitempty"`
+	Branch         string    `json:"branch,omitempty"`
+	State          RunState  `json:"state"`
+	Stages         []Stage   `json:"stages"`
+	ArtifactDigest string    `json:"artifact_digest,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+}
+
+// Stage groups steps; a failed step stops its stage.
+type Stage struct {
+	Name  string   `json:"name"`
+	State RunState `json:"state"`
+	Steps []Step   `json:"steps"`
+}
+
+// Step is one command of a stage.
+type Step struct {
+	Name       string    `json:"name"`
+	State      RunState  `json:"state"`
+	ExitCode   int       `json:"exit_code"`
+	Progress   float64   `json:"progress,omitempty"` // 0..1 where the source knows it
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Green reports whether every stage succeeded (or was skipped on purpose).
+func (r PipelineRun) Green() bool {
+	if r.State != RunSucceeded {
+		return false
+	}
+	for _, s := range r.Stages {
+		if s.State != RunSucceeded && s.State != RunSkipped {
+			return false
+		}
+	}
+	return true
+}
+
+// ErrorBucket counts error events of one release in one time bucket.
+type ErrorBucket struct {
+	Start time.Time `json:"start"`
+	Count int64     `json:"count"`
+}
+
+// ErrorIssue is a group of error events with one fingerprint.
+type ErrorIssue struct {
+	Fingerprint string    `json:"fingerprint"`
+	Title       string    `json:"title"`
+	Count       int64     `json:"count"`
+	FirstSeen   time.Time `json:"first_seen,omitzero"`
+	// FirstRelease is the release the fingerprint was first seen in.
+	FirstRelease string `json:"first_release,omitempty"`
+}
+
+// ErrorWindow is what an error source reports for one release in one
+// environment over a window.
+type ErrorWindow struct {
+	Ref     Ref           `json:"ref"`
+	Release string        `json:"release"`
+	Buckets []ErrorBucket `json:"buckets"`
+	Issues  []ErrorIssue  `json:"issues,omitempty"`
+	// Unavailable is set when the source could not count; the screen then
+	// says "counts unavailable", never zero.
+	Unavailable string `json:"unavailable,omitempty"`
+}
+
+// Total sums the window's buckets.
+func (w ErrorWindow) Total() int64 {
+	var n int64
+	for _, b := range w.Buckets {
+		n += b.Count
+	}
+	return n
+}
+
+// VerdictKind is the outcome of comparing a candidate with its baseline.
+type VerdictKind string
+
+const (
+	VerdictInconclusive VerdictKind = "inconclusive"
+	VerdictHealthy      VerdictKind = "healthy"
+	VerdictSpike        VerdictKind = "spike"
+)
+
+// SpikeVerdict is the answer to "did the new release make errors worse",
+// always with the evidence a person needs to agree or disagree.
+type SpikeVerdict struct {
+	Ref       Ref         `json:"ref"`
+	Candidate string      `json:"candidate"`
+	Baseline  string      `json:"baseline"`
+	Kind      VerdictKind `json:"kind"`
+	Evidence  Evidence    `json:"evidence"`
+	At        time.Time   `json:"at"`
+}
+
+// Evidence is why a verdict is what it is.
+type Evidence struct {
+	CandidateCount int64   `json:"candidate_count"`
+	BaselineCount  int64   `json:"baseline_count"`
+	Share          float64 `json:"share"` // candidate traffic share assumed under no regression
+	RateRatio      float64 `json:"rate_ratio"`
+	RateRatioLow   float64 `json:"rate_ratio_low"`
+	RateRatioHigh  float64 `json:"rate_ratio_high"`
+	PValue         float64 `json:"p_value"`
+	// EvidenceRatio is the sequential test's likelihood ratio; SPIKE is
+	// called when it reaches Threshold (1/alpha).
+	EvidenceRatio float64       `json:"evidence_ratio"`
+	Threshold     float64       `json:"threshold"`
+	Elapsed       time.Duration `json:"elapsed"`
+	NewIssues     []ErrorIssue  `json:"new_issues,omitempty"`
+	Note          string        `json:"note,omitempty"`
+}
+
+// BackupFacts is what a backup source reports about one backup set. It
+// holds facts only; core's freshness policy turns them into a state.
+type BackupFacts struct {
+	Set        string    `json:"set"`
+	Tool       string    `json:"tool"`
+	LastStart  time.Time `json:"last_start,omitzero"`
+	LastEnd    time.Time `json:"last_end,omitzero"` // zero where the tool has no end time
+	LastType   string    `json:"last_type,omitempty"`
+	LastSize   int64     `json:"last_size,omitempty"`
+	LastFull   time.Time `json:"last_full,omitzero"`
+	Attempted  time.Time `json:"attempted,omitzero"`
+	AttemptOK  bool      `json:"attempt_ok"`
+	Running    bool      `json:"running"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	VerifyOK   bool      `json:"verify_ok"`
+	// Unreadable says why the source could not be read ("restic: wrong
+	// password"); such a set is unknown, never fresh.
+	Unreadable string    `json:"unreadable,omitempty"`
+	ReportedAt time.Time `json:"reported_at"`
+	CanRunNow  bool      `json:"can_run_now,omitempty"`
+}
+
+// FreshnessState is the policy's reading of a backup set.
+type FreshnessState string
+
+const (
+	FreshOK       FreshnessState = "ok"
+	FreshWarn     FreshnessState = "warn"
+	FreshCritical FreshnessState = "critical"
+	FreshUnknown  FreshnessState = "unknown"
+)
+
+// Freshness is a backup set's facts judged against its policy.
+type Freshness struct {
+	Ref      Ref            `json:"ref"`
+	Facts    BackupFacts    `json:"facts"`
+	State    FreshnessState `json:"state"`
+	Age      time.Duration  `json:"age"`
+	Expected time.Duration  `json:"expected"`
+	Reason   string         `json:"reason"`
+}
+
+// GateStatus is the outcome of one gate.
+type GateStatus string
+
+const (
+	GatePass    GateStatus = "pass"
+	GateFail    GateStatus = "fail"
+	GateUnknown GateStatus = "unknown"
+)
+
+// GateResult is one gate's answer with a reason a person can act on.
+type GateResult struct {
+	Gate       string     `json:"gate"`
+	Status     GateStatus `json:"status"`
+	Reason     string     `json:"reason"`
+	Overridden bool       `json:"overridden,omitempty"`
+}
+
+// Actor is the person (or automation) behind an action.
+type Actor struct {
+	Name string `json:"name"`           // OS user or SSH user
+	Host string `json:"host,omitempty"` // where the console runs
+	// KeyFingerprint is the SSH key's fingerprint when the actor came in
+	// over the bastion.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	Automation     bool   `json:"automation,omitempty"`
+}
+
+func (a Actor) String() string {
+	s := a.Name
+	if a.Automation {
+		s = "automation:" + s
+	}
+	if a.Host != "" {
+		s += "@" + a.Host
+	}
+	if a.KeyFingerprint != "" {
+		s += " (" + a.KeyFingerprint + ")"
+	}
+	return s
+}
+
+// Lock serialises operations on one service and environment.
+type Lock struct {
+	Ref       Ref       `json:"ref"`
+	Holder    Actor     `json:"holder"`
+	Reason    string    `json:"reason"`
+	Since     time.Time `json:"since"`
+	ExpiresAt time.Time `json:"expires_at"` // heartbeat expiry
+	Token     string    `json:"token"`
+}
+
+// Expired reports whether the holder stopped heartbeating.
+func (l Lock) Expired(now time.Time) bool { return !now.Before(l.ExpiresAt) }
+
+// AuditEntry is one line of the append-only, hash-chained audit log.
+type AuditEntry struct {
+	Seq       int64         `json:"seq"`
+	At        time.Time     `json:"at"`
+	Actor     Actor         `json:"actor"`
+	Action    string        `json:"action"`
+	Ref       Ref           `json:"ref"`
+	From      string        `json:"from,omitempty"`
+	To        string        `json:"to,omitempty"`
+	Gates     []GateResult  `json:"gates,omitempty"`
+	Overrides []string      `json:"overrides,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	Outcome   string        `json:"outcome"`
+	Duration  time.Duration `json:"duration,omitempty"`
+	// PrevHash and Hash chain the log: each entry carries the previous
+	// entry's hash, so editing any line breaks every hash after it.
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// OpState is where a journaled operation is.
+type OpState string
+
+const (
+	OpIntent    OpState = "intent"  // journaled, no provider call yet
+	OpRunning   OpState = "running" // provider call made
+	OpSucceeded OpState = "succeeded"
+	OpFailed    OpState = "failed"
+	OpAttention OpState = "needs-attention" // found unfinished after a crash
+)
+
+// Operation is a journaled intent: written before any provider call so a
+// crash never leaves a half-done rollback without an owner.
+type Operation struct {
+	ID          string    `json:"id"`
+	Ref         Ref       `json:"ref"`
+	Kind        string    `json:"kind"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	Actor       Actor     `json:"actor"`
+	State       OpState   `json:"state"`
+	ExternalRef string    `json:"external_ref,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}

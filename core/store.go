@@ -1,0 +1,90 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store is Ripcord's durable state. The embedded default is SQLite; a
+// PostgreSQL store serves teams that share a bastion fleet. Every
+// implementation runs the same test suite (core/storetest).
+//
+// The audit log is append-only through this interface: there is no call
+// that updates or deletes an entry.
+type Store interface {
+	PutRelease(ctx context.Context, r Release) error
+	Release(ctx context.Context, service, version string) (Release, error)
+	Releases(ctx context.Context, service string, limit int) ([]Release, error)
+	SetHold(ctx context.Context, service, version string, held bool, reason string) error
+
+	// AddDeployment records a new deployment and returns its ID;
+	// UpdateDeployment changes state, weight and step.
+	AddDeployment(ctx context.Context, d Deployment) (int64, error)
+	UpdateDeployment(ctx context.Context, d Deployment) error
+	// Deployments lists an environment's history, newest first.
+	Deployments(ctx context.Context, ref Ref, limit int) ([]Deployment, error)
+
+	// AppendAudit chains e to the log (filling Seq, PrevHash and Hash) and
+	// returns the stored entry.
+	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
+	// Audit lists entries with Seq > after, oldest first.
+	Audit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
+
+	// AcquireLock takes the lock for ref, or takes over an expired one.
+	// When someone else holds a live lock it returns *LockHeldError.
+	AcquireLock(ctx context.Context, l Lock) (Lock, error)
+	// ForceLock takes the lock whoever holds it; the caller audits it.
+	ForceLock(ctx context.Context, l Lock) (prev *Lock, err error)
+	// Heartbeat extends a lock held with token.
+	Heartbeat(ctx context.Context, ref Ref, token string, until time.Time) error
+	ReleaseLock(ctx context.Context, ref Ref, token string) error
+	Locks(ctx context.Context) ([]Lock, error)
+
+	// Journal writes or updates an operation (intent before any provider
+	// call); Unfinished lists those not succeeded or failed.
+	Journal(ctx context.Context, op Operation) error
+	Operation(ctx context.Context, id string) (Operation, error)
+	Unfinished(ctx context.Context) ([]Operation, error)
+
+	// PutErrorCounts persists error buckets so a restart keeps the
+	// baseline; ErrorCounts reads them back.
+	PutErrorCounts(ctx context.Context, counts []ErrorCount) error
+	ErrorCounts(ctx context.Context, ref Ref, since time.Time) ([]ErrorCount, error)
+	PruneErrorCounts(ctx context.Context, before time.Time) error
+
+	Close() error
+}
+
+// ErrorCount is one persisted bucket of the error ingest: the count of
+// events with one key in one 10-second bucket.
+type ErrorCount struct {
+	Project     string    `json:"project"`
+	Ref         Ref       `json:"ref"`
+	Release     string    `json:"release"`
+	Level       string    `json:"level"`
+	Fingerprint string    `json:"fingerprint"`
+	Title       string    `json:"title,omitempty"`
+	Bucket      time.Time `json:"bucket"`
+	Count       int64     `json:"count"`
+}
+
+// ErrNotFound is returned when a lookup finds nothing.
+var ErrNotFound = errors.New("not found")
+
+// LockHeldError says who holds a lock the caller wanted.
+type LockHeldError struct{ Lock Lock }
+
+func (e *LockHeldError) Error() string {
+	l := e.Lock
+	msg := fmt.Sprintf("%s is locked by %s since %s", l.Ref, l.Holder, l.Since.UTC().Format(time.RFC3339))
+	if l.Reason != "" {
+		msg += " (" + l.Reason + ")"
+	}
+	return msg
+}
+
+// ErrLockLost is returned by Heartbeat and ReleaseLock when the token no
+// longer holds the lock (it expired and someone took it over).
+var ErrLockLost = errors.New("lock no longer held")
