@@ -263,6 +263,11 @@ type BackupFacts struct {
 	Unreadable string    `json:"unreadable,omitempty"`
 	ReportedAt time.Time `json:"reported_at"`
 	CanRunNow  bool      `json:"can_run_now,omitempty"`
+	// Status is the tool's own word on the set ("ok", "no valid backups",
+	// pgBackRest's WAL range); VerifyMessage is the last verify's finding
+	// in the tool's words ("repository contains errors").
+	Status        string `json:"status,omitempty"`
+	VerifyMessage string `json:"verify_message,omitempty"`
 }
 
 // FreshnessState is the policy's reading of a backup set.

@@ -21,6 +21,10 @@ type File struct {
 	// which relative paths resolve.
 	Path string `yaml:"-"`
 	Dir  string `yaml:"-"`
+
+	// secrets are the values ${ENV} references expanded to, kept so the
+	// file can redact them wherever it is printed.
+	secrets []string
 }
 
 // Service is one deployable service.
@@ -100,6 +104,10 @@ type Provider struct {
 	// complaint about a setting can be reported at file:line:col.
 	SettingPos map[string]Pos `yaml:"-"`
 	Pos        Pos            `yaml:"-"`
+
+	// secrets are the file's expanded ${ENV} values, so a Provider printed
+	// on its own is redacted too.
+	secrets []string
 }
 
 // Plugin is an external provider binary.

@@ -1,0 +1,57 @@
+// Command ripcord is a terminal release console: live pipeline progress,
+// error spikes after rollout, backup freshness, and keyboard-driven promote
+// and rollback.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Set by the release build (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "none"
+	date    = "unknown"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitBlocked = 3
+	exitLocked  = 4
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "ripcord:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if isUsageError(err) {
+		return exitUsage
+	}
+	return exitFailed
+}

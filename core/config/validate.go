@@ -1,0 +1,376 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Gates a promotion can wait on; "soak" takes a duration ("soak 5m").
+var gateNames = []string{"pipeline", "soak", "errors", "backups", "migrations", "branch", "lock"}
+
+// validator checks what the decoder cannot: names, references between
+// parts of the file, and values that only make sense together.
+type validator struct {
+	f    *File
+	d    *decoder
+	opts Options
+	errs *errorSet
+}
+
+// at is the position of the value at path, or else of fallback.
+func (v *validator) at(path string, fallback Pos) Pos {
+	if p, ok := v.d.set[path]; ok {
+		return p
+	}
+	return fallback
+}
+
+func (v *validator) isSet(path string) bool {
+	_, ok := v.d.set[path]
+	return ok
+}
+
+func validate(f *File, d *decoder, opts Options, errs *errorSet) {
+	v := &validator{f: f, d: d, opts: opts, errs: errs}
+	top := Pos{File: d.file, Line: 1, Col: 1}
+	if strings.TrimSpace(f.Project) == "" {
+		errs.add(v.at("project", top), "project must not be empty")
+	}
+	if len(f.Services) == 0 {
+		errs.add(v.at("services", top), "services must list at least one service")
+	}
+	if len(f.Environments) == 0 {
+		errs.add(v.at("environments", top), "environments must list at least one environment")
+	}
+
+	names := func(kind string, n int, name func(int) string, path func(int) string) {
+		first := map[string]Pos{}
+		for i := range n {
+			p := v.at(path(i)+".name", top)
+			nm := name(i)
+			if strings.TrimSpace(nm) == "" {
+				errs.add(p, "%s.name must not be empty", path(i))
+				continue
+			}
+			if prev, dup := first[nm]; dup {
+				errs.add(p, "duplicate %s name %q (first at %s)", kind, nm, prev)
+				continue
+			}
+			first[nm] = p
+		}
+	}
+	names("service", len(f.Services), func(i int) string { return f.Services[i].Name }, func(i int) string { return fmt.Sprintf("services[%d]", i) })
+	names("environment", len(f.Environments), func(i int) string { return f.Environments[i].Name }, func(i int) string { return fmt.Sprintf("environments[%d]", i) })
+	names("plugin", len(f.Plugins), func(i int) string { return f.Plugins[i].Name }, func(i int) string { return fmt.Sprintf("plugins[%d]", i) })
+
+	for i, s := range f.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		if s.Pipeline != nil {
+			v.provider(s.Pipeline, p+".pipeline", KindPipeline)
+		}
+		if s.Migrations != nil && strings.TrimSpace(s.Migrations.Dir) == "" {
+			errs.add(v.at(p+".migrations.dir", s.Pos), "%s.migrations.dir must not be empty", p)
+		}
+		for j, b := range s.Branches {
+			if strings.TrimSpace(b) == "" {
+				errs.add(v.at(fmt.Sprintf("%s.branches[%d]", p, j), s.Pos), "%s.branches[%d] must not be empty", p, j)
+			}
+		}
+	}
+	for i, pl := range f.Plugins {
+		for j, name := range pl.Env {
+			if !validEnvName(name) {
+				path := fmt.Sprintf("plugins[%d].env[%d]", i, j)
+				errs.add(v.at(path, pl.Pos), "%s: %q is not an environment variable name", path, name)
+			}
+		}
+	}
+	for i := range f.Environments {
+		v.environment(i)
+	}
+	v.promotionOrder()
+	v.store()
+}
+
+// provider checks that a provider exists and can serve as kind.
+func (v *validator) provider(p *Provider, path, kind string) {
+	if v.opts.Providers == nil || p.Name == "" {
+		return
+	}
+	pos := v.at(path+".provider", p.Pos)
+	for _, pl := range v.f.Plugins {
+		if pl.Name == p.Name {
+			return
+		}
+	}
+	got, ok := v.opts.Providers[p.Name]
+	if ok && got == kind {
+		return
+	}
+	if ok {
+		v.errs.add(pos, "%s: provider %q is %s provider, not %s provider", path, p.Name, withArticle(got), withArticle(kind))
+		return
+	}
+	var known []string
+	for name, k := range v.opts.Providers {
+		if k == kind {
+			known = append(known, name)
+		}
+	}
+	for _, pl := range v.f.Plugins {
+		known = append(known, pl.Name)
+	}
+	slices.Sort(known)
+	known = slices.Compact(known)
+	v.errs.add(pos, "%s: unknown %s provider %q%s known %s providers: %s", path, kind, p.Name, didYouMeanSep(p.Name, known), kind, strings.Join(known, ", "))
+}
+
+func (v *validator) environment(i int) {
+	e := &v.f.Environments[i]
+	p := fmt.Sprintf("environments[%d]", i)
+	if e.Target != nil {
+		v.provider(e.Target, p+".target", KindTarget)
+	}
+	if e.Errors != nil {
+		v.provider(e.Errors, p+".errors", KindErrors)
+	}
+	firstBackup := map[string]Pos{}
+	for j := range e.Backups {
+		b := &e.Backups[j]
+		bp := fmt.Sprintf("%s.backups[%d]", p, j)
+		namePos := v.at(bp+".name", b.Pos)
+		switch prev, dup := firstBackup[b.Name]; {
+		case strings.TrimSpace(b.Name) == "":
+			v.errs.add(namePos, "%s.name must not be empty", bp)
+		case dup:
+			v.errs.add(namePos, "duplicate backup name %q in %s (first at %s)", b.Name, p, prev)
+		default:
+			firstBackup[b.Name] = namePos
+		}
+		v.provider(&b.Provider, bp, KindBackup)
+		if b.Every <= 0 {
+			v.errs.add(v.at(bp+".every", b.Pos), "%s.every must be longer than zero", bp)
+		}
+		if b.Warn <= 0 {
+			v.errs.add(v.at(bp+".warn", b.Pos), "%s.warn must be more than zero (it is a multiple of every)", bp)
+		} else if b.Warn >= b.Critical {
+			at := bp + ".warn"
+			if !v.isSet(at) {
+				at = bp + ".critical"
+			}
+			v.errs.add(v.at(at, b.Pos), "%s: warn (%g) must be less than critical (%g)", bp, b.Warn, b.Critical)
+		}
+	}
+	if v.isSet(p+".keep") && e.Keep < 1 {
+		v.errs.add(v.at(p+".keep", e.Pos), "%s.keep must be at least 1, got %d", p, e.Keep)
+	}
+	if e.Spike.Alpha <= 0 || e.Spike.Alpha > 0.5 {
+		v.errs.add(v.at(p+".spike.alpha", e.Pos), "%s.spike.alpha must be more than 0 and at most 0.5, got %g", p, e.Spike.Alpha)
+	}
+	if e.Spike.MinEvents < 1 {
+		v.errs.add(v.at(p+".spike.min_events", e.Pos), "%s.spike.min_events must be at least 1, got %d", p, e.Spike.MinEvents)
+	}
+	if e.Spike.Window <= 0 {
+		v.errs.add(v.at(p+".spike.window", e.Pos), "%s.spike.window must be longer than zero", p)
+	}
+	v.gates(i)
+	v.rollout(i)
+}
+
+func (v *validator) gates(i int) {
+	e := &v.f.Environments[i]
+	p := fmt.Sprintf("environments[%d]", i)
+	seen := map[string]bool{}
+	for j, g := range e.Gates {
+		gp := fmt.Sprintf("%s.gates[%d]", p, j)
+		pos := v.at(gp, e.Pos)
+		fields := strings.Fields(g)
+		if len(fields) == 0 {
+			v.errs.add(pos, "%s must not be empty", gp)
+			continue
+		}
+		name, args := fields[0], fields[1:]
+		if !slices.Contains(gateNames, name) {
+			v.errs.add(pos, "%s: unknown gate %q%s gates are pipeline, soak DURATION, errors, backups, migrations, branch, lock", gp, g, didYouMeanSep(name, gateNames))
+			continue
+		}
+		if seen[name] {
+			v.errs.add(pos, "%s: gate %q is listed twice", gp, name)
+			continue
+		}
+		seen[name] = true
+		if name == "soak" {
+			if len(args) != 1 {
+				v.errs.add(pos, "%s: soak needs one duration, like \"soak 5m\"", gp)
+				continue
+			}
+			if d, err := ParseDuration(args[0]); err != nil || d <= 0 {
+				v.errs.add(pos, "%s: expected a duration like 24h or 5m after soak, got %q", gp, args[0])
+			}
+			continue
+		}
+		if len(args) > 0 {
+			v.errs.add(pos, "%s: gate %q takes no argument", gp, name)
+			continue
+		}
+		switch {
+		case name == "errors" && e.Errors == nil:
+			v.errs.add(pos, "%s: gate \"errors\" needs an errors provider in %s", gp, p)
+		case name == "backups" && len(e.Backups) == 0:
+			v.errs.add(pos, "%s: gate \"backups\" needs at least one backup in %s", gp, p)
+		}
+	}
+}
+
+func (v *validator) rollout(i int) {
+	e := &v.f.Environments[i]
+	p := fmt.Sprintf("environments[%d]", i)
+	lastWeight, lastPath := -1, ""
+	for j := range e.Rollout {
+		s := &e.Rollout[j]
+		sp := fmt.Sprintf("%s.rollout[%d]", p, j)
+		var kinds []string
+		for _, k := range []string{"weight", "analysis", "pause"} {
+			if v.isSet(sp + "." + k) {
+				kinds = append(kinds, k)
+			}
+		}
+		switch len(kinds) {
+		case 0:
+			v.errs.add(s.Pos, "%s sets none of weight, analysis or pause; a step is exactly one of them", sp)
+			continue
+		case 1:
+		default:
+			v.errs.add(s.Pos, "%s sets %s; a step is exactly one of weight, analysis or pause", sp, strings.Join(kinds, " and "))
+			continue
+		}
+		forSet := v.isSet(sp + ".for")
+		switch kinds[0] {
+		case "weight":
+			w := *s.Weight
+			wpos := v.at(sp+".weight", s.Pos)
+			if w < 0 || w > 100 {
+				v.errs.add(wpos, "%s.weight must be between 0 and 100, got %d", sp, w)
+			} else if w < lastWeight {
+				v.errs.add(wpos, "%s.weight %d is less than %d at %s; weights never decrease", sp, w, lastWeight, lastPath)
+			} else {
+				lastWeight, lastPath = w, sp
+			}
+			if forSet {
+				v.errs.add(v.at(sp+".for", s.Pos), "%s.for applies only to analysis steps", sp)
+			}
+		case "analysis":
+			if !forSet {
+				v.errs.add(s.Pos, "%s: analysis needs for: DURATION, how long to watch", sp)
+			} else if s.For <= 0 {
+				v.errs.add(v.at(sp+".for", s.Pos), "%s.for must be longer than zero", sp)
+			}
+			if s.Analysis == "errors" && e.Errors == nil {
+				v.errs.add(v.at(sp+".analysis", s.Pos), "%s: analysis \"errors\" needs an errors provider in %s", sp, p)
+			}
+		case "pause":
+			ppos := v.at(sp+".pause", s.Pos)
+			if s.Pause != "judgment" {
+				if d, err := ParseDuration(s.Pause); err != nil || d <= 0 {
+					v.errs.add(ppos, "%s.pause: expected judgment or a duration like 10m, got %q", sp, s.Pause)
+				}
+			}
+			if forSet {
+				v.errs.add(v.at(sp+".for", s.Pos), "%s.for applies only to analysis steps; write pause: 10m for a timed pause", sp)
+			}
+		}
+	}
+}
+
+// promotionOrder checks that every from names an environment and that
+// following from never comes back round.
+func (v *validator) promotionOrder() {
+	envs := v.f.Environments
+	index := map[string]int{}
+	for i, e := range envs {
+		if _, dup := index[e.Name]; !dup {
+			index[e.Name] = i
+		}
+	}
+	names := slices.Sorted(maps.Keys(index))
+	broken := map[int]bool{}
+	for i, e := range envs {
+		if e.From == "" {
+			continue
+		}
+		if _, ok := index[e.From]; !ok {
+			p := fmt.Sprintf("environments[%d].from", i)
+			v.errs.add(v.at(p, e.Pos), "%s: no environment is named %q%s", p, e.From, didYouMean(e.From, names))
+			broken[i] = true
+		}
+	}
+	done := map[int]bool{}
+	for start := range envs {
+		if done[start] {
+			continue
+		}
+		onPath := map[int]int{}
+		var path []int
+		cur := start
+		for {
+			if done[cur] || broken[cur] || envs[cur].From == "" {
+				break
+			}
+			if at, ok := onPath[cur]; ok {
+				v.reportCycle(path[at:])
+				break
+			}
+			onPath[cur] = len(path)
+			path = append(path, cur)
+			cur = index[envs[cur].From]
+		}
+		for _, i := range path {
+			done[i] = true
+		}
+	}
+}
+
+func (v *validator) reportCycle(cycle []int) {
+	first := 0
+	for k, i := range cycle {
+		if i < cycle[first] {
+			first = k
+		}
+	}
+	cycle = append(cycle[first:len(cycle):len(cycle)], cycle[:first]...)
+	var names []string
+	for _, i := range cycle {
+		names = append(names, v.f.Environments[i].Name)
+	}
+	names = append(names, names[0])
+	p := fmt.Sprintf("environments[%d].from", cycle[0])
+	v.errs.add(v.at(p, v.f.Environments[cycle[0]].Pos), "%s: promotion order has a cycle: %s", p, strings.Join(names, " -> "))
+}
+
+func (v *validator) store() {
+	s := v.f.Store
+	top := Pos{File: v.d.file, Line: 1, Col: 1}
+	switch s.Driver {
+	case "postgres":
+		if s.DSN == "" {
+			v.errs.add(v.at("store.driver", top), "store: driver postgres needs dsn")
+		}
+		if v.isSet("store.path") {
+			v.errs.add(v.at("store.path", top), "store.path is used only with driver sqlite")
+		}
+	case "sqlite":
+		if v.isSet("store.dsn") {
+			v.errs.add(v.at("store.dsn", top), "store.dsn is used only with driver postgres")
+		}
+	}
+}
+
+// withArticle puts "a" or "an" before a provider kind.
+func withArticle(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
+}

@@ -1,0 +1,331 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// CommandKind names what a person (or automation) asks the engine to do.
+type CommandKind string
+
+const (
+	CmdPromote     CommandKind = "promote"      // advance one rollout step, or start a rollout
+	CmdFullPromote CommandKind = "full-promote" // skip the remaining steps (audited as such)
+	CmdRollback    CommandKind = "rollback"     // to the last good or a named kept release
+	CmdAbort       CommandKind = "abort"        // traffic back to stable, candidate kept
+	CmdPause       CommandKind = "pause"
+	CmdResume      CommandKind = "resume"
+	CmdRetry       CommandKind = "retry"
+	CmdLock        CommandKind = "lock"
+	CmdUnlock      CommandKind = "unlock"
+	CmdClearHold   CommandKind = "clear-hold" // let automation promote a rolled-back release again
+)
+
+// Command is everything a client can ask of the engine. The terminal, the
+// SSH bastion and the CLI all send the same commands, so they behave alike.
+type Command struct {
+	Kind    CommandKind `json:"kind"`
+	Ref     Ref         `json:"ref"`
+	Version string      `json:"version,omitempty"` // target release where it applies
+	Actor   Actor       `json:"actor"`
+	Reason  string      `json:"reason,omitempty"`
+	// Overrides names gates the actor chose to override; each needs Reason.
+	Overrides []string `json:"overrides,omitempty"`
+	// Force takes over a lock someone else holds (audited).
+	Force bool `json:"force,omitempty"`
+}
+
+// Result is what a command did.
+type Result struct {
+	OperationID string       `json:"operation_id,omitempty"`
+	Outcome     string       `json:"outcome"`
+	Message     string       `json:"message"`
+	Gates       []GateResult `json:"gates,omitempty"`
+}
+
+// Handler executes one kind of command.
+type Handler func(ctx context.Context, e *Engine, cmd Command) (Result, error)
+
+// ErrUnavailable is returned for a command no handler serves in this
+// configuration (for example, rollback with no deploy target configured).
+var ErrUnavailable = errors.New("not available in this configuration")
+
+// ErrBlocked wraps a refusal by a gate; the Result lists the gates.
+var ErrBlocked = errors.New("blocked by a gate")
+
+// EngineOptions configures an Engine.
+type EngineOptions struct {
+	Project  string
+	Services []string
+	Envs     []string // in promotion order
+	Store    Store
+	Clock    func() time.Time
+	// LockTTL is how long a lock lives without a heartbeat.
+	LockTTL time.Duration
+	// QueueLimit bounds each subscriber's pending events.
+	QueueLimit int
+}
+
+// Engine is the one hub: it holds the current state, fans events out to
+// subscribers without ever waiting for them, and runs commands.
+type Engine struct {
+	store      Store
+	clock      func() time.Time
+	lockTTL    time.Duration
+	queueLimit int
+
+	mu    sync.Mutex
+	state Snapshot
+	seq   uint64
+	subs  map[*Subscription]struct{}
+
+	hmu      sync.RWMutex
+	handlers map[CommandKind]Handler
+}
+
+// NewEngine builds an engine over a store.
+func NewEngine(o EngineOptions) *Engine {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 2 * time.Minute
+	}
+	e := &Engine{
+		store:      o.Store,
+		clock:      o.Clock,
+		lockTTL:    o.LockTTL,
+		queueLimit: o.QueueLimit,
+		state:      NewSnapshot(o.Project, o.Services, o.Envs),
+		subs:       map[*Subscription]struct{}{},
+		handlers:   map[CommandKind]Handler{},
+	}
+	e.handlers[CmdLock] = lockHandler
+	e.handlers[CmdUnlock] = unlockHandler
+	e.handlers[CmdClearHold] = clearHoldHandler
+	return e
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Now is the engine's clock.
+func (e *Engine) Now() time.Time { return e.clock() }
+
+// Handle registers the handler for a command kind.
+func (e *Engine) Handle(k CommandKind, h Handler) {
+	e.hmu.Lock()
+	defer e.hmu.Unlock()
+	e.handlers[k] = h
+}
+
+// Publish stamps an event, folds it into the state and hands it to every
+// subscriber. It never blocks on a subscriber.
+func (e *Engine) Publish(ev Event) Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	ev.Seq = e.seq
+	if ev.Time.IsZero() {
+		ev.Time = e.clock()
+	}
+	e.state.Apply(ev)
+	for s := range e.subs {
+		s.push(ev)
+	}
+	return ev
+}
+
+// Snapshot returns a copy of the current state.
+func (e *Engine) Snapshot() Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state.Clone()
+}
+
+// Subscribe returns the current state and a stream of every event after
+// it: applying the events in order to the snapshot keeps it current.
+func (e *Engine) Subscribe() (Snapshot, *Subscription) {
+	s := newSubscription(e, e.queueLimit)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.subs[s] = struct{}{}
+	return e.state.Clone(), s
+}
+
+func (e *Engine) unsubscribe(s *Subscription) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.subs, s)
+}
+
+// Subscribers counts live subscriptions ("who else is watching").
+func (e *Engine) Subscribers() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.subs)
+}
+
+// Do runs a command on behalf of its actor.
+func (e *Engine) Do(ctx context.Context, cmd Command) (Result, error) {
+	if cmd.Actor.Name == "" {
+		return Result{}, fmt.Errorf("%s: the command names no actor: every action is recorded against a person", cmd.Kind)
+	}
+	if err := e.checkRef(cmd.Ref); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", cmd.Kind, err)
+	}
+	if len(cmd.Overrides) > 0 && cmd.Reason == "" {
+		return Result{}, fmt.Errorf("%s: overriding %v needs a reason", cmd.Kind, cmd.Overrides)
+	}
+	e.hmu.RLock()
+	h := e.handlers[cmd.Kind]
+	e.hmu.RUnlock()
+	if h == nil {
+		return Result{}, fmt.Errorf("%s %s: %w", cmd.Kind, cmd.Ref, ErrUnavailable)
+	}
+	return h(ctx, e, cmd)
+}
+
+func (e *Engine) checkRef(r Ref) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !contains(e.state.Services, r.Service) {
+		return fmt.Errorf("unknown service %q (known: %v)", r.Service, e.state.Services)
+	}
+	if !contains(e.state.Envs, r.Env) {
+		return fmt.Errorf("unknown environment %q (known: %v)", r.Env, e.state.Envs)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Audit appends an entry to the audit log and publishes it.
+func (e *Engine) Audit(ctx context.Context, a AuditEntry) (AuditEntry, error) {
+	if e.store == nil {
+		return a, errors.New("audit: no store")
+	}
+	if a.At.IsZero() {
+		a.At = e.clock()
+	}
+	stored, err := e.store.AppendAudit(ctx, a)
+	if err != nil {
+		return a, fmt.Errorf("append audit entry %q: %w", a.Action, err)
+	}
+	e.Publish(Event{Kind: EvAudit, Ref: stored.Ref, Final: true, Audit: &stored})
+	return stored, nil
+}
+
+// AcquireLock takes the lock for ref on behalf of actor (or takes it over
+// with force, audited) and publishes it.
+func (e *Engine) AcquireLock(ctx context.Context, ref Ref, actor Actor, reason string, force bool) (Lock, error) {
+	now := e.clock()
+	l := Lock{Ref: ref, Holder: actor, Reason: reason, Since: now, ExpiresAt: now.Add(e.lockTTL), Token: NewID()}
+	got, err := e.store.AcquireLock(ctx, l)
+	var held *LockHeldError
+	if errors.As(err, &held) && force {
+		prev, ferr := e.store.ForceLock(ctx, l)
+		if ferr != nil {
+			return Lock{}, fmt.Errorf("force lock %s: %w", ref, ferr)
+		}
+		got = l
+		from := ""
+		if prev != nil {
+			from = prev.Holder.String()
+		}
+		if _, aerr := e.Audit(ctx, AuditEntry{Actor: actor, Action: "lock-force", Ref: ref, From: from, Reason: reason, Outcome: "taken over"}); aerr != nil {
+			return got, aerr
+		}
+		err = nil
+	}
+	if err != nil {
+		return Lock{}, err
+	}
+	e.Publish(Event{Kind: EvLock, Ref: ref, Final: true, Lock: &got})
+	return got, nil
+}
+
+// ReleaseLock gives a lock back and publishes that.
+func (e *Engine) ReleaseLock(ctx context.Context, l Lock) error {
+	if err := e.store.ReleaseLock(ctx, l.Ref, l.Token); err != nil {
+		return fmt.Errorf("release lock %s: %w", l.Ref, err)
+	}
+	e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true})
+	return nil
+}
+
+func lockHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
+	l, err := e.AcquireLock(ctx, cmd.Ref, cmd.Actor, cmd.Reason, cmd.Force)
+	if err != nil {
+		return Result{Outcome: "refused", Message: err.Error()}, err
+	}
+	if _, err := e.Audit(ctx, AuditEntry{Actor: cmd.Actor, Action: "lock", Ref: cmd.Ref, Reason: cmd.Reason, Outcome: "locked"}); err != nil {
+		return Result{}, err
+	}
+	return Result{Outcome: "locked", Message: fmt.Sprintf("%s locked by %s until %s", cmd.Ref, cmd.Actor, l.ExpiresAt.UTC().Format(time.RFC3339))}, nil
+}
+
+func unlockHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
+	locks, err := e.store.Locks(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("unlock %s: %w", cmd.Ref, err)
+	}
+	for _, l := range locks {
+		if l.Ref != cmd.Ref {
+			continue
+		}
+		if l.Holder.Name != cmd.Actor.Name && !cmd.Force && !l.Expired(e.clock()) {
+			err := &LockHeldError{Lock: l}
+			return Result{Outcome: "refused", Message: err.Error() + "; use force to break it"}, err
+		}
+		if err := e.ReleaseLock(ctx, l); err != nil {
+			return Result{}, err
+		}
+		action := "unlock"
+		if l.Holder.Name != cmd.Actor.Name {
+			action = "unlock-force"
+		}
+		if _, err := e.Audit(ctx, AuditEntry{Actor: cmd.Actor, Action: action, Ref: cmd.Ref, From: l.Holder.String(), Reason: cmd.Reason, Outcome: "unlocked"}); err != nil {
+			return Result{}, err
+		}
+		return Result{Outcome: "unlocked", Message: cmd.Ref.String() + " unlocked"}, nil
+	}
+	return Result{Outcome: "unlocked", Message: cmd.Ref.String() + " was not locked"}, nil
+}
+
+func clearHoldHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
+	if cmd.Version == "" {
+		return Result{}, errors.New("clear-hold: name the release version")
+	}
+	if cmd.Reason == "" {
+		return Result{}, errors.New("clear-hold: a reason is required: the release was rolled back for one")
+	}
+	if err := e.store.SetHold(ctx, cmd.Ref.Service, cmd.Version, false, ""); err != nil {
+		return Result{}, fmt.Errorf("clear hold on %s %s: %w", cmd.Ref.Service, cmd.Version, err)
+	}
+	if _, err := e.Audit(ctx, AuditEntry{Actor: cmd.Actor, Action: "clear-hold", Ref: cmd.Ref, To: cmd.Version, Reason: cmd.Reason, Outcome: "hold cleared"}); err != nil {
+		return Result{}, err
+	}
+	return Result{Outcome: "hold cleared", Message: fmt.Sprintf("%s %s may be promoted again", cmd.Ref.Service, cmd.Version)}, nil
+}
+
+// NewID returns a random identifier for operations and lock tokens.
+func NewID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the kernel's RNG does not fail
+	}
+	return hex.EncodeToString(b[:])
+}

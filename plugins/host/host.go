@@ -1,0 +1,762 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/ripcordhq/ripcord/core"
+	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+	"google.golang.org/grpc"
+)
+
+// Health states reported in core.ProviderHealth.State.
+const (
+	StateStarting = "starting"
+	StateHealthy  = "healthy"
+	StateDegraded = "degraded"
+	StateFailed   = "failed"
+)
+
+// PluginSpec is one external plugin.
+type PluginSpec struct {
+	Name string
+	// Path of the binary; empty means search for ripcord-provider-NAME.
+	Path string
+	// Env entries the plugin gets besides the allowlist: "NAME" passes the
+	// host's value of NAME through, "NAME=value" sets it.
+	Env []string
+}
+
+// Options configure a Host.
+type Options struct {
+	// Self is the running ripcord binary; built-ins run as
+	// `<Self> plugin serve NAME`.
+	Self     string
+	Builtins []string
+	Plugins  []PluginSpec
+	// Workdir is where ./.ripcord/plugins is searched (default: cwd).
+	Workdir string
+	// LockFile is ripcord.lock; external plugins must be pinned in it.
+	LockFile string
+	// SocketDir is this host's private directory for plugin sockets. It is
+	// created 0700 and emptied at Start. Default: a per-process directory
+	// under $XDG_RUNTIME_DIR/ripcord (or the temp dir), whose dead
+	// siblings are removed.
+	SocketDir string
+	// Log receives every log line of go-plugin and of the plugins.
+	Log func(core.LogLine)
+	// LogLevel of the host-side plugin logger (default hclog.Debug).
+	LogLevel hclog.Level
+	// Health receives every health change. Calls are serialised per plugin.
+	Health func(core.ProviderHealth)
+	// StartTimeout bounds one plugin's handshake (default 10s).
+	StartTimeout time.Duration
+	// Restart backoff: MinBackoff doubling to MaxBackoff, back to MinBackoff
+	// after a process stayed up for HealthyReset (100ms, 10s, 1m).
+	MinBackoff, MaxBackoff, HealthyReset time.Duration
+	// CallTimeout bounds unary calls made by the host itself (GetInfo,
+	// Configure, CheckHealth) (default 10s).
+	CallTimeout time.Duration
+}
+
+// EnvAllowlist is passed from the host's environment to every plugin;
+// nothing else is, so cloud credentials in the console's environment never
+// reach a plugin that was not given them.
+var EnvAllowlist = []string{"PATH", "HOME", "TZ", "LANG", "TMPDIR", sdk.EnvLogLevel}
+
+// Host starts, supervises and adapts provider plugins.
+type Host struct {
+	opts    Options
+	sockDir string
+
+	mu      sync.Mutex
+	plugins map[string]*managed
+	order   []string
+	started bool
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New validates options; nothing is started until Start.
+func New(opts Options) (*Host, error) {
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 10 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.HealthyReset <= 0 {
+		opts.HealthyReset = time.Minute
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
+	}
+	if opts.LogLevel == hclog.NoLevel {
+		opts.LogLevel = hclog.Debug
+	}
+	if opts.Workdir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("plugin host: %w", err)
+		}
+		opts.Workdir = wd
+	}
+	if opts.LockFile == "" {
+		opts.LockFile = filepath.Join(opts.Workdir, LockFileName)
+	}
+	h := &Host{opts: opts, plugins: map[string]*managed{}}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	add := func(m *managed) error {
+		if _, dup := h.plugins[m.name]; dup {
+			return fmt.Errorf("plugin host: plugin %q is configured twice", m.name)
+		}
+		h.plugins[m.name] = m
+		h.order = append(h.order, m.name)
+		return nil
+	}
+	for _, name := range opts.Builtins {
+		if opts.Self == "" {
+			return nil, errors.New("plugin host: built-in providers need Options.Self")
+		}
+		if err := add(&managed{h: h, name: name, path: opts.Self, builtin: true}); err != nil {
+			return nil, err
+		}
+	}
+	specs, err := Resolve(opts.Plugins, SearchDirs(opts.Workdir))
+	if err != nil {
+		return nil, fmt.Errorf("plugin host: %w", err)
+	}
+	for _, s := range specs {
+		if err := add(&managed{h: h, name: s.Name, path: s.Path, env: s.Env}); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range h.plugins {
+		m.changed = make(chan struct{})
+		m.health = core.ProviderHealth{Name: m.name, State: StateStarting, Since: time.Now()}
+	}
+	return h, nil
+}
+
+// Start prepares the socket directory, verifies external plugins against
+// the lock, and starts every plugin in parallel. It returns once each has
+// made its first attempt; the error joins the plugins that failed (they
+// keep being retried with backoff unless their binary is refused).
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	if h.started || h.closed {
+		h.mu.Unlock()
+		return errors.New("plugin host: Start called twice or after Close")
+	}
+	h.started = true
+	h.mu.Unlock()
+
+	dir, err := prepareSocketDir(h.opts.SocketDir)
+	if err != nil {
+		return fmt.Errorf("plugin host: %w", err)
+	}
+	h.sockDir = dir
+
+	var externals []PluginSpec
+	for _, name := range h.order {
+		if m := h.plugins[name]; !m.builtin {
+			externals = append(externals, PluginSpec{Name: m.name, Path: m.path})
+		}
+	}
+	if len(externals) > 0 {
+		sums, err := VerifyLock(h.opts.LockFile, externals)
+		for _, e := range externals {
+			m := h.plugins[e.Name]
+			if sum, ok := sums[e.Name]; ok {
+				m.checksum = sum
+				continue
+			}
+			m.refuse(pluginError(err, e.Name))
+		}
+	}
+
+	firstDone := make(chan error, len(h.order))
+	for _, name := range h.order {
+		m := h.plugins[name]
+		if m.refused != nil {
+			firstDone <- m.refused
+			continue
+		}
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			m.supervise(h.ctx, firstDone)
+		}()
+	}
+	var errs []error
+	for range h.order {
+		select {
+		case err := <-firstDone:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("plugin host: waiting for plugins: %w", ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pluginError picks the part of a joined verification error about name.
+func pluginError(err error, name string) error {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			var ce *ChecksumError
+			if errors.As(e, &ce) && ce.Plugin == name || strings.Contains(e.Error(), strconv.Quote(name)) {
+				return e
+			}
+		}
+	}
+	if err == nil {
+		return fmt.Errorf("plugin %q: not verified", name)
+	}
+	return err
+}
+
+// Close stops every plugin (cancel first, then kill) and removes the
+// socket directory. It is safe to call more than once.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	cancel := h.cancel
+	h.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	h.wg.Wait()
+	if h.sockDir != "" && h.opts.SocketDir == "" {
+		_ = os.RemoveAll(h.sockDir)
+	}
+	return nil
+}
+
+// Cleanup kills every plugin process any Host started; cmd defers it in
+// main so a panic past Close still leaves no plugin behind.
+func Cleanup() { plugin.CleanupClients() }
+
+// Info describes one plugin for `ripcord plugins list`.
+type Info struct {
+	Name         string              `json:"name"`
+	Version      string              `json:"version,omitempty"`
+	Kinds        []string            `json:"kinds"`
+	Capabilities []string            `json:"capabilities,omitempty"`
+	Health       core.ProviderHealth `json:"health"`
+	Builtin      bool                `json:"builtin"`
+	Path         string              `json:"path"`
+	SHA256       string              `json:"sha256,omitempty"`
+	PID          int                 `json:"pid,omitempty"`
+	ConfigSchema json.RawMessage     `json:"config_schema,omitempty"`
+}
+
+// List reports every plugin, in configuration order.
+func (h *Host) List(ctx context.Context) ([]Info, error) {
+	out := make([]Info, 0, len(h.order))
+	for _, name := range h.order {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m := h.plugins[name]
+		m.mu.Lock()
+		info := Info{Name: m.name, Health: m.health, Builtin: m.builtin, Path: m.path, Kinds: m.health.Kinds}
+		if m.checksum != nil {
+			info.SHA256 = hex.EncodeToString(m.checksum)
+		}
+		if m.live != nil {
+			info.PID = m.live.pid
+		}
+		if m.info != nil {
+			info.Version = m.info.GetVersion()
+			info.Capabilities = m.info.GetCapabilities()
+			info.ConfigSchema = json.RawMessage(m.info.GetConfigSchemaJson())
+		}
+		m.mu.Unlock()
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Conn returns the live gRPC connection of a plugin, waiting for it while
+// the plugin (re)starts. It is for diagnostics and the conformance kit;
+// the engine uses the core adapters.
+func (h *Host) Conn(ctx context.Context, name string) (*grpc.ClientConn, error) {
+	m, err := h.get(name)
+	if err != nil {
+		return nil, err
+	}
+	l, err := m.current(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	return l.conn, nil
+}
+
+func (h *Host) get(name string) (*managed, error) {
+	m, ok := h.plugins[name]
+	if !ok {
+		return nil, fmt.Errorf("plugin %q is not configured", name)
+	}
+	return m, nil
+}
+
+// Configure sends a provider its settings (its block of ripcord.yaml) and
+// secrets. Rejected settings come back as a *ConfigError whose entries
+// carry dotted paths to locate in ripcord.yaml. The settings are kept and
+// sent again to every restarted process.
+func (h *Host) Configure(ctx context.Context, name string, settings map[string]any, secrets map[string]string) error {
+	m, err := h.get(name)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(settings)
+	if err != nil {
+		return fmt.Errorf("plugin %q: encoding settings: %w", name, err)
+	}
+	l, err := m.current(ctx, 0)
+	if err != nil {
+		return err
+	}
+	if err := m.configure(ctx, l, data, secrets); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.settings, m.secrets = data, secrets
+	m.mu.Unlock()
+	return nil
+}
+
+// SettingError is one setting a provider rejected.
+type SettingError struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// ConfigError lists the settings a provider rejected.
+type ConfigError struct {
+	Plugin string
+	Errors []SettingError
+}
+
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, s := range e.Errors {
+		if s.Path == "" {
+			parts[i] = s.Message
+		} else {
+			parts[i] = s.Path + ": " + s.Message
+		}
+	}
+	return fmt.Sprintf("plugin %q rejected its settings: %s", e.Plugin, strings.Join(parts, "; "))
+}
+
+// prepareSocketDir creates the host's private socket directory (0700) and
+// removes what earlier hosts left behind: a SIGKILLed plugin leaves its
+// socket file.
+func prepareSocketDir(explicit string) (string, error) {
+	if explicit != "" {
+		if err := os.MkdirAll(explicit, 0o700); err != nil {
+			return "", fmt.Errorf("socket dir: %w", err)
+		}
+		if err := checkPrivate(explicit); err != nil {
+			return "", err
+		}
+		entries, _ := os.ReadDir(explicit)
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(explicit, e.Name()))
+		}
+		return explicit, nil
+	}
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	if base == "" {
+		base = filepath.Join(os.TempDir(), "ripcord-"+strconv.Itoa(os.Getuid()))
+	} else {
+		base = filepath.Join(base, "ripcord")
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", fmt.Errorf("socket dir: %w", err)
+	}
+	if err := checkPrivate(base); err != nil {
+		return "", err
+	}
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		pid, ok := strings.CutPrefix(e.Name(), "plugins-")
+		if n, err := strconv.Atoi(pid); ok && err == nil && !processAlive(n) {
+			_ = os.RemoveAll(filepath.Join(base, e.Name()))
+		}
+	}
+	dir := filepath.Join(base, "plugins-"+strconv.Itoa(os.Getpid()))
+	_ = os.RemoveAll(dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", fmt.Errorf("socket dir: %w", err)
+	}
+	return dir, nil
+}
+
+// checkPrivate refuses a socket directory other users could write to.
+func checkPrivate(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("socket dir: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("socket dir %s is not private (%v): %w", dir, st.Mode().Perm(), err)
+		}
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
+		return fmt.Errorf("socket dir %s belongs to uid %d, not to this user", dir, sys.Uid)
+	}
+	return nil
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// environment builds a plugin's whole environment: the allowlist, the
+// plugin's own entries, and its socket directory.
+func (h *Host) environment(extra []string) []string {
+	var env []string
+	for _, k := range EnvAllowlist {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for _, e := range extra {
+		if strings.Contains(e, "=") {
+			env = append(env, e)
+		} else if v, ok := os.LookupEnv(e); ok {
+			env = append(env, e+"="+v)
+		}
+	}
+	return append(env, plugin.EnvUnixSocketDir+"="+h.sockDir)
+}
+
+// connPlugin hands the host the raw connection and the context go-plugin
+// cancels when the plugin process exits (there is no exit callback).
+type connPlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+type dispensed struct {
+	conn   *grpc.ClientConn
+	exited context.Context
+}
+
+func (connPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("host side serves nothing")
+}
+
+func (connPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &dispensed{conn: c, exited: ctx}, nil
+}
+
+// live is one running plugin process. A go-plugin Client is single-use:
+// each restart makes a new live with a new Client and exec.Cmd.
+type live struct {
+	gen    int
+	client *plugin.Client
+	conn   *grpc.ClientConn
+	exited context.Context
+	pid    int
+	socket string
+	up     time.Time
+}
+
+func (l *live) kill() {
+	l.client.Kill()
+	if l.socket != "" {
+		_ = os.Remove(l.socket) // left behind when the process was SIGKILLed
+	}
+}
+
+// managed supervises one plugin across restarts.
+type managed struct {
+	h        *Host
+	name     string
+	path     string
+	builtin  bool
+	env      []string
+	checksum []byte
+
+	mu       sync.Mutex
+	live     *live
+	gen      int
+	info     *pb.ProviderInfo
+	health   core.ProviderHealth
+	refused  error // permanent: never started (e.g. checksum mismatch)
+	lastErr  error
+	changed  chan struct{} // closed and replaced whenever live changes
+	settings []byte
+	secrets  map[string]string
+	healthMu sync.Mutex // serialises Health callbacks
+}
+
+func (m *managed) refuse(err error) {
+	m.mu.Lock()
+	m.refused = err
+	m.mu.Unlock()
+	m.setHealth(StateFailed, err.Error())
+}
+
+func (m *managed) setHealth(state, msg string) {
+	m.healthMu.Lock()
+	defer m.healthMu.Unlock()
+	m.mu.Lock()
+	h := m.health
+	if h.State != state {
+		h.Since = time.Now()
+	}
+	h.State, h.Message = state, msg
+	if m.info != nil {
+		h.Version = m.info.GetVersion()
+		h.Kinds = nil
+		for _, k := range m.info.GetKinds() {
+			h.Kinds = append(h.Kinds, sdk.KindName(k))
+		}
+	}
+	m.health = h
+	m.mu.Unlock()
+	if m.h.opts.Health != nil {
+		m.h.opts.Health(h)
+	}
+}
+
+func (m *managed) notifyLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// current returns the live process newer than generation after (0: any),
+// waiting while the plugin restarts.
+func (m *managed) current(ctx context.Context, after int) (*live, error) {
+	for {
+		m.mu.Lock()
+		l, refused, ch, lastErr := m.live, m.refused, m.changed, m.lastErr
+		m.mu.Unlock()
+		if refused != nil {
+			return nil, refused
+		}
+		if l != nil && l.gen > after && l.exited.Err() == nil {
+			return l, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if lastErr != nil {
+				return nil, fmt.Errorf("plugin %q is not running (last error: %v): %w", m.name, lastErr, ctx.Err())
+			}
+			return nil, fmt.Errorf("plugin %q is not running: %w", m.name, ctx.Err())
+		case <-m.h.ctx.Done():
+			return nil, fmt.Errorf("plugin %q: host is closed", m.name)
+		}
+	}
+}
+
+// supervise starts the plugin and restarts it with backoff whenever its
+// process exits, until the host closes. The first attempt's outcome goes
+// to first.
+func (m *managed) supervise(ctx context.Context, first chan<- error) {
+	backoff := m.h.opts.MinBackoff
+	for attempt := 0; ; attempt++ {
+		l, err := m.launch(ctx)
+		if attempt == 0 {
+			first <- err
+		}
+		if err != nil {
+			m.mu.Lock()
+			m.lastErr = err
+			m.notifyLocked()
+			m.mu.Unlock()
+			var ce *ChecksumError
+			if errors.As(err, &ce) {
+				m.refuse(err)
+				return
+			}
+			m.setHealth(StateFailed, err.Error())
+		} else {
+			select {
+			case <-l.exited.Done():
+			case <-ctx.Done():
+			}
+			m.mu.Lock()
+			m.live = nil
+			m.notifyLocked()
+			m.mu.Unlock()
+			l.kill()
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(l.up) >= m.h.opts.HealthyReset {
+				backoff = m.h.opts.MinBackoff
+			}
+			msg := fmt.Sprintf("plugin %q (pid %d) exited; restarting in %v", m.name, l.pid, backoff)
+			m.h.logf(m.name, "%s", msg)
+			m.setHealth(StateDegraded, msg)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, m.h.opts.MaxBackoff)
+	}
+}
+
+func (h *Host) logf(name, format string, args ...any) {
+	if h.opts.Log != nil {
+		h.opts.Log(core.LogLine{Time: time.Now(), Source: "plugin/" + name, Stream: "host", Text: fmt.Sprintf(format, args...)})
+	}
+}
+
+// launch starts one new process with a new Client, handshakes, asks for
+// its info, re-sends its settings and checks its health.
+func (m *managed) launch(ctx context.Context) (*live, error) {
+	if !m.builtin {
+		// Checked here as well as by go-plugin so a refusal names the
+		// plugin and both digests (go-plugin only says "checksums did
+		// not match"), and at every launch: the file may have changed.
+		actual, err := FileSHA256(m.path)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: hashing %s: %w", m.name, m.path, err)
+		}
+		if want := hex.EncodeToString(m.checksum); want != actual {
+			return nil, &ChecksumError{Plugin: m.name, Path: m.path, Expected: want, Actual: actual}
+		}
+	}
+	var cmd *exec.Cmd
+	if m.builtin {
+		cmd = exec.Command(m.path, "plugin", "serve", m.name)
+	} else {
+		cmd = exec.Command(m.path)
+	}
+	cmd.Env = m.h.environment(m.env)
+	cmd.SysProcAttr = procAttr()
+	var secure *plugin.SecureConfig
+	if !m.builtin {
+		secure = &plugin.SecureConfig{Checksum: m.checksum, Hash: sha256.New()}
+	}
+	logFn := m.h.opts.Log
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: connPlugin{}}},
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		SkipHostEnv:      true,
+		StartTimeout:     m.h.opts.StartTimeout,
+		Logger:           newLogger(m.name, m.h.opts.LogLevel, logFn),
+		Stderr:           io.Discard, // already parsed into Logger
+		SyncStdout:       newLogWriter("plugin/"+m.name, "stdout", logFn),
+		SyncStderr:       newLogWriter("plugin/"+m.name, "stderr", logFn),
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
+	})
+	fail := func(stage string, err error) (*live, error) {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %q (%s): %s: %w", m.name, m.path, stage, err)
+	}
+	rpc, err := client.Client()
+	if err != nil {
+		return fail("start", err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail("dispense", err)
+	}
+	d := raw.(*dispensed)
+	l := &live{client: client, conn: d.conn, exited: d.exited, up: time.Now()}
+	if rc := client.ReattachConfig(); rc != nil {
+		l.pid = rc.Pid
+		if rc.Addr != nil && rc.Addr.Network() == "unix" {
+			l.socket = rc.Addr.String()
+		}
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, m.h.opts.CallTimeout)
+	defer cancel()
+	infoResp, err := pb.NewProviderServiceClient(l.conn).GetInfo(callCtx, &pb.GetInfoRequest{})
+	if err != nil {
+		return fail("GetInfo", err)
+	}
+	m.mu.Lock()
+	m.info = infoResp.GetInfo()
+	settings, secrets := m.settings, m.secrets
+	m.mu.Unlock()
+	if settings != nil {
+		if err := m.configure(callCtx, l, settings, secrets); err != nil {
+			return fail("re-configure after start", err)
+		}
+	}
+	state, msg := StateHealthy, ""
+	hr, err := pb.NewProviderServiceClient(l.conn).CheckHealth(callCtx, &pb.CheckHealthRequest{})
+	switch {
+	case err != nil:
+		state, msg = StateDegraded, "CheckHealth: "+err.Error()
+	case hr.GetState() == pb.HealthState_HEALTH_STATE_DEGRADED:
+		state, msg = StateDegraded, hr.GetMessage()
+	case hr.GetState() == pb.HealthState_HEALTH_STATE_FAILED:
+		state, msg = StateFailed, hr.GetMessage()
+	}
+	m.mu.Lock()
+	m.gen++
+	l.gen = m.gen
+	m.live = l
+	m.lastErr = nil
+	m.notifyLocked()
+	m.mu.Unlock()
+	m.setHealth(state, msg)
+	return l, nil
+}
+
+func (m *managed) configure(ctx context.Context, l *live, settings []byte, secrets map[string]string) error {
+	resp, err := pb.NewProviderServiceClient(l.conn).Configure(ctx, &pb.ConfigureRequest{SettingsJson: settings, Secrets: secrets})
+	if err != nil {
+		return fmt.Errorf("plugin %q: Configure: %w", m.name, err)
+	}
+	if len(resp.GetErrors()) == 0 {
+		return nil
+	}
+	ce := &ConfigError{Plugin: m.name}
+	for _, e := range resp.GetErrors() {
+		ce.Errors = append(ce.Errors, SettingError{Path: e.GetPath(), Message: e.GetMessage()})
+	}
+	sort.SliceStable(ce.Errors, func(i, j int) bool { return ce.Errors[i].Path < ce.Errors[j].Path })
+	return ce
+}

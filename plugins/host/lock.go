@@ -1,0 +1,187 @@
+package host
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LockFileName is the lock file's conventional name, next to ripcord.yaml.
+const LockFileName = "ripcord.lock"
+
+// Lock is ripcord.lock: the sha256 of every external plugin binary, keyed
+// by plugin name. It is JSON so reviews show a readable diff:
+//
+//	{
+//	  "version": 1,
+//	  "plugins": {
+//	    "kubernetes": {"path": ".ripcord/plugins/ripcord-provider-kubernetes",
+//	                   "sha256": "9f3c…"}
+//	  }
+//	}
+//
+// path is relative to the lock file's directory when the binary lies
+// under it, absolute otherwise. Built-in providers (the ripcord binary
+// itself) have no entry.
+type Lock struct {
+	Version int                  `json:"version"`
+	Plugins map[string]LockEntry `json:"plugins"`
+}
+
+// LockEntry pins one plugin binary.
+type LockEntry struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// ReadLock reads a lock file; a missing file is an empty lock.
+func ReadLock(path string) (Lock, error) {
+	lock := Lock{Version: 1, Plugins: map[string]LockEntry{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return lock, nil
+	}
+	if err != nil {
+		return lock, fmt.Errorf("reading plugin lock %s: %w", path, err)
+	}
+	if err := json.Unmarshal(data, &lock); err != nil {
+		return lock, fmt.Errorf("reading plugin lock %s: %w", path, err)
+	}
+	if lock.Version != 1 {
+		return lock, fmt.Errorf("reading plugin lock %s: unsupported version %d", path, lock.Version)
+	}
+	if lock.Plugins == nil {
+		lock.Plugins = map[string]LockEntry{}
+	}
+	for name, e := range lock.Plugins {
+		if len(e.SHA256) != 64 || strings.Trim(strings.ToLower(e.SHA256), "0123456789abcdef") != "" {
+			return lock, fmt.Errorf("reading plugin lock %s: plugin %q: sha256 must be 64 hex digits", path, name)
+		}
+	}
+	return lock, nil
+}
+
+// FileSHA256 returns the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// WriteLock pins the current binaries of the given external plugins,
+// keeping entries for other plugins already in the file. Each spec needs a
+// Path (resolve names with Resolve first).
+func WriteLock(lockFile string, plugins []PluginSpec) error {
+	lock, err := ReadLock(lockFile)
+	if err != nil {
+		return err
+	}
+	base := filepath.Dir(lockFile)
+	for _, p := range plugins {
+		if p.Path == "" {
+			return fmt.Errorf("locking plugin %q: no path (plugin not found)", p.Name)
+		}
+		sum, err := FileSHA256(p.Path)
+		if err != nil {
+			return fmt.Errorf("locking plugin %q: %w", p.Name, err)
+		}
+		lock.Plugins[p.Name] = LockEntry{Path: relativeTo(base, p.Path), SHA256: sum}
+	}
+	data, err := json.MarshalIndent(lock, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := lockFile + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing plugin lock: %w", err)
+	}
+	if err := os.Rename(tmp, lockFile); err != nil {
+		return fmt.Errorf("writing plugin lock: %w", err)
+	}
+	return nil
+}
+
+func relativeTo(base, path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	absBase, err := filepath.Abs(base)
+	if err != nil {
+		return abs
+	}
+	if rel, err := filepath.Rel(absBase, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return abs
+}
+
+// ChecksumError is a plugin binary that does not match ripcord.lock.
+type ChecksumError struct {
+	Plugin   string
+	Path     string
+	Expected string // empty when the plugin has no lock entry
+	Actual   string
+}
+
+func (e *ChecksumError) Error() string {
+	if e.Expected == "" {
+		return fmt.Sprintf("plugin %q (%s) is not in the lock file (sha256 %s); run `ripcord plugins lock` to trust it", e.Plugin, e.Path, e.Actual)
+	}
+	return fmt.Sprintf("plugin %q (%s) does not match the lock file: expected sha256 %s, actual %s; refusing to start it", e.Plugin, e.Path, e.Expected, e.Actual)
+}
+
+// VerifyLock checks every given external plugin against the lock file and
+// returns the locked digests by name. Every mismatch is reported (joined),
+// each as a *ChecksumError naming the plugin and both digests.
+func VerifyLock(lockFile string, plugins []PluginSpec) (map[string][]byte, error) {
+	lock, err := ReadLock(lockFile)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string][]byte{}
+	var errs []error
+	for _, p := range plugins {
+		sum, err := verifyOne(lock, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sums[p.Name] = sum
+	}
+	return sums, errors.Join(errs...)
+}
+
+func verifyOne(lock Lock, p PluginSpec) ([]byte, error) {
+	if p.Path == "" {
+		return nil, fmt.Errorf("plugin %q: binary not found", p.Name)
+	}
+	actual, err := FileSHA256(p.Path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: hashing %s: %w", p.Name, p.Path, err)
+	}
+	entry, ok := lock.Plugins[p.Name]
+	if !ok {
+		return nil, &ChecksumError{Plugin: p.Name, Path: p.Path, Actual: actual}
+	}
+	want := strings.ToLower(entry.SHA256)
+	if subtle.ConstantTimeCompare([]byte(want), []byte(actual)) != 1 {
+		return nil, &ChecksumError{Plugin: p.Name, Path: p.Path, Expected: want, Actual: actual}
+	}
+	sum, _ := hex.DecodeString(want)
+	return sum, nil
+}
