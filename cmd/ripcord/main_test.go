@@ -82,3 +82,85 @@ func TestVersionJSON(t *testing.T) {
 		t.Fatalf("exit %d, out %q", code, out)
 	}
 }
+
+// The test binary stands in for the ripcord binary when the plugin host
+// re-executes itself as `plugin serve NAME`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestPluginsListStartsBuiltinsAsSeparateProcesses(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "db-1.sqlite"), []byte("backup"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
+    backups:
+      - { name: db, provider: dir, path: "` + filepath.Join(dir, "*.sqlite") + `" }
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := ripcord(t, "plugins", "list", "--json", "-c", cfg)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var got struct {
+		Plugins []struct {
+			Name    string   `json:"name"`
+			Kinds   []string `json:"kinds"`
+			Builtin bool     `json:"builtin"`
+			PID     int      `json:"pid"`
+			Health  struct {
+				State string `json:"state"`
+			} `json:"health"`
+		} `json:"plugins"`
+		InProcess []string `json:"in_process"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(got.Plugins) != 1 {
+		t.Fatalf("plugins = %+v, want just dir", got.Plugins)
+	}
+	p := got.Plugins[0]
+	if p.Name != "dir" || !p.Builtin || p.Health.State != "healthy" || len(p.Kinds) != 1 || p.Kinds[0] != "backup" {
+		t.Fatalf("dir plugin = %+v", p)
+	}
+	if p.PID <= 0 || p.PID == os.Getpid() {
+		t.Fatalf("dir plugin pid %d: want its own process (we are %d)", p.PID, os.Getpid())
+	}
+	if len(got.InProcess) != 1 || got.InProcess[0] != "local" {
+		t.Fatalf("in_process = %v, want [local]", got.InProcess)
+	}
+}
+
+func TestPluginsListReportsBadSettingsWithTheirPath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
+    backups:
+      - { name: db, provider: dir, pth: "*.sqlite" }
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs := ripcord(t, "plugins", "list", "-c", cfg)
+	if want := cfg + ":8:41: provider dir: pth: unknown setting"; !strings.Contains(errs, want) {
+		t.Fatalf("stderr = %q, want %q", errs, want)
+	}
+}

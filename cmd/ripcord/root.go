@@ -32,6 +32,8 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd(),
 		newValidateCmd(g),
 		newConfigCmd(g),
+		newPluginsCmd(g),
+		newPluginServeCmd(),
 	)
 	return root
 }

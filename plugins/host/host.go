@@ -353,6 +353,9 @@ func (h *Host) Configure(ctx context.Context, name string, settings map[string]a
 	m.mu.Lock()
 	m.settings, m.secrets = data, secrets
 	m.mu.Unlock()
+	// Settings usually change a provider's health (from "waiting for its
+	// settings" to healthy, or to degraded on a bad repository).
+	m.setHealth(checkHealth(ctx, l))
 	return nil
 }
 
@@ -724,16 +727,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 			return fail("re-configure after start", err)
 		}
 	}
-	state, msg := StateHealthy, ""
-	hr, err := pb.NewProviderServiceClient(l.conn).CheckHealth(callCtx, &pb.CheckHealthRequest{})
-	switch {
-	case err != nil:
-		state, msg = StateDegraded, "CheckHealth: "+err.Error()
-	case hr.GetState() == pb.HealthState_HEALTH_STATE_DEGRADED:
-		state, msg = StateDegraded, hr.GetMessage()
-	case hr.GetState() == pb.HealthState_HEALTH_STATE_FAILED:
-		state, msg = StateFailed, hr.GetMessage()
-	}
+	state, msg := checkHealth(callCtx, l)
 	m.mu.Lock()
 	m.gen++
 	l.gen = m.gen
@@ -743,6 +737,20 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	m.mu.Unlock()
 	m.setHealth(state, msg)
 	return l, nil
+}
+
+// checkHealth asks a live plugin how it is.
+func checkHealth(ctx context.Context, l *live) (state, msg string) {
+	hr, err := pb.NewProviderServiceClient(l.conn).CheckHealth(ctx, &pb.CheckHealthRequest{})
+	switch {
+	case err != nil:
+		return StateDegraded, "CheckHealth: " + err.Error()
+	case hr.GetState() == pb.HealthState_HEALTH_STATE_DEGRADED:
+		return StateDegraded, hr.GetMessage()
+	case hr.GetState() == pb.HealthState_HEALTH_STATE_FAILED:
+		return StateFailed, hr.GetMessage()
+	}
+	return StateHealthy, ""
 }
 
 func (m *managed) configure(ctx context.Context, l *live, settings []byte, secrets map[string]string) error {

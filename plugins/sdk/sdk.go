@@ -62,6 +62,10 @@ const (
 // the host sees codes.Unimplemented and degrades the feature.
 var ErrUnsupported = errors.New("not supported by this provider")
 
+// CapabilityRunBackup is declared by backup sources that can start a
+// backup themselves ("back up now"); others only watch.
+const CapabilityRunBackup = "backup.run"
+
 // Info describes a provider. Kinds are derived from the implementations
 // given to Serve.
 type Info struct {

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/plugins/builtin"
+	"github.com/ripcordhq/ripcord/plugins/host"
+)
+
+// newPluginServeCmd is how the host starts a built-in provider: it
+// re-executes this binary as `ripcord plugin serve NAME`.
+func newPluginServeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "plugin", Hidden: true}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "serve NAME",
+		Short: "Serve a built-in provider over the plugin protocol (started by ripcord itself)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return host.ServeBuiltin(args[0], builtin.Registry(version))
+		},
+	})
+	return cmd
+}
+
+func newPluginsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "plugins", Short: "List, lock and verify provider plugins"}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Start the config's providers and report name, version, kinds, health, path and sha256",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			return listPlugins(cmd, f, asJSON)
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	lock := &cobra.Command{
+		Use:   "lock",
+		Short: "Write ripcord.lock with the sha256 of every external plugin",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			specs, err := host.Resolve(pluginSpecs(f), host.SearchDirs(f.Dir))
+			if err != nil {
+				return err
+			}
+			lockFile := filepath.Join(f.Dir, host.LockFileName)
+			if err := host.WriteLock(lockFile, specs); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d plugin(s) locked\n", lockFile, len(specs))
+			return nil
+		},
+	}
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every external plugin against ripcord.lock",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			specs, err := host.Resolve(pluginSpecs(f), host.SearchDirs(f.Dir))
+			if err != nil {
+				return err
+			}
+			lockFile := filepath.Join(f.Dir, host.LockFileName)
+			if _, err := host.VerifyLock(lockFile, specs); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d plugin(s) match\n", lockFile, len(specs))
+			return nil
+		},
+	}
+	cmd.AddCommand(list, lock, verify)
+	return cmd
+}
+
+func pluginSpecs(f *config.File) []host.PluginSpec {
+	var specs []host.PluginSpec
+	for _, p := range f.Plugins {
+		specs = append(specs, host.PluginSpec{Name: p.Name, Path: p.Path, Env: p.Env})
+	}
+	return specs
+}
+
+// providerUse is one place the config uses a provider, with its settings.
+type providerUse struct {
+	name     string
+	settings map[string]any
+	p        *config.Provider
+}
+
+// usedProviders lists the providers the config names, in file order.
+func usedProviders(f *config.File) []providerUse {
+	var uses []providerUse
+	add := func(p *config.Provider, set string) {
+		if p == nil || p.Name == "" {
+			return
+		}
+		s := map[string]any{}
+		for k, v := range p.Settings {
+			s[k] = v
+		}
+		if set != "" {
+			s["set"] = set
+		}
+		uses = append(uses, providerUse{name: p.Name, settings: s, p: p})
+	}
+	for _, s := range f.Services {
+		add(s.Pipeline, "")
+	}
+	for _, e := range f.Environments {
+		add(e.Target, "")
+		add(e.Errors, "")
+		for i := range e.Backups {
+			add(&e.Backups[i].Provider, e.Backups[i].Name)
+		}
+	}
+	return uses
+}
+
+func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the ripcord binary: %w", err)
+	}
+	registry := builtin.Registry(version)
+	var builtins, inProcess []string
+	first := map[string]providerUse{}
+	for _, u := range usedProviders(f) {
+		if _, seen := first[u.name]; seen {
+			continue
+		}
+		first[u.name] = u
+		if _, ok := registry[u.name]; ok {
+			builtins = append(builtins, u.name)
+		} else if !slices.ContainsFunc(f.Plugins, func(p config.Plugin) bool { return p.Name == u.name }) {
+			inProcess = append(inProcess, u.name)
+		}
+	}
+	var logs []string
+	h, err := host.New(host.Options{
+		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
+		LockFile: filepath.Join(f.Dir, host.LockFileName),
+		Log:      func(l core.LogLine) { logs = append(logs, l.Source+": "+l.Text) },
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	startErr := h.Start(ctx)
+	for _, name := range builtins {
+		if err := h.Configure(ctx, name, first[name].settings, nil); err != nil {
+			fmt.Fprintln(cmd.ErrOrStderr(), f.Redact(locate(err, first[name].p)))
+		}
+	}
+	infos, err := h.List(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		out := struct {
+			Plugins   []host.Info `json:"plugins"`
+			InProcess []string    `json:"in_process,omitempty"`
+		}{infos, inProcess}
+		for i := range out.Plugins {
+			out.Plugins[i].ConfigSchema = nil
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tVERSION\tKINDS\tHEALTH\tPID\tPATH\tSHA256")
+		for _, in := range infos {
+			sum := in.SHA256
+			if in.Builtin {
+				sum = "(built in)"
+			}
+			health := in.Health.State
+			if in.Health.Message != "" {
+				health += ": " + in.Health.Message
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.Name, in.Version, strings.Join(in.Kinds, ","), health, in.PID, in.Path, sum)
+		}
+		for _, name := range inProcess {
+			fmt.Fprintf(w, "%s\t\t\tnot served as a plugin yet\t\t\t\n", name)
+		}
+		w.Flush()
+	}
+	if startErr != nil {
+		return startErr
+	}
+	return nil
+}
+
+// locate turns a provider's complaint about its settings into lines that
+// say file:line:col, so a person can go straight to the setting.
+func locate(err error, p *config.Provider) string {
+	var ce *host.ConfigError
+	if !errors.As(err, &ce) || p == nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, se := range ce.Errors {
+		pos, ok := p.SettingPos[se.Path]
+		if !ok {
+			pos = p.Pos
+		}
+		what := se.Message
+		if se.Path != "" {
+			what = fmt.Sprintf("%s: %s", se.Path, se.Message)
+		}
+		lines = append(lines, fmt.Sprintf("%s: provider %s: %s", pos, ce.Plugin, what))
+	}
+	return strings.Join(lines, "\n")
+}
