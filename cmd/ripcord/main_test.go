@@ -164,3 +164,62 @@ environments:
 		t.Fatalf("stderr = %q, want %q", errs, want)
 	}
 }
+
+func TestPluginsLockVerifyAndRefuseATamperedBinary(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An external plugin: a launcher that serves the dir provider.
+	pluginDir := filepath.Join(dir, ".ripcord", "plugins")
+	if err := os.MkdirAll(pluginDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(pluginDir, "ripcord-provider-mine")
+	script := "#!/bin/sh\nexec " + self + " plugin serve dir\n"
+	if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
+    backups:
+      - { name: db, provider: mine, path: "*.sqlite" }
+plugins:
+  - name: mine
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK || !strings.Contains(out, "1 plugin(s) locked") {
+		t.Fatalf("lock: exit %d, out %q, err %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ripcord.lock")); err != nil {
+		t.Fatalf("no ripcord.lock beside the config: %v", err)
+	}
+	if code, _, errs := ripcord(t, "plugins", "verify", "-c", cfg); code != exitOK {
+		t.Fatalf("verify: exit %d: %s", code, errs)
+	}
+	code, out, errs := ripcord(t, "plugins", "list", "--json", "-c", cfg)
+	if code != exitOK || !strings.Contains(out, `"name": "mine"`) || !strings.Contains(out, `"state": "healthy"`) {
+		t.Fatalf("list: exit %d, out %s, err %s", code, out, errs)
+	}
+
+	// Someone swaps the binary: every command that would run it refuses,
+	// naming both digests.
+	if err := os.WriteFile(bin, []byte(script+"# changed\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = ripcord(t, "plugins", "verify", "-c", cfg)
+	if code == exitOK || !strings.Contains(errs, "mine") || strings.Count(errs, "sha256") < 1 {
+		t.Fatalf("verify after tampering: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := ripcord(t, "plugins", "list", "-c", cfg); code == exitOK {
+		t.Fatalf("list ran a tampered plugin: stderr %q", errs)
+	}
+}

@@ -56,15 +56,10 @@ func newPluginsCmd(g *globals) *cobra.Command {
 		Short: "Write ripcord.lock with the sha256 of every external plugin",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := g.loadConfig()
-			if err != nil {
-				return &exitError{code: exitFailed, err: err}
-			}
-			specs, err := host.Resolve(pluginSpecs(f), host.SearchDirs(f.Dir))
+			specs, lockFile, err := g.externalPlugins()
 			if err != nil {
 				return err
 			}
-			lockFile := filepath.Join(f.Dir, host.LockFileName)
 			if err := host.WriteLock(lockFile, specs); err != nil {
 				return err
 			}
@@ -77,15 +72,10 @@ func newPluginsCmd(g *globals) *cobra.Command {
 		Short: "Check every external plugin against ripcord.lock",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := g.loadConfig()
-			if err != nil {
-				return &exitError{code: exitFailed, err: err}
-			}
-			specs, err := host.Resolve(pluginSpecs(f), host.SearchDirs(f.Dir))
+			specs, lockFile, err := g.externalPlugins()
 			if err != nil {
 				return err
 			}
-			lockFile := filepath.Join(f.Dir, host.LockFileName)
 			if _, err := host.VerifyLock(lockFile, specs); err != nil {
 				return err
 			}
@@ -95,6 +85,20 @@ func newPluginsCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(list, lock, verify)
 	return cmd
+}
+
+// externalPlugins resolves the config's external plugins to binaries and
+// names the lock file beside the config.
+func (g *globals) externalPlugins() ([]host.PluginSpec, string, error) {
+	f, err := g.loadConfig()
+	if err != nil {
+		return nil, "", &exitError{code: exitFailed, err: err}
+	}
+	specs, err := host.Resolve(pluginSpecs(f), host.SearchDirs(f.Dir))
+	if err != nil {
+		return nil, "", err
+	}
+	return specs, filepath.Join(f.Dir, host.LockFileName), nil
 }
 
 func pluginSpecs(f *config.File) []host.PluginSpec {
@@ -173,7 +177,13 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 	defer cancel()
 	startErr := h.Start(ctx)
-	for _, name := range builtins {
+	configured := append([]string(nil), builtins...)
+	for _, p := range f.Plugins {
+		if _, used := first[p.Name]; used {
+			configured = append(configured, p.Name)
+		}
+	}
+	for _, name := range configured {
 		if err := h.Configure(ctx, name, first[name].settings, nil); err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), f.Redact(locate(err, first[name].p)))
 		}
