@@ -36,7 +36,12 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	report, err := newSelfReport(os.Getenv(selfReportEnv))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ripcord:", err)
+		os.Exit(exitUsage)
+	}
+	os.Exit(report.guard(func() int { return run(os.Args[1:], os.Stdout, os.Stderr) }))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
