@@ -1,0 +1,284 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Gate names, as written in ripcord.yaml's `gates:` list.
+const (
+	GatePipeline   = "pipeline"
+	GateSoak       = "soak"
+	GateErrors     = "errors"
+	GateBackups    = "backups"
+	GateMigrations = "migrations"
+	GateBranch     = "branch"
+	GateLock       = "lock"
+)
+
+// GateSpec is one configured gate.
+type GateSpec struct {
+	Name string
+	// Soak is how long the same artifact must have run in the previous
+	// environment (the soak gate only).
+	Soak time.Duration
+}
+
+// ParseGate reads a gate as written in config: "pipeline", "soak 5m",
+// "errors", "backups", "migrations", "branch" or "lock".
+func ParseGate(s string) (GateSpec, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return GateSpec{}, fmt.Errorf("empty gate")
+	}
+	switch name := fields[0]; name {
+	case GatePipeline, GateErrors, GateBackups, GateMigrations, GateBranch, GateLock:
+		if len(fields) != 1 {
+			return GateSpec{}, fmt.Errorf("gate %q takes no argument", name)
+		}
+		return GateSpec{Name: name}, nil
+	case GateSoak:
+		if len(fields) != 2 {
+			return GateSpec{}, fmt.Errorf(`gate "soak" needs a duration, like "soak 5m"`)
+		}
+		d, err := time.ParseDuration(fields[1])
+		if err != nil || d <= 0 {
+			return GateSpec{}, fmt.Errorf("gate soak: %q is not a positive duration like 5m", fields[1])
+		}
+		return GateSpec{Name: name, Soak: d}, nil
+	}
+	return GateSpec{}, fmt.Errorf("unknown gate %q: want one of pipeline, soak DURATION, errors, backups, migrations, branch, lock", fields[0])
+}
+
+// Predecessor is what the previous environment says about the candidate.
+type Predecessor struct {
+	Env string
+	// Version and Digest are what runs there now, since Since.
+	Version string
+	Digest  string
+	Since   time.Time
+	// Healthy is false while its own rollout is still going or failed.
+	Healthy bool
+	// Verdict is the candidate's error verdict there, if one was made.
+	Verdict *SpikeVerdict
+}
+
+// GateInput is everything the gates judge. The engine gathers it; the
+// gates themselves are pure so every reason can be tested.
+type GateInput struct {
+	Ref      Ref
+	Release  Release
+	Pipeline *PipelineRun // the candidate's run, if found
+	Prev     *Predecessor // nil for the first environment
+	Verdict  *SpikeVerdict
+	Backups  []Freshness
+	Branches []string // allowed; empty means main
+	Lock     *Lock
+	Actor    Actor
+	Now      time.Time
+}
+
+// EvaluateGates runs each configured gate. A gate named in overrides that
+// does not pass is marked Overridden (the engine audits the reason).
+func EvaluateGates(specs []GateSpec, in GateInput, overrides []string) []GateResult {
+	out := make([]GateResult, 0, len(specs))
+	for _, s := range specs {
+		var r GateResult
+		switch s.Name {
+		case GatePipeline:
+			r = pipelineGate(in)
+		case GateSoak:
+			r = soakGate(in, s.Soak)
+		case GateErrors:
+			r = errorsGate(in)
+		case GateBackups:
+			r = BackupGate(in.Backups, false, time.Time{})
+		case GateMigrations:
+			r = migrationsGate(in)
+		case GateBranch:
+			r = branchGate(in)
+		case GateLock:
+			r = lockGate(in)
+		default:
+			r = GateResult{Status: GateUnknown, Reason: "unknown gate"}
+		}
+		r.Gate = s.Name
+		if r.Status != GatePass && slices.Contains(overrides, s.Name) {
+			r.Overridden = true
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Blocking returns the gates that stop a promotion: any that did not pass
+// (unknown included: a gate that cannot tell is not a yes) and was not
+// overridden.
+func Blocking(results []GateResult) []GateResult {
+	var b []GateResult
+	for _, r := range results {
+		if r.Status != GatePass && !r.Overridden {
+			b = append(b, r)
+		}
+	}
+	return b
+}
+
+func pass(reason string, args ...any) GateResult {
+	return GateResult{Status: GatePass, Reason: fmt.Sprintf(reason, args...)}
+}
+
+func fail(reason string, args ...any) GateResult {
+	return GateResult{Status: GateFail, Reason: fmt.Sprintf(reason, args...)}
+}
+
+func unknown(reason string, args ...any) GateResult {
+	return GateResult{Status: GateUnknown, Reason: fmt.Sprintf(reason, args...)}
+}
+
+func pipelineGate(in GateInput) GateResult {
+	v := in.Release.Version
+	run := in.Pipeline
+	if run == nil {
+		return unknown("no pipeline run found for %s", v)
+	}
+	if run.Green() {
+		return pass("pipeline for %s is green", v)
+	}
+	for _, st := range run.Stages {
+		for _, step := range st.Steps {
+			switch step.State {
+			case RunFailed, RunCanceled:
+				return fail("pipeline for %s %s at %s › %s (exit %d)", v, step.State, st.Name, step.Name, step.ExitCode)
+			case RunRunning, RunQueued, RunWaiting:
+				return fail("pipeline for %s is still running (%s › %s)", v, st.Name, step.Name)
+			}
+		}
+		if st.State == RunFailed || st.State == RunCanceled {
+			return fail("pipeline for %s %s at stage %s", v, st.State, st.Name)
+		}
+	}
+	return fail("pipeline for %s is %s", v, run.State)
+}
+
+func soakGate(in GateInput, soak time.Duration) GateResult {
+	p := in.Prev
+	if p == nil {
+		return pass("first environment: nothing to soak in")
+	}
+	rel := in.Release
+	if p.Version != rel.Version {
+		return fail("%s runs %s, not %s: promote it there first", p.Env, orNone(p.Version), rel.Version)
+	}
+	if rel.ArtifactDigest == "" || p.Digest == "" {
+		return unknown("cannot prove %s runs the same artifact as %s: digest not recorded", p.Env, rel.Version)
+	}
+	if p.Digest != rel.ArtifactDigest {
+		return fail("%s runs %s but %s is %s: build once, deploy everywhere", p.Env, short(p.Digest), rel.Version, short(rel.ArtifactDigest))
+	}
+	if !p.Healthy {
+		return fail("%s is not healthy in %s yet", rel.Version, p.Env)
+	}
+	soaked := in.Now.Sub(p.Since)
+	if soaked < soak {
+		return fail("%s has soaked in %s for %s of %s", rel.Version, p.Env, HumanDuration(soaked), HumanDuration(soak))
+	}
+	return pass("%s ran %s in %s for %s (soak %s)", rel.Version, short(p.Digest), p.Env, HumanDuration(soaked), HumanDuration(soak))
+}
+
+func errorsGate(in GateInput) GateResult {
+	v := in.Verdict
+	if v == nil && in.Prev != nil {
+		v = in.Prev.Verdict
+	}
+	if v == nil {
+		return pass("no spike verdict for %s", in.Release.Version)
+	}
+	ev := v.Evidence
+	switch v.Kind {
+	case VerdictSpike:
+		return fail("error spike in %s: %d vs %d errors at %.0f%% share, %.1f× baseline, p=%.1g",
+			v.Ref.Env, ev.CandidateCount, ev.BaselineCount, ev.Share*100, ev.RateRatio, ev.PValue)
+	case VerdictHealthy:
+		return pass("no error spike in %s (%d vs %d errors)", v.Ref.Env, ev.CandidateCount, ev.BaselineCount)
+	}
+	// Inconclusive means too few errors to tell: not a spike, and said so.
+	return pass("no spike verdict in %s: %d errors so far, too few to judge", v.Ref.Env, ev.CandidateCount+ev.BaselineCount)
+}
+
+func migrationsGate(in GateInput) GateResult {
+	rel := in.Release
+	var contract []string
+	for _, m := range rel.Migrations {
+		if m.Kind == MigrationContract {
+			contract = append(contract, m.ID)
+		}
+	}
+	if len(contract) == 0 {
+		if len(rel.Migrations) == 0 {
+			return pass("%s carries no migrations", rel.Version)
+		}
+		return pass("%s carries expand-only migrations: rollback is free", rel.Version)
+	}
+	if p := backupContractProblem(in.Backups, rel.BuiltAt); p != "" {
+		return fail("%s (%s): %s", rel.Version, strings.Join(contract, ", "), strings.TrimPrefix(p, "release carries a contract migration: "))
+	}
+	return pass("%s carries contract migration %s; a backup newer than its build exists", rel.Version, strings.Join(contract, ", "))
+}
+
+func branchGate(in GateInput) GateResult {
+	allowed := in.Branches
+	if len(allowed) == 0 {
+		allowed = []string{"main"}
+	}
+	b := in.Release.Branch
+	if b == "" {
+		return unknown("%s records no branch; allowed: %s", in.Release.Version, strings.Join(allowed, ", "))
+	}
+	if slices.Contains(allowed, b) {
+		return pass("built from %s", b)
+	}
+	return fail("%s was built from %s; only %s may be promoted", in.Release.Version, b, strings.Join(allowed, ", "))
+}
+
+func lockGate(in GateInput) GateResult {
+	l := in.Lock
+	if l == nil || l.Expired(in.Now) {
+		return pass("lock free")
+	}
+	if l.Holder.Name == in.Actor.Name {
+		return pass("locked by you")
+	}
+	return fail("locked by %s since %s (%s ago)%s", l.Holder, l.Since.UTC().Format("15:04 UTC"), HumanDuration(in.Now.Sub(l.Since)), reasonSuffix(l.Reason))
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "nothing"
+	}
+	return v
+}
+
+// short abbreviates a digest for people: "sha256:9f3c1a2b…".
+func short(d string) string {
+	algo, hex, ok := strings.Cut(d, ":")
+	if !ok {
+		algo, hex = "", d
+	}
+	if len(hex) > 8 {
+		hex = hex[:8] + "…"
+	}
+	if algo == "" {
+		return hex
+	}
+	return algo + ":" + hex
+}
