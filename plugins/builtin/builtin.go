@@ -34,6 +34,9 @@ func Registry(version string) map[string]func() sdk.ServeConfig {
 		"pgbackrest": func() sdk.ServeConfig {
 			return backup("pgbackrest", version, true, pgbackrestSettings{}, buildPgbackrest)
 		},
+		"local":         func() sdk.ServeConfig { return localConfig(version) },
+		"exec":          func() sdk.ServeConfig { return execConfig(version) },
+		"sentry-ingest": func() sdk.ServeConfig { return sentryIngestConfig(version) },
 	}
 }
 

@@ -1,0 +1,283 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// outcome is how a rollout's goroutine ended.
+type outcome struct {
+	spike *core.SpikeVerdict // an analysis step saw a spike
+	err   error
+}
+
+// launch hands the rollout's remaining steps to a goroutine owned by the
+// controller.
+func (c *Controller) launch(r *run, from int) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	r.cancel = cancel
+	c.mu.Lock()
+	c.runs[r.dep.Ref] = r
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		out := c.drive(ctx, r, from)
+		close(r.done)
+		if out.spike != nil && r.env.AutoRollback {
+			c.auto(r, out.spike)
+		}
+	}()
+}
+
+// control carries a person's commands into a running rollout.
+type control struct {
+	mu     sync.Mutex
+	full   bool
+	held   chan struct{} // non-nil while paused by a person
+	nudged chan struct{}
+}
+
+func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
+	steps := c.steps(r.env)
+	for ; i < len(steps); i++ {
+		if err := r.ctl.waitResume(ctx); err != nil {
+			return outcome{err: err}
+		}
+		if r.ctl.isFull() {
+			break
+		}
+		s := steps[i]
+		r.dep.Step = i
+		switch s.Kind {
+		case StepWeight:
+			if err := c.setWeight(ctx, r, s.Weight); err != nil {
+				return c.degrade(ctx, r, err)
+			}
+		case StepAnalysis:
+			r.dep.State = core.DeployProgressing
+			c.saveDeployment(ctx, r.dep)
+			if v, err := c.analyse(ctx, r, s.For); err != nil {
+				return outcome{err: err}
+			} else if v != nil {
+				r.dep.State = core.DeployDegraded
+				c.saveDeployment(ctx, r.dep)
+				c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("error spike in %s: %s failed analysis", r.dep.Ref, r.rel.Version)})
+				return outcome{spike: v}
+			}
+		case StepPause:
+			if err := c.pauseStep(ctx, r, s); err != nil {
+				return outcome{err: err}
+			}
+		}
+	}
+	if r.dep.Weight != 100 {
+		if err := c.setWeight(ctx, r, 100); err != nil {
+			return c.degrade(ctx, r, err)
+		}
+	}
+	r.dep.State, r.dep.FinishedAt, r.dep.Step = core.DeployHealthy, c.eng.Now(), len(steps)
+	// Audit before announcing: whoever sees "healthy" finds it recorded.
+	_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: r.dep.Actor, Action: "rollout-complete", Ref: r.dep.Ref, From: r.dep.From, To: r.rel.Version, Outcome: "healthy at 100%", Duration: r.dep.FinishedAt.Sub(r.dep.StartedAt)})
+	c.saveDeployment(ctx, r.dep)
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s is live in %s", r.rel.Version, r.dep.Ref.Env)})
+	return outcome{}
+}
+
+func (c *Controller) degrade(ctx context.Context, r *run, err error) outcome {
+	if ctx.Err() != nil {
+		return outcome{err: ctx.Err()}
+	}
+	r.dep.State = core.DeployDegraded
+	c.saveDeployment(ctx, r.dep)
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s rollout of %s degraded: %v", r.dep.Ref, r.rel.Version, err)})
+	return outcome{err: err}
+}
+
+func (c *Controller) setWeight(ctx context.Context, r *run, w int) error {
+	op := core.OpRequest{ID: core.NewID(), Ref: r.dep.Ref, Actor: r.dep.Actor}
+	if err := r.env.Target.SetWeight(ctx, op, w, c.opEvents(r.dep.Ref)); err != nil {
+		return fmt.Errorf("set %s weight to %d%%: %w", r.rel.Version, w, err)
+	}
+	r.dep.Weight, r.dep.State = w, core.DeployProgressing
+	c.saveDeployment(ctx, r.dep)
+	return nil
+}
+
+// analyse watches the candidate's spike verdict for d. It returns the
+// verdict if it is a spike, nil when the window passed without one (or a
+// person promoted past it).
+func (c *Controller) analyse(ctx context.Context, r *run, d time.Duration) (*core.SpikeVerdict, error) {
+	snap, sub := c.eng.Subscribe()
+	defer sub.Close()
+	isSpike := func(v core.SpikeVerdict) bool {
+		return v.Ref == r.dep.Ref && v.Candidate == r.rel.Version && v.Kind == core.VerdictSpike
+	}
+	if v, ok := snap.Verdicts[r.dep.Ref]; ok && isSpike(v) {
+		return &v, nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var buf []core.Event
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, nil
+		case <-r.ctl.nudge():
+			return nil, nil
+		case <-sub.Ready():
+			buf = sub.Drain(buf[:0])
+			for _, ev := range buf {
+				if ev.Kind == core.EvVerdict && ev.Verdict != nil && isSpike(*ev.Verdict) {
+					v := *ev.Verdict
+					return &v, nil
+				}
+				if ev.Kind == core.EvResync && ev.Snapshot != nil {
+					if v, ok := ev.Snapshot.Verdicts[r.dep.Ref]; ok && isSpike(v) {
+						return &v, nil
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *Controller) pauseStep(ctx context.Context, r *run, s Step) error {
+	if s.For == 0 {
+		r.dep.State = core.DeployJudgment
+		c.saveDeployment(ctx, r.dep)
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s at %d%% in %s waits for judgment: promote or roll back", r.rel.Version, r.dep.Weight, r.dep.Ref.Env)})
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.ctl.nudge():
+			return nil
+		}
+	}
+	r.dep.State = core.DeployPaused
+	c.saveDeployment(ctx, r.dep)
+	t := time.NewTimer(s.For)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	case <-r.ctl.nudge():
+	}
+	return nil
+}
+
+func (ctl *control) nudge() <-chan struct{} { return ctl.nudges() }
+
+func (ctl *control) nudges() chan struct{} {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	if ctl.nudged == nil {
+		ctl.nudged = make(chan struct{}, 1)
+	}
+	return ctl.nudged
+}
+
+// poke ends the current pause or analysis early (and with full, skips the
+// remaining steps).
+func (ctl *control) poke(full bool) {
+	ch := ctl.nudges()
+	ctl.mu.Lock()
+	if full {
+		ctl.full = true
+	}
+	ctl.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (ctl *control) isFull() bool {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	return ctl.full
+}
+
+// hold pauses the rollout at the next step boundary; release resumes it.
+func (ctl *control) hold(on bool) bool {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	switch {
+	case on && ctl.held == nil:
+		ctl.held = make(chan struct{})
+		return true
+	case !on && ctl.held != nil:
+		close(ctl.held)
+		ctl.held = nil
+		return true
+	}
+	return false
+}
+
+func (ctl *control) waitResume(ctx context.Context) error {
+	ctl.mu.Lock()
+	h := ctl.held
+	ctl.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	select {
+	case <-h:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// advance moves a rollout in flight on by one step (or to the end).
+func (c *Controller) advance(ctx context.Context, cmd core.Command, r *run) (core.Result, error) {
+	full := cmd.Kind == core.CmdFullPromote
+	r.ctl.poke(full)
+	what := "advanced one step"
+	if full {
+		what = "promoted fully: remaining steps skipped"
+	}
+	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: string(cmd.Kind), Ref: cmd.Ref, From: r.dep.From, To: r.rel.Version, Reason: cmd.Reason, Outcome: what}); err != nil {
+		return core.Result{}, err
+	}
+	return core.Result{Outcome: "promoted", Message: fmt.Sprintf("%s in %s: %s", r.rel.Version, cmd.Ref.Env, what)}, nil
+}
+
+// pause and resume hold a rollout at its next step boundary.
+func (c *Controller) pause(ctx context.Context, _ *core.Engine, cmd core.Command) (core.Result, error) {
+	r := c.current(cmd.Ref)
+	if r == nil {
+		err := fmt.Errorf("%s: no rollout in progress to %s", cmd.Ref, cmd.Kind)
+		return core.Result{Outcome: "refused", Message: err.Error()}, err
+	}
+	on := cmd.Kind == core.CmdPause
+	if !r.ctl.hold(on) {
+		return core.Result{Outcome: "unchanged", Message: fmt.Sprintf("%s is already %s", cmd.Ref, map[bool]string{true: "paused", false: "running"}[on])}, nil
+	}
+	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: string(cmd.Kind), Ref: cmd.Ref, To: r.rel.Version, Reason: cmd.Reason, Outcome: string(cmd.Kind) + "d"}); err != nil {
+		return core.Result{}, err
+	}
+	return core.Result{Outcome: string(cmd.Kind) + "d", Message: fmt.Sprintf("%s %sd", cmd.Ref, cmd.Kind)}, nil
+}
+
+// stopRun stops a rollout's goroutine and waits for it, so the caller owns
+// the deployment from then on.
+func (c *Controller) stopRun(r *run) {
+	r.cancel()
+	<-r.done
+	c.mu.Lock()
+	if c.runs[r.dep.Ref] == r {
+		delete(c.runs, r.dep.Ref)
+	}
+	c.mu.Unlock()
+}
+
+var errNothingToAbort = errors.New("no rollout in progress: nothing to abort")

@@ -1,0 +1,325 @@
+// Package rollout is the promote and rollback engine: it runs each
+// environment's rollout steps, evaluates gates, takes locks, journals intent
+// before any provider call and audits every outcome. It registers its
+// handlers on a core.Engine, so the terminal, the SSH bastion and the CLI
+// all drive the same code.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// StepKind is what a rollout step does.
+type StepKind string
+
+const (
+	StepWeight   StepKind = "weight"   // send Weight% of traffic to the candidate
+	StepAnalysis StepKind = "analysis" // watch the error verdict for For
+	StepPause    StepKind = "pause"    // wait For, or until a person promotes when For is 0
+)
+
+// Step is one rollout step.
+type Step struct {
+	Kind   StepKind
+	Weight int
+	For    time.Duration
+}
+
+func (s Step) String() string {
+	switch s.Kind {
+	case StepWeight:
+		return fmt.Sprintf("weight %d%%", s.Weight)
+	case StepAnalysis:
+		return "analysis " + s.For.String()
+	case StepPause:
+		if s.For == 0 {
+			return "pause for judgment"
+		}
+		return "pause " + s.For.String()
+	}
+	return string(s.Kind)
+}
+
+// Env is one environment's rollout policy and target.
+type Env struct {
+	Name   string
+	From   string // previous environment; "" for the first
+	Target core.Target
+	Steps  []Step // empty: one step to 100%
+	Gates  []core.GateSpec
+	// AutoRollback rolls back (or aborts, when AutoAbort) by itself when an
+	// analysis step sees a spike.
+	AutoRollback bool
+	AutoAbort    bool
+	Branches     []string
+}
+
+// Options configure a Controller.
+type Options struct {
+	Envs []Env
+	// Backups returns an environment's backup freshness for the gates;
+	// default: the engine snapshot.
+	Backups func(core.Ref) []core.Freshness
+}
+
+// Controller runs rollouts on an engine.
+type Controller struct {
+	eng  *core.Engine
+	envs map[string]*Env
+	opts Options
+
+	mu   sync.Mutex
+	runs map[core.Ref]*run
+	wg   sync.WaitGroup
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// run is one rollout in flight. Its goroutine belongs to the controller,
+// never to the command that started it: closing a terminal does not orphan
+// a rollout.
+type run struct {
+	dep    core.Deployment
+	rel    core.Release
+	env    *Env
+	ctl    control
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New registers the controller's handlers on eng.
+func New(eng *core.Engine, o Options) *Controller {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Controller{eng: eng, envs: map[string]*Env{}, opts: o, runs: map[core.Ref]*run{}, ctx: ctx, stop: cancel}
+	for i := range o.Envs {
+		e := o.Envs[i]
+		c.envs[e.Name] = &e
+	}
+	eng.Handle(core.CmdPromote, c.promote)
+	eng.Handle(core.CmdFullPromote, c.promote)
+	eng.Handle(core.CmdRollback, c.rollback)
+	eng.Handle(core.CmdAbort, c.abort)
+	eng.Handle(core.CmdPause, c.pause)
+	eng.Handle(core.CmdResume, c.pause)
+	return c
+}
+
+// Close stops every rollout goroutine (their state stays journaled).
+func (c *Controller) Close() {
+	c.stop()
+	c.wg.Wait()
+}
+
+func (c *Controller) env(ref core.Ref) (*Env, error) {
+	e, ok := c.envs[ref.Env]
+	if !ok || e.Target == nil {
+		return nil, fmt.Errorf("%s: no deploy target configured: %w", ref, core.ErrUnavailable)
+	}
+	return e, nil
+}
+
+// withLock runs fn holding ref's lock on behalf of cmd's actor.
+func (c *Controller) withLock(ctx context.Context, cmd core.Command, fn func() (core.Result, error)) (core.Result, error) {
+	l, err := c.eng.AcquireLock(ctx, cmd.Ref, cmd.Actor, string(cmd.Kind), cmd.Force)
+	if err != nil {
+		return core.Result{Outcome: "refused", Message: err.Error()}, err
+	}
+	defer func() { _ = c.eng.ReleaseLock(context.WithoutCancel(ctx), l) }()
+	return fn()
+}
+
+func (c *Controller) current(ref core.Ref) *run {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.runs[ref]
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.done:
+		return nil
+	default:
+		return r
+	}
+}
+
+// promote starts a rollout of a release into cmd.Ref's environment, or
+// advances the one in flight by a step (full: to 100%).
+func (c *Controller) promote(ctx context.Context, _ *core.Engine, cmd core.Command) (core.Result, error) {
+	env, err := c.env(cmd.Ref)
+	if err != nil {
+		return core.Result{}, err
+	}
+	if r := c.current(cmd.Ref); r != nil {
+		return c.advance(ctx, cmd, r)
+	}
+	return c.withLock(ctx, cmd, func() (core.Result, error) {
+		rel, err := c.candidate(ctx, cmd, env)
+		if err != nil {
+			return core.Result{Outcome: "refused", Message: err.Error()}, err
+		}
+		if rel.Held && cmd.Actor.Automation {
+			err := fmt.Errorf("%s %s was rolled back (%s): a person must clear the hold before automation promotes it", rel.Service, rel.Version, rel.HeldReason)
+			return core.Result{Outcome: "refused", Message: err.Error()}, err
+		}
+		gates := core.EvaluateGates(env.Gates, c.gateInput(ctx, cmd, env, rel), cmd.Overrides)
+		if blocking := core.Blocking(gates); len(blocking) > 0 {
+			var why []string
+			for _, g := range blocking {
+				why = append(why, g.Gate+": "+g.Reason)
+			}
+			msg := fmt.Sprintf("promote %s to %s blocked: %s", rel.Version, cmd.Ref.Env, strings.Join(why, "; "))
+			_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "promote", Ref: cmd.Ref, To: rel.Version, Gates: gates, Outcome: "blocked"})
+			return core.Result{Outcome: "blocked", Message: msg, Gates: gates}, fmt.Errorf("%s: %w", msg, core.ErrBlocked)
+		}
+		return c.start(ctx, cmd, env, rel, gates)
+	})
+}
+
+// candidate is the release to promote: the one named, else what runs in
+// the previous environment.
+func (c *Controller) candidate(ctx context.Context, cmd core.Command, env *Env) (core.Release, error) {
+	version := cmd.Version
+	if version == "" && env.From != "" {
+		snap := c.eng.Snapshot()
+		version = snap.Targets[core.Ref{Service: cmd.Ref.Service, Env: env.From}].Current
+	}
+	if version == "" {
+		return core.Release{}, fmt.Errorf("promote %s: name a version (nothing runs in the previous environment)", cmd.Ref)
+	}
+	rel, err := c.eng.Store().Release(ctx, cmd.Ref.Service, version)
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Release{}, fmt.Errorf("promote %s: release %s is not known (no pipeline recorded it)", cmd.Ref, version)
+	}
+	return rel, err
+}
+
+func (c *Controller) gateInput(ctx context.Context, cmd core.Command, env *Env, rel core.Release) core.GateInput {
+	snap := c.eng.Snapshot()
+	in := core.GateInput{Ref: cmd.Ref, Release: rel, Branches: env.Branches, Actor: cmd.Actor, Now: c.eng.Now()}
+	if run, ok := snap.Pipelines[cmd.Ref.Service]; ok && run.Version == rel.Version {
+		in.Pipeline = &run
+	}
+	if env.From != "" {
+		from := core.Ref{Service: cmd.Ref.Service, Env: env.From}
+		ts := snap.Targets[from]
+		p := &core.Predecessor{Env: env.From, Version: ts.Current, Healthy: ts.Healthy && ts.Candidate == ""}
+		if d, ok := snap.Deployments[from]; ok && d.Version == ts.Current {
+			p.Since = d.FinishedAt
+			if p.Since.IsZero() {
+				p.Since = d.StartedAt
+			}
+			if prel, err := c.eng.Store().Release(ctx, cmd.Ref.Service, d.Version); err == nil {
+				p.Digest = prel.ArtifactDigest
+			}
+		}
+		if v, ok := snap.Verdicts[from]; ok && v.Candidate == rel.Version {
+			p.Verdict = &v
+		}
+		in.Prev = p
+	}
+	if v, ok := snap.Verdicts[cmd.Ref]; ok && v.Candidate == rel.Version {
+		in.Verdict = &v
+	}
+	if c.opts.Backups != nil {
+		in.Backups = c.opts.Backups(cmd.Ref)
+	} else {
+		for _, f := range snap.Backups[cmd.Ref] {
+			in.Backups = append(in.Backups, f)
+		}
+	}
+	if l, ok := snap.Locks[cmd.Ref]; ok {
+		in.Lock = &l
+	}
+	return in
+}
+
+func (c *Controller) steps(env *Env) []Step {
+	if len(env.Steps) == 0 {
+		return []Step{{Kind: StepWeight, Weight: 100}}
+	}
+	return env.Steps
+}
+
+// start deploys the candidate at the first step's weight and hands the
+// rest of the rollout to a controller goroutine.
+func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel core.Release, gates []core.GateResult) (core.Result, error) {
+	snap := c.eng.Snapshot()
+	stable := snap.Targets[cmd.Ref].Current
+	steps := c.steps(env)
+	weight := 100
+	if cmd.Kind != core.CmdFullPromote && steps[0].Kind == StepWeight {
+		weight = steps[0].Weight
+	}
+	now := c.eng.Now()
+	op := core.Operation{ID: core.NewID(), Ref: cmd.Ref, Kind: "promote", From: stable, To: rel.Version, Actor: cmd.Actor, State: core.OpIntent, StartedAt: now, UpdatedAt: now}
+	if err := c.journal(ctx, op); err != nil {
+		return core.Result{}, err
+	}
+	dep := core.Deployment{Ref: cmd.Ref, Version: rel.Version, From: stable, State: core.DeployProgressing, Weight: weight, StartedAt: now, Actor: cmd.Actor}
+	id, err := c.eng.Store().AddDeployment(ctx, dep)
+	if err != nil {
+		return core.Result{}, fmt.Errorf("record deployment: %w", err)
+	}
+	dep.ID = id
+	op.State = core.OpRunning
+	_ = c.journal(ctx, op)
+	derr := env.Target.Deploy(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, rel, weight, c.opEvents(cmd.Ref))
+	if derr != nil {
+		dep.State, dep.FinishedAt = core.DeployFailed, c.eng.Now()
+		c.saveDeployment(ctx, dep)
+		op.State, op.Message = core.OpFailed, derr.Error()
+		_ = c.journal(ctx, op)
+		_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: string(cmd.Kind), Ref: cmd.Ref, From: stable, To: rel.Version, Gates: gates, Overrides: cmd.Overrides, Reason: cmd.Reason, Outcome: "failed: " + derr.Error(), Duration: c.eng.Now().Sub(now)})
+		return core.Result{OperationID: op.ID, Outcome: "failed", Message: derr.Error(), Gates: gates}, fmt.Errorf("deploy %s to %s: %w", rel.Version, cmd.Ref, derr)
+	}
+	op.State = core.OpSucceeded
+	_ = c.journal(ctx, op)
+	action := string(cmd.Kind)
+	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: action, Ref: cmd.Ref, From: stable, To: rel.Version, Gates: gates, Overrides: cmd.Overrides, Reason: cmd.Reason, Outcome: fmt.Sprintf("deployed at %d%%", weight), Duration: c.eng.Now().Sub(now)}); err != nil {
+		return core.Result{}, err
+	}
+	r := &run{dep: dep, rel: rel, env: env, done: make(chan struct{})}
+	first := 1
+	if weight == 100 {
+		first = len(steps) // nothing left to do
+	}
+	c.saveDeployment(ctx, r.dep)
+	c.launch(r, first) // from here on the goroutine owns r.dep
+	return core.Result{OperationID: op.ID, Outcome: "promoted", Message: fmt.Sprintf("%s is taking %d%% of %s", rel.Version, weight, cmd.Ref)}, nil
+}
+
+func (c *Controller) journal(ctx context.Context, op core.Operation) error {
+	op.UpdatedAt = c.eng.Now()
+	if err := c.eng.Store().Journal(ctx, op); err != nil {
+		return fmt.Errorf("journal %s %s: %w", op.Kind, op.Ref, err)
+	}
+	c.eng.Publish(core.Event{Kind: core.EvOperation, Ref: op.Ref, Final: op.State != core.OpRunning, Operation: &op})
+	return nil
+}
+
+func (c *Controller) saveDeployment(ctx context.Context, d core.Deployment) {
+	_ = c.eng.Store().UpdateDeployment(context.WithoutCancel(ctx), d)
+	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: d.Ref, Final: true, Deployment: &d})
+}
+
+// opEvents turns a provider's operation stream into log events.
+func (c *Controller) opEvents(ref core.Ref) func(core.OpEvent) {
+	return func(ev core.OpEvent) {
+		text := ev.Message
+		if ev.Log != "" {
+			text = ev.Log
+		}
+		if text == "" {
+			return
+		}
+		c.eng.Publish(core.Event{Kind: core.EvLog, Ref: ref, Log: &core.LogLine{Time: ev.Time, Source: ref.String(), Text: text}})
+	}
+}

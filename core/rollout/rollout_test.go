@@ -1,0 +1,342 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
+)
+
+// memTarget is a deploy target held in memory: the state machine's tests
+// need to see exactly which provider calls it makes, in order. The real
+// local target is exercised end to end elsewhere.
+type memTarget struct {
+	mu        sync.Mutex
+	current   string
+	candidate string
+	weight    int
+	calls     []string
+	failNext  error
+}
+
+func (m *memTarget) record(call string) error {
+	m.calls = append(m.calls, call)
+	if err := m.failNext; err != nil {
+		m.failNext = nil
+		return err
+	}
+	return nil
+}
+
+func (m *memTarget) Status(context.Context, core.Ref) (core.TargetStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return core.TargetStatus{Current: m.current, Candidate: m.candidate, Weight: m.weight}, nil
+}
+func (m *memTarget) WatchStatus(ctx context.Context, _ core.Ref, _ func(core.TargetStatus)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (m *memTarget) Deploy(_ context.Context, _ core.OpRequest, rel core.Release, w int, fn func(core.OpEvent)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.record(fmt.Sprintf("deploy %s@%d", rel.Version, w)); err != nil {
+		return err
+	}
+	fn(core.OpEvent{Seq: 1, Message: "started " + rel.Version})
+	m.candidate, m.weight = rel.Version, w
+	if w == 100 {
+		m.current, m.candidate = rel.Version, ""
+	}
+	return nil
+}
+func (m *memTarget) SetWeight(_ context.Context, _ core.OpRequest, w int, _ func(core.OpEvent)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.record(fmt.Sprintf("weight %d", w)); err != nil {
+		return err
+	}
+	m.weight = w
+	if w == 100 {
+		m.current, m.candidate = m.candidate, ""
+	}
+	return nil
+}
+func (m *memTarget) Rollback(_ context.Context, _ core.OpRequest, to string, _ func(core.OpEvent)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.record("rollback " + to); err != nil {
+		return err
+	}
+	m.current, m.candidate, m.weight = to, "", 0
+	return nil
+}
+func (m *memTarget) WatchOperation(context.Context, core.OpRequest, string, func(core.OpEvent)) error {
+	return nil
+}
+func (m *memTarget) Calls() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
+
+var prod = core.Ref{Service: "api", Env: "production"}
+var ana = core.Actor{Name: "ana", Host: "bastion-1"}
+
+type world struct {
+	eng    *core.Engine
+	ctl    *Controller
+	target *memTarget
+	sub    *core.Subscription
+}
+
+func newWorld(t *testing.T, env Env) *world {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}, Store: st})
+	tg := &memTarget{current: "v1"}
+	env.Name, env.Target = "production", tg
+	ctl := New(eng, Options{Envs: []Env{env}})
+	_, sub := eng.Subscribe()
+	t.Cleanup(func() { sub.Close(); ctl.Close(); st.Close() })
+	for _, v := range []string{"v1", "v2"} {
+		if err := st.PutRelease(ctx, core.Release{Service: "api", Version: v, Branch: "main", ArtifactDigest: "sha256:" + v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: prod, Version: "v1", State: core.DeployHealthy, Weight: 100, StartedAt: time.Now().Add(-time.Hour), FinishedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	eng.Publish(core.Event{Kind: core.EvTarget, Ref: prod, Target: &core.TargetStatus{Ref: prod, Current: "v1", Healthy: true}})
+	return &world{eng: eng, ctl: ctl, target: tg, sub: sub}
+}
+
+// waitFor reads events until pred holds, failing after a deadline.
+func (w *world) waitFor(t *testing.T, what string, pred func(core.Event) bool) core.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		ev, err := w.sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if pred(ev) {
+			return ev
+		}
+	}
+}
+
+func deployState(s core.DeployState) func(core.Event) bool {
+	return func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.State == s }
+}
+
+func notice(text string) func(core.Event) bool {
+	return func(ev core.Event) bool { return ev.Kind == core.EvNotice && strings.Contains(ev.Notice, text) }
+}
+
+func (w *world) do(t *testing.T, cmd core.Command) core.Result {
+	t.Helper()
+	if cmd.Ref == (core.Ref{}) {
+		cmd.Ref = prod
+	}
+	if cmd.Actor.Name == "" {
+		cmd.Actor = ana
+	}
+	res, err := w.eng.Do(context.Background(), cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd.Kind, err)
+	}
+	return res
+}
+
+func (w *world) auditActions(t *testing.T) []string {
+	t.Helper()
+	entries, err := w.eng.Store().Audit(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.VerifyAudit(core.GenesisHash, entries); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Action+":"+e.Actor.Name)
+	}
+	return out
+}
+
+var canary = []Step{{Kind: StepWeight, Weight: 10}, {Kind: StepPause}, {Kind: StepWeight, Weight: 50}, {Kind: StepAnalysis, For: time.Hour}}
+
+func TestPromoteWalksTheStepsAndWaitsForPeople(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	res := w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	if !strings.Contains(res.Message, "v2 is taking 10%") {
+		t.Fatalf("promote said %q", res.Message)
+	}
+	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
+	w.do(t, core.Command{Kind: core.CmdPromote})
+	w.waitFor(t, "weight 50", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Weight == 50 })
+	// The analysis would run an hour; a person promotes past it.
+	w.waitFor(t, "analysis", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 3 })
+	w.do(t, core.Command{Kind: core.CmdPromote})
+	w.waitFor(t, "healthy", deployState(core.DeployHealthy))
+
+	if got, want := w.target.Calls(), []string{"deploy v2@10", "weight 50", "weight 100"}; !slices.Equal(got, want) {
+		t.Fatalf("target calls = %v, want %v", got, want)
+	}
+	if got, want := w.auditActions(t), []string{"promote:ana", "promote:ana", "promote:ana", "rollout-complete:ana"}; !slices.Equal(got, want) {
+		t.Fatalf("audit = %v, want %v", got, want)
+	}
+}
+
+func TestFullPromoteSkipsRemainingSteps(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
+	res := w.do(t, core.Command{Kind: core.CmdFullPromote})
+	if !strings.Contains(res.Message, "remaining steps skipped") {
+		t.Fatalf("full promote said %q", res.Message)
+	}
+	w.waitFor(t, "healthy", deployState(core.DeployHealthy))
+	if got, want := w.target.Calls(), []string{"deploy v2@10", "weight 100"}; !slices.Equal(got, want) {
+		t.Fatalf("target calls = %v, want %v", got, want)
+	}
+}
+
+func TestSpikeDuringAnalysisRollsBackByItselfAndHoldsTheRelease(t *testing.T) {
+	w := newWorld(t, Env{Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepAnalysis, For: time.Hour}, {Kind: StepWeight, Weight: 100}}, AutoRollback: true})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "analysis", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 1 })
+	w.eng.Publish(core.Event{Kind: core.EvVerdict, Ref: prod, Final: true, Verdict: &core.SpikeVerdict{Ref: prod, Candidate: "v2", Baseline: "v1", Kind: core.VerdictSpike,
+		Evidence: core.Evidence{CandidateCount: 40, BaselineCount: 12, Share: 0.25, PValue: 2e-9}}})
+	w.waitFor(t, "rolled back", notice("rolled back to v1"))
+
+	if got := w.target.Calls(); got[len(got)-1] != "rollback v1" {
+		t.Fatalf("target calls = %v, want a rollback to v1 last", got)
+	}
+	entries, _ := w.eng.Store().Audit(context.Background(), 0, 100)
+	last := entries[len(entries)-1]
+	if last.Action != "rollback" || !last.Actor.Automation || last.From != "v2" || last.To != "v1" || !strings.Contains(last.Reason, "p=2e-09") {
+		t.Fatalf("last audit entry = %+v; want an automated rollback v2→v1 with the evidence", last)
+	}
+	rel, err := w.eng.Store().Release(context.Background(), "api", "v2")
+	if err != nil || !rel.Held {
+		t.Fatalf("v2 after rollback: held=%v err=%v; want held", rel.Held, err)
+	}
+	// Automation may not promote it again; a person who clears the hold may.
+	_, err = w.eng.Do(context.Background(), core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v2", Actor: core.Actor{Name: "ci", Automation: true}})
+	if err == nil || !strings.Contains(err.Error(), "a person must clear the hold") {
+		t.Fatalf("automation re-promoting a held release = %v", err)
+	}
+	if l := w.eng.Snapshot().Locks[prod]; l.Holder.Name != "" {
+		t.Fatalf("lock left behind after auto-rollback: %+v", l)
+	}
+}
+
+func TestManualRollbackMidRolloutSkipsStepsToLastGood(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
+	res := w.do(t, core.Command{Kind: core.CmdRollback, Reason: "checkout errors"})
+	if res.Message != "rolled back to v1" {
+		t.Fatalf("rollback said %q", res.Message)
+	}
+	if got, want := w.target.Calls(), []string{"deploy v2@10", "rollback v1"}; !slices.Equal(got, want) {
+		t.Fatalf("target calls = %v, want %v", got, want)
+	}
+	hist, _ := w.eng.Store().Deployments(context.Background(), prod, 10)
+	if hist[0].Version != "v1" || hist[0].State != core.DeployHealthy || hist[1].Version != "v2" || hist[1].State != core.DeployRolledBack {
+		t.Fatalf("history = %+v", hist[:2])
+	}
+	ops, _ := w.eng.Store().Unfinished(context.Background())
+	if len(ops) != 0 {
+		t.Fatalf("unfinished operations after rollback: %+v", ops)
+	}
+}
+
+func TestAbortKeepsCandidateForInspection(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
+	res := w.do(t, core.Command{Kind: core.CmdAbort})
+	if !strings.Contains(res.Message, "v1 serves all traffic; v2 kept for inspection") {
+		t.Fatalf("abort said %q", res.Message)
+	}
+	st, _ := w.target.Status(context.Background(), prod)
+	if st.Current != "v1" || st.Candidate != "v2" || st.Weight != 0 {
+		t.Fatalf("target after abort = %+v", st)
+	}
+	if _, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdAbort, Ref: prod, Actor: ana}); err == nil || !strings.Contains(err.Error(), "nothing to abort") {
+		t.Fatalf("second abort = %v, want nothing to abort", err)
+	}
+}
+
+func TestGatesBlockUnlessOverriddenWithAReason(t *testing.T) {
+	w := newWorld(t, Env{Gates: []core.GateSpec{{Name: core.GatePipeline}, {Name: core.GateBranch}}})
+	_, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v2", Actor: ana})
+	if !errors.Is(err, core.ErrBlocked) || !strings.Contains(err.Error(), "pipeline: no pipeline run found for v2") {
+		t.Fatalf("promote without a pipeline run = %v", err)
+	}
+	if len(w.target.Calls()) != 0 {
+		t.Fatalf("a blocked promote called the target: %v", w.target.Calls())
+	}
+	res := w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2", Overrides: []string{"pipeline"}, Reason: "CI is down; tested by hand"})
+	if res.Outcome != "promoted" {
+		t.Fatalf("override: %+v", res)
+	}
+	entries, _ := w.eng.Store().Audit(context.Background(), 0, 10)
+	i := slices.IndexFunc(entries, func(e core.AuditEntry) bool { return e.Action == "promote" && e.Outcome != "blocked" })
+	if i < 0 {
+		t.Fatalf("no audited promote in %+v", entries)
+	}
+	last := entries[i]
+	if !slices.Equal(last.Overrides, []string{"pipeline"}) || last.Reason != "CI is down; tested by hand" || len(last.Gates) != 2 || !last.Gates[0].Overridden {
+		t.Fatalf("audited promote = %+v; want the override, its reason and the gates", last)
+	}
+}
+
+func TestRollbackRefusedWhileSomeoneElseHoldsTheLock(t *testing.T) {
+	w := newWorld(t, Env{})
+	w.do(t, core.Command{Kind: core.CmdLock, Actor: core.Actor{Name: "bo"}, Reason: "migrating db"})
+	_, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdRollback, Ref: prod, Actor: ana})
+	var held *core.LockHeldError
+	if !errors.As(err, &held) || held.Lock.Holder.Name != "bo" {
+		t.Fatalf("rollback under bo's lock = %v", err)
+	}
+	if len(w.target.Calls()) != 0 {
+		t.Fatalf("target was called: %v", w.target.Calls())
+	}
+}
+
+func TestFailedDeployIsRecordedAndAudited(t *testing.T) {
+	w := newWorld(t, Env{})
+	w.target.failNext = errors.New("health check failed: GET /healthz: 503")
+	_, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v2", Actor: ana})
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("promote = %v", err)
+	}
+	hist, _ := w.eng.Store().Deployments(context.Background(), prod, 1)
+	if hist[0].State != core.DeployFailed {
+		t.Fatalf("deployment state = %s", hist[0].State)
+	}
+	entries, _ := w.eng.Store().Audit(context.Background(), 0, 10)
+	if !strings.HasPrefix(entries[len(entries)-1].Outcome, "failed: health check failed") {
+		t.Fatalf("audit outcome = %q", entries[len(entries)-1].Outcome)
+	}
+	if l := w.eng.Snapshot().Locks[prod]; l.Holder.Name != "" {
+		t.Fatalf("lock left behind: %+v", l)
+	}
+}

@@ -1,0 +1,339 @@
+package builtin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/host"
+	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
+	"github.com/ripcordhq/ripcord/plugins/sdk/pbconv"
+)
+
+// storeArtifact builds testdata/svc and puts the binary into an artifact
+// store the way the exec pipeline does: the file named by its sha256 hex.
+func storeArtifact(t *testing.T) (store, digest string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "svc")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/svc")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the test service: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	h := hex.EncodeToString(sum[:])
+	store = t.TempDir()
+	if err := os.WriteFile(filepath.Join(store, h), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return store, "sha256:" + h
+}
+
+func TestLocalBuiltinPassesConformance(t *testing.T) {
+	store, digest := storeArtifact(t)
+	ref := core.Ref{Service: "conformance", Env: "test"}
+	settings := func() map[string]any {
+		return map[string]any{
+			"ref":  map[string]any{"service": ref.Service, "env": ref.Env},
+			"root": filepath.Join(t.TempDir(), "env"), "run": "./artifact -port {{.Port}}",
+			"health": "http://127.0.0.1:{{.Port}}/healthz", "port": 0,
+			"artifact_store": store, "grace": "2s", "health_timeout": "10s",
+		}
+	}
+	good := settings()
+	stopReleases(t, good["root"].(string))
+	bad := settings()
+	bad["grace"] = 30
+	conformance.Run(t, conformance.Options{
+		Binary:      launcher(t, "local"),
+		Name:        "local",
+		Env:         []string{serveEnv + "=local"},
+		Settings:    good,
+		BadSettings: bad,
+		BadPath:     "grace",
+		Kinds:       []string{"target"},
+		Ref:         ref,
+		Release:     core.Release{Service: ref.Service, Version: "v1", ArtifactDigest: digest},
+	})
+}
+
+// stopReleases ends the releases left running under root once the test
+// is over: they outlive the provider process by design (a restarted
+// provider adopts them), so nothing else stops them.
+func stopReleases(t *testing.T, root string) {
+	t.Cleanup(func() {
+		files, _ := filepath.Glob(filepath.Join(root, "run", "*.json"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			var pf struct {
+				Pid int `json:"pid"`
+			}
+			if json.Unmarshal(b, &pf) == nil && pf.Pid > 0 {
+				_ = syscall.Kill(-pf.Pid, syscall.SIGKILL)
+			}
+		}
+	})
+}
+
+// startBuiltin starts one built-in under a real host, as the console does.
+func startBuiltin(t *testing.T, name string) *host.Host {
+	t.Helper()
+	dir := t.TempDir()
+	spec := host.PluginSpec{Name: name, Path: launcher(t, name), Env: []string{serveEnv + "=" + name}}
+	lock := filepath.Join(dir, host.LockFileName)
+	if err := host.WriteLock(lock, []host.PluginSpec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.New(host.Options{Plugins: []host.PluginSpec{spec}, LockFile: lock, Workdir: dir,
+		SocketDir: filepath.Join(dir, "sock"), LogLevel: hclog.Warn,
+		Log: func(l core.LogLine) { t.Log(l.Source, l.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func execSettings5s(stateDir string) map[string]any {
+	return map[string]any{
+		"state_dir": stateDir,
+		"work_dir":  stateDir,
+		"grace":     "1s",
+		"stages": []any{
+			map[string]any{"name": "build", "run": "true"},
+			map[string]any{"name": "test", "needs": []string{"build"}, "steps": []any{
+				map[string]any{"name": "slow", "run": "sleep 5", "timeout": "1m"},
+			}},
+		},
+	}
+}
+
+// A run triggered through the built-in is seen running, and Cancel ends it
+// well before its 5-second step would have.
+func TestExecBuiltinCancelsARun(t *testing.T) {
+	h := startBuiltin(t, "exec")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Configure(ctx, "exec", execSettings5s(t.TempDir()), nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.Conn(ctx, "exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pb.NewPipelineSourceServiceClient(conn)
+	tr, err := c.Trigger(ctx, &pb.TriggerRequest{Service: "api", Version: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := c.WatchRuns(ctx, &pb.WatchRunsRequest{Service: "api"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() core.PipelineRun {
+		t.Helper()
+		m, err := watch.Recv()
+		if err != nil {
+			t.Fatalf("watching runs: %v", err)
+		}
+		return pbconv.FromPipelineRun(m.GetRun())
+	}
+	for r := next(); !(r.ID == tr.GetRunId() && r.Stages[1].State == core.RunRunning); r = next() {
+	}
+	cancelledAt := time.Now()
+	if _, err := c.Cancel(ctx, &pb.CancelRequest{RunId: tr.GetRunId()}); err != nil {
+		t.Fatal(err)
+	}
+	for r := next(); r.ID != tr.GetRunId() || r.State != core.RunCanceled; r = next() {
+		if r.ID == tr.GetRunId() && r.State != core.RunRunning {
+			t.Fatalf("run ended %s, want canceled", r.State)
+		}
+	}
+	if d := time.Since(cancelledAt); d > 3*time.Second {
+		t.Fatalf("the run ended %v after Cancel; its step sleeps 5s, so it was not stopped", d)
+	}
+}
+
+func TestExecBuiltinPassesConformance(t *testing.T) {
+	state := t.TempDir()
+	// A run kept from an earlier process: what a restarted console shows
+	// first, and the first message WatchRuns must deliver.
+	h := startBuiltin(t, "exec")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quick := map[string]any{"state_dir": state, "stages": []any{map[string]any{"name": "build", "run": "true"}}}
+	if err := h.Configure(ctx, "exec", quick, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.Conn(ctx, "exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pb.NewPipelineSourceServiceClient(conn)
+	if _, err := c.Trigger(ctx, &pb.TriggerRequest{Service: "conformance", Version: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	watch, err := c.WatchRuns(ctx, &pb.WatchRunsRequest{Service: "conformance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := watch.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.GetRun().GetState() == pbconv.RunState(core.RunSucceeded) {
+			break
+		}
+	}
+	_ = h.Close()
+
+	bad := execSettings5s(state)
+	bad["stages"].([]any)[1].(map[string]any)["steps"].([]any)[0].(map[string]any)["timeout"] = 5
+	conformance.Run(t, conformance.Options{
+		Binary:      launcher(t, "exec"),
+		Name:        "exec",
+		Env:         []string{serveEnv + "=exec"},
+		Settings:    execSettings5s(state),
+		BadSettings: bad,
+		BadPath:     "stages.1.steps.0.timeout",
+		Kinds:       []string{"pipeline"},
+		Service:     "conformance",
+	})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestSentryIngestBuiltinPassesConformance(t *testing.T) {
+	port := freePort(t)
+	settings := map[string]any{"service": "conformance", "listen": "127.0.0.1:" + strconv.Itoa(port), "keys": map[string]string{"42": "publickey"}}
+	// The watch's first message is a window of counted errors: an app
+	// reports one as soon as the ingest listens.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reported := make(chan error, 1)
+	go func() { reported <- reportError(ctx, port, "publickey") }()
+	conformance.Run(t, conformance.Options{
+		Binary:      launcher(t, "sentry-ingest"),
+		Name:        "sentry-ingest",
+		Env:         []string{serveEnv + "=sentry-ingest"},
+		Settings:    settings,
+		BadSettings: map[string]any{"service": "conformance", "keys": map[string]string{"shop": "publickey"}},
+		BadPath:     "keys.shop",
+		Kinds:       []string{"errors"},
+		Ref:         core.Ref{Service: "conformance", Env: "test"},
+	})
+	cancel()
+	if err := <-reported; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reportError posts one error event to the ingest's legacy store endpoint,
+// retrying until the ingest listens and accepts it.
+func reportError(ctx context.Context, port int, key string) error {
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/store/?sentry_key=%s", port, key)
+	body := `{"event_id":"0123456789abcdef0123456789abcdef","level":"error","environment":"test","release":"conformance@1","message":"boom"}`
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			if resp.StatusCode != http.StatusUnauthorized {
+				return fmt.Errorf("ingest answered %s", resp.Status)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the ingest never accepted the event")
+		case <-tick.C:
+		}
+	}
+}
+
+// Each adapter names the setting at fault, nested ones by their dotted
+// path, and stays unconfigured (degraded) after a rejection.
+func TestBadSettingsNameTheirPath(t *testing.T) {
+	cases := []struct {
+		name     string
+		provider sdk.Provider
+		settings string
+		paths    []string
+	}{
+		{"local missing", &localServer{log: hclog.NewNullLogger()}, `{"ref":{"service":"api"},"run":"x","health":"tcp://127.0.0.1:{{.Port}}"}`,
+			[]string{"ref.env", "root"}},
+		{"local unknown", &localServer{log: hclog.NewNullLogger()}, `{"ref":{"service":"api","env":"prod"},"root":"/x","run":"x","health":"h","kep":3}`,
+			[]string{"kep"}},
+		{"exec duration", &execServer{log: hclog.NewNullLogger()}, `{"state_dir":"/x","stages":[{"name":"a","run":"true"},{"name":"b","run":"true","timeout":"soon"}]}`,
+			[]string{"stages.1.timeout"}},
+		{"exec unknown step key", &execServer{log: hclog.NewNullLogger()}, `{"state_dir":"/x","stages":[{"name":"a","steps":[{"name":"s","run":"true","tiemout":"1s"}]}]}`,
+			[]string{"stages.0.steps.0.tiemout"}},
+		{"exec missing", &execServer{log: hclog.NewNullLogger()}, `{"stages":[{"run":"true"}]}`,
+			[]string{"stages.0.name", "state_dir"}},
+		{"sentry-ingest", &sentryIngestServer{log: hclog.NewNullLogger()}, `{"service":"api","listen":8765,"keys":{"1":"k"}}`,
+			[]string{"listen"}},
+		{"sentry-ingest keys", &sentryIngestServer{log: hclog.NewNullLogger()}, `{"service":"api"}`,
+			[]string{"keys"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.provider.Configure(context.Background(), []byte(c.settings), nil)
+			var se sdk.SettingErrors
+			if !errors.As(err, &se) {
+				t.Fatalf("Configure = %v, want setting errors", err)
+			}
+			var got []string
+			for _, e := range se {
+				got = append(got, e.Path)
+			}
+			if strings.Join(got, ",") != strings.Join(c.paths, ",") {
+				t.Fatalf("paths %v, want %v (%v)", got, c.paths, err)
+			}
+			var deg sdk.DegradedError
+			if err := c.provider.CheckHealth(context.Background()); !errors.As(err, &deg) {
+				t.Fatalf("CheckHealth after rejected settings = %v, want degraded", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,160 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+	"github.com/ripcordhq/ripcord/plugins/sentryingest"
+)
+
+// sentryIngestSettings are the sentry-ingest block in ripcord.yaml.
+type sentryIngestSettings struct {
+	// Service is filled in by the console: the service whose errors the
+	// ingest counts.
+	Service string `json:"service" required:"true"`
+	// Env is the environment the block belongs to, filled in by the
+	// console; its counts are loaded at start.
+	Env string `json:"env"`
+	// Listen defaults to 127.0.0.1:8765.
+	Listen string `json:"listen"`
+	// Keys maps a Sentry project ID to the DSN public key accepted for it.
+	Keys map[string]string `json:"keys" required:"true"`
+	// Envs maps an SDK's environment name to a Ripcord environment.
+	Envs map[string]string `json:"envs"`
+}
+
+// sentryIngestServer serves plugins/sentryingest as a built-in error
+// source, listening on its own port.
+type sentryIngestServer struct {
+	log hclog.Logger
+
+	mu   sync.Mutex
+	ing  *sentryingest.Ingest
+	addr net.Addr
+}
+
+var _ sdk.ErrorSource = (*sentryIngestServer)(nil)
+
+func sentryIngestConfig(version string) sdk.ServeConfig {
+	log := sdk.NewLogger("sentry-ingest")
+	s := &sentryIngestServer{log: log}
+	return sdk.ServeConfig{
+		Info:     sdk.Info{Name: "sentry-ingest", Version: version, ConfigSchema: schemaFor(sentryIngestSettings{})},
+		Provider: s,
+		Errors:   s,
+		Logger:   log,
+	}
+}
+
+// Configure replaces the ingest. The old one is closed first (flushing its
+// counts) so the new one can listen on the same address.
+func (s *sentryIngestServer) Configure(ctx context.Context, settings json.RawMessage, _ map[string]string) error {
+	var set sentryIngestSettings
+	if err := decodeStrict(settings, &set); err != nil {
+		return err
+	}
+	var errs sdk.SettingErrors
+	for project, key := range set.Keys {
+		if _, err := strconv.ParseUint(project, 10, 64); err != nil {
+			errs = append(errs, sdk.SettingError{Path: "keys." + project, Message: "a Sentry project ID is a number (the end of the DSN)"})
+		} else if key == "" {
+			errs = append(errs, sdk.SettingError{Path: "keys." + project, Message: "the DSN public key is empty"})
+		}
+	}
+	if set.Listen != "" {
+		if _, _, err := net.SplitHostPort(set.Listen); err != nil {
+			errs = append(errs, sdk.SettingError{Path: "listen", Message: fmt.Sprintf("expected host:port, got %q", set.Listen)})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	cfg := sentryingest.Config{
+		Listen: set.Listen, Service: set.Service, Keys: set.Keys, Envs: set.Envs,
+		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
+	}
+	if set.Env != "" {
+		cfg.Environments = []string{set.Env}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+	ing, err := sentryingest.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	addr, err := ing.Listen()
+	if err != nil {
+		_ = ing.Close(context.Background())
+		return sdk.SettingErrors{{Path: "listen", Message: err.Error()}}
+	}
+	s.log.Info("sentry ingest listening", "addr", addr.String())
+	s.ing, s.addr = ing, addr
+	return nil
+}
+
+func (s *sentryIngestServer) closeLocked() {
+	if s.ing == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.ing.Close(ctx); err != nil {
+		s.log.Warn("closing the previous sentry ingest", "error", err)
+	}
+	s.ing, s.addr = nil, nil
+}
+
+func (s *sentryIngestServer) CheckHealth(context.Context) error {
+	if s.ingest() == nil {
+		return sdk.Degraded("sentry-ingest: waiting for its settings")
+	}
+	return nil
+}
+
+func (s *sentryIngestServer) ingest() *sentryingest.Ingest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ing
+}
+
+func (s *sentryIngestServer) ready() (*sentryingest.Ingest, error) {
+	if ing := s.ingest(); ing != nil {
+		return ing, nil
+	}
+	return nil, fmt.Errorf("sentry-ingest: %w", errNotConfigured)
+}
+
+func (s *sentryIngestServer) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
+	ing, err := s.ready()
+	if err != nil {
+		return err
+	}
+	return watchWith(ctx, send, func(ctx context.Context, fn func(core.ErrorWindow)) error {
+		return ing.WatchCounts(ctx, ref, fn)
+	})
+}
+
+func (s *sentryIngestServer) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
+	ing, err := s.ready()
+	if err != nil {
+		return nil, err
+	}
+	return ing.Issues(ctx, ref, release)
+}
+
+func (s *sentryIngestServer) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
+	ing, err := s.ready()
+	if err != nil {
+		return err
+	}
+	return ing.MarkDeploy(ctx, ref, release)
+}

@@ -1,0 +1,254 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/local"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+)
+
+// refSettings is the environment a target serves. The console fills it in
+// from the environment entry the target block belongs to.
+type refSettings struct {
+	Service string `json:"service" required:"true"`
+	Env     string `json:"env" required:"true"`
+}
+
+// localSettings are the local target's block in ripcord.yaml.
+type localSettings struct {
+	Ref    refSettings       `json:"ref" required:"true"`
+	Root   string            `json:"root" required:"true"`
+	Run    string            `json:"run" required:"true"`
+	Health string            `json:"health" required:"true"`
+	Port   int               `json:"port"`
+	Env    map[string]string `json:"env"`
+	Keep   int               `json:"keep"`
+	Grace  time.Duration     `json:"grace"`
+	// HealthTimeout bounds a starting release's health check.
+	HealthTimeout time.Duration `json:"health_timeout"`
+	// ArtifactStore is where the pipeline put the artifacts, by sha256.
+	ArtifactStore string `json:"artifact_store"`
+	ArtifactName  string `json:"artifact_name"`
+}
+
+// localServer serves plugins/local as a built-in deploy target.
+type localServer struct {
+	log hclog.Logger
+
+	mu  sync.Mutex
+	tgt *local.Target
+}
+
+var (
+	_ sdk.Target     = (*localServer)(nil)
+	_ sdk.Reattacher = (*localServer)(nil)
+)
+
+func localConfig(version string) sdk.ServeConfig {
+	log := sdk.NewLogger("local")
+	l := &localServer{log: log}
+	return sdk.ServeConfig{
+		Info:     sdk.Info{Name: "local", Version: version, ConfigSchema: schemaFor(localSettings{})},
+		Provider: l,
+		Target:   l,
+		Logger:   log,
+	}
+}
+
+// Configure replaces the target. The old one is closed first: the new one
+// takes over the same root and public port, and adopts the releases the
+// old one left running from their pidfiles.
+func (l *localServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+	var s localSettings
+	if err := decodeStrict(settings, &s); err != nil {
+		return err
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return sdk.SettingErrors{{Path: "port", Message: fmt.Sprintf("%d is not a port number", s.Port)}}
+	}
+	cfg := local.Config{
+		Ref: core.Ref{Service: s.Ref.Service, Env: s.Ref.Env}, Root: s.Root, Run: s.Run, Port: s.Port,
+		Health: s.Health, Env: s.Env, Keep: s.Keep, Grace: s.Grace, HealthTimeout: s.HealthTimeout,
+		ArtifactStore: s.ArtifactStore, ArtifactName: s.ArtifactName,
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tgt != nil {
+		if err := l.tgt.Close(); err != nil {
+			l.log.Warn("closing the previous local target", "error", err)
+		}
+		l.tgt = nil
+	}
+	tgt, err := local.New(cfg, logTo(l.log))
+	if err != nil {
+		return err
+	}
+	l.tgt = tgt
+	return nil
+}
+
+func (l *localServer) CheckHealth(context.Context) error {
+	if l.target() == nil {
+		return sdk.Degraded("local: waiting for its settings")
+	}
+	return nil
+}
+
+func (l *localServer) target() *local.Target {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tgt
+}
+
+func (l *localServer) ready() (*local.Target, error) {
+	if t := l.target(); t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("local: %w", errNotConfigured)
+}
+
+func (l *localServer) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
+	t, err := l.ready()
+	if err != nil {
+		return core.TargetStatus{}, err
+	}
+	return t.Status(ctx, ref)
+}
+
+func (l *localServer) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
+	t, err := l.ready()
+	if err != nil {
+		return err
+	}
+	return watchWith(ctx, send, func(ctx context.Context, fn func(core.TargetStatus)) error {
+		return t.WatchStatus(ctx, ref, fn)
+	})
+}
+
+// Releases lists the releases installed on the target, newest first: those
+// are the ones a rollback can return to.
+func (l *localServer) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
+	st, err := l.Status(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var out []core.Release
+	for _, v := range st.Kept {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, core.Release{Service: ref.Service, Version: v})
+	}
+	return out, nil
+}
+
+// Plan describes what Deploy would do now, without doing it.
+func (l *localServer) Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
+	st, err := l.Status(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if rel.Version == st.Current {
+		return []string{rel.Version + " is already serving"}, nil
+	}
+	steps := []string{
+		fmt.Sprintf("install %s as releases/%s and verify its sha256", rel.ArtifactDigest, rel.Version),
+		"start " + rel.Version + " on a private port and check its health",
+	}
+	if st.Current == "" || weight >= 100 {
+		steps = append(steps, "switch current to "+rel.Version+" and send it all traffic")
+		if st.Current != "" {
+			steps = append(steps, "stop "+st.Current)
+		}
+	} else {
+		steps = append(steps, fmt.Sprintf("send %d%% of traffic to %s, the rest to %s", weight, rel.Version, st.Current))
+	}
+	return steps, nil
+}
+
+func (l *localServer) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, weight int) error {
+	t, err := l.ready()
+	if err != nil {
+		return err
+	}
+	return t.Deploy(ctx, op.Request, rel, weight, relayTo(op))
+}
+
+func (l *localServer) SetWeight(ctx context.Context, op *sdk.Op, weight int) error {
+	t, err := l.ready()
+	if err != nil {
+		return err
+	}
+	return t.SetWeight(ctx, op.Request, weight, relayTo(op))
+}
+
+func (l *localServer) Rollback(ctx context.Context, op *sdk.Op, toVersion string) error {
+	t, err := l.ready()
+	if err != nil {
+		return err
+	}
+	return t.Rollback(ctx, op.Request, toVersion, relayTo(op))
+}
+
+// Reattach follows an operation a previous provider process started: the
+// local target keeps every operation's events under its root.
+func (l *localServer) Reattach(ctx context.Context, op *sdk.Op, externalRef string) error {
+	t, err := l.ready()
+	if err != nil {
+		return err
+	}
+	return t.WatchOperation(ctx, op.Request, externalRef, relayTo(op))
+}
+
+// relayTo turns a provider's operation events into the op's. The final
+// event is not relayed: the SDK sends the completion itself from the
+// returned error.
+func relayTo(op *sdk.Op) func(core.OpEvent) {
+	return func(ev core.OpEvent) {
+		if ev.ExternalRef != "" {
+			op.SetExternalRef(ev.ExternalRef)
+		}
+		if ev.Done {
+			return
+		}
+		if ev.Log != "" {
+			_ = op.Log("stdout", ev.Log)
+		}
+		if ev.Message != "" || ev.Progress > 0 {
+			_ = op.Progress(ev.Progress, ev.Message)
+		}
+	}
+}
+
+// logTo relays a provider's output lines (a service's, a step's) to the
+// plugin's log, which the host passes on to the console's log stream.
+func logTo(log hclog.Logger) func(core.LogLine) {
+	return func(line core.LogLine) {
+		log.Info(line.Text, "source", line.Source, "stream", line.Stream)
+	}
+}
+
+// watchWith runs a callback-style watch, sending each update; the first
+// failed send ends the watch with that error.
+func watchWith[T any](ctx context.Context, send func(T) error, watch func(context.Context, func(T)) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	err := watch(ctx, func(v T) {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := send(v); err != nil {
+			cancel(err)
+		}
+	})
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		return cause
+	}
+	return err
+}

@@ -1,0 +1,644 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// twoColumnMin is the width from which panes sit side by side.
+const twoColumnMin = 120
+
+// View renders the whole screen.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	return v
+}
+
+func (m *Model) render() string {
+	w, h := max(m.w, 20), max(m.h, 6)
+	now := m.opts.Clock()
+	lines := make([]string, 0, h)
+	lines = append(lines, fit(m.header(now, w), w))
+	lines = append(lines, fit(m.needsYou(now), w))
+	body := h - 4
+	switch {
+	case m.confirm != nil:
+		lines = append(lines, m.dialog(w, body)...)
+	case m.help:
+		lines = append(lines, m.helpBox(w, body)...)
+	case w >= twoColumnMin:
+		lw := w / 2
+		rw := w - lw
+		top := body / 2
+		left := append(m.pipelinePane(now, lw, top), m.activityPane(lw, body-top)...)
+		etop := body - max(min(body/2, len(m.backups())+2), 3)
+		right := append(m.errorsPane(rw, etop), m.backupsPane(now, rw, body-etop)...)
+		for i := range body {
+			lines = append(lines, left[i]+right[i])
+		}
+	default:
+		// Stacked: each pane gets a share, the ones with the most to say a
+		// little more.
+		hs := split(body, []int{3, 3, 2, 2})
+		lines = append(lines, m.pipelinePane(now, w, hs[0])...)
+		lines = append(lines, m.errorsPane(w, hs[1])...)
+		lines = append(lines, m.backupsPane(now, w, hs[2])...)
+		lines = append(lines, m.activityPane(w, hs[3])...)
+	}
+	lines = append(lines, fit(m.statusLine(), w), fit(m.footer(), w))
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// split divides n lines by weights.
+func split(n int, weights []int) []int {
+	total := 0
+	for _, x := range weights {
+		total += x
+	}
+	out := make([]int, len(weights))
+	used := 0
+	for i, x := range weights {
+		out[i] = n * x / total
+		used += out[i]
+	}
+	for i := 0; used < n; i = (i + 1) % len(out) {
+		out[i]++
+		used++
+	}
+	return out
+}
+
+// fit truncates or pads a (possibly styled) line to exactly w cells.
+func fit(s string, w int) string {
+	if lipgloss.Width(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	if pad := w - lipgloss.Width(s); pad > 0 {
+		s += strings.Repeat(" ", pad)
+	}
+	return s
+}
+
+// box draws a titled pane exactly w wide and h tall; content past the
+// height is cut, never wrapped.
+func (m *Model) box(title string, content []string, w, h int) []string {
+	if h <= 0 {
+		return nil
+	}
+	inner := max(w-2, 0)
+	b := m.st.border
+	t := ansi.Truncate(" "+title+" ", max(inner-1, 0), "…")
+	top := b.Render("┌─") + m.st.accent.Render(t) + b.Render(strings.Repeat("─", max(inner-1-lipgloss.Width(t), 0))+"┐")
+	out := []string{top}
+	for i := 0; i < h-2; i++ {
+		line := ""
+		if i < len(content) {
+			line = content[i]
+		}
+		out = append(out, b.Render("│")+fit(line, inner)+b.Render("│"))
+	}
+	if h >= 2 {
+		out = append(out, b.Render("└"+strings.Repeat("─", inner)+"┘"))
+	}
+	return out
+}
+
+func (m *Model) header(now time.Time, w int) string {
+	s := m.st
+	// Below two columns the header drops its decorations so versions and
+	// the lock holder still fit in 80 cells.
+	narrow := w < twoColumnMin
+	gap := "   "
+	left := " " + s.accent.Render("ripcord") + s.muted.Render(" · ") + s.text.Render(m.snap.Project+"/"+m.opts.Service)
+	if narrow {
+		gap = "  "
+		left = " " + s.accent.Render(m.opts.Service)
+	}
+	for _, env := range m.snap.Envs {
+		ref := core.Ref{Service: m.opts.Service, Env: env}
+		cur, cand, weight := m.versions(ref)
+		if cur == "" && cand == "" {
+			continue
+		}
+		name := s.text.Render(env)
+		if isProduction(env) {
+			name = s.prod.Render(env)
+		}
+		part := gap + name + " " + s.text.Render(orDash(cur))
+		if cand != "" {
+			part += s.warn.Render(fmt.Sprintf(" ▸ %s %d%%", cand, weight))
+		}
+		left += part
+	}
+	left += gap + s.muted.Render("lock: ") + m.lockText(narrow)
+	clock := " " + s.muted.Render(now.In(m.opts.Location).Format("15:04:05")) + " "
+	cw := lipgloss.Width(clock)
+	if lipgloss.Width(left)+cw > w {
+		return fit(left, max(w-cw, 0)) + clock
+	}
+	return left + strings.Repeat(" ", w-lipgloss.Width(left)-cw) + clock
+}
+
+// versions is what an environment runs: the target's word first, the
+// deployment record where the target has not reported.
+func (m *Model) versions(ref core.Ref) (cur, cand string, weight int) {
+	t, hasT := m.snap.Targets[ref]
+	d, hasD := m.snap.Deployments[ref]
+	if hasT {
+		cur, cand, weight = t.Current, t.Candidate, t.Weight
+	}
+	if hasD && cur == "" {
+		cur = d.From
+		if d.State == core.DeployHealthy {
+			cur = d.Version
+		}
+	}
+	if hasD && cand == "" && !d.State.Terminal() {
+		cand, weight = d.Version, d.Weight
+	}
+	return cur, cand, weight
+}
+
+func (m *Model) lockText(short bool) string {
+	var held []string
+	for _, env := range m.snap.Envs {
+		if l, ok := m.snap.Locks[core.Ref{Service: m.opts.Service, Env: env}]; ok {
+			if short {
+				held = append(held, l.Holder.Name)
+			} else {
+				held = append(held, fmt.Sprintf("%s (%s)", l.Holder.Name, env))
+			}
+		}
+	}
+	if len(held) == 0 {
+		return m.st.ok.Render("free")
+	}
+	return m.st.warn.Render(strings.Join(held, ", "))
+}
+
+// needsYou is the strip of things waiting on a person, worst first. Below
+// two columns it speaks in short forms so the first items fit in 80 cells.
+func (m *Model) needsYou(now time.Time) string {
+	s := m.st
+	narrow := m.w < twoColumnMin
+	var items []string
+	add := func(st paint, long, short string) {
+		if narrow {
+			long = short
+		}
+		items = append(items, st.Render(long))
+	}
+	for _, env := range m.snap.Envs {
+		ref := core.Ref{Service: m.opts.Service, Env: env}
+		if v, ok := m.snap.Verdicts[ref]; ok && v.Kind == core.VerdictSpike {
+			add(s.danger, fmt.Sprintf("SPIKE %s %s %.1f× baseline", env, v.Candidate, v.Evidence.RateRatio),
+				fmt.Sprintf("SPIKE %s %.1f×", env, v.Evidence.RateRatio))
+		}
+		if d, ok := m.snap.Deployments[ref]; ok && d.State == core.DeployJudgment {
+			a := age(now, d.StartedAt)
+			add(s.warn, fmt.Sprintf("%s %s %d%% waiting for judgment (%s)", env, d.Version, d.Weight, a),
+				fmt.Sprintf("judgment %s %s", env, a))
+		}
+	}
+	for _, f := range m.backups() {
+		switch f.State {
+		case core.FreshWarn, core.FreshCritical:
+			st := s.warn
+			if f.State == core.FreshCritical {
+				st = s.danger
+			}
+			add(st, fmt.Sprintf("%s backup %s old (expected %s)", f.Facts.Set, dur(f.Age), dur(f.Expected)),
+				fmt.Sprintf("%s backup %s/%s", f.Facts.Set, dur(f.Age), dur(f.Expected)))
+		case core.FreshUnknown:
+			add(s.warn, fmt.Sprintf("%s backup unknown: %s", f.Facts.Set, f.Reason), f.Facts.Set+" backup unknown")
+		}
+	}
+	ops := make([]core.Operation, 0, len(m.snap.Operations))
+	for _, op := range m.snap.Operations {
+		if op.State == core.OpAttention && op.Ref.Service == m.opts.Service {
+			ops = append(ops, op)
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].ID < ops[j].ID })
+	for _, op := range ops {
+		add(s.danger, fmt.Sprintf("%s %s unfinished: needs attention", op.Kind, op.Ref.Env), fmt.Sprintf("%s %s unfinished", op.Kind, op.Ref.Env))
+	}
+	if len(items) == 0 {
+		return " " + s.ok.Render("✓ nothing needs you")
+	}
+	lead := "! needs you: "
+	if narrow {
+		lead = "! "
+	}
+	return " " + s.warn.Render(lead) + strings.Join(items, s.muted.Render(" · "))
+}
+
+func (m *Model) pipelinePane(now time.Time, w, h int) []string {
+	s := m.st
+	run, ok := m.snap.Pipelines[m.opts.Service]
+	if !ok {
+		return m.box("Pipeline", []string{s.muted.Render(" no run yet")}, w, h)
+	}
+	var c []string
+	meta := " " + string(run.State)
+	if run.Commit != "" {
+		meta += " · " + run.Branch + "@" + short(run.Commit, 7)
+	}
+	if run.ArtifactDigest != "" {
+		meta += " · " + shortDigest(run.ArtifactDigest)
+	}
+	c = append(c, s.muted.Render(meta))
+	nameW := max(min(w/3, 22), 8)
+	// Finished stages take one line each; only unfinished ones list their
+	// steps. Should that still not fit, the finished stages share a line,
+	// so the step in flight is never the one cut off.
+	var done []string
+	var doneDur time.Duration
+	var rest []string
+	leading := true
+	for _, st := range run.Stages {
+		if st.State == core.RunSucceeded || st.State == core.RunSkipped {
+			d := stageDur(st)
+			if leading {
+				done = append(done, st.Name)
+				doneDur += d
+			}
+			rest = append(rest, " "+m.glyph(st.State)+" "+s.text.Render(pad(st.Name, nameW))+" "+s.muted.Render(clockDur(d)))
+			continue
+		}
+		leading = false
+		rest = append(rest, " "+m.glyph(st.State)+" "+s.text.Render(pad(st.Name, nameW)))
+		for _, step := range st.Steps {
+			line := "   " + m.glyph(step.State) + " " + pad(step.Name, nameW-2) + " " + s.muted.Render(pad(stepDur(now, step), 6))
+			if step.State == core.RunRunning && step.Progress > 0 {
+				line += " " + s.warn.Render(bar(step.Progress, 10))
+			}
+			rest = append(rest, line)
+		}
+	}
+	if len(c)+len(rest) > h-2 && len(done) > 1 {
+		rest = append([]string{" " + m.glyph(core.RunSucceeded) + " " + s.text.Render(strings.Join(done, " · ")) + " " + s.muted.Render(clockDur(doneDur))}, rest[len(done):]...)
+	}
+	c = append(c, rest...)
+	return m.box("Pipeline "+run.Version, c, w, h)
+}
+
+func (m *Model) glyph(st core.RunState) string {
+	switch st {
+	case core.RunSucceeded:
+		return m.st.ok.Render("✓")
+	case core.RunFailed, core.RunCanceled:
+		return m.st.danger.Render("✗")
+	case core.RunRunning:
+		return m.st.warn.Render("◐")
+	}
+	return m.st.muted.Render("·")
+}
+
+func (m *Model) errorsPane(w, h int) []string {
+	s := m.st
+	ref := m.focusRef()
+	wins := m.snap.Errors[ref]
+	v, hasV := m.snap.Verdicts[ref]
+	rels := make([]string, 0, len(wins))
+	for r := range wins {
+		rels = append(rels, r)
+	}
+	// The candidate first, then the baseline, then anything else.
+	rank := func(r string) int {
+		switch {
+		case hasV && r == v.Candidate:
+			return 0
+		case hasV && r == v.Baseline:
+			return 1
+		}
+		return 2
+	}
+	sort.Slice(rels, func(i, j int) bool {
+		if a, b := rank(rels[i]), rank(rels[j]); a != b {
+			return a < b
+		}
+		return rels[i] > rels[j]
+	})
+	var c []string
+	for _, r := range rels {
+		win := wins[r]
+		line := " " + s.text.Render(pad(r, 9)) + " "
+		if win.Unavailable != "" {
+			c = append(c, line+s.warn.Render("counts unavailable: "+win.Unavailable))
+			continue
+		}
+		line += s.accent.Render(sparkline(win.Buckets, 12)) + " " + s.muted.Render(pad(rate(win), 9))
+		if hasV && r == v.Candidate {
+			line += " " + m.verdictWord(v)
+		}
+		c = append(c, line)
+	}
+	if hasV {
+		e := v.Evidence
+		c = append(c, s.muted.Render(fmt.Sprintf(" %.1f× (%.1f–%.1f) · p=%.1e · %d vs %d events at %.0f%% share · %s",
+			e.RateRatio, e.RateRatioLow, e.RateRatioHigh, e.PValue, e.CandidateCount, e.BaselineCount, e.Share*100, dur(e.Elapsed))))
+		for _, is := range e.NewIssues {
+			c = append(c, s.danger.Render(fmt.Sprintf(" new: %s (%d)", is.Title, is.Count)))
+		}
+		if e.Note != "" {
+			c = append(c, s.muted.Render(" "+e.Note))
+		}
+	}
+	if len(c) == 0 {
+		c = append(c, s.muted.Render(" no error counts yet"))
+	}
+	return m.box("Errors · "+ref.Env, c, w, h)
+}
+
+func (m *Model) verdictWord(v core.SpikeVerdict) string {
+	switch v.Kind {
+	case core.VerdictSpike:
+		return m.st.danger.Render("SPIKE")
+	case core.VerdictHealthy:
+		return m.st.ok.Render("healthy")
+	}
+	return m.st.muted.Render("inconclusive")
+}
+
+// backups lists the watched service's backup sets in a stable order.
+func (m *Model) backups() []core.Freshness {
+	var out []core.Freshness
+	for ref, sets := range m.snap.Backups {
+		if ref.Service != m.opts.Service {
+			continue
+		}
+		for _, f := range sets {
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := severity(out[i].State), severity(out[j].State); a != b {
+			return a > b
+		}
+		if out[i].Facts.Set != out[j].Facts.Set {
+			return out[i].Facts.Set < out[j].Facts.Set
+		}
+		return out[i].Ref.Env < out[j].Ref.Env
+	})
+	return out
+}
+
+// severity orders backup states worst first, so a short pane still shows
+// the sets that need a person.
+func severity(s core.FreshnessState) int {
+	switch s {
+	case core.FreshCritical:
+		return 3
+	case core.FreshUnknown:
+		return 2
+	case core.FreshWarn:
+		return 1
+	}
+	return 0
+}
+
+func (m *Model) backupsPane(now time.Time, w, h int) []string {
+	s := m.st
+	var c []string
+	for _, f := range m.backups() {
+		st, word := s.ok, "ok"
+		switch f.State {
+		case core.FreshWarn:
+			st, word = s.warn, "WARN"
+		case core.FreshCritical:
+			st, word = s.danger, "STALE"
+		case core.FreshUnknown:
+			st, word = s.warn, "UNKNOWN"
+		}
+		ageText, fill := "—", 0.0
+		if f.State != core.FreshUnknown || f.Age > 0 {
+			ageText = dur(f.Age) + " ago"
+			if f.Expected > 0 {
+				fill = float64(f.Age) / float64(f.Expected)
+			}
+		}
+		c = append(c, " "+s.text.Render(pad(f.Facts.Set, 10))+" "+s.muted.Render(pad(f.Facts.Tool, 10))+" "+
+			pad(ageText, 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(word))
+	}
+	if len(c) == 0 {
+		c = append(c, s.muted.Render(" no backup sets"))
+	}
+	return m.box("Backups", c, w, h)
+}
+
+func (m *Model) activityPane(w, h int) []string {
+	s := m.st
+	var c []string
+	for i := len(m.snap.Audit) - 1; i >= 0 && len(c) < max(h-2, 0); i-- {
+		a := m.snap.Audit[i]
+		what := a.Action + " " + a.Ref.Env
+		if a.From != "" || a.To != "" {
+			what += " " + a.From + "→" + a.To
+		}
+		c = append(c, " "+s.muted.Render(a.At.In(m.opts.Location).Format("15:04:05"))+" "+s.text.Render(pad(a.Actor.Name, 8))+" "+what+s.muted.Render(" · "+a.Outcome))
+	}
+	if len(c) == 0 {
+		c = append(c, s.muted.Render(" nothing yet"))
+	}
+	return m.box("Activity", c, w, h)
+}
+
+func (m *Model) dialog(w, h int) []string {
+	p := m.confirm
+	c := []string{
+		"",
+		" " + m.st.warn.Render(p.summary),
+		"",
+		" as " + p.cmd.Actor.String(),
+		" " + m.st.muted.Render(fmt.Sprintf("%d other console(s) watching", p.watchers)),
+		"",
+		" " + m.st.accent.Render("y") + " confirm   " + m.st.accent.Render("enter/esc") + " cancel",
+	}
+	return m.box("Confirm "+string(p.cmd.Kind), c, w, h)
+}
+
+func (m *Model) helpBox(w, h int) []string {
+	var c []string
+	for _, b := range append(m.keys.ShortHelp(), m.keys.Confirm, m.keys.Cancel) {
+		hp := b.Help()
+		c = append(c, fmt.Sprintf(" %-10s %s", hp.Key, hp.Desc))
+	}
+	return m.box("Help", c, w, h)
+}
+
+func (m *Model) statusLine() string {
+	switch {
+	case m.confirm != nil:
+		return " " + m.st.warn.Render("confirm "+string(m.confirm.cmd.Kind)+"? y confirms, enter or esc cancels")
+	case m.status == "":
+		return ""
+	case m.statusBad:
+		return " " + m.st.danger.Render(m.status)
+	}
+	return " " + m.st.text.Render(m.status)
+}
+
+// footer lists the keys; a read-only console says so and why instead of
+// offering actions it will refuse.
+func (m *Model) footer() string {
+	var parts []string
+	if m.opts.ReadOnly {
+		parts = append(parts, m.st.warn.Render("read-only: "+m.opts.ReadOnlyReason))
+	}
+	for _, b := range m.keys.ShortHelp() {
+		if m.opts.ReadOnly && b.Help().Key != m.keys.Help.Help().Key && b.Help().Key != m.keys.Quit.Help().Key {
+			continue
+		}
+		hp := b.Help()
+		parts = append(parts, m.st.accent.Render(hp.Key)+" "+m.st.muted.Render(hp.Desc))
+	}
+	return " " + strings.Join(parts, m.st.muted.Render(" · "))
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// sparkline draws the last n buckets, scaled to the window's maximum.
+func sparkline(bs []core.ErrorBucket, n int) string {
+	if len(bs) > n {
+		bs = bs[len(bs)-n:]
+	}
+	var top int64
+	for _, b := range bs {
+		top = max(top, b.Count)
+	}
+	var sb strings.Builder
+	for range n - len(bs) {
+		sb.WriteRune(' ')
+	}
+	for _, b := range bs {
+		// Zero alone draws the lowest bar; any error at all draws at least
+		// the second, so a quiet release and a nearly quiet one differ.
+		i := 0
+		if top > 0 && b.Count > 0 {
+			i = max(1, int(math.Ceil(float64(b.Count)*float64(len(sparks))/float64(top)-1e-9))-1)
+		}
+		sb.WriteRune(sparks[min(max(i, 0), len(sparks)-1)])
+	}
+	return sb.String()
+}
+
+// rate is the window's events per minute, from its bucket spacing.
+func rate(w core.ErrorWindow) string {
+	if len(w.Buckets) < 2 {
+		return fmt.Sprintf("%d", w.Total())
+	}
+	span := w.Buckets[len(w.Buckets)-1].Start.Sub(w.Buckets[0].Start)
+	step := span / time.Duration(len(w.Buckets)-1)
+	mins := (span + step).Minutes()
+	if mins <= 0 {
+		return fmt.Sprintf("%d", w.Total())
+	}
+	return fmt.Sprintf("%.0f/min", float64(w.Total())/mins)
+}
+
+func bar(frac float64, n int) string {
+	k := int(math.Round(min(max(frac, 0), 1) * float64(n)))
+	return strings.Repeat("█", k) + strings.Repeat("░", n-k)
+}
+
+func stepDur(now time.Time, s core.Step) string {
+	switch {
+	case s.StartedAt.IsZero():
+		return ""
+	case s.FinishedAt.IsZero():
+		return clockDur(now.Sub(s.StartedAt))
+	}
+	return clockDur(s.FinishedAt.Sub(s.StartedAt))
+}
+
+// stageDur is from the stage's first step start to its last step end.
+func stageDur(st core.Stage) time.Duration {
+	var from, to time.Time
+	for _, s := range st.Steps {
+		if !s.StartedAt.IsZero() && (from.IsZero() || s.StartedAt.Before(from)) {
+			from = s.StartedAt
+		}
+		if s.FinishedAt.After(to) {
+			to = s.FinishedAt
+		}
+	}
+	if from.IsZero() || to.Before(from) {
+		return 0
+	}
+	return to.Sub(from)
+}
+
+func clockDur(d time.Duration) string {
+	d = max(d, 0).Round(time.Second)
+	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+// dur is a short human age: 45s, 12m, 26h, 3d.
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 72*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func age(now, t time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	return dur(now.Sub(t))
+}
+
+func pad(s string, n int) string {
+	if w := lipgloss.Width(s); w < n {
+		return s + strings.Repeat(" ", n-w)
+	}
+	return s
+}
+
+func short(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// shortDigest keeps the algorithm and 12 hex digits: enough to tell
+// artifacts apart at a glance.
+func shortDigest(d string) string {
+	algo, hex, ok := strings.Cut(d, ":")
+	if !ok {
+		return short(d, 12) + "…"
+	}
+	if len(hex) <= 12 {
+		return d
+	}
+	return algo + ":" + hex[:12] + "…"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func isProduction(env string) bool { return env == "production" || env == "prod" }
