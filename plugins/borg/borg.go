@@ -68,11 +68,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("borg: set %s: repository is required", cfg.Set)
 	}
 	if cfg.BaseDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cfg.BaseDir = filepath.Join(base, "ripcord", "borg", cfg.Set)
+		cfg.BaseDir = toolrun.CacheDir("borg", cfg.Set)
 	}
 	if cfg.ArchivePrefix == "" {
 		cfg.ArchivePrefix = strings.TrimSuffix(cfg.Glob, "*")

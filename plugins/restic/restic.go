@@ -12,8 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -63,11 +61,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, fmt.Errorf("restic: set %s: repository is required", cfg.Set)
 	}
 	if cfg.CacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cfg.CacheDir = filepath.Join(base, "ripcord", "restic", cfg.Set)
+		cfg.CacheDir = toolrun.CacheDir("restic", cfg.Set)
 	}
 	return &Provider{cfg: cfg, now: time.Now}, nil
 }

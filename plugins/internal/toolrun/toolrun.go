@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -240,4 +241,14 @@ func Message(stderr []byte, prefixes ...string) string {
 		}
 	}
 	return ""
+}
+
+// CacheDir is a tool's private cache for one backup set, under the user's
+// cache directory (or the temp dir where there is none).
+func CacheDir(tool, set string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "ripcord", tool, set)
 }
