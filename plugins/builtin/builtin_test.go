@@ -84,3 +84,30 @@ func TestResticBuiltinPassesConformance(t *testing.T) {
 		BackupSet:   "uploads",
 	})
 }
+
+func TestBorgBuiltinPassesConformance(t *testing.T) {
+	borg := tooltest.Require(t, "borg", "borgbackup")
+	dir := t.TempDir()
+	repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "uploads.bin"), make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	initCmd := exec.Command(borg, "init", "--encryption=repokey", repo)
+	initCmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BORG_PASSPHRASE=conformance-secret", "BORG_BASE_DIR=" + filepath.Join(dir, "creator")}
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("borg init: %v\n%s", err, out)
+	}
+	set := "uploads-" + filepath.Base(dir) // the provider's cache is per set
+	conformance.Run(t, conformance.Options{
+		Binary:      launcher(t, "borg"),
+		Name:        "borg",
+		Settings:    map[string]any{"set": set, "repository": repo, "passphrase": "conformance-secret", "glob": "uploads-*", "backup": []string{data}},
+		BadSettings: map[string]any{"set": set, "repository": repo, "acept_relocated": true},
+		BadPath:     "acept_relocated",
+		Kinds:       []string{"backup"},
+		BackupSet:   set,
+	})
+}
