@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -305,6 +307,8 @@ func TestBadSettingsNameTheirPath(t *testing.T) {
 			[]string{"ref.env", "root"}},
 		{"local unknown", &localServer{log: hclog.NewNullLogger()}, `{"ref":{"service":"api","env":"prod"},"root":"/x","run":"x","health":"h","kep":3}`,
 			[]string{"kep"}},
+		{"local template", &localServer{log: hclog.NewNullLogger()}, `{"ref":{"service":"api","env":"prod"},"root":"/x","run":"./api --port {{.Port","health":"h"}`,
+			[]string{"run"}},
 		{"exec duration", &execServer{log: hclog.NewNullLogger()}, `{"state_dir":"/x","stages":[{"name":"a","run":"true"},{"name":"b","run":"true","timeout":"soon"}]}`,
 			[]string{"stages.1.timeout"}},
 		{"exec unknown step key", &execServer{log: hclog.NewNullLogger()}, `{"state_dir":"/x","stages":[{"name":"a","steps":[{"name":"s","run":"true","tiemout":"1s"}]}]}`,
@@ -335,5 +339,192 @@ func TestBadSettingsNameTheirPath(t *testing.T) {
 				t.Fatalf("CheckHealth after rejected settings = %v, want degraded", err)
 			}
 		})
+	}
+}
+
+// opEvents reads an operation stream to its end.
+func opEvents(t *testing.T, recv func() (*pb.OperationEvent, error)) []*pb.OperationEvent {
+	t.Helper()
+	var evs []*pb.OperationEvent
+	for {
+		ev, err := recv()
+		if errors.Is(err, io.EOF) {
+			return evs
+		}
+		if err != nil {
+			t.Fatalf("operation stream: %v", err)
+		}
+		evs = append(evs, ev)
+	}
+}
+
+func completion(t *testing.T, evs []*pb.OperationEvent) *pb.Completed {
+	t.Helper()
+	if len(evs) == 0 || evs[len(evs)-1].GetCompleted() == nil {
+		t.Fatalf("no completion among %d events", len(evs))
+	}
+	return evs[len(evs)-1].GetCompleted()
+}
+
+// Reconfiguring closes the old target (its public port is free for the new
+// one, which adopts the running release), and a provider process started
+// later re-attaches to a deploy by its external ref, replaying its events.
+func TestLocalBuiltinReconfiguresAndReattaches(t *testing.T) {
+	store, digest := storeArtifact(t)
+	ref := core.Ref{Service: "api", Env: "staging"}
+	root := filepath.Join(t.TempDir(), "env")
+	stopReleases(t, root)
+	settings := map[string]any{
+		"ref": map[string]any{"service": ref.Service, "env": ref.Env}, "root": root,
+		"run": "./artifact -port {{.Port}}", "health": "http://127.0.0.1:{{.Port}}/healthz",
+		"port": freePort(t), "artifact_store": store, "grace": "2s",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	h := startBuiltin(t, "local")
+	if err := h.Configure(ctx, "local", settings, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.Conn(ctx, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pb.NewDeployTargetServiceClient(conn)
+	op := &pb.Operation{Id: "deploy-v1", Ref: pbconv.Ref(ref)}
+	s, err := c.Deploy(ctx, &pb.DeployRequest{Operation: op, Release: pbconv.Release(core.Release{Service: ref.Service, Version: "v1", ArtifactDigest: digest}), Weight: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed := opEvents(t, func() (*pb.OperationEvent, error) { m, err := s.Recv(); return m.GetEvent(), err })
+	if c := completion(t, deployed); c.GetOutcome() != pb.Outcome_OUTCOME_SUCCEEDED {
+		t.Fatalf("deploy: %v %s", c.GetOutcome(), c.GetError())
+	}
+	extRef := deployed[len(deployed)-1].GetExternalRef()
+
+	if err := h.Configure(ctx, "local", settings, nil); err != nil {
+		t.Fatalf("configuring again on the same port: %v", err)
+	}
+	st, err := c.Status(ctx, &pb.StatusRequest{Ref: pbconv.Ref(ref)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pbconv.FromTargetStatus(st.GetStatus()); got.Current != "v1" {
+		t.Fatalf("after reconfiguring, current = %q, want v1 (adopted)", got.Current)
+	}
+	_ = h.Close()
+
+	h2 := startBuiltin(t, "local")
+	if err := h2.Configure(ctx, "local", settings, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn2, err := h2.Conn(ctx, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pb.NewDeployTargetServiceClient(conn2).WatchOperation(ctx, &pb.WatchOperationRequest{Operation: op, ExternalRef: extRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := opEvents(t, func() (*pb.OperationEvent, error) { m, err := w.Recv(); return m.GetEvent(), err })
+	if c := completion(t, replayed); c.GetOutcome() != pb.Outcome_OUTCOME_SUCCEEDED {
+		t.Fatalf("re-attached outcome: %v %s", c.GetOutcome(), c.GetError())
+	}
+	var msgs []string
+	for _, ev := range replayed {
+		msgs = append(msgs, ev.GetProgress().GetMessage())
+	}
+	if !slices.ContainsFunc(msgs, func(m string) bool { return strings.HasPrefix(m, "artifact verified") }) {
+		t.Fatalf("re-attached events %q do not replay the deploy's steps", msgs)
+	}
+}
+
+// Reconfiguring the ingest closes the old one, so the new settings take
+// the same address and only the new key is accepted.
+func TestSentryIngestReconfigureReplacesTheListener(t *testing.T) {
+	s := &sentryIngestServer{log: hclog.NewNullLogger()}
+	t.Cleanup(func() { s.mu.Lock(); s.closeLocked(); s.mu.Unlock() })
+	port := freePort(t)
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, key := range []string{"oldkey", "newkey"} {
+		set := fmt.Sprintf(`{"service":"api","listen":%q,"keys":{"42":%q}}`, listen, key)
+		if err := s.Configure(ctx, []byte(set), nil); err != nil {
+			t.Fatalf("configure with key %s: %v", key, err)
+		}
+	}
+	if err := s.CheckHealth(ctx); err != nil {
+		t.Fatalf("CheckHealth = %v", err)
+	}
+	post := func(key string) int {
+		url := fmt.Sprintf("http://%s/api/42/store/?sentry_key=%s", listen, key)
+		resp, err := http.Post(url, "application/json", strings.NewReader(`{"level":"error","message":"boom"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("oldkey"); got != http.StatusUnauthorized {
+		t.Fatalf("old key answered %d, want 401", got)
+	}
+	if got := post("newkey"); got != http.StatusOK {
+		t.Fatalf("new key answered %d, want 200", got)
+	}
+}
+
+// Cancelling a deploy that waits for a release's health ends it promptly,
+// recorded as cancelled for anyone attaching with the operation's id.
+func TestLocalBuiltinCancelsADeployWaitingForHealth(t *testing.T) {
+	store, digest := storeArtifact(t)
+	ref := core.Ref{Service: "api", Env: "staging"}
+	root := filepath.Join(t.TempDir(), "env")
+	stopReleases(t, root)
+	settings := map[string]any{
+		"ref": map[string]any{"service": ref.Service, "env": ref.Env}, "root": root,
+		// A release that never answers its health check.
+		"run": "sleep 60", "health": "http://127.0.0.1:{{.Port}}/healthz",
+		"artifact_store": store, "grace": "1s", "health_timeout": "1m",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := startBuiltin(t, "local")
+	if err := h.Configure(ctx, "local", settings, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := h.Conn(ctx, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pb.NewDeployTargetServiceClient(conn)
+	req := &pb.DeployRequest{Operation: &pb.Operation{Id: "deploy-slow", Ref: pbconv.Ref(ref)},
+		Release: pbconv.Release(core.Release{Service: ref.Service, Version: "v1", ArtifactDigest: digest}), Weight: 100}
+	callCtx, cancelCall := context.WithCancel(ctx)
+	s, err := c.Deploy(callCtx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			t.Fatalf("deploy stream ended before the release started: %v", err)
+		}
+		if strings.HasPrefix(m.GetEvent().GetProgress().GetMessage(), "starting") {
+			break
+		}
+	}
+	cancelCall()
+	cancelledAt := time.Now()
+	again, err := c.Deploy(ctx, req) // the same id attaches to the recorded operation
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := opEvents(t, func() (*pb.OperationEvent, error) { m, err := again.Recv(); return m.GetEvent(), err })
+	if got := completion(t, evs).GetOutcome(); got != pb.Outcome_OUTCOME_CANCELLED {
+		t.Fatalf("outcome %v, want cancelled", got)
+	}
+	if d := time.Since(cancelledAt); d > 3*time.Second {
+		t.Fatalf("the deploy ended %v after its cancel", d)
 	}
 }

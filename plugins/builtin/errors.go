@@ -86,12 +86,25 @@ func (s *sentryIngestServer) Configure(ctx context.Context, settings json.RawMes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	replacing := s.ing != nil
 	s.closeLocked()
 	ing, err := sentryingest.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	addr, err := ing.Listen()
+	// The old ingest's listener is closed by its serving goroutine, which
+	// may not have run yet when Close returns: give the address a moment.
+	for deadline := time.Now().Add(2 * time.Second); err != nil && replacing && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		addr, err = ing.Listen()
+	}
 	if err != nil {
 		_ = ing.Close(context.Background())
 		return sdk.SettingErrors{{Path: "listen", Message: err.Error()}}

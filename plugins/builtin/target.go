@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"text/template"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -69,8 +70,17 @@ func (l *localServer) Configure(_ context.Context, settings json.RawMessage, _ m
 	if err := decodeStrict(settings, &s); err != nil {
 		return err
 	}
+	var errs sdk.SettingErrors
 	if s.Port < 0 || s.Port > 65535 {
-		return sdk.SettingErrors{{Path: "port", Message: fmt.Sprintf("%d is not a port number", s.Port)}}
+		errs = append(errs, sdk.SettingError{Path: "port", Message: fmt.Sprintf("%d is not a port number", s.Port)})
+	}
+	for _, f := range []struct{ path, text string }{{"run", s.Run}, {"health", s.Health}} {
+		if _, err := template.New(f.path).Parse(f.text); err != nil {
+			errs = append(errs, sdk.SettingError{Path: f.path, Message: "is not a valid template: " + err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	cfg := local.Config{
 		Ref: core.Ref{Service: s.Ref.Service, Env: s.Ref.Env}, Root: s.Root, Run: s.Run, Port: s.Port,
