@@ -129,18 +129,23 @@ environments:
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if len(got.Plugins) != 1 {
-		t.Fatalf("plugins = %+v, want just dir", got.Plugins)
+	if len(got.Plugins) != 2 || len(got.InProcess) != 0 {
+		t.Fatalf("plugins = %+v, in process %v; want local and dir, both as plugins", got.Plugins, got.InProcess)
 	}
-	p := got.Plugins[0]
-	if p.Name != "dir" || !p.Builtin || p.Health.State != "healthy" || len(p.Kinds) != 1 || p.Kinds[0] != "backup" {
-		t.Fatalf("dir plugin = %+v", p)
+	pids := map[int]bool{}
+	for i, want := range []struct{ name, kind string }{{"local", "target"}, {"dir", "backup"}} {
+		p := got.Plugins[i]
+		if p.Name != want.name || !p.Builtin || p.Health.State != "healthy" || len(p.Kinds) != 1 || p.Kinds[0] != want.kind {
+			t.Fatalf("plugin %d = %+v, want healthy built-in %s (%s)", i, p, want.name, want.kind)
+		}
+		if p.PID <= 0 || p.PID == os.Getpid() || pids[p.PID] {
+			t.Fatalf("%s pid %d: want its own process (we are %d, others %v)", p.Name, p.PID, os.Getpid(), pids)
+		}
+		pids[p.PID] = true
 	}
-	if p.PID <= 0 || p.PID == os.Getpid() {
-		t.Fatalf("dir plugin pid %d: want its own process (we are %d)", p.PID, os.Getpid())
-	}
-	if len(got.InProcess) != 1 || got.InProcess[0] != "local" {
-		t.Fatalf("in_process = %v, want [local]", got.InProcess)
+	// The console resolved the local root against the config's directory.
+	if _, err := os.Stat(filepath.Join(dir, "envs", "production")); err != nil {
+		t.Fatalf("local target root not created beside the config: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,33 +117,91 @@ type providerUse struct {
 	p        *config.Provider
 }
 
-// usedProviders lists the providers the config names, in file order.
+// usedProviders lists the providers the config names, in file order,
+// with the settings the console adds for built-ins: where the provider
+// sits (service, environment, backup set) and paths resolved against the
+// config's directory, which a provider process cannot know.
 func usedProviders(f *config.File) []providerUse {
 	var uses []providerUse
-	add := func(p *config.Provider, set string) {
+	first := ""
+	if len(f.Services) > 0 {
+		first = f.Services[0].Name
+	}
+	add := func(p *config.Provider, fill func(map[string]any)) {
 		if p == nil || p.Name == "" {
 			return
 		}
-		s := map[string]any{}
-		for k, v := range p.Settings {
-			s[k] = v
+		s := maps.Clone(p.Settings)
+		if s == nil {
+			s = map[string]any{}
 		}
-		if set != "" {
-			s["set"] = set
+		if fill != nil {
+			fill(s)
 		}
 		uses = append(uses, providerUse{name: p.Name, settings: s, p: p})
 	}
-	for _, s := range f.Services {
-		add(s.Pipeline, "")
+	for _, svc := range f.Services {
+		add(svc.Pipeline, func(s map[string]any) {
+			if svc.Pipeline.Name != "exec" {
+				return
+			}
+			s["service"] = svc.Name
+			setDefault(s, "state_dir", pipelineState(f, svc.Name))
+			setDefault(s, "work_dir", f.Dir)
+			resolve(f, s, "state_dir", "work_dir")
+		})
 	}
 	for _, e := range f.Environments {
-		add(e.Target, "")
-		add(e.Errors, "")
+		add(e.Target, func(s map[string]any) {
+			if e.Target.Name != "local" {
+				return
+			}
+			s["ref"] = map[string]any{"service": first, "env": e.Name}
+			setDefault(s, "artifact_store", filepath.Join(pipelineState(f, first), "artifacts"))
+			resolve(f, s, "root", "artifact_store")
+		})
+		add(e.Errors, func(s map[string]any) {
+			if e.Errors.Name == "sentry-ingest" {
+				s["service"] = first
+				s["env"] = e.Name
+			}
+		})
 		for i := range e.Backups {
-			add(&e.Backups[i].Provider, e.Backups[i].Name)
+			b := &e.Backups[i]
+			add(&b.Provider, func(s map[string]any) {
+				if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
+					return
+				}
+				s["set"] = b.Name
+				if b.Provider.Name == "dir" {
+					resolve(f, s, "path")
+				}
+			})
 		}
 	}
 	return uses
+}
+
+// pipelineState is where the exec pipeline keeps a service's runs, logs
+// and artifacts.
+func pipelineState(f *config.File, service string) string {
+	return filepath.Join(f.Dir, ".ripcord", "pipelines", service)
+}
+
+func setDefault(s map[string]any, key string, v any) {
+	if _, ok := s[key]; !ok {
+		s[key] = v
+	}
+}
+
+// resolve makes relative path settings absolute against the config's
+// directory.
+func resolve(f *config.File, s map[string]any, keys ...string) {
+	for _, k := range keys {
+		if p, ok := s[k].(string); ok && p != "" && !filepath.IsAbs(p) {
+			s[k] = filepath.Join(f.Dir, p)
+		}
+	}
 }
 
 func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
@@ -164,11 +223,10 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 			inProcess = append(inProcess, u.name)
 		}
 	}
-	var logs []string
 	h, err := host.New(host.Options{
 		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
 		LockFile: filepath.Join(f.Dir, host.LockFileName),
-		Log:      func(l core.LogLine) { logs = append(logs, l.Source+": "+l.Text) },
+		Log:      func(core.LogLine) {}, // plugins' chatter is not what list reports
 	})
 	if err != nil {
 		return err
