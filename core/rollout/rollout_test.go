@@ -340,3 +340,47 @@ func TestFailedDeployIsRecordedAndAudited(t *testing.T) {
 		t.Fatalf("lock left behind: %+v", l)
 	}
 }
+
+// timedTarget notes when Rollback reaches the provider.
+type timedTarget struct {
+	memTarget
+	called chan time.Time
+}
+
+func (m *timedTarget) Rollback(ctx context.Context, op core.OpRequest, to string, fn func(core.OpEvent)) error {
+	m.called <- time.Now()
+	return m.memTarget.Rollback(ctx, op, to, fn)
+}
+
+// BenchmarkConfirmToRollbackCall measures a confirmed rollback command
+// until the provider's Rollback is called: lock, history, journal.
+func BenchmarkConfirmToRollbackCall(b *testing.B) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(b.TempDir(), "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
+	tg := &timedTarget{memTarget: memTarget{current: "v1"}, called: make(chan time.Time, 1)}
+	ctl := New(eng, Options{Envs: []Env{{Name: "production", Target: tg}}})
+	defer ctl.Close()
+	for _, v := range []string{"v1", "v2"} {
+		_ = st.PutRelease(ctx, core.Release{Service: "api", Version: v})
+	}
+	var lat []time.Duration
+	for b.Loop() {
+		if _, err := eng.Do(ctx, core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v2", Actor: ana}); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1", Actor: ana}); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, (<-tg.called).Sub(start))
+		_ = st.SetHold(ctx, "api", "v2", false, "")
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+}
