@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
 )
 
@@ -34,6 +35,11 @@ func newRootCmd() *cobra.Command {
 		newConfigCmd(g),
 		newPluginsCmd(g),
 		newPluginServeCmd(),
+		newStatusCmd(g),
+		newHistoryCmd(g),
+		newAuditCmd(g),
+		newLockCmd(g, core.CmdLock),
+		newLockCmd(g, core.CmdUnlock),
 	)
 	return root
 }
@@ -42,7 +48,8 @@ func newRootCmd() *cobra.Command {
 func isUsageError(err error) bool {
 	msg := err.Error()
 	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "accepts ") ||
-		strings.HasPrefix(msg, "requires ") || strings.Contains(msg, "unknown flag") || strings.Contains(msg, "unknown shorthand flag")
+		strings.HasPrefix(msg, "requires ") || strings.Contains(msg, "unknown flag") || strings.Contains(msg, "unknown shorthand flag") ||
+		strings.HasPrefix(msg, "required flag")
 }
 
 func newVersionCmd() *cobra.Command {

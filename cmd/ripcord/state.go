@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
+)
+
+// currentActor names the person at this terminal: the OS user and host.
+// RIPCORD_ACTOR overrides the name where a shared account is used.
+func currentActor() core.Actor {
+	a := core.Actor{Name: os.Getenv("RIPCORD_ACTOR")}
+	if a.Name == "" {
+		if u, err := user.Current(); err == nil {
+			a.Name = u.Username
+		}
+	}
+	if a.Name == "" {
+		a.Name = "unknown"
+	}
+	a.Host, _ = os.Hostname()
+	return a
+}
+
+// openState loads the config, opens its store and builds an engine on it
+// (no providers: enough for the commands that read or lock state).
+func (g *globals) openState(ctx context.Context) (*config.File, *core.Engine, func(), error) {
+	f, err := g.loadConfig()
+	if err != nil {
+		return nil, nil, nil, &exitError{code: exitFailed, err: err}
+	}
+	if f.Store.Driver != "" && f.Store.Driver != "sqlite" {
+		return nil, nil, nil, fmt.Errorf("store driver %q is not available in this build", f.Store.Driver)
+	}
+	st, err := sqlitestore.Open(ctx, f.Store.Path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var services, envs []string
+	for _, s := range f.Services {
+		services = append(services, s.Name)
+	}
+	for _, e := range f.Environments {
+		envs = append(envs, e.Name)
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: f.Project, Services: services, Envs: envs, Store: st})
+	return f, eng, func() { st.Close() }, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "List the audit log, oldest first (who did what, with gates and outcome)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, eng, done, err := g.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			entries, err := eng.Store().Audit(cmd.Context(), 0, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), entries)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tWHERE\tFROM → TO\tOUTCOME")
+			for _, e := range entries {
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Ref, dash(e.From), dash(e.To), e.Outcome)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit log's hash chain; exits 1 naming the first broken entry",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, eng, done, err := g.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			prev, n := core.GenesisHash, 0
+			for after := int64(0); ; {
+				page, err := eng.Store().Audit(cmd.Context(), after, 1000)
+				if err != nil {
+					return err
+				}
+				if len(page) == 0 {
+					break
+				}
+				if prev, err = core.VerifyAudit(prev, page); err != nil {
+					return &exitError{code: exitFailed, err: err}
+				}
+				n += len(page)
+				after = page[len(page)-1].Seq
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d entries\n", n)
+			return nil
+		},
+	})
+	return cmd
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var env string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "history SERVICE --env ENV",
+		Short: "List a service's deployments in an environment, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, eng, done, err := g.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			ref := core.Ref{Service: args[0], Env: env}
+			deps, err := eng.Store().Deployments(cmd.Context(), ref, 50)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), deps)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "VERSION\tSTATE\tWEIGHT\tFROM\tSTARTED\tBY")
+			for _, d := range deps {
+				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", d.Version, d.State, d.Weight, dash(d.From), d.StartedAt.UTC().Format(time.RFC3339), d.Actor)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
+	_ = cmd.MarkFlagRequired("env")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newLockCmd builds `lock` and `unlock`: the same engine commands the
+// console sends, audited with the person's name.
+func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
+	var env, reason string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   string(kind) + " SERVICE --env ENV",
+		Short: map[core.CommandKind]string{core.CmdLock: "Lock a service's environment against promote and rollback", core.CmdUnlock: "Release a lock (--force breaks someone else's, audited)"}[kind],
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, eng, done, err := g.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force})
+			var held *core.LockHeldError
+			switch {
+			case errors.As(err, &held):
+				return &exitError{code: exitLocked, err: err}
+			case err != nil:
+				return &exitError{code: exitFailed, err: err}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
+	_ = cmd.MarkFlagRequired("env")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (shown to whoever meets the lock)")
+	cmd.Flags().BoolVar(&force, "force", false, "take over or break a lock someone else holds (audited)")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Each service and environment: what runs, locks, unfinished operations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, eng, done, err := g.openState(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			type envStatus struct {
+				Service    string           `json:"service"`
+				Env        string           `json:"env"`
+				Deployment *core.Deployment `json:"deployment,omitempty"`
+				Lock       *core.Lock       `json:"lock,omitempty"`
+			}
+			out := struct {
+				Project    string           `json:"project"`
+				Envs       []envStatus      `json:"environments"`
+				Unfinished []core.Operation `json:"unfinished_operations"`
+			}{Project: f.Project}
+			locks, err := eng.Store().Locks(ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, s := range f.Services {
+				for _, e := range f.Environments {
+					ref := core.Ref{Service: s.Name, Env: e.Name}
+					es := envStatus{Service: s.Name, Env: e.Name}
+					if deps, err := eng.Store().Deployments(ctx, ref, 1); err == nil && len(deps) > 0 {
+						es.Deployment = &deps[0]
+					}
+					for _, l := range locks {
+						if l.Ref == ref && !l.Expired(now) {
+							l.Token = "" // a token is a capability, not a fact to print
+							es.Lock = &l
+						}
+					}
+					out.Envs = append(out.Envs, es)
+				}
+			}
+			if out.Unfinished, err = eng.Store().Unfinished(ctx); err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "project %s\n", f.Project)
+			fmt.Fprintln(w, "SERVICE\tENV\tVERSION\tSTATE\tLOCK")
+			for _, es := range out.Envs {
+				version, state, lock := "-", "-", "free"
+				if d := es.Deployment; d != nil {
+					version, state = d.Version, string(d.State)
+					if d.Weight < 100 && !d.State.Terminal() {
+						version = fmt.Sprintf("%s ▸ %s %d%%", d.From, d.Version, d.Weight)
+					}
+				}
+				if l := es.Lock; l != nil {
+					lock = fmt.Sprintf("%s since %s", l.Holder, l.Since.UTC().Format("15:04 UTC"))
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", es.Service, es.Env, version, state, lock)
+			}
+			for _, op := range out.Unfinished {
+				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, strings.ToLower(string(op.State)))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
