@@ -597,9 +597,8 @@ func (m *managed) supervise(ctx context.Context, first chan<- error) {
 	backoff := m.h.opts.MinBackoff
 	for attempt := 0; ; attempt++ {
 		l, err := m.launch(ctx)
-		if attempt == 0 {
-			first <- err
-		}
+		// Health is reported before Start hears of the first attempt, so
+		// whoever Start returns to sees the plugin's state already.
 		if err != nil {
 			m.mu.Lock()
 			m.lastErr = err
@@ -608,10 +607,17 @@ func (m *managed) supervise(ctx context.Context, first chan<- error) {
 			var ce *ChecksumError
 			if errors.As(err, &ce) {
 				m.refuse(err)
+				if attempt == 0 {
+					first <- err
+				}
 				return
 			}
 			m.setHealth(StateFailed, err.Error())
-		} else {
+		}
+		if attempt == 0 {
+			first <- err
+		}
+		if err == nil {
 			select {
 			case <-l.exited.Done():
 			case <-ctx.Done():
