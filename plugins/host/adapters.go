@@ -81,9 +81,16 @@ func (m *managed) callError(call string, err error) error {
 	return fmt.Errorf("plugin %q: %s: %w", m.name, call, err)
 }
 
-// gone reports whether err means the plugin process went away.
+// gone reports whether err means the plugin process went away. Callers
+// check their own context first: with it still live, Canceled means the
+// supervisor closed the dead process's connection ("the client connection
+// is closing") before the stream saw Unavailable.
 func gone(err error) bool {
-	return status.Code(err) == codes.Unavailable
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled:
+		return true
+	}
+	return false
 }
 
 // unary runs an idempotent call, once more on a restarted process when the
