@@ -73,12 +73,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Use:   "audit",
 		Short: "List the audit log, oldest first (who did what, with gates and outcome)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, eng, done, err := g.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withState(func(cmd *cobra.Command, _ []string, _ *config.File, eng *core.Engine) error {
 			entries, err := eng.Store().Audit(cmd.Context(), 0, limit)
 			if err != nil {
 				return err
@@ -92,7 +87,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Ref, dash(e.From), dash(e.To), e.Outcome)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
@@ -100,12 +95,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Use:   "verify",
 		Short: "Check the audit log's hash chain; exits 1 naming the first broken entry",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, eng, done, err := g.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withState(func(cmd *cobra.Command, _ []string, _ *config.File, eng *core.Engine) error {
 			prev, n := core.GenesisHash, 0
 			for after := int64(0); ; {
 				page, err := eng.Store().Audit(cmd.Context(), after, 1000)
@@ -123,7 +113,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d entries\n", n)
 			return nil
-		},
+		}),
 	})
 	return cmd
 }
@@ -142,12 +132,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history SERVICE --env ENV",
 		Short: "List a service's deployments in an environment, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, eng, done, err := g.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withState(func(cmd *cobra.Command, args []string, _ *config.File, eng *core.Engine) error {
 			ref := core.Ref{Service: args[0], Env: env}
 			deps, err := eng.Store().Deployments(cmd.Context(), ref, 50)
 			if err != nil {
@@ -162,7 +147,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", d.Version, d.State, d.Weight, dash(d.From), d.StartedAt.UTC().Format(time.RFC3339), d.Actor)
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
 	_ = cmd.MarkFlagRequired("env")
@@ -179,12 +164,7 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 		Use:   string(kind) + " SERVICE --env ENV",
 		Short: map[core.CommandKind]string{core.CmdLock: "Lock a service's environment against promote and rollback", core.CmdUnlock: "Release a lock (--force breaks someone else's, audited)"}[kind],
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, eng, done, err := g.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withState(func(cmd *cobra.Command, args []string, _ *config.File, eng *core.Engine) error {
 			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force})
 			var held *core.LockHeldError
 			switch {
@@ -195,7 +175,7 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
 	_ = cmd.MarkFlagRequired("env")
@@ -210,12 +190,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Each service and environment: what runs, locks, unfinished operations",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, eng, done, err := g.openState(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: g.withState(func(cmd *cobra.Command, _ []string, f *config.File, eng *core.Engine) error {
 			ctx := cmd.Context()
 			type envStatus struct {
 				Service    string           `json:"service"`
@@ -275,8 +250,21 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, strings.ToLower(string(op.State)))
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// withState runs a command with the config, an engine on its store, and
+// the store closed afterwards.
+func (g *globals) withState(fn func(cmd *cobra.Command, args []string, f *config.File, eng *core.Engine) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		f, eng, done, err := g.openState(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, args, f, eng)
+	}
 }
