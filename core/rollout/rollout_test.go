@@ -384,3 +384,48 @@ func BenchmarkConfirmToRollbackCall(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 }
+
+func TestRecoverShowsAnInterruptedOperationWithItsOwner(t *testing.T) {
+	w := newWorld(t, Env{})
+	ctx := context.Background()
+	// A previous console journaled its intent and was killed before the
+	// provider call.
+	started := time.Date(2026, 11, 25, 21, 4, 0, 0, time.UTC)
+	op := core.Operation{ID: "op-killed", Ref: prod, Kind: "rollback", From: "v2", To: "v1", Actor: ana, State: core.OpIntent, StartedAt: started}
+	if err := w.eng.Store().Journal(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.ctl.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != core.OpAttention || !strings.Contains(got[0].Message, "started by ana@bastion-1 at 21:04 UTC did not finish") {
+		t.Fatalf("recovered = %+v", got)
+	}
+	stored, _ := w.eng.Store().Operation(ctx, "op-killed")
+	if stored.State != core.OpAttention {
+		t.Fatalf("journal says %s, want needs-attention", stored.State)
+	}
+	if snapOp, ok := w.eng.Snapshot().Operations["op-killed"]; !ok || snapOp.Actor.Name != "ana" {
+		t.Fatalf("the screen's snapshot does not show the operation with its owner: %+v", w.eng.Snapshot().Operations)
+	}
+	if len(w.target.Calls()) != 0 {
+		t.Fatalf("recovery called the target for an operation that never reached it: %v", w.target.Calls())
+	}
+}
+
+func TestRecoverReattachesARunningOperation(t *testing.T) {
+	w := newWorld(t, Env{})
+	ctx := context.Background()
+	op := core.Operation{ID: "op-running", Ref: prod, Kind: "rollback", From: "v2", To: "v1", Actor: ana, State: core.OpRunning, ExternalRef: "rollback-1", StartedAt: time.Now()}
+	if err := w.eng.Store().Journal(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.ctl.Recover(ctx)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("recover = %+v, %v; want the operation re-attached and finished", got, err)
+	}
+	if left, _ := w.eng.Store().Unfinished(ctx); len(left) != 0 {
+		t.Fatalf("still unfinished: %+v", left)
+	}
+}

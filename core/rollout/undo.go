@@ -170,3 +170,49 @@ func (c *Controller) auto(r *run, v *core.SpikeVerdict) {
 		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Notice: "auto-rollback failed: " + err.Error()})
 	}
 }
+
+// Recover runs when an engine starts: every operation a previous engine
+// journaled but never finished (it was killed mid-call) is re-attached
+// through the target where it can be, and otherwise shown as needing
+// attention with the person who started it, never silently dropped.
+func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
+	ops, err := c.eng.Store().Unfinished(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading unfinished operations: %w", err)
+	}
+	var out []core.Operation
+	for _, op := range ops {
+		if op.State == core.OpAttention {
+			out = append(out, op)
+			c.eng.Publish(core.Event{Kind: core.EvOperation, Ref: op.Ref, Final: true, Operation: &op})
+			continue
+		}
+		env, envErr := c.env(op.Ref)
+		if envErr == nil && op.State == core.OpRunning {
+			req := core.OpRequest{ID: op.ID, Ref: op.Ref, Actor: op.Actor}
+			if werr := env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref)); werr == nil {
+				op.State, op.Message = core.OpSucceeded, "re-attached after restart and finished"
+				if err := c.journal(ctx, op); err != nil {
+					return out, err
+				}
+				continue
+			}
+		}
+		op.State = core.OpAttention
+		op.Message = fmt.Sprintf("%s of %s (%s → %s) started by %s at %s did not finish: the console stopped mid-operation; check the target and roll forward or back",
+			op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, op.StartedAt.UTC().Format("15:04 UTC"))
+		if err := c.journal(ctx, op); err != nil {
+			return out, err
+		}
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Notice: op.Message})
+		out = append(out, op)
+	}
+	return out, nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
