@@ -97,19 +97,9 @@ func TestPluginsListStartsBuiltinsAsSeparateProcesses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "db-1.sqlite"), []byte("backup"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
-services:
-  - name: api
-environments:
-  - name: production
-    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
-    backups:
-      - { name: db, provider: dir, path: "` + filepath.Join(dir, "*.sqlite") + `" }
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeConfig(t, dir, `    backups:
+      - { name: db, provider: dir, path: "`+filepath.Join(dir, "*.sqlite")+`" }
+`)
 	code, out, errs := ripcord(t, "plugins", "list", "--json", "-c", cfg)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -151,19 +141,9 @@ environments:
 
 func TestPluginsListReportsBadSettingsWithTheirPath(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
-services:
-  - name: api
-environments:
-  - name: production
-    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
-    backups:
+	cfg := writeConfig(t, dir, `    backups:
       - { name: db, provider: dir, pth: "*.sqlite" }
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	_, _, errs := ripcord(t, "plugins", "list", "-c", cfg)
 	if want := cfg + ":8:41: provider dir: pth: unknown setting"; !strings.Contains(errs, want) {
 		t.Fatalf("stderr = %q, want %q", errs, want)
@@ -186,21 +166,11 @@ func TestPluginsLockVerifyAndRefuseATamperedBinary(t *testing.T) {
 	if err := os.WriteFile(bin, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
-services:
-  - name: api
-environments:
-  - name: production
-    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
-    backups:
+	cfg := writeConfig(t, dir, `    backups:
       - { name: db, provider: mine, path: "*.sqlite" }
 plugins:
   - name: mine
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK || !strings.Contains(out, "1 plugin(s) locked") {
 		t.Fatalf("lock: exit %d, out %q, err %q", code, out, errs)
 	}
@@ -227,4 +197,22 @@ plugins:
 	if code, _, errs := ripcord(t, "plugins", "list", "-c", cfg); code == exitOK {
 		t.Fatalf("list ran a tampered plugin: stderr %q", errs)
 	}
+}
+
+// writeConfig writes dir/ripcord.yaml: project shop, service api, and a
+// production environment on the local target, followed by more.
+func writeConfig(t *testing.T, dir, more string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
+` + more
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

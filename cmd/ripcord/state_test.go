@@ -3,7 +3,6 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,17 +13,7 @@ import (
 func stateConfig(t *testing.T) (cfg, db string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg = filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
-services:
-  - name: api
-environments:
-  - name: production
-    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg = writeConfig(t, dir, "")
 	return cfg, filepath.Join(dir, ".ripcord", "state.db")
 }
 
