@@ -24,6 +24,7 @@ const (
 	CmdLock        CommandKind = "lock"
 	CmdUnlock      CommandKind = "unlock"
 	CmdClearHold   CommandKind = "clear-hold" // let automation promote a rolled-back release again
+	CmdBackupNow   CommandKind = "backup-now" // run a backup set's backup where its provider can
 )
 
 // Command is everything a client can ask of the engine. The terminal, the
@@ -86,6 +87,11 @@ type Engine struct {
 
 	hmu      sync.RWMutex
 	handlers map[CommandKind]Handler
+
+	// held are locks taken with Hold: commands on the same ref reuse them
+	// instead of taking (and releasing) their own.
+	hold sync.Mutex
+	held map[Ref]Lock
 }
 
 // NewEngine builds an engine over a store.
@@ -104,6 +110,7 @@ func NewEngine(o EngineOptions) *Engine {
 		state:      NewSnapshot(o.Project, o.Services, o.Envs),
 		subs:       map[*Subscription]struct{}{},
 		handlers:   map[CommandKind]Handler{},
+		held:       map[Ref]Lock{},
 	}
 	e.handlers[CmdLock] = lockHandler
 	e.handlers[CmdUnlock] = unlockHandler
@@ -233,6 +240,11 @@ func (e *Engine) Audit(ctx context.Context, a AuditEntry) (AuditEntry, error) {
 func (e *Engine) AcquireLock(ctx context.Context, ref Ref, actor Actor, reason string, force bool) (Lock, error) {
 	now := e.clock()
 	l := Lock{Ref: ref, Holder: actor, Reason: reason, Since: now, ExpiresAt: now.Add(e.lockTTL), Token: NewID()}
+	e.hold.Lock()
+	if h, ok := e.held[ref]; ok && h.Holder == actor {
+		l.Token, l.Reason = h.Token, h.Reason // re-acquired: the holder keeps it
+	}
+	e.hold.Unlock()
 	got, err := e.store.AcquireLock(ctx, l)
 	var held *LockHeldError
 	if errors.As(err, &held) && force {
@@ -259,6 +271,12 @@ func (e *Engine) AcquireLock(ctx context.Context, ref Ref, actor Actor, reason s
 
 // ReleaseLock gives a lock back and publishes that.
 func (e *Engine) ReleaseLock(ctx context.Context, l Lock) error {
+	e.hold.Lock()
+	h, ok := e.held[l.Ref]
+	e.hold.Unlock()
+	if ok && h.Token == l.Token {
+		return nil // Hold's caller gives it back with Unhold
+	}
 	if err := e.store.ReleaseLock(ctx, l.Ref, l.Token); err != nil {
 		return fmt.Errorf("release lock %s: %w", l.Ref, err)
 	}
@@ -328,4 +346,90 @@ func NewID() string {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // the kernel's RNG does not fail
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// Restore loads what the store remembers into the engine's state — the
+// newest deployment of every service and environment, the locks, the
+// unfinished operations and the recent audit log — so a console started
+// after another one (or after a crash) shows the world as it is, not empty.
+func (e *Engine) Restore(ctx context.Context) error {
+	snap := e.Snapshot()
+	for _, svc := range snap.Services {
+		for _, env := range snap.Envs {
+			ref := Ref{Service: svc, Env: env}
+			deps, err := e.store.Deployments(ctx, ref, 1)
+			if err != nil {
+				return fmt.Errorf("restore deployments of %s: %w", ref, err)
+			}
+			if len(deps) > 0 {
+				d := deps[0]
+				e.Publish(Event{Kind: EvDeployment, Ref: ref, Final: true, Deployment: &d})
+			}
+		}
+	}
+	locks, err := e.store.Locks(ctx)
+	if err != nil {
+		return fmt.Errorf("restore locks: %w", err)
+	}
+	for i := range locks {
+		l := locks[i]
+		l.Token = "" // the token is the holder's proof; screens never need it
+		e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true, Lock: &l})
+	}
+	ops, err := e.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("restore operations: %w", err)
+	}
+	for i := range ops {
+		op := ops[i]
+		e.Publish(Event{Kind: EvOperation, Ref: op.Ref, Final: true, Operation: &op})
+	}
+	var tail []AuditEntry
+	for after := int64(0); ; {
+		page, err := e.store.Audit(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("restore audit: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		tail = append(tail, page...)
+		if len(tail) > auditKeep {
+			tail = tail[len(tail)-auditKeep:]
+		}
+		after = page[len(page)-1].Seq
+	}
+	for i := range tail {
+		a := tail[i]
+		e.Publish(Event{Kind: EvAudit, Ref: a.Ref, Final: true, Audit: &a})
+	}
+	return nil
+}
+
+// Hold takes ref's lock for actor before anything else happens and keeps
+// it until Unhold. A process that must start its providers before it can
+// act (the CLI) thereby meets a rival at the lock — told who holds it —
+// rather than halfway through an operation. Commands this engine runs for
+// the same actor and ref use the held lock.
+func (e *Engine) Hold(ctx context.Context, ref Ref, actor Actor, reason string, force bool) error {
+	l, err := e.AcquireLock(ctx, ref, actor, reason, force)
+	if err != nil {
+		return err
+	}
+	e.hold.Lock()
+	e.held[ref] = l
+	e.hold.Unlock()
+	return nil
+}
+
+// Unhold releases a lock taken with Hold.
+func (e *Engine) Unhold(ctx context.Context, ref Ref) error {
+	e.hold.Lock()
+	l, ok := e.held[ref]
+	delete(e.held, ref)
+	e.hold.Unlock()
+	if !ok {
+		return nil
+	}
+	return e.ReleaseLock(ctx, l)
 }

@@ -84,3 +84,76 @@ func TestExpiredLockIsTakenOverWithoutForce(t *testing.T) {
 		t.Fatalf("taking over an expired lock: %v", err)
 	}
 }
+
+// A console started after another one shows what the store remembers: the
+// lock someone holds, the deployment that runs, the audit trail.
+func TestRestoreShowsWhatTheStoreRemembers(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	open := func() *core.Engine {
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, LockTTL: time.Hour})
+	}
+	first := open()
+	if _, err := first.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: core.Actor{Name: "ana"}, Reason: "incident 42"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Store().AddDeployment(ctx, core.Deployment{Ref: ref, Version: "v1.4.2", State: core.DeployHealthy, Weight: 100}); err != nil {
+		t.Fatal(err)
+	}
+
+	second := open()
+	if err := second.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap := second.Snapshot()
+	if l, ok := snap.Locks[ref]; !ok || l.Holder.Name != "ana" || l.Reason != "incident 42" || l.Token != "" {
+		t.Fatalf("restored lock = %+v; want ana's, without its token", snap.Locks[ref])
+	}
+	if d := snap.Deployments[ref]; d.Version != "v1.4.2" || d.State != core.DeployHealthy {
+		t.Fatalf("restored deployment = %+v", d)
+	}
+	if len(snap.Audit) == 0 || snap.Audit[len(snap.Audit)-1].Action != "lock" {
+		t.Fatalf("restored audit = %+v; want the lock entry", snap.Audit)
+	}
+}
+
+// A lock held up front (the CLI does this before starting providers) is
+// the one the command uses: a rival is refused from the start, and the
+// lock is released only when the holder is done.
+func TestHoldIsReusedByCommandsAndReleasedByUnhold(t *testing.T) {
+	now := time.Now()
+	e := engineWithStore(t, func() time.Time { return now })
+	ctx := context.Background()
+	ref := core.Ref{Service: "api", Env: "production"}
+	ana, bo := core.Actor{Name: "ana"}, core.Actor{Name: "bo"}
+	if err := e.Hold(ctx, ref, ana, "rollback", false); err != nil {
+		t.Fatal(err)
+	}
+	var held *core.LockHeldError
+	if err := e.Hold(ctx, ref, bo, "rollback", false); !errors.As(err, &held) || held.Lock.Holder.Name != "ana" {
+		t.Fatalf("bo's hold = %v; want refused naming ana", err)
+	}
+	// ana's own command takes and gives back the lock inside her hold.
+	l, err := e.AcquireLock(ctx, ref, ana, "rollback", false)
+	if err != nil {
+		t.Fatalf("ana's command under her own hold: %v", err)
+	}
+	if err := e.ReleaseLock(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AcquireLock(ctx, ref, bo, "promote", false); !errors.As(err, &held) {
+		t.Fatalf("after ana's command, bo got the lock (%v): the hold was dropped early", err)
+	}
+	if err := e.Unhold(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AcquireLock(ctx, ref, bo, "promote", false); err != nil {
+		t.Fatalf("after Unhold: %v", err)
+	}
+}

@@ -1,10 +1,14 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 var t0 = time.Date(2026, 3, 14, 21, 14, 5, 0, time.UTC)
@@ -114,4 +118,49 @@ func engineWith(snap core.Snapshot) *core.Engine {
 
 func testOptions() Options {
 	return Options{Service: "api", Actor: core.Actor{Name: "bob", Host: "laptop"}, Clock: fixedClock, Location: time.UTC, NoColor: true}
+}
+
+// history is what the store holds for production in the fixtures, oldest
+// first: two healthy releases, then the canary of v1.43.0.
+func history() []core.Deployment {
+	alice := core.Actor{Name: "alice"}
+	return []core.Deployment{
+		{Ref: production, Version: "v1.41.2", From: "v1.41.0", State: core.DeployHealthy, Weight: 100, StartedAt: t0.Add(-50 * time.Hour), FinishedAt: t0.Add(-49 * time.Hour), Actor: alice},
+		{Ref: production, Version: "v1.42.0", From: "v1.41.2", State: core.DeployHealthy, Weight: 100, StartedAt: t0.Add(-3 * time.Hour), FinishedAt: t0.Add(-2 * time.Hour), Actor: alice},
+		{Ref: production, Version: "v1.43.0", From: "v1.42.0", State: core.DeployJudgment, Weight: 25, StartedAt: t0.Add(-2 * time.Minute), Actor: alice},
+	}
+}
+
+// releases carry the migrations the rollback confirmation reports.
+func releases() []core.Release {
+	return []core.Release{
+		{Service: "api", Version: "v1.42.0", Migrations: []core.Migration{{ID: "0041_add_cart_index", Kind: core.MigrationExpand}}},
+		{Service: "api", Version: "v1.43.0", Migrations: []core.Migration{
+			{ID: "0042_add_cart_owner", Kind: core.MigrationExpand}, {ID: "0043_drop_legacy_cart", Kind: core.MigrationContract}}},
+	}
+}
+
+// storeEngine is engineWith over a real SQLite store in a temp dir,
+// holding deps and rels.
+func storeEngine(t testing.TB, snap core.Snapshot, deps []core.Deployment, rels []core.Release) *core.Engine {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"), sqlitestore.WithClock(fixedClock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	for _, d := range deps {
+		if _, err := st.AddDeployment(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range rels {
+		if err := st.PutRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: snap.Project, Services: snap.Services, Envs: snap.Envs, Store: st, Clock: fixedClock})
+	eng.Publish(core.Event{Kind: core.EvResync, Snapshot: &snap})
+	return eng
 }

@@ -2,35 +2,73 @@ package tui
 
 import "charm.land/bubbles/v2/key"
 
-// keyMap is every binding the console answers to; the footer's hints are
-// drawn from it so they cannot disagree with what the keys do.
+// keyMap is every binding the console answers to; the footer and the full
+// help are drawn from it so they cannot disagree with what the keys do.
 type keyMap struct {
-	Promote  key.Binding
-	Rollback key.Binding
-	Abort    key.Binding
-	Pause    key.Binding
-	Help     key.Binding
-	Quit     key.Binding
-	Confirm  key.Binding
-	Cancel   key.Binding
+	Promote     key.Binding
+	FullPromote key.Binding
+	Rollback    key.Binding
+	Abort       key.Binding
+	Pause       key.Binding
+	Logs        key.Binding
+	Env         key.Binding
+	Service     key.Binding
+	Focus       key.Binding
+	FocusBack   key.Binding
+	Open        key.Binding
+	Up          key.Binding
+	Down        key.Binding
+	Theme       key.Binding
+	Mouse       key.Binding
+	Help        key.Binding
+	Quit        key.Binding
+	// Confirm and Cancel answer a confirmation dialog.
+	Confirm key.Binding
+	Cancel  key.Binding
+	// Choose and Back answer the rollback history picker and close views.
+	Choose key.Binding
+	Back   key.Binding
 }
 
 func defaultKeys() keyMap {
 	return keyMap{
-		Promote:  key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "promote")),
-		Rollback: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rollback")),
-		Abort:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "abort")),
-		Pause:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause")),
-		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Promote:     key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "promote")),
+		FullPromote: key.NewBinding(key.WithKeys("P"), key.WithHelp("P", "full promote")),
+		Rollback:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rollback")),
+		Abort:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "abort")),
+		Pause:       key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause")),
+		Logs:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "logs")),
+		Env:         key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "next environment")),
+		Service:     key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1-9", "service")),
+		Focus:       key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
+		FocusBack:   key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+		Open:        key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open step log")),
+		Up:          key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:        key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Theme:       key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "next theme")),
+		Mouse:       key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "mouse on/off")),
+		Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		// Only y confirms: Enter is what a person presses by reflex, so on
 		// a destructive action it must mean cancel.
 		Confirm: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "confirm")),
 		Cancel:  key.NewBinding(key.WithKeys("enter", "esc"), key.WithHelp("enter/esc", "cancel")),
+		Choose:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
+		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 	}
 }
 
 // ShortHelp is the footer's list of hints.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Promote, k.Rollback, k.Abort, k.Pause, k.Help, k.Quit}
+	return []key.Binding{k.Promote, k.Rollback, k.Abort, k.Pause, k.Logs, k.Help, k.Quit}
+}
+
+// FullHelp is the `?` screen, one column per group.
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Promote, k.FullPromote, k.Rollback, k.Abort, k.Pause},
+		{k.Logs, k.Open, k.Up, k.Down, k.Focus, k.FocusBack},
+		{k.Env, k.Service, k.Theme, k.Mouse, k.Help, k.Quit},
+		{k.Confirm, k.Cancel, k.Choose, k.Back},
+	}
 }

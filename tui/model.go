@@ -1,13 +1,19 @@
 // Package tui is the release console's terminal screen: a Bubble Tea model
 // that renders a core.Snapshot, keeps it current from the engine's event
 // stream, and sends core.Commands for the keys a release manager presses.
+//
+// The screen is a client of core.Engine only: Subscribe for state and
+// events, Do for commands and Store for history reads.
 package tui
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
@@ -23,6 +29,15 @@ const flushEvery = 50 * time.Millisecond
 // commandTimeout bounds one command sent from the screen.
 const commandTimeout = 2 * time.Minute
 
+// historyDepth is how many deployments the rollback picker reads.
+const historyDepth = 20
+
+// Confirmation policies for Options.Confirm.
+const (
+	ConfirmKey      = "y"         // press y
+	ConfirmTypeName = "type-name" // type the service name, then enter
+)
+
 // Options configures the console.
 type Options struct {
 	// Service is the service the screen watches; empty means the first
@@ -30,11 +45,23 @@ type Options struct {
 	Service string
 	// Actor is the person every command is recorded against.
 	Actor core.Actor
-	// Theme colours the screen; the zero Theme means themes.Default.
-	Theme themes.Theme
+	// Theme colours the screen. When neither Theme nor ThemeName is set,
+	// the console picks the dark or light built-in from the terminal's
+	// background.
+	Theme     themes.Theme
+	ThemeName string
 	// ReadOnly refuses every action key; ReadOnlyReason says why.
 	ReadOnly       bool
 	ReadOnlyReason string
+	// Confirm is the confirmation policy per environment: ConfirmKey (the
+	// default) or ConfirmTypeName.
+	Confirm map[string]string
+	// Bell rings the terminal bell and Desktop sends a desktop
+	// notification (OSC 9) when something newly needs a person. Callers
+	// set them from config, where both default to on.
+	Bell, Desktop bool
+	// Mouse starts with mouse reporting on; m toggles it.
+	Mouse bool
 	// Clock is the time shown in the header and used for ages.
 	Clock func() time.Time
 	// Location is the zone clock times are shown in (default time.Local).
@@ -43,9 +70,36 @@ type Options struct {
 	NoColor bool
 	// Width and Height are the size until the terminal reports one.
 	Width, Height int
+	// Input and Output replace the terminal (tests, SSH sessions).
+	Input  io.Reader
+	Output io.Writer
 }
 
-// Model is the console's root model.
+// mode is what has the keyboard.
+type mode int
+
+const (
+	modeMain mode = iota
+	modePicker
+	modeConfirm
+	modeLogs
+	modeHelp
+	modeQuit
+)
+
+// pane is one of the main screen's panes, in tab order.
+type pane int
+
+const (
+	panePipeline pane = iota
+	paneErrors
+	paneBackups
+	paneActivity
+	paneCount
+)
+
+// Model is the console's root model: it owns the snapshot and routes
+// keys to whichever component has the keyboard.
 type Model struct {
 	eng    *core.Engine
 	sub    *core.Subscription
@@ -53,23 +107,37 @@ type Model struct {
 	opts   Options
 	st     styles
 	keys   keyMap
+	help   help.Model
 	buf    []core.Event
 	w, h   int
 	flushQ bool // a flush tick is scheduled
 
-	confirm   *pending // the action waiting for y, if any
+	service string
+	env     string // chosen with e; "" follows the rollout in flight
+	focus   pane
+	stepSel string // the pipeline row selected for enter
+
+	mode    mode
+	picker  *picker
+	confirm *confirmDialog
+	logView *logView
+	loading core.Ref // rollback history being read
+
 	status    string
 	statusBad bool
-	help      bool
-}
 
-// pending is an action shown in the confirmation dialog.
-type pending struct {
-	cmd     core.Command
-	summary string
-	// watchers counts the other consoles on this engine, so a person
-	// knows whether someone else may act at the same time.
-	watchers int
+	theme      themes.Theme
+	themeFixed bool // chosen by the person or config, not the background
+	mouse      bool
+
+	logs    *ring
+	att     attention
+	running int // commands this console sent that have not answered
+
+	caches [paneCount]paneCache
+	rev    [paneCount]uint64
+	gen    uint64 // bumped by every change; keys the frame cache
+	frame  paneCache
 }
 
 type (
@@ -80,6 +148,12 @@ type (
 		cmd core.Command
 		res core.Result
 		err error
+	}
+	historyMsg struct {
+		ref  core.Ref
+		deps []core.Deployment
+		rel  map[string]core.Release
+		err  error
 	}
 )
 
@@ -95,9 +169,6 @@ func newModel(eng *core.Engine, opts Options) *Model {
 	if opts.Location == nil {
 		opts.Location = time.Local
 	}
-	if opts.Theme.Name == "" {
-		opts.Theme, _ = themes.Get(themes.Default)
-	}
 	if opts.ReadOnlyReason == "" {
 		opts.ReadOnlyReason = "this console is read-only"
 	}
@@ -111,16 +182,51 @@ func newModel(eng *core.Engine, opts Options) *Model {
 	if opts.Service == "" && len(snap.Services) > 0 {
 		opts.Service = snap.Services[0]
 	}
-	return &Model{
-		eng: eng, sub: sub, snap: snap, opts: opts,
-		st: newStyles(opts.Theme, opts.NoColor), keys: defaultKeys(),
-		w: opts.Width, h: opts.Height,
+	m := &Model{
+		eng: eng, sub: sub, snap: snap, opts: opts, keys: defaultKeys(), help: help.New(),
+		w: opts.Width, h: opts.Height, service: opts.Service, mouse: opts.Mouse,
+		logs: newRing(logCap), att: attention{bell: opts.Bell, desktop: opts.Desktop},
+	}
+	theme, fixed := opts.Theme, opts.Theme.Name != ""
+	if !fixed && opts.ThemeName != "" {
+		t, err := themes.Get(opts.ThemeName)
+		if err != nil {
+			m.setStatus(err.Error(), true)
+		} else {
+			theme, fixed = t, true
+		}
+	}
+	if theme.Name == "" {
+		theme, _ = themes.Get(themes.Default)
+	}
+	m.themeFixed = fixed
+	m.setTheme(theme)
+	m.att.prime(snap)
+	return m
+}
+
+func (m *Model) setTheme(t themes.Theme) {
+	m.theme = t
+	m.st = newStyles(t, m.opts.NoColor)
+	m.help.Styles = helpStyles(t, m.opts.NoColor)
+	m.invalidate()
+}
+
+// invalidate drops every cached pane.
+func (m *Model) invalidate() {
+	for i := range m.rev {
+		m.rev[i]++
 	}
 }
 
-// Init starts waiting for events and the header clock.
+// Init starts waiting for events and the header clock, and asks the
+// terminal for its background unless a theme was chosen.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(m.waitReady(), clockTick())
+	cmds := []tea.Cmd{m.waitReady(), clockTick()}
+	if !m.themeFixed {
+		cmds = append(cmds, tea.RequestBackgroundColor)
+	}
+	return tea.Batch(cmds...)
 }
 
 // waitReady blocks (in Bubble Tea's command goroutine) until the
@@ -139,9 +245,25 @@ func clockTick() tea.Cmd {
 
 // Update handles one message.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if _, ok := msg.(readyMsg); !ok {
+		m.gen++
+	}
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height
+		m.help.SetWidth(msg.Width - 2)
+		m.refreshLogs()
+	case tea.BackgroundColorMsg:
+		if !m.themeFixed {
+			name := "dark"
+			if !msg.IsDark() {
+				name = "light"
+			}
+			if name != m.theme.Name {
+				t, _ := themes.Get(name)
+				m.setTheme(t)
+			}
+		}
 	case readyMsg:
 		if !m.flushQ {
 			m.flushQ = true
@@ -149,95 +271,330 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case flushMsg:
 		m.flushQ = false
-		m.flush()
-		return m, m.waitReady()
+		alert := m.flush()
+		return m, tea.Batch(m.waitReady(), rawCmd(alert))
 	case clockMsg:
+		// Running steps count their time on screen.
+		if run, ok := m.snap.Pipelines[m.service]; ok && !run.State.Terminal() {
+			m.rev[panePipeline]++
+		}
 		return m, clockTick()
 	case resultMsg:
+		m.running = max(m.running-1, 0)
 		m.showResult(msg)
+	case historyMsg:
+		m.openPicker(msg)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
+	case tea.MouseMsg:
+		if m.mode == modeLogs && m.logView != nil {
+			return m, m.logView.update(msg)
+		}
 	}
 	return m, nil
 }
 
-// flush folds every queued event into the snapshot.
-func (m *Model) flush() {
+// flush folds every queued event into the snapshot and returns what to
+// write to the terminal for things that newly need a person.
+func (m *Model) flush() string {
 	m.buf = m.sub.Drain(m.buf[:0])
+	if len(m.buf) == 0 {
+		return ""
+	}
 	for _, ev := range m.buf {
+		switch ev.Kind {
+		case core.EvLog:
+			if ev.Log != nil {
+				m.logs.add(logEntry{ref: ev.Ref, source: ev.Log.Source, text: ev.Log.Text})
+			}
+			continue
+		case core.EvPipeline:
+			m.rev[panePipeline]++
+		case core.EvErrors, core.EvVerdict:
+			m.rev[paneErrors]++
+		case core.EvBackup:
+			m.rev[paneBackups]++
+		case core.EvAudit:
+			m.rev[paneActivity]++
+		case core.EvDeployment, core.EvTarget:
+			// The errors pane follows the environment with a rollout.
+			m.rev[paneErrors]++
+		case core.EvNotice:
+			if ev.Ref.Service == "" || ev.Ref.Service == m.service {
+				bad := strings.Contains(ev.Notice, "fail") || strings.Contains(ev.Notice, "spike") || strings.Contains(ev.Notice, "degraded")
+				m.setStatus(ev.Notice, bad)
+			}
+		case core.EvResync:
+			m.invalidate()
+		}
 		m.snap.Apply(ev)
 	}
 	clear(m.buf)
+	m.refreshLogs()
+	return m.att.check(m.snap)
+}
+
+func (m *Model) refreshLogs() {
+	if m.logView != nil {
+		m.logView.refresh(m.logs, max(m.w-2, 1), max(m.h-6, 1))
+	}
 }
 
 func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
-	if m.confirm != nil {
+	switch m.mode {
+	case modePicker:
+		switch m.picker.update(k, m.keys) {
+		case pickChoose:
+			p := m.picker
+			m.picker = nil
+			m.openConfirm(m.rollbackDialog(p))
+		case pickCancel:
+			m.picker, m.mode = nil, modeMain
+			m.setStatus("rollback cancelled", false)
+		}
+		return nil
+	case modeConfirm:
+		c := m.confirm
+		switch c.update(k, m.keys) {
+		case confirmYes:
+			m.confirm, m.mode = nil, modeMain
+			m.setStatus(fmt.Sprintf("%s %s: sent…", c.cmd.Kind, c.cmd.Ref), false)
+			m.running++
+			return m.send(c.cmd)
+		case confirmCancel:
+			m.confirm, m.mode = nil, modeMain
+			m.setStatus(fmt.Sprintf("%s cancelled", c.cmd.Kind), false)
+		case confirmWrong:
+			m.confirm, m.mode = nil, modeMain
+			m.setStatus(fmt.Sprintf("%s refused: %q is not the service name %q", c.cmd.Kind, c.typed, c.typeName), true)
+		}
+		return nil
+	case modeLogs:
+		if key.Matches(k, m.keys.Back) || key.Matches(k, m.keys.Quit) || key.Matches(k, m.keys.Logs) {
+			m.logView, m.mode = nil, modeMain
+			return nil
+		}
+		return m.logView.update(k)
+	case modeHelp:
+		if key.Matches(k, m.keys.Help) || key.Matches(k, m.keys.Back) || key.Matches(k, m.keys.Quit) {
+			m.mode = modeMain
+		}
+		return nil
+	case modeQuit:
 		switch {
-		case key.Matches(k, m.keys.Confirm):
-			p := m.confirm
-			m.confirm = nil
-			m.setStatus(fmt.Sprintf("%s %s: sent…", p.cmd.Kind, p.cmd.Ref), false)
-			return m.send(p.cmd)
+		case key.Matches(k, m.keys.Confirm), key.Matches(k, m.keys.Quit):
+			return m.quit()
 		case key.Matches(k, m.keys.Cancel):
-			m.setStatus(fmt.Sprintf("%s cancelled", m.confirm.cmd.Kind), false)
-			m.confirm = nil
+			m.mode = modeMain
 		}
 		return nil
 	}
 	switch {
 	case key.Matches(k, m.keys.Quit):
-		m.sub.Close()
-		return tea.Quit
+		if m.ownRunning() > 0 {
+			m.mode = modeQuit
+			return nil
+		}
+		return m.quit()
 	case key.Matches(k, m.keys.Help):
-		m.help = !m.help
+		m.mode = modeHelp
 	case key.Matches(k, m.keys.Promote):
-		m.ask(core.CmdPromote)
+		m.act(core.CmdPromote)
+	case key.Matches(k, m.keys.FullPromote):
+		m.act(core.CmdFullPromote)
 	case key.Matches(k, m.keys.Rollback):
-		m.ask(core.CmdRollback)
+		return m.startRollback()
 	case key.Matches(k, m.keys.Abort):
-		m.ask(core.CmdAbort)
+		m.act(core.CmdAbort)
 	case key.Matches(k, m.keys.Pause):
 		kind := core.CmdPause
 		if d, ok := m.snap.Deployments[m.focusRef()]; ok && d.State == core.DeployPaused {
 			kind = core.CmdResume
 		}
-		m.ask(kind)
+		m.act(kind)
+	case key.Matches(k, m.keys.Logs):
+		ref := m.focusRef()
+		m.openLogs(logFilter{title: "Logs · " + ref.String(), ref: ref})
+	case key.Matches(k, m.keys.Env):
+		m.cycleEnv()
+	case key.Matches(k, m.keys.Service):
+		m.pickService(int(k.Code - '1'))
+	case key.Matches(k, m.keys.Focus):
+		m.setFocus((m.focus + 1) % paneCount)
+	case key.Matches(k, m.keys.FocusBack):
+		m.setFocus((m.focus + paneCount - 1) % paneCount)
+	case key.Matches(k, m.keys.Up), key.Matches(k, m.keys.Down):
+		if m.focus == panePipeline {
+			m.moveStep(key.Matches(k, m.keys.Down))
+		}
+	case key.Matches(k, m.keys.Open):
+		if m.focus == panePipeline {
+			m.openStepLog()
+		}
+	case key.Matches(k, m.keys.Theme):
+		m.cycleTheme()
+	case key.Matches(k, m.keys.Mouse):
+		m.mouse = !m.mouse
+		m.setStatus("mouse "+onOff(m.mouse), false)
 	}
 	return nil
 }
 
-// ask opens the confirmation dialog for an action, or refuses it with the
-// reason when the console is read-only.
-func (m *Model) ask(kind core.CommandKind) {
-	if m.opts.ReadOnly {
-		m.setStatus(fmt.Sprintf("%s refused: %s", kind, m.opts.ReadOnlyReason), true)
+func (m *Model) quit() tea.Cmd {
+	m.sub.Close()
+	return tea.Quit
+}
+
+// ownRunning counts operations this person started that have not
+// finished: commands still waiting for an answer, and journaled
+// operations in the engine under this actor.
+func (m *Model) ownRunning() int {
+	n := m.running
+	for _, op := range m.snap.Operations {
+		if (op.State == core.OpIntent || op.State == core.OpRunning) && op.Actor.Name == m.opts.Actor.Name && op.Actor.Host == m.opts.Actor.Host {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *Model) setFocus(p pane) {
+	m.rev[m.focus]++
+	m.focus = p
+	m.rev[p]++
+}
+
+func (m *Model) cycleEnv() {
+	envs := m.snap.Envs
+	if len(envs) == 0 {
 		return
 	}
-	ref := m.focusRef()
-	cmd := core.Command{Kind: kind, Ref: ref, Actor: m.opts.Actor}
-	d, hasDep := m.snap.Deployments[ref]
-	summary := fmt.Sprintf("%s %s", kind, ref)
-	switch kind {
-	case core.CmdPromote:
-		if hasDep {
-			cmd.Version = d.Version
-			summary = fmt.Sprintf("promote %s %s (now %d%% of traffic) to its next step", ref, d.Version, d.Weight)
-		}
-	case core.CmdRollback:
-		if hasDep && d.From != "" {
-			cmd.Version = d.From
-			summary = fmt.Sprintf("roll %s back from %s to %s", ref, d.Version, d.From)
-		}
-	case core.CmdAbort:
-		if hasDep {
-			summary = fmt.Sprintf("abort %s %s: traffic back to %s, candidate kept", ref, d.Version, d.From)
-		}
-	case core.CmdPause, core.CmdResume:
-		if hasDep {
-			summary = fmt.Sprintf("%s the rollout of %s %s at %d%%", kind, ref, d.Version, d.Weight)
+	cur := m.focusRef().Env
+	next := envs[0]
+	for i, e := range envs {
+		if e == cur {
+			next = envs[(i+1)%len(envs)]
 		}
 	}
-	m.confirm = &pending{cmd: cmd, summary: summary, watchers: max(m.eng.Subscribers()-1, 0)}
+	m.env = next
+	m.invalidate()
+	m.setStatus("environment: "+next, false)
+}
+
+func (m *Model) pickService(i int) {
+	if i < 0 || i >= len(m.snap.Services) {
+		m.setStatus(fmt.Sprintf("no service %d: this project has %d", i+1, len(m.snap.Services)), true)
+		return
+	}
+	m.service = m.snap.Services[i]
+	m.stepSel = ""
+	m.invalidate()
+	m.setStatus("service: "+m.service, false)
+}
+
+func (m *Model) cycleTheme() {
+	names := themes.Names()
+	next := names[0]
+	for i, n := range names {
+		if n == m.theme.Name {
+			next = names[(i+1)%len(names)]
+		}
+	}
+	t, _ := themes.Get(next)
+	m.themeFixed = true
+	m.setTheme(t)
+	m.setStatus("theme: "+next, false)
+}
+
+func (m *Model) openLogs(f logFilter) {
+	m.logView = newLogView(f)
+	m.mode = modeLogs
+	m.refreshLogs()
+}
+
+// act opens the confirmation for an action, or refuses it with the reason
+// it is not allowed now.
+func (m *Model) act(kind core.CommandKind) {
+	if why := m.disabled(kind); why != "" {
+		m.setStatus(fmt.Sprintf("%s refused: %s", kind, why), true)
+		return
+	}
+	m.openConfirm(m.actionDialog(kind))
+}
+
+func (m *Model) openConfirm(c *confirmDialog) {
+	if m.opts.Confirm[c.cmd.Ref.Env] == ConfirmTypeName {
+		c.typeName = c.cmd.Ref.Service
+	}
+	m.confirm, m.mode = c, modeConfirm
+	m.status = ""
+}
+
+// startRollback reads the environment's history off the event loop; the
+// picker opens when it arrives.
+func (m *Model) startRollback() tea.Cmd {
+	if why := m.disabled(core.CmdRollback); why != "" {
+		m.setStatus("rollback refused: "+why, true)
+		return nil
+	}
+	ref := m.focusRef()
+	m.loading = ref
+	m.setStatus("rollback: reading the history of "+ref.String()+"…", false)
+	st := m.eng.Store()
+	from := m.rollbackFrom(ref)
+	return func() tea.Msg {
+		msg := historyMsg{ref: ref, rel: map[string]core.Release{}}
+		if st == nil {
+			return msg
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		msg.deps, msg.err = st.Deployments(ctx, ref, historyDepth)
+		if from == "" && len(msg.deps) > 0 {
+			from = msg.deps[0].Version
+		}
+		if from != "" {
+			if r, err := st.Release(ctx, ref.Service, from); err == nil {
+				msg.rel[from] = r
+			}
+		}
+		return msg
+	}
+}
+
+// rollbackFrom is the release a rollback would leave: the rollout in
+// flight, else what the target runs.
+func (m *Model) rollbackFrom(ref core.Ref) string {
+	if d, ok := m.snap.Deployments[ref]; ok && !d.State.Terminal() {
+		return d.Version
+	}
+	cur, _, _ := m.versions(ref)
+	return cur
+}
+
+func (m *Model) openPicker(msg historyMsg) {
+	if msg.ref != m.loading || m.mode != modeMain {
+		return
+	}
+	m.loading = core.Ref{}
+	if msg.err != nil {
+		m.setStatus(fmt.Sprintf("rollback: could not read the history of %s: %v", msg.ref, msg.err), true)
+		return
+	}
+	from := m.rollbackFrom(msg.ref)
+	if d, ok := m.snap.Deployments[msg.ref]; (!ok || d.State.Terminal()) && len(msg.deps) > 0 {
+		// The engine rolls back from the newest deployment.
+		from = msg.deps[0].Version
+	}
+	p := newPicker(msg.ref, from, msg.deps, m.snap.Targets[msg.ref].Kept)
+	if r, ok := msg.rel[from]; ok {
+		p.rel = &r
+	}
+	if len(p.items) == 0 {
+		m.setStatus(fmt.Sprintf("rollback refused: nothing to roll back to in %s: no other release ran there", msg.ref.Env), true)
+		return
+	}
+	m.picker, m.mode = p, modePicker
 	m.status = ""
 }
 
@@ -267,24 +624,42 @@ func (m *Model) showResult(r resultMsg) {
 
 func (m *Model) setStatus(s string, bad bool) { m.status, m.statusBad = s, bad }
 
-// focusRef is the environment actions apply to: the latest environment in
-// promotion order with a rollout in flight, else the last environment.
+// focusRef is the environment actions apply to: the one chosen with e,
+// else the latest environment in promotion order with a rollout in
+// flight, else the latest one a release is ready to be promoted into,
+// else the last with a verdict, else the last environment.
 func (m *Model) focusRef() core.Ref {
 	envs := m.snap.Envs
+	if m.env != "" {
+		return core.Ref{Service: m.service, Env: m.env}
+	}
 	for i := len(envs) - 1; i >= 0; i-- {
-		ref := core.Ref{Service: m.opts.Service, Env: envs[i]}
+		ref := core.Ref{Service: m.service, Env: envs[i]}
 		if d, ok := m.snap.Deployments[ref]; ok && !d.State.Terminal() {
 			return ref
 		}
 	}
 	for i := len(envs) - 1; i >= 0; i-- {
-		ref := core.Ref{Service: m.opts.Service, Env: envs[i]}
+		ref := core.Ref{Service: m.service, Env: envs[i]}
+		if m.readyToPromote(ref) != "" {
+			return ref
+		}
+	}
+	for i := len(envs) - 1; i >= 0; i-- {
+		ref := core.Ref{Service: m.service, Env: envs[i]}
 		if _, ok := m.snap.Verdicts[ref]; ok {
 			return ref
 		}
 	}
 	if len(envs) == 0 {
-		return core.Ref{Service: m.opts.Service}
+		return core.Ref{Service: m.service}
 	}
-	return core.Ref{Service: m.opts.Service, Env: envs[len(envs)-1]}
+	return core.Ref{Service: m.service, Env: envs[len(envs)-1]}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }

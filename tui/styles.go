@@ -3,6 +3,7 @@ package tui
 import (
 	"strings"
 
+	"charm.land/bubbles/v2/help"
 	"charm.land/lipgloss/v2"
 
 	"github.com/ripcordhq/ripcord/themes"
@@ -34,11 +35,14 @@ func paintOf(st lipgloss.Style) paint {
 // parses colours.
 type styles struct {
 	text, muted, accent, border, ok, warn, danger, prod paint
+	// dim marks a key whose action is not allowed now. Without colour it
+	// is bracketed, so the difference survives NO_COLOR.
+	dim paint
 }
 
 func newStyles(t themes.Theme, noColor bool) styles {
 	if noColor {
-		return styles{}
+		return styles{dim: paint{pre: "(", post: ")"}}
 	}
 	fg := func(hex string) lipgloss.Style { return lipgloss.NewStyle().Foreground(lipgloss.Color(hex)) }
 	return styles{
@@ -50,5 +54,18 @@ func newStyles(t themes.Theme, noColor bool) styles {
 		warn:   paintOf(fg(t.Warn)),
 		danger: paintOf(fg(t.Danger).Bold(true)),
 		prod:   paintOf(fg(t.Production).Bold(true)),
+		dim:    paintOf(fg(t.Muted).Faint(true)),
+	}
+}
+
+// helpStyles colours bubbles/help from the same theme.
+func helpStyles(t themes.Theme, noColor bool) help.Styles {
+	if noColor {
+		return help.Styles{}
+	}
+	fg := func(hex string) lipgloss.Style { return lipgloss.NewStyle().Foreground(lipgloss.Color(hex)) }
+	return help.Styles{
+		Ellipsis: fg(t.Muted), ShortKey: fg(t.Accent).Bold(true), ShortDesc: fg(t.Muted), ShortSeparator: fg(t.Border),
+		FullKey: fg(t.Accent).Bold(true), FullDesc: fg(t.Text), FullSeparator: fg(t.Border),
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -17,25 +17,59 @@ import (
 // twoColumnMin is the width from which panes sit side by side.
 const twoColumnMin = 120
 
-// View renders the whole screen.
+// View renders the whole screen. The frame is rebuilt only when a message
+// changed something or the clock ticked; panes keep their own caches.
 func (m *Model) View() tea.View {
-	v := tea.NewView(m.render())
+	now := m.opts.Clock()
+	key := fmt.Sprint(m.gen, m.w, m.h, now.Unix())
+	content := m.frame.get(key, func() []string { return []string{m.render(now)} })[0]
+	v := tea.NewView(content)
 	v.AltScreen = true
+	if m.mouse {
+		v.MouseMode = tea.MouseModeCellMotion
+	}
 	return v
 }
 
-func (m *Model) render() string {
+// paneCache keeps a rendered pane until its key changes.
+type paneCache struct {
+	key    string
+	lines  []string
+	builds int // how often it rendered, for tests
+}
+
+func (c *paneCache) get(key string, build func() []string) []string {
+	if c.lines == nil || c.key != key {
+		c.key, c.lines = key, build()
+		c.builds++
+	}
+	return c.lines
+}
+
+// cached renders pane p through its cache; extra adds what else the pane
+// depends on.
+func (m *Model) cached(p pane, w, h int, extra string, build func() []string) []string {
+	key := fmt.Sprint(m.rev[p], w, h, m.focus == p, m.service, m.env, extra)
+	return m.caches[p].get(key, build)
+}
+
+func (m *Model) render(now time.Time) string {
 	w, h := max(m.w, 20), max(m.h, 6)
-	now := m.opts.Clock()
 	lines := make([]string, 0, h)
 	lines = append(lines, fit(m.header(now, w), w))
 	lines = append(lines, fit(m.needsYou(now), w))
 	body := h - 4
 	switch {
-	case m.confirm != nil:
-		lines = append(lines, m.dialog(w, body)...)
-	case m.help:
+	case m.mode == modeConfirm:
+		lines = append(lines, m.confirm.view(m, w, body)...)
+	case m.mode == modePicker:
+		lines = append(lines, m.picker.view(m, now, w, body)...)
+	case m.mode == modeLogs:
+		lines = append(lines, m.logBox(w, body)...)
+	case m.mode == modeHelp:
 		lines = append(lines, m.helpBox(w, body)...)
+	case m.mode == modeQuit:
+		lines = append(lines, m.quitBox(w, body)...)
 	case w >= twoColumnMin:
 		lw := w / 2
 		rw := w - lw
@@ -83,13 +117,28 @@ func split(n int, weights []int) []int {
 
 // fit truncates or pads a (possibly styled) line to exactly w cells.
 func fit(s string, w int) string {
-	if lipgloss.Width(s) > w {
-		s = ansi.Truncate(s, w, "…")
+	if s == "" {
+		return blank(w)
 	}
-	if pad := w - lipgloss.Width(s); pad > 0 {
-		s += strings.Repeat(" ", pad)
+	n := width(s)
+	if n > w {
+		s = ansi.Truncate(s, w, "…")
+		n = width(s)
+	}
+	if n < w {
+		s += blank(w - n)
 	}
 	return s
+}
+
+// blanks holds runs of spaces, so padding allocates only the result.
+var blanks = strings.Repeat(" ", 512)
+
+func blank(n int) string {
+	if n <= len(blanks) {
+		return blanks[:max(n, 0)]
+	}
+	return strings.Repeat(" ", n)
 }
 
 // box draws a titled pane exactly w wide and h tall; content past the
@@ -101,7 +150,7 @@ func (m *Model) box(title string, content []string, w, h int) []string {
 	inner := max(w-2, 0)
 	b := m.st.border
 	t := ansi.Truncate(" "+title+" ", max(inner-1, 0), "…")
-	top := b.Render("┌─") + m.st.accent.Render(t) + b.Render(strings.Repeat("─", max(inner-1-lipgloss.Width(t), 0))+"┐")
+	top := b.Render("┌─") + m.st.accent.Render(t) + b.Render(strings.Repeat("─", max(inner-1-width(t), 0))+"┐")
 	out := []string{top}
 	for i := 0; i < h-2; i++ {
 		line := ""
@@ -122,13 +171,13 @@ func (m *Model) header(now time.Time, w int) string {
 	// the lock holder still fit in 80 cells.
 	narrow := w < twoColumnMin
 	gap := "   "
-	left := " " + s.accent.Render("ripcord") + s.muted.Render(" · ") + s.text.Render(m.snap.Project+"/"+m.opts.Service)
+	left := " " + s.accent.Render("ripcord") + s.muted.Render(" · ") + s.text.Render(m.snap.Project+"/"+m.service)
 	if narrow {
 		gap = "  "
-		left = " " + s.accent.Render(m.opts.Service)
+		left = " " + s.accent.Render(m.service)
 	}
 	for _, env := range m.snap.Envs {
-		ref := core.Ref{Service: m.opts.Service, Env: env}
+		ref := core.Ref{Service: m.service, Env: env}
 		cur, cand, weight := m.versions(ref)
 		if cur == "" && cand == "" {
 			continue
@@ -145,11 +194,11 @@ func (m *Model) header(now time.Time, w int) string {
 	}
 	left += gap + s.muted.Render("lock: ") + m.lockText(narrow)
 	clock := " " + s.muted.Render(now.In(m.opts.Location).Format("15:04:05")) + " "
-	cw := lipgloss.Width(clock)
-	if lipgloss.Width(left)+cw > w {
+	cw := width(clock)
+	if width(left)+cw > w {
 		return fit(left, max(w-cw, 0)) + clock
 	}
-	return left + strings.Repeat(" ", w-lipgloss.Width(left)-cw) + clock
+	return left + strings.Repeat(" ", w-width(left)-cw) + clock
 }
 
 // versions is what an environment runs: the target's word first, the
@@ -175,7 +224,7 @@ func (m *Model) versions(ref core.Ref) (cur, cand string, weight int) {
 func (m *Model) lockText(short bool) string {
 	var held []string
 	for _, env := range m.snap.Envs {
-		if l, ok := m.snap.Locks[core.Ref{Service: m.opts.Service, Env: env}]; ok {
+		if l, ok := m.snap.Locks[core.Ref{Service: m.service, Env: env}]; ok {
 			if short {
 				held = append(held, l.Holder.Name)
 			} else {
@@ -202,7 +251,7 @@ func (m *Model) needsYou(now time.Time) string {
 		items = append(items, st.Render(long))
 	}
 	for _, env := range m.snap.Envs {
-		ref := core.Ref{Service: m.opts.Service, Env: env}
+		ref := core.Ref{Service: m.service, Env: env}
 		if v, ok := m.snap.Verdicts[ref]; ok && v.Kind == core.VerdictSpike {
 			add(s.danger, fmt.Sprintf("SPIKE %s %s %.1f× baseline", env, v.Candidate, v.Evidence.RateRatio),
 				fmt.Sprintf("SPIKE %s %.1f×", env, v.Evidence.RateRatio))
@@ -211,6 +260,9 @@ func (m *Model) needsYou(now time.Time) string {
 			a := age(now, d.StartedAt)
 			add(s.warn, fmt.Sprintf("%s %s %d%% waiting for judgment (%s)", env, d.Version, d.Weight, a),
 				fmt.Sprintf("judgment %s %s", env, a))
+		}
+		if v := m.readyToPromote(ref); v != "" {
+			add(s.accent, fmt.Sprintf("ready to promote %s to %s", v, env), fmt.Sprintf("ready: %s → %s", v, env))
 		}
 	}
 	for _, f := range m.backups() {
@@ -228,7 +280,7 @@ func (m *Model) needsYou(now time.Time) string {
 	}
 	ops := make([]core.Operation, 0, len(m.snap.Operations))
 	for _, op := range m.snap.Operations {
-		if op.State == core.OpAttention && op.Ref.Service == m.opts.Service {
+		if op.State == core.OpAttention && op.Ref.Service == m.service {
 			ops = append(ops, op)
 		}
 	}
@@ -247,12 +299,19 @@ func (m *Model) needsYou(now time.Time) string {
 }
 
 func (m *Model) pipelinePane(now time.Time, w, h int) []string {
-	s := m.st
-	run, ok := m.snap.Pipelines[m.opts.Service]
-	if !ok {
-		return m.box("Pipeline", []string{s.muted.Render(" no run yet")}, w, h)
+	extra := fmt.Sprint(m.stepSel, now.Unix())
+	if run, ok := m.snap.Pipelines[m.service]; !ok || run.State.Terminal() {
+		extra = m.stepSel // finished runs do not change with the clock
 	}
-	var c []string
+	return m.cached(panePipeline, w, h, extra, func() []string { return m.buildPipelinePane(now, w, h) })
+}
+
+func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
+	s := m.st
+	run, ok := m.snap.Pipelines[m.service]
+	if !ok {
+		return m.box(m.paneTitle(panePipeline, "Pipeline"), []string{s.muted.Render(" no run yet")}, w, h)
+	}
 	meta := " " + string(run.State)
 	if run.Commit != "" {
 		meta += " · " + run.Branch + "@" + short(run.Commit, 7)
@@ -260,14 +319,35 @@ func (m *Model) pipelinePane(now time.Time, w, h int) []string {
 	if run.ArtifactDigest != "" {
 		meta += " · " + shortDigest(run.ArtifactDigest)
 	}
-	c = append(c, s.muted.Render(meta))
+	c := []string{s.muted.Render(meta)}
+	rows := m.pipelineRows(now, w, h-3)
+	sel := -1
+	if m.focus == panePipeline {
+		sel = m.selectedRow(rows)
+	}
+	for i, r := range rows {
+		if i == sel {
+			r.text = s.accent.Render("›") + r.text[1:]
+		}
+		c = append(c, r.text)
+	}
+	return m.box(m.paneTitle(panePipeline, "Pipeline "+run.Version), c, w, h)
+}
+
+// pipelineRows lays out the run's stages and steps in at most avail rows
+// where it can: finished stages take one line each and only unfinished
+// ones list their steps. Should that still not fit, the leading finished
+// stages share a line, so the step in flight is never the one cut off.
+func (m *Model) pipelineRows(now time.Time, w, avail int) []pipeRow {
+	s := m.st
+	run, ok := m.snap.Pipelines[m.service]
+	if !ok {
+		return nil
+	}
 	nameW := max(min(w/3, 22), 8)
-	// Finished stages take one line each; only unfinished ones list their
-	// steps. Should that still not fit, the finished stages share a line,
-	// so the step in flight is never the one cut off.
 	var done []string
 	var doneDur time.Duration
-	var rest []string
+	var rows []pipeRow
 	leading := true
 	for _, st := range run.Stages {
 		if st.State == core.RunSucceeded || st.State == core.RunSkipped {
@@ -276,24 +356,42 @@ func (m *Model) pipelinePane(now time.Time, w, h int) []string {
 				done = append(done, st.Name)
 				doneDur += d
 			}
-			rest = append(rest, " "+m.glyph(st.State)+" "+s.text.Render(pad(st.Name, nameW))+" "+s.muted.Render(clockDur(d)))
+			rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)) + " " + s.muted.Render(clockDur(d)), target: st.Name})
 			continue
 		}
 		leading = false
-		rest = append(rest, " "+m.glyph(st.State)+" "+s.text.Render(pad(st.Name, nameW)))
+		rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)), target: st.Name})
 		for _, step := range st.Steps {
 			line := "   " + m.glyph(step.State) + " " + pad(step.Name, nameW-2) + " " + s.muted.Render(pad(stepDur(now, step), 6))
 			if step.State == core.RunRunning && step.Progress > 0 {
 				line += " " + s.warn.Render(bar(step.Progress, 10))
 			}
-			rest = append(rest, line)
+			rows = append(rows, pipeRow{text: line, target: st.Name + "/" + step.Name})
 		}
 	}
-	if len(c)+len(rest) > h-2 && len(done) > 1 {
-		rest = append([]string{" " + m.glyph(core.RunSucceeded) + " " + s.text.Render(strings.Join(done, " · ")) + " " + s.muted.Render(clockDur(doneDur))}, rest[len(done):]...)
+	if len(rows) > avail && len(done) > 1 {
+		merged := pipeRow{" " + m.glyph(core.RunSucceeded) + " " + s.text.Render(strings.Join(done, " · ")) + " " + s.muted.Render(clockDur(doneDur)), done[len(done)-1], done}
+		rows = append([]pipeRow{merged}, rows[len(done):]...)
 	}
-	c = append(c, rest...)
-	return m.box("Pipeline "+run.Version, c, w, h)
+	return rows
+}
+
+// pipelineSize is the pipeline pane's size in the current layout.
+func (m *Model) pipelineSize() (w, h int) {
+	w, h = max(m.w, 20), max(m.h, 6)
+	body := h - 4
+	if w >= twoColumnMin {
+		return w / 2, body / 2
+	}
+	return w, split(body, []int{3, 3, 2, 2})[0]
+}
+
+// paneTitle marks the focused pane.
+func (m *Model) paneTitle(p pane, title string) string {
+	if m.focus == p {
+		return "▸ " + title
+	}
+	return title
 }
 
 func (m *Model) glyph(st core.RunState) string {
@@ -309,6 +407,10 @@ func (m *Model) glyph(st core.RunState) string {
 }
 
 func (m *Model) errorsPane(w, h int) []string {
+	return m.cached(paneErrors, w, h, "", func() []string { return m.buildErrorsPane(w, h) })
+}
+
+func (m *Model) buildErrorsPane(w, h int) []string {
 	s := m.st
 	ref := m.focusRef()
 	wins := m.snap.Errors[ref]
@@ -348,21 +450,44 @@ func (m *Model) errorsPane(w, h int) []string {
 		c = append(c, line)
 	}
 	if hasV {
-		e := v.Evidence
-		c = append(c, s.muted.Render(fmt.Sprintf(" %.1f× (%.1f–%.1f) · p=%.1e · %d vs %d events at %.0f%% share · %s",
-			e.RateRatio, e.RateRatioLow, e.RateRatioHigh, e.PValue, e.CandidateCount, e.BaselineCount, e.Share*100, dur(e.Elapsed))))
-		for _, is := range e.NewIssues {
+		c = append(c, wrapLines([]string{" " + m.evidence(v)}, w-2)...)
+		for i, is := range v.Evidence.NewIssues {
+			if i == 3 {
+				c = append(c, s.muted.Render(fmt.Sprintf(" … %d more new issues", len(v.Evidence.NewIssues)-3)))
+				break
+			}
 			c = append(c, s.danger.Render(fmt.Sprintf(" new: %s (%d)", is.Title, is.Count)))
 		}
-		if e.Note != "" {
-			c = append(c, s.muted.Render(" "+e.Note))
+		if v.Evidence.Note != "" {
+			c = append(c, s.muted.Render(" "+v.Evidence.Note))
 		}
 	}
 	if len(c) == 0 {
 		c = append(c, s.muted.Render(" no error counts yet"))
 	}
-	return m.box("Errors · "+ref.Env, c, w, h)
+	return m.box(m.paneTitle(paneErrors, "Errors · "+ref.Env), c, w, h)
 }
+
+// evidence is why the verdict is what it is, in one line: the word, the
+// window's p-value, the counts against the traffic share, the rate ratio
+// with its interval and how long the comparison has run.
+func (m *Model) evidence(v core.SpikeVerdict) string {
+	e := v.Evidence
+	if e.CandidateCount+e.BaselineCount == 0 {
+		// Nothing counted yet: numbers would only be noise (an interval
+		// without an upper bound); the note under it says what is missing.
+		return m.verdictWord(v) + m.st.muted.Render(" · no errors counted yet · "+dur(e.Elapsed))
+	}
+	ci := fmt.Sprintf("%.1f–%.1f", e.RateRatioLow, e.RateRatioHigh)
+	if math.IsInf(e.RateRatioHigh, 1) || e.RateRatioHigh > 1e6 {
+		ci = fmt.Sprintf("≥ %.1f", e.RateRatioLow)
+	}
+	return m.verdictWord(v) + m.st.muted.Render(fmt.Sprintf(" p=%s · %d vs %d events at %.0f%% share · %.1f× (CI %s) · %s",
+		pval(e.PValue), e.CandidateCount, e.BaselineCount, e.Share*100, e.RateRatio, ci, dur(e.Elapsed)))
+}
+
+// pval prints a p-value with two significant digits: 3e-09, 0.034.
+func pval(p float64) string { return fmt.Sprintf("%.2g", p) }
 
 func (m *Model) verdictWord(v core.SpikeVerdict) string {
 	switch v.Kind {
@@ -378,7 +503,7 @@ func (m *Model) verdictWord(v core.SpikeVerdict) string {
 func (m *Model) backups() []core.Freshness {
 	var out []core.Freshness
 	for ref, sets := range m.snap.Backups {
-		if ref.Service != m.opts.Service {
+		if ref.Service != m.service {
 			continue
 		}
 		for _, f := range sets {
@@ -411,7 +536,11 @@ func severity(s core.FreshnessState) int {
 	return 0
 }
 
-func (m *Model) backupsPane(now time.Time, w, h int) []string {
+func (m *Model) backupsPane(_ time.Time, w, h int) []string {
+	return m.cached(paneBackups, w, h, "", func() []string { return m.buildBackupsPane(w, h) })
+}
+
+func (m *Model) buildBackupsPane(w, h int) []string {
 	s := m.st
 	var c []string
 	for _, f := range m.backups() {
@@ -437,10 +566,14 @@ func (m *Model) backupsPane(now time.Time, w, h int) []string {
 	if len(c) == 0 {
 		c = append(c, s.muted.Render(" no backup sets"))
 	}
-	return m.box("Backups", c, w, h)
+	return m.box(m.paneTitle(paneBackups, "Backups"), c, w, h)
 }
 
 func (m *Model) activityPane(w, h int) []string {
+	return m.cached(paneActivity, w, h, "", func() []string { return m.buildActivityPane(w, h) })
+}
+
+func (m *Model) buildActivityPane(w, h int) []string {
 	s := m.st
 	var c []string
 	for i := len(m.snap.Audit) - 1; i >= 0 && len(c) < max(h-2, 0); i-- {
@@ -454,35 +587,76 @@ func (m *Model) activityPane(w, h int) []string {
 	if len(c) == 0 {
 		c = append(c, s.muted.Render(" nothing yet"))
 	}
-	return m.box("Activity", c, w, h)
+	return m.box(m.paneTitle(paneActivity, "Activity"), c, w, h)
 }
 
-func (m *Model) dialog(w, h int) []string {
-	p := m.confirm
-	c := []string{
-		"",
-		" " + m.st.warn.Render(p.summary),
-		"",
-		" as " + p.cmd.Actor.String(),
-		" " + m.st.muted.Render(fmt.Sprintf("%d other console(s) watching", p.watchers)),
-		"",
-		" " + m.st.accent.Render("y") + " confirm   " + m.st.accent.Render("enter/esc") + " cancel",
-	}
-	return m.box("Confirm "+string(p.cmd.Kind), c, w, h)
-}
-
+// helpBox is the full help, written by bubbles/help from the keymap.
+// Actions not allowed now keep their place and say why.
 func (m *Model) helpBox(w, h int) []string {
-	var c []string
-	for _, b := range append(m.keys.ShortHelp(), m.keys.Confirm, m.keys.Cancel) {
-		hp := b.Help()
-		c = append(c, fmt.Sprintf(" %-10s %s", hp.Key, hp.Desc))
+	k := m.keys
+	for _, b := range []*key.Binding{&k.Promote, &k.FullPromote, &k.Rollback, &k.Abort, &k.Pause} {
+		if why := m.disabled(bindingKind(*b, m.keys)); why != "" {
+			hp := b.Help()
+			b.SetHelp(hp.Key, hp.Desc+" (disabled: "+why+")")
+		}
+	}
+	hm := m.help
+	hm.SetWidth(max(w-4, 10))
+	body := strings.Split(hm.FullHelpView(k.FullHelp()), "\n")
+	c := []string{""}
+	for _, l := range body {
+		c = append(c, " "+l)
 	}
 	return m.box("Help", c, w, h)
 }
 
+// bindingKind is the command an action binding asks for.
+func bindingKind(b key.Binding, k keyMap) core.CommandKind {
+	switch b.Help().Key {
+	case k.Promote.Help().Key:
+		return core.CmdPromote
+	case k.FullPromote.Help().Key:
+		return core.CmdFullPromote
+	case k.Rollback.Help().Key:
+		return core.CmdRollback
+	case k.Abort.Help().Key:
+		return core.CmdAbort
+	case k.Pause.Help().Key:
+		return core.CmdPause
+	}
+	return ""
+}
+
+func (m *Model) logBox(w, h int) []string {
+	lv := m.logView
+	c := strings.Split(lv.vp.View(), "\n")
+	if lv.count == 0 {
+		c = []string{m.st.muted.Render(" no log lines yet")}
+	}
+	title := fmt.Sprintf("%s · %d lines", lv.filter.title, lv.count)
+	if !lv.follow {
+		title += " · scrolled"
+	}
+	return m.box(title, c, w, h)
+}
+
+func (m *Model) quitBox(w, h int) []string {
+	n := m.ownRunning()
+	c := []string{
+		"",
+		" " + m.st.warn.Render(fmt.Sprintf("%d operation(s) you started are still running.", n)),
+		" They continue in the engine after you quit; any console can watch them.",
+		"",
+		" " + m.st.accent.Render("y/q") + " quit   " + m.st.accent.Render("enter/esc") + " stay",
+	}
+	return m.box("Quit", c, w, h)
+}
+
 func (m *Model) statusLine() string {
 	switch {
-	case m.confirm != nil:
+	case m.mode == modeConfirm && m.confirm.typeName != "":
+		return " " + m.st.warn.Render("confirm "+string(m.confirm.cmd.Kind)+"? type "+m.confirm.typeName+" then enter; esc cancels")
+	case m.mode == modeConfirm:
 		return " " + m.st.warn.Render("confirm "+string(m.confirm.cmd.Kind)+"? y confirms, enter or esc cancels")
 	case m.status == "":
 		return ""
@@ -492,18 +666,42 @@ func (m *Model) statusLine() string {
 	return " " + m.st.text.Render(m.status)
 }
 
-// footer lists the keys; a read-only console says so and why instead of
-// offering actions it will refuse.
+// footer lists the keys. Actions not allowed now stay in their place,
+// dimmed; a read-only console also says so and why.
 func (m *Model) footer() string {
+	hint := func(bs ...key.Binding) string {
+		parts := make([]string, 0, len(bs))
+		for _, b := range bs {
+			parts = append(parts, m.st.accent.Render(b.Help().Key)+" "+m.st.muted.Render(b.Help().Desc))
+		}
+		return " " + strings.Join(parts, m.st.muted.Render(" · "))
+	}
+	k := m.keys
+	switch m.mode {
+	case modeConfirm:
+		if m.confirm.typeName != "" {
+			return hint(key.NewBinding(key.WithHelp("enter", "confirm the typed name")), k.Back)
+		}
+		return hint(k.Confirm, k.Cancel)
+	case modePicker:
+		return hint(k.Up, k.Down, k.Choose, k.Back)
+	case modeLogs:
+		return hint(key.NewBinding(key.WithHelp("↑/↓ pgup/pgdn", "scroll")), k.Back)
+	case modeHelp:
+		return hint(key.NewBinding(key.WithHelp("?/esc", "close help")))
+	case modeQuit:
+		return hint(key.NewBinding(key.WithHelp("y/q", "quit")), key.NewBinding(key.WithHelp("enter/esc", "stay")))
+	}
 	var parts []string
 	if m.opts.ReadOnly {
 		parts = append(parts, m.st.warn.Render("read-only: "+m.opts.ReadOnlyReason))
 	}
 	for _, b := range m.keys.ShortHelp() {
-		if m.opts.ReadOnly && b.Help().Key != m.keys.Help.Help().Key && b.Help().Key != m.keys.Quit.Help().Key {
+		hp := b.Help()
+		if kind := bindingKind(b, m.keys); kind != "" && m.disabled(kind) != "" {
+			parts = append(parts, m.st.dim.Render(hp.Key+" "+hp.Desc))
 			continue
 		}
-		hp := b.Help()
 		parts = append(parts, m.st.accent.Render(hp.Key)+" "+m.st.muted.Render(hp.Desc))
 	}
 	return " " + strings.Join(parts, m.st.muted.Render(" · "))
@@ -608,7 +806,7 @@ func age(now, t time.Time) string {
 }
 
 func pad(s string, n int) string {
-	if w := lipgloss.Width(s); w < n {
+	if w := width(s); w < n {
 		return s + strings.Repeat(" ", n-w)
 	}
 	return s

@@ -2,11 +2,14 @@ package tui
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -23,42 +26,66 @@ func render(t testing.TB, snap core.Snapshot, w, h int) string {
 	return m.View().Content
 }
 
+// goldenState drives a console into one of the states the goldens show.
+type goldenState struct {
+	name string
+	snap func() core.Snapshot
+	keys []string
+}
+
+var goldenStates = []goldenState{
+	{"idle", idleSnapshot, nil},
+	{"canary_spike", canarySnapshot, nil},
+	{"rollback_picker", canarySnapshot, []string{"r"}},
+	{"rollback_confirm", canarySnapshot, []string{"r", "enter"}},
+	{"help", canarySnapshot, []string{"?"}},
+}
+
+func renderState(t *testing.T, gs goldenState, w, h int) string {
+	t.Helper()
+	o := testOptions()
+	o.Width, o.Height = w, h
+	m := newModel(storeEngine(t, gs.snap(), history(), releases()), o)
+	t.Cleanup(m.sub.Close)
+	for _, k := range gs.keys {
+		if cmd := update(m, press(k)); cmd != nil {
+			// The history read: run it as Bubble Tea would.
+			update(m, cmd())
+		}
+	}
+	return m.View().Content
+}
+
 func TestGoldenViews(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		snap core.Snapshot
-		w, h int
-	}{
-		{"idle_80x24", idleSnapshot(), 80, 24},
-		{"idle_160x48", idleSnapshot(), 160, 48},
-		{"canary_spike_80x24", canarySnapshot(), 80, 24},
-		{"canary_spike_160x48", canarySnapshot(), 160, 48},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got := render(t, c.snap, c.w, c.h)
-			lines := strings.Split(got, "\n")
-			if len(lines) > c.h {
-				t.Errorf("view is %d lines, terminal is %d", len(lines), c.h)
-			}
-			for i, l := range lines {
-				if w := lipgloss.Width(l); w > c.w {
-					t.Errorf("line %d is %d cells wide, terminal is %d: %q", i+1, w, c.w, l)
+	for _, gs := range goldenStates {
+		for _, size := range [][2]int{{80, 24}, {120, 40}, {160, 48}} {
+			name := fmt.Sprintf("%s_%dx%d", gs.name, size[0], size[1])
+			t.Run(name, func(t *testing.T) {
+				got := renderState(t, gs, size[0], size[1])
+				lines := strings.Split(got, "\n")
+				if len(lines) != size[1] {
+					t.Errorf("view is %d lines, terminal is %d", len(lines), size[1])
 				}
-			}
-			path := filepath.Join("testdata", c.name+".golden")
-			if *updateGolden {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+				for i, l := range lines {
+					if w := lipgloss.Width(l); w > size[0] {
+						t.Errorf("line %d is %d cells wide, terminal is %d: %q", i+1, w, size[0], l)
+					}
 				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./tui -run TestGoldenViews -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("view differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-			}
-		})
+				path := filepath.Join("testdata", name+".golden")
+				if *updateGolden {
+					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run go test ./tui -run TestGoldenViews -update to create it)", err)
+				}
+				if got != string(want) {
+					t.Errorf("view differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
+				}
+			})
+		}
 	}
 }
 
@@ -75,7 +102,7 @@ func TestCanaryViewShowsWhatNeedsJudgment(t *testing.T) {
 		}
 	}
 	wide := render(t, canarySnapshot(), 160, 48)
-	for _, want := range []string{"p=3.0e-09", "112 vs 18 events at 25% share", "TypeError: cart is undefined (97)", "sha256:9f3c1a2b7d4e…", "STALE", "UNKNOWN"} {
+	for _, want := range []string{"SPIKE p=3e-09 · 112 vs 18 events at 25% share · 6.2× (CI 3.1–12.4) · 5m", "TypeError: cart is undefined (97)", "sha256:9f3c1a2b7d4e…", "STALE", "UNKNOWN"} {
 		if !strings.Contains(wide, want) {
 			t.Errorf("160x48 view lacks %q", want)
 		}
@@ -111,14 +138,93 @@ func TestSparkline(t *testing.T) {
 	}
 }
 
+// BenchmarkViewFull160x48 renders the whole screen with every pane full
+// and every cache dropped first, as after a flush that touched all panes.
 func BenchmarkViewFull160x48(b *testing.B) {
 	o := testOptions()
 	o.NoColor = false
 	o.Width, o.Height = 160, 48
 	m := newModel(engineWith(fullSnapshot()), o)
 	defer m.sub.Close()
+	lat := make([]time.Duration, 0, 1<<16)
 	b.ReportAllocs()
 	for b.Loop() {
+		start := time.Now()
+		m.invalidate()
+		m.gen++
 		_ = m.View()
+		lat = append(lat, time.Since(start))
+	}
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkViewUnchanged160x48 is View after a message that changed
+// nothing on screen: what every keypress and tick costs between flushes.
+func BenchmarkViewUnchanged160x48(b *testing.B) {
+	o := testOptions()
+	o.NoColor = false
+	o.Width, o.Height = 160, 48
+	m := newModel(engineWith(fullSnapshot()), o)
+	defer m.sub.Close()
+	_ = m.View()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.gen++
+		_ = m.View()
+	}
+}
+
+// TestShortTerminalKeepsTheAnswer: a confirmation that cannot fit keeps
+// its title and how to answer, and says what it left out.
+func TestShortTerminalKeepsTheAnswer(t *testing.T) {
+	got := renderState(t, goldenState{"short", canarySnapshot, []string{"r", "enter"}}, 80, 14)
+	lines := strings.Split(got, "\n")
+	if len(lines) != 14 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, want := range []string{"rollback api in production: v1.43.0 → v1.42.0", "more line(s): a taller terminal shows them", "y confirm   enter/esc cancel"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("short view lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// A flush rebuilds the panes its events touched, and only those.
+func TestPanesRebuildOnlyOnChange(t *testing.T) {
+	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	_ = view(m)
+	builds := func() [paneCount]int {
+		var b [paneCount]int
+		for i := range m.caches {
+			b[i] = m.caches[i].builds
+		}
+		return b
+	}
+	before := builds()
+	eng.Publish(core.Event{Kind: core.EvLog, Ref: production, Log: &core.LogLine{Source: "x", Text: "y"}})
+	update(m, flushMsg{})
+	_ = view(m)
+	if builds() != before {
+		t.Fatalf("a log line rebuilt panes: %v -> %v", before, builds())
+	}
+	eng.Publish(core.Event{Kind: core.EvAudit, Ref: production, Final: true, Audit: &core.AuditEntry{At: t0, Actor: core.Actor{Name: "carol"}, Action: "lock", Ref: production, Outcome: "taken"}})
+	update(m, flushMsg{})
+	_ = view(m)
+	mid := builds()
+	if mid[paneActivity] != before[paneActivity]+1 || mid[paneErrors] != before[paneErrors] || mid[paneBackups] != before[paneBackups] || mid[panePipeline] != before[panePipeline] {
+		t.Fatalf("builds %v -> %v: an audit entry should rebuild Activity alone", before, mid)
+	}
+	if !strings.Contains(view(m), "carol") {
+		t.Error("the new audit entry is not on screen")
+	}
+	f := fresh("archive", "borg", core.FreshOK, time.Hour, 24*time.Hour, "")
+	eng.Publish(core.Event{Kind: core.EvBackup, Ref: production, Final: true, Backup: &f})
+	update(m, flushMsg{})
+	if !strings.Contains(view(m), "archive") {
+		t.Error("the new backup set is not on screen")
+	}
+	if after := builds(); after[paneBackups] != mid[paneBackups]+1 || after[panePipeline] != mid[panePipeline] {
+		t.Fatalf("builds %v -> %v: a backup should rebuild Backups, not Pipeline", mid, after)
 	}
 }

@@ -89,6 +89,14 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// The test binary is also the ripcord CLI in other processes (races,
+	// crashes) and the small service those tests deploy.
+	if os.Getenv("RIPCORD_TEST_CLI") != "" || (len(os.Args) > 2 && os.Args[1] == "demo" && !strings.HasPrefix(os.Args[2], "-test.")) {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	if v := os.Getenv("RIPCORD_TEST_SERVICE"); v != "" {
+		os.Exit(serveTestService(v))
+	}
 	os.Exit(m.Run())
 }
 
@@ -123,7 +131,7 @@ func TestPluginsListStartsBuiltinsAsSeparateProcesses(t *testing.T) {
 		t.Fatalf("plugins = %+v, in process %v; want local and dir, both as plugins", got.Plugins, got.InProcess)
 	}
 	pids := map[int]bool{}
-	for i, want := range []struct{ name, kind string }{{"local", "target"}, {"dir", "backup"}} {
+	for i, want := range []struct{ name, kind string }{{"local@production", "target"}, {"dir@production.db", "backup"}} {
 		p := got.Plugins[i]
 		if p.Name != want.name || !p.Builtin || p.Health.State != "healthy" || len(p.Kinds) != 1 || p.Kinds[0] != want.kind {
 			t.Fatalf("plugin %d = %+v, want healthy built-in %s (%s)", i, p, want.name, want.kind)

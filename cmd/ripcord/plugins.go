@@ -115,6 +115,11 @@ type providerUse struct {
 	name     string
 	settings map[string]any
 	p        *config.Provider
+	kind     string // config.KindTarget, KindPipeline, KindErrors or KindBackup
+	service  string // the pipeline's service
+	env      string // the environment of a target, error source or backup set
+	backup   *config.Backup
+	where    string // names the use: service, environment or environment.set
 }
 
 // usedProviders lists the providers the config names, in file order,
@@ -127,7 +132,7 @@ func usedProviders(f *config.File) []providerUse {
 	if len(f.Services) > 0 {
 		first = f.Services[0].Name
 	}
-	add := func(p *config.Provider, fill func(map[string]any)) {
+	add := func(p *config.Provider, u providerUse, fill func(map[string]any)) {
 		if p == nil || p.Name == "" {
 			return
 		}
@@ -138,10 +143,11 @@ func usedProviders(f *config.File) []providerUse {
 		if fill != nil {
 			fill(s)
 		}
-		uses = append(uses, providerUse{name: p.Name, settings: s, p: p})
+		u.name, u.settings, u.p = p.Name, s, p
+		uses = append(uses, u)
 	}
 	for _, svc := range f.Services {
-		add(svc.Pipeline, func(s map[string]any) {
+		add(svc.Pipeline, providerUse{kind: config.KindPipeline, service: svc.Name, where: svc.Name}, func(s map[string]any) {
 			if svc.Pipeline.Name != "exec" {
 				return
 			}
@@ -152,7 +158,7 @@ func usedProviders(f *config.File) []providerUse {
 		})
 	}
 	for _, e := range f.Environments {
-		add(e.Target, func(s map[string]any) {
+		add(e.Target, providerUse{kind: config.KindTarget, env: e.Name, where: e.Name}, func(s map[string]any) {
 			if e.Target.Name != "local" {
 				return
 			}
@@ -160,7 +166,7 @@ func usedProviders(f *config.File) []providerUse {
 			setDefault(s, "artifact_store", filepath.Join(pipelineState(f, first), "artifacts"))
 			resolve(f, s, "root", "artifact_store")
 		})
-		add(e.Errors, func(s map[string]any) {
+		add(e.Errors, providerUse{kind: config.KindErrors, env: e.Name, where: e.Name}, func(s map[string]any) {
 			if e.Errors.Name == "sentry-ingest" {
 				s["service"] = first
 				s["env"] = e.Name
@@ -168,7 +174,7 @@ func usedProviders(f *config.File) []providerUse {
 		})
 		for i := range e.Backups {
 			b := &e.Backups[i]
-			add(&b.Provider, func(s map[string]any) {
+			add(&b.Provider, providerUse{kind: config.KindBackup, env: e.Name, backup: b, where: e.Name + "." + b.Name}, func(s map[string]any) {
 				if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
 					return
 				}
@@ -213,12 +219,13 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 	var builtins, inProcess []string
 	first := map[string]providerUse{}
 	for _, u := range usedProviders(f) {
-		if _, seen := first[u.name]; seen {
+		name := instance(u)
+		if _, seen := first[name]; seen {
 			continue
 		}
-		first[u.name] = u
+		first[name] = u
 		if _, ok := registry[u.name]; ok {
-			builtins = append(builtins, u.name)
+			builtins = append(builtins, name)
 		} else if !slices.ContainsFunc(f.Plugins, func(p config.Plugin) bool { return p.Name == u.name }) {
 			inProcess = append(inProcess, u.name)
 		}
@@ -305,7 +312,7 @@ func locate(err error, p *config.Provider) string {
 		if se.Path != "" {
 			what = fmt.Sprintf("%s: %s", se.Path, se.Message)
 		}
-		lines = append(lines, fmt.Sprintf("%s: provider %s: %s", pos, ce.Plugin, what))
+		lines = append(lines, fmt.Sprintf("%s: provider %s: %s", pos, p.Name, what))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -41,6 +41,8 @@ func newRootCmd() *cobra.Command {
 		newLockCmd(g, core.CmdLock),
 		newLockCmd(g, core.CmdUnlock),
 	)
+	root.AddCommand(newOpCmds(g)...)
+	root.AddCommand(newConsoleCmd(g), newWatchCmd(g), newDemoCmd(), newBackupCmd(g))
 	return root
 }
 

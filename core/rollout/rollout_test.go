@@ -429,3 +429,29 @@ func TestRecoverReattachesARunningOperation(t *testing.T) {
 		t.Fatalf("still unfinished: %+v", left)
 	}
 }
+
+// A rollout outlives the engine that started it: a new engine on the same
+// store continues it from the step it was at, and a person's promote then
+// finishes it.
+func TestRolloutContinuesInTheNextEngine(t *testing.T) {
+	w := newWorld(t, Env{Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "pause for judgment", deployState(core.DeployJudgment))
+	w.ctl.Close() // the CLI or console that started it exits
+
+	eng2 := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}, Store: w.eng.Store()})
+	ctl2 := New(eng2, Options{Envs: []Env{{Name: "production", Target: w.target, Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}}}})
+	defer ctl2.Close()
+	_, sub := eng2.Subscribe()
+	defer sub.Close()
+	if _, err := ctl2.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &world{eng: eng2, ctl: ctl2, target: w.target, sub: sub}
+	w2.waitFor(t, "the resumed pause", deployState(core.DeployJudgment))
+	w2.do(t, core.Command{Kind: core.CmdPromote})
+	w2.waitFor(t, "healthy", deployState(core.DeployHealthy))
+	if st, _ := w.target.Status(context.Background(), prod); st.Current != "v2" || st.Weight != 100 {
+		t.Fatalf("target after the resumed rollout = %+v, want v2 at 100%%", st)
+	}
+}

@@ -64,7 +64,9 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 		}
 	}
 	now := c.eng.Now()
-	restored := core.Deployment{Ref: cmd.Ref, Version: to, From: from, State: core.DeployHealthy, Weight: 100, StartedAt: start, FinishedAt: now, Actor: cmd.Actor}
+	// No From: a restored release is not a rollout to be judged against the
+	// release it replaced (the audit entry says where it came from).
+	restored := core.Deployment{Ref: cmd.Ref, Version: to, State: core.DeployHealthy, Weight: 100, StartedAt: start, FinishedAt: now, Actor: cmd.Actor}
 	if id, err := c.eng.Store().AddDeployment(ctx, restored); err == nil {
 		restored.ID = id
 	}
@@ -207,7 +209,46 @@ func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Notice: op.Message})
 		out = append(out, op)
 	}
-	return out, nil
+	return out, c.resume(ctx)
+}
+
+// resume continues the rollouts a previous engine left in flight from the
+// step they were at: a weight step is idempotent, an analysis starts its
+// window again, a pause waits again. A rollout someone paused stays paused.
+func (c *Controller) resume(ctx context.Context) error {
+	for _, svc := range c.eng.Snapshot().Services {
+		for _, env := range c.envs {
+			if env.Target == nil {
+				continue
+			}
+			ref := core.Ref{Service: svc, Env: env.Name}
+			deps, err := c.eng.Store().Deployments(ctx, ref, 1)
+			if err != nil {
+				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
+			}
+			if len(deps) == 0 || c.current(ref) != nil {
+				continue
+			}
+			d := deps[0]
+			switch d.State {
+			case core.DeployProgressing, core.DeployPaused, core.DeployJudgment:
+			default:
+				continue
+			}
+			rel, err := c.eng.Store().Release(ctx, svc, d.Version)
+			if err != nil {
+				return fmt.Errorf("resuming the rollout of %s %s: %w", ref, d.Version, err)
+			}
+			r := &run{dep: d, rel: rel, env: env, done: make(chan struct{})}
+			if d.State == core.DeployPaused {
+				r.ctl.hold(true)
+			}
+			c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: ref, Final: true, Deployment: &d})
+			c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Notice: fmt.Sprintf("resumed the rollout of %s in %s at step %d", d.Version, ref.Env, d.Step+1)})
+			c.launch(r, d.Step)
+		}
+	}
+	return nil
 }
 
 func dash(s string) string {

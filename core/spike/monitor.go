@@ -161,6 +161,14 @@ func (g *shareGroup) weight() float64 {
 // bucket once, in any order; Verdict can be asked at any time. Observe
 // costs O(len(grid)) and memory stays bounded. It is safe for concurrent
 // use.
+//
+// A still-open bucket may instead be fed in parts: each time, only the
+// errors that arrived since its previous part, with the same Start. The
+// evidence is a product over individual errors, so parts add up to
+// exactly what the whole bucket would give, and the verdict can be called
+// as soon as the evidence is there instead of when the bucket closes.
+// Parts with the same Start fed one after another count as one bucket in
+// the plain share average used before any error arrived.
 type Monitor struct {
 	mu        sync.Mutex
 	ref       core.Ref
@@ -183,6 +191,7 @@ type Monitor struct {
 	cand, base int64
 	shareSum   float64 // Σ share, for the average when no errors arrived
 	buckets    int64
+	lastStart  time.Time // Start of the latest Observe, so parts of one bucket count once
 	minShare   float64
 	maxShare   float64
 	groups     []shareGroup // sorted by key, so sums do not depend on arrival order
@@ -218,7 +227,7 @@ func NewMonitor(ref core.Ref, candidate, baseline string, p Policy, start time.T
 	return m
 }
 
-// Observe adds one closed bucket. Buckets with share 0 or 1 (or outside
+// Observe adds one closed bucket, or a part of an open one (see Monitor). Buckets with share 0 or 1 (or outside
 // it) carry no information about the comparison and are skipped, as are
 // buckets with negative counts. The monitor does not deduplicate: observe
 // each bucket once.
@@ -229,9 +238,13 @@ func (m *Monitor) Observe(b Bucket) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.buckets++
-	m.shareSum += w
-	if m.buckets == 1 {
+	newBucket := m.buckets == 0 || !b.Start.Equal(m.lastStart)
+	if newBucket {
+		m.buckets++
+		m.shareSum += w
+		m.lastStart = b.Start
+	}
+	if newBucket && m.buckets == 1 {
 		m.minShare, m.maxShare = w, w
 	} else {
 		m.minShare, m.maxShare = math.Min(m.minShare, w), math.Max(m.maxShare, w)

@@ -48,7 +48,11 @@ type PluginSpec struct {
 type Options struct {
 	// Self is the running ripcord binary; built-ins run as
 	// `<Self> plugin serve NAME`.
-	Self     string
+	Self string
+	// Builtins names the built-in providers to run. An entry may name an
+	// instance as PROVIDER@INSTANCE ("local@staging"): each instance is its
+	// own process with its own configuration, so two environments can use
+	// the same provider with different settings.
 	Builtins []string
 	Plugins  []PluginSpec
 	// Workdir is where ./.ripcord/plugins is searched (default: cwd).
@@ -140,7 +144,8 @@ func New(opts Options) (*Host, error) {
 		if opts.Self == "" {
 			return nil, errors.New("plugin host: built-in providers need Options.Self")
 		}
-		if err := add(&managed{h: h, name: name, path: opts.Self, builtin: true}); err != nil {
+		provider, _, _ := strings.Cut(name, "@")
+		if err := add(&managed{h: h, name: name, provider: provider, path: opts.Self, builtin: true}); err != nil {
 			return nil, err
 		}
 	}
@@ -511,6 +516,7 @@ func (l *live) kill() {
 type managed struct {
 	h        *Host
 	name     string
+	provider string // for a built-in: what `plugin serve` runs (name may add @instance)
 	path     string
 	builtin  bool
 	env      []string
@@ -669,7 +675,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	}
 	var cmd *exec.Cmd
 	if m.builtin {
-		cmd = exec.Command(m.path, "plugin", "serve", m.name)
+		cmd = exec.Command(m.path, "plugin", "serve", m.provider)
 	} else {
 		cmd = exec.Command(m.path)
 	}

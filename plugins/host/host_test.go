@@ -510,3 +510,36 @@ func TestNoLogLineReachesTheTerminal(t *testing.T) {
 		t.Fatal("go-plugin's log lines did not reach the Log callback")
 	}
 }
+
+// Two environments may use one built-in provider with different settings:
+// each instance is its own process.
+func TestBuiltinInstancesAreSeparateProcesses(t *testing.T) {
+	self, _ := os.Executable()
+	h, err := New(Options{Self: self, Builtins: []string{"builtin0@staging", "builtin0@production"}, Workdir: t.TempDir(), SocketDir: filepath.Join(t.TempDir(), "s"), LockFile: filepath.Join(t.TempDir(), "none.lock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := h.List(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 2 || infos[0].Name != "builtin0@staging" || infos[1].Name != "builtin0@production" {
+		t.Fatalf("instances = %+v", infos)
+	}
+	if infos[0].PID == 0 || infos[0].PID == infos[1].PID {
+		t.Fatalf("instances share a process: pids %d and %d", infos[0].PID, infos[1].PID)
+	}
+	for _, name := range []string{"builtin0@staging", "builtin0@production"} {
+		b, err := h.Backup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, err := b.Verify(testCtx(t), "db"); err != nil || !f.VerifyOK {
+			t.Fatalf("%s: Verify = %+v, %v", name, f, err)
+		}
+	}
+}

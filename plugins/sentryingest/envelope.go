@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -76,11 +75,11 @@ func ParseEnvelope(data []byte, lim ParseLimits) (*Envelope, error) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return nil, malformed("empty envelope header")
 	}
-	var h envelopeHeader
-	if err := decodeHeaderLine(line, &h); err != nil {
+	eventID, err := decodeEnvelopeHeader(line)
+	if err != nil {
 		return nil, malformed("envelope header: %v", err)
 	}
-	env := &Envelope{EventID: h.EventID}
+	env := &Envelope{EventID: eventID}
 	for len(rest) > 0 {
 		line, after, _ := cutLine(rest)
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -93,8 +92,8 @@ func ParseEnvelope(data []byte, lim ParseLimits) (*Envelope, error) {
 		if len(env.Items) >= lim.MaxItems {
 			return nil, tooLarge("more than %d items", lim.MaxItems)
 		}
-		var ih itemHeader
-		if err := decodeHeaderLine(line, &ih); err != nil {
+		ih, err := decodeItemHeader(line)
+		if err != nil {
 			return nil, malformed("item %d header: %v", len(env.Items), err)
 		}
 		if ih.Type == "" {
@@ -102,8 +101,8 @@ func ParseEnvelope(data []byte, lim ParseLimits) (*Envelope, error) {
 		}
 		var payload []byte
 		if len(ih.Length) > 0 && string(ih.Length) != "null" {
-			n, err := strconv.ParseUint(string(ih.Length), 10, 31)
-			if err != nil {
+			n, ok := parseLength(ih.Length)
+			if !ok {
 				return nil, malformed("item %d: bad length %.20q", len(env.Items), ih.Length)
 			}
 			if uint64(len(after)) < n {
@@ -141,19 +140,95 @@ func cutLine(data []byte) (line, rest []byte, found bool) {
 	return data, nil, false
 }
 
-// decodeHeaderLine decodes one header line, which must be a JSON object in
-// valid UTF-8 (encoding/json would silently replace invalid bytes).
-func decodeHeaderLine(line []byte, v any) error {
+// parseLength is strconv.ParseUint(string(b), 10, 31) without the copy.
+func parseLength(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+		if n > 1<<31-1 {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// decodeEnvelopeHeader decodes the envelope header line.
+func decodeEnvelopeHeader(line []byte) (eventID string, err error) {
+	obj, err := headerObject(line)
+	if err != nil {
+		return "", err
+	}
+	if id, _, ok := scanHeader(obj, "event_id", false); ok {
+		return string(id), nil
+	}
+	var h envelopeHeader
+	if err := json.Unmarshal(obj, &h); err != nil {
+		return "", errors.New("bad JSON")
+	}
+	return h.EventID, nil
+}
+
+// decodeItemHeader decodes one item header line. Length aliases line.
+func decodeItemHeader(line []byte) (itemHeader, error) {
+	obj, err := headerObject(line)
+	if err != nil {
+		return itemHeader{}, err
+	}
+	if typ, length, ok := scanHeader(obj, "type", true); ok {
+		return itemHeader{Type: itemType(typ), Length: length}, nil
+	}
+	var ih itemHeader
+	if err := json.Unmarshal(obj, &ih); err != nil {
+		return itemHeader{}, errors.New("bad JSON")
+	}
+	return ih, nil
+}
+
+// itemType returns typ as a string, without a copy for the item types
+// SDKs send.
+func itemType(typ []byte) string {
+	switch string(typ) {
+	case "event":
+		return "event"
+	case "transaction":
+		return "transaction"
+	case "session":
+		return "session"
+	case "sessions":
+		return "sessions"
+	case "attachment":
+		return "attachment"
+	case "client_report":
+		return "client_report"
+	case "check_in":
+		return "check_in"
+	case "log":
+		return "log"
+	case "span":
+		return "span"
+	case "profile":
+		return "profile"
+	}
+	return string(typ)
+}
+
+// headerObject checks that a header line is a JSON object in valid UTF-8
+// (encoding/json would silently replace invalid bytes) and returns it
+// without surrounding white space.
+func headerObject(line []byte) ([]byte, error) {
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if !utf8.Valid(line) {
-		return errors.New("not valid UTF-8")
+		return nil, errors.New("not valid UTF-8")
 	}
 	trimmed := bytes.TrimSpace(line)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return errors.New("not a JSON object")
+		return nil, errors.New("not a JSON object")
 	}
-	if err := json.Unmarshal(trimmed, v); err != nil {
-		return errors.New("bad JSON")
-	}
-	return nil
+	return trimmed, nil
 }

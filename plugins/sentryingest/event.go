@@ -68,13 +68,39 @@ type rawFrame struct {
 // store body). isTransaction is true for a store body that is really a
 // transaction, which is never counted.
 func ParseEvent(payload []byte) (ev Event, isTransaction bool, err error) {
-	if !utf8.Valid(payload) {
+	return parseEvent(payload, false)
+}
+
+// parseEvent is ParseEvent; utf8Checked says the caller already checked
+// that payload is valid UTF-8 (ParseEnvelope does for event items).
+//
+// The payload is decoded in one pass by a scanner that reads only the
+// fields counted. Input it does not model exactly (malformed JSON, a
+// field of the wrong type, a key matching only case-insensitively, a
+// repeated list field) is decoded by encoding/json instead, so every
+// result and every error is the one encoding/json gives.
+func parseEvent(payload []byte, utf8Checked bool) (ev Event, isTransaction bool, err error) {
+	if !utf8Checked && !utf8.Valid(payload) {
 		return Event{}, false, malformed("event is not valid UTF-8")
 	}
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Event{}, false, malformed("event is not a JSON object")
 	}
+	var f eventFields
+	if scanEvent(trimmed, &f) {
+		if string(f.typ) == "transaction" {
+			return Event{}, true, nil
+		}
+		return f.event(), false, nil
+	}
+	return parseEventStd(trimmed)
+}
+
+// parseEventStd decodes an event with encoding/json: the reference the
+// single-pass scanner agrees with, and the decoder of everything it
+// leaves alone.
+func parseEventStd(trimmed []byte) (ev Event, isTransaction bool, err error) {
 	var raw rawEvent
 	if err := json.Unmarshal(trimmed, &raw); err != nil {
 		return Event{}, false, malformed("event JSON: %s", shortJSONError(err))
@@ -90,19 +116,97 @@ func ParseEvent(payload []byte) (ev Event, isTransaction bool, err error) {
 	if err != nil {
 		return Event{}, false, err
 	}
-	ev = Event{
-		EventID:     raw.EventID,
-		Level:       normaliseLevel(raw.Level),
-		Environment: raw.Environment,
-		Release:     raw.Release,
+	f := eventFields{
+		eventID:     []byte(raw.EventID),
+		level:       []byte(raw.Level),
+		environment: []byte(raw.Environment),
+		release:     []byte(raw.Release),
+		template:    []byte(template),
+		formatted:   []byte(formatted),
+	}
+	if raw.Fingerprint != nil {
+		f.fingerprint = make([][]byte, 0, len(raw.Fingerprint))
+		for _, r := range raw.Fingerprint {
+			var s string
+			if err := json.Unmarshal(r, &s); err != nil {
+				s = string(bytes.TrimSpace(r)) // numbers and the like, as written
+			}
+			f.fingerprint = append(f.fingerprint, []byte(s))
+		}
+	}
+	if n := len(excs); n > 0 {
+		e := excs[n-1]
+		f.hasExc = true
+		f.excType, f.excValue = []byte(e.Type), []byte(e.Value)
+		if e.Stacktrace != nil && len(e.Stacktrace.Frames) > 0 {
+			fr := e.Stacktrace.Frames[len(e.Stacktrace.Frames)-1]
+			f.hasFrame = true
+			f.frame = frameFields{module: []byte(fr.Module), function: []byte(fr.Function),
+				filename: []byte(fr.Filename), absPath: []byte(fr.AbsPath)}
+		}
+	}
+	return f.event(), false, nil
+}
+
+// eventFields is what an event's grouping and labels are made from, as
+// decoded by either decoder.
+type eventFields struct {
+	eventID, typ, level, environment, release []byte
+
+	// fingerprint holds the SDK's fingerprint parts as text (strings
+	// unescaped, other values as written); nil when it set none.
+	fingerprint [][]byte
+
+	// template and formatted are the message as decodeMessage resolves
+	// them from `logentry` and `message`.
+	template, formatted []byte
+
+	// The last exception, and the top frame of its stack.
+	hasExc            bool
+	excType, excValue []byte
+	hasFrame          bool
+	frame             frameFields
+}
+
+type frameFields struct {
+	module, function, filename, absPath []byte
+}
+
+// event builds the Event: level normalised, default environment, title
+// and fingerprint.
+func (f *eventFields) event() Event {
+	ev := Event{
+		EventID:     string(f.eventID),
+		Level:       normaliseLevelBytes(f.level),
+		Environment: string(f.environment),
+		Release:     string(f.release),
 	}
 	if ev.Environment == "" {
 		ev.Environment = defaultEnv
 	}
-	def, title := defaultGrouping(excs, template, formatted)
+	var defBuf, titleBuf [256]byte
+	def, title := f.defaultGrouping(defBuf[:0], titleBuf[:0])
 	ev.Title = truncateRunes(title, maxTitle)
-	ev.Fingerprint = fingerprint(raw.Fingerprint, def)
-	return ev, false, nil
+	ev.Fingerprint = fingerprint(f.fingerprint, def)
+	return ev
+}
+
+// normaliseLevelBytes is normaliseLevel without a copy for the levels
+// SDKs send.
+func normaliseLevelBytes(l []byte) string {
+	switch string(l) {
+	case "", "error":
+		return "error"
+	case "fatal":
+		return "fatal"
+	case "warning":
+		return "warning"
+	case "info":
+		return "info"
+	case "debug":
+		return "debug"
+	}
+	return normaliseLevel(string(l))
 }
 
 func normaliseLevel(l string) string {
@@ -195,88 +299,95 @@ func decodeMessage(raw json.RawMessage, le *rawLogEntry) (template, formatted st
 // last frame since Sentry lists frames oldest first. Line numbers are left
 // out on purpose: they move with every release and would make every
 // release look like a new issue. Without an exception it is the message.
-func defaultGrouping(excs []rawException, template, formatted string) (fp, title string) {
-	if n := len(excs); n > 0 {
-		e := excs[n-1]
-		typ := e.Type
-		if typ == "" {
-			typ = "Error"
+// Both results are appended to the buffers given.
+func (f *eventFields) defaultGrouping(fp, title []byte) ([]byte, []byte) {
+	if f.hasExc {
+		typ := f.excType
+		if len(typ) == 0 {
+			typ = []byte("Error")
 		}
-		frame := ""
-		if e.Stacktrace != nil && len(e.Stacktrace.Frames) > 0 {
-			frame = frameName(e.Stacktrace.Frames[len(e.Stacktrace.Frames)-1])
-		}
-		fp = "exception " + typ
-		if frame != "" {
-			fp += " at " + frame
-		} else if e.Value != "" {
+		fp = append(append(fp, "exception "...), typ...)
+		if f.hasFrame && frameNonEmpty(f.frame) {
+			fp = appendFrameName(append(fp, " at "...), f.frame)
+		} else if len(f.excValue) > 0 {
 			// Without a stack the value is all that tells issues apart.
-			fp += ": " + e.Value
+			fp = append(append(fp, ": "...), f.excValue...)
 		}
-		title = typ
-		if e.Value != "" {
-			title += ": " + e.Value
+		title = append(title, typ...)
+		if len(f.excValue) > 0 {
+			title = append(append(title, ": "...), f.excValue...)
 		}
 		return fp, title
 	}
-	if template != "" {
-		return "message " + template, formatted
+	if len(f.template) > 0 {
+		return append(append(fp, "message "...), f.template...), append(title, f.formatted...)
 	}
-	return "event without exception or message", "<unlabeled event>"
+	return append(fp, "event without exception or message"...), append(title, "<unlabeled event>"...)
 }
 
-func frameName(f rawFrame) string {
-	where := f.Module
-	if where == "" {
-		where = f.Filename
+func frameNonEmpty(fr frameFields) bool {
+	return len(fr.module)+len(fr.filename)+len(fr.absPath)+len(fr.function) > 0
+}
+
+// appendFrameName appends "where.function", where is the module, else the
+// file name, else the absolute path; either part alone when the other is
+// missing.
+func appendFrameName(b []byte, fr frameFields) []byte {
+	where := fr.module
+	if len(where) == 0 {
+		where = fr.filename
 	}
-	if where == "" {
-		where = f.AbsPath
+	if len(where) == 0 {
+		where = fr.absPath
 	}
 	switch {
-	case where != "" && f.Function != "":
-		return where + "." + f.Function
-	case f.Function != "":
-		return f.Function
+	case len(where) > 0 && len(fr.function) > 0:
+		return append(append(append(b, where...), '.'), fr.function...)
+	case len(fr.function) > 0:
+		return append(b, fr.function...)
 	default:
-		return where
+		return append(b, where...)
 	}
 }
 
 // fingerprint applies the SDK's fingerprint, expanding "{{ default }}" to
 // the default grouping. A fingerprint that is only "{{ default }}" is the
 // default grouping. Long results are hashed so keys stay small.
-func fingerprint(sdk []json.RawMessage, def string) string {
-	parts := make([]string, 0, len(sdk))
-	for _, raw := range sdk {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			s = string(bytes.TrimSpace(raw)) // numbers and the like, as written
-		}
-		if strings.TrimSpace(s) == "{{ default }}" || strings.TrimSpace(s) == "{{default}}" {
-			s = def
-		}
-		parts = append(parts, s)
-	}
+func fingerprint(sdk [][]byte, def []byte) string {
 	fp := def
-	if len(parts) > 0 {
-		fp = strings.Join(parts, " | ")
-		if !(len(parts) == 1 && parts[0] == def) {
-			fp = "custom " + fp
+	if len(sdk) > 0 {
+		var buf []byte
+		if !(len(sdk) == 1 && (isDefaultPart(sdk[0]) || bytes.Equal(sdk[0], def))) {
+			buf = append(buf, "custom "...)
 		}
+		for i, s := range sdk {
+			if i > 0 {
+				buf = append(buf, " | "...)
+			}
+			if isDefaultPart(s) {
+				s = def
+			}
+			buf = append(buf, s...)
+		}
+		fp = buf
 	}
 	if len(fp) > maxFingerprint {
-		sum := sha256.Sum256([]byte(fp))
+		sum := sha256.Sum256(fp)
 		return "sha256 " + hex.EncodeToString(sum[:16])
 	}
-	return fp
+	return string(fp)
 }
 
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
+func isDefaultPart(s []byte) bool {
+	s = bytes.TrimSpace(s)
+	return string(s) == "{{ default }}" || string(s) == "{{default}}"
+}
+
+func truncateRunes(s []byte, n int) string {
+	if utf8.RuneCount(s) <= n {
+		return string(s)
 	}
-	r := []rune(s)
+	r := []rune(string(s))
 	return string(r[:n-1]) + "…"
 }
 

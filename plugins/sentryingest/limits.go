@@ -24,6 +24,9 @@ const (
 	DefaultBurst           = 2000    // events
 )
 
+// maxPresize bounds the buffer readCapped allocates ahead of the body.
+const maxPresize = 64 << 10
+
 // errUnsupportedEncoding is answered with 415.
 var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
 
@@ -31,7 +34,7 @@ var errUnsupportedEncoding = errors.New("unsupported Content-Encoding")
 // holds more than max bytes of either the compressed or the decompressed
 // form: a small gzip bomb stops at max+1 inflated bytes with ErrTooLarge.
 func readBody(r *http.Request, max int64) ([]byte, error) {
-	raw, err := readCapped(r.Body, max)
+	raw, err := readCapped(r.Body, max, r.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("reading body: %w", err)
 	}
@@ -57,7 +60,7 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w %q", errUnsupportedEncoding, enc)
 	}
 	defer zr.Close()
-	out, err := readCapped(zr, max)
+	out, err := readCapped(zr, max, -1)
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			return nil, fmt.Errorf("decompressing %s body: %w", enc, err)
@@ -68,9 +71,15 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 }
 
 // readCapped reads r to the end, failing with ErrTooLarge as soon as more
-// than max bytes arrive.
-func readCapped(r io.Reader, max int64) ([]byte, error) {
+// than max bytes arrive. size is the expected length (-1 when unknown):
+// a usual event's buffer starts that large so it is read without
+// regrowing. Larger claims get no head start, so a declared length costs
+// no memory before its bytes arrive.
+func readCapped(r io.Reader, max, size int64) ([]byte, error) {
 	var buf bytes.Buffer
+	if size > 0 && size <= max && size <= maxPresize {
+		buf.Grow(int(size) + bytes.MinRead)
+	}
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
 		var mbe *http.MaxBytesError

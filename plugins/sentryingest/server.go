@@ -313,7 +313,8 @@ func (ing *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if it.Type != "event" {
 				continue // transactions, sessions, attachments, client reports...
 			}
-			ev, _, err := ParseEvent(it.Payload)
+			// ParseEnvelope checked that event items are valid UTF-8.
+			ev, _, err := parseEvent(it.Payload, true)
 			if err != nil {
 				writeError(w, fmt.Errorf("item %d: %w", i, err))
 				return
@@ -337,7 +338,33 @@ func (ing *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("{}"))
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"id": id})
+	_, _ = w.Write(idResponse(id))
+}
+
+// idResponse is what json.NewEncoder(w).Encode(map[string]string{"id": id})
+// writes, without the map and the reflection for the usual hex ID.
+func idResponse(id string) []byte {
+	b := make([]byte, 0, len(id)+10)
+	b = append(b, `{"id":`...)
+	if plainJSONString(id) {
+		b = append(append(append(b, '"'), id...), '"')
+	} else {
+		q, _ := json.Marshal(id) // escapes as the Encoder does
+		b = append(b, q...)
+	}
+	return append(b, "}\n"...)
+}
+
+// plainJSONString reports whether s needs no escaping in JSON, with
+// encoding/json's HTML escaping of <, > and &.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 func (ing *Ingest) count(ctx context.Context, project string, events []Event, now time.Time) {

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/tui"
+)
+
+// consoleFlags are the console's own flags.
+type consoleFlags struct {
+	readOnly bool
+	theme    string
+	service  string
+}
+
+func newConsoleCmd(g *globals) *cobra.Command {
+	var cf consoleFlags
+	cmd := &cobra.Command{
+		Use:   "console",
+		Short: "Open the release console on this config's world",
+		Long: `Open the release console: live pipeline, rollout, error spikes, backup
+freshness, and keys to promote (p) and roll back (r).
+
+Operations belong to the engine, not to the screen: quitting, a closed
+terminal or a dropped SSH session never leaves a rollback without an owner.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			w, err := openWorld(ctx, f, worldOptions{Observe: true})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			return tui.Run(ctx, w.eng, consoleOptions(f, cf))
+		},
+	}
+	cmd.Flags().BoolVar(&cf.readOnly, "read-only", false, "watch only: every action key is refused with the reason")
+	cmd.Flags().StringVar(&cf.theme, "theme", "", "colour theme (dark, light, high-contrast, okabe-ito, monochrome; default: from the terminal)")
+	cmd.Flags().StringVar(&cf.service, "service", "", "service to show first (default: the first in the config)")
+	return cmd
+}
+
+// consoleOptions turns the config's screen policy into the console's.
+func consoleOptions(f *config.File, cf consoleFlags) tui.Options {
+	o := tui.Options{
+		Service: cf.service, Actor: currentActor(), ThemeName: cf.theme,
+		ReadOnly: cf.readOnly, Confirm: map[string]string{},
+		Bell: f.Notify.Bell == nil || *f.Notify.Bell, Desktop: f.Notify.Desktop == nil || *f.Notify.Desktop,
+		NoColor: os.Getenv("NO_COLOR") != "",
+	}
+	if cf.readOnly {
+		o.ReadOnlyReason = "read-only console (--read-only)"
+	}
+	for _, e := range f.Environments {
+		o.Confirm[e.Name] = e.Confirm
+	}
+	return o
+}
+
+// signalContext ends on SIGINT, SIGTERM and SIGHUP (an SSH session that
+// drops sends SIGHUP): the world then shuts down in order.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+// eventLine is one event as a line of text, or "" for events not worth a
+// line (progress that repeats, log chatter). The headless demo and `ripcord
+// watch` print these.
+func eventLine(ev core.Event) string {
+	at := ev.Time.Local().Format("15:04:05")
+	switch ev.Kind {
+	case core.EvNotice:
+		return fmt.Sprintf("%s %s", at, ev.Notice)
+	case core.EvPipeline:
+		if !ev.Final {
+			return ""
+		}
+		r := ev.Pipeline
+		line := fmt.Sprintf("%s pipeline %s %s: %s", at, r.Service, r.Version, r.State)
+		if r.ArtifactDigest != "" {
+			line += " · artifact " + shortDigest(r.ArtifactDigest)
+		}
+		return line
+	case core.EvDeployment:
+		d := ev.Deployment
+		return fmt.Sprintf("%s %s %s: %s at %d%% (by %s)", at, d.Ref, d.Version, d.State, d.Weight, d.Actor)
+	case core.EvVerdict:
+		if !ev.Final {
+			return ""
+		}
+		return at + " " + verdictLine(*ev.Verdict)
+	case core.EvBackup:
+		if !ev.Final {
+			return ""
+		}
+		b := ev.Backup
+		return fmt.Sprintf("%s backup %s %s: %s · %s", at, b.Ref.Env, b.Facts.Set, b.State, b.Reason)
+	case core.EvAudit:
+		a := ev.Audit
+		return fmt.Sprintf("%s audit: %s %s %s → %s by %s: %s", at, a.Action, a.Ref, dash(a.From), dash(a.To), a.Actor, a.Outcome)
+	case core.EvOperation:
+		op := ev.Operation
+		if op.State == core.OpAttention {
+			return fmt.Sprintf("%s needs attention: %s", at, op.Message)
+		}
+	case core.EvProvider:
+		p := ev.Provider
+		if p.State != "healthy" {
+			return fmt.Sprintf("%s provider %s %s %s", at, p.Name, p.State, p.Message)
+		}
+	}
+	return ""
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return "sha256:" + d
+}
+
+// printEvents writes a line per event worth one until ctx ends.
+func printEvents(ctx context.Context, out io.Writer, sub *core.Subscription, fn func(core.Event)) {
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		if line := eventLine(ev); line != "" {
+			fmt.Fprintln(out, line)
+		}
+		if fn != nil {
+			fn(ev)
+		}
+	}
+}
+
+func newWatchCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch",
+		Short: "Run the engine without a screen and print one line per event (for logs and CI)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			w, err := openWorld(ctx, f, worldOptions{Observe: true})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			_, sub := w.eng.Subscribe()
+			defer sub.Close()
+			printEvents(ctx, cmd.OutOrStdout(), sub, nil)
+			return nil
+		},
+	}
+}

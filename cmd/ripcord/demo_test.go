@@ -1,0 +1,112 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core/config"
+)
+
+// The front door, played without a terminal: the pipeline builds, v1.5.0
+// reaches staging, a person promotes it, the canary's errors call SPIKE
+// with evidence, the person rolls back — every step real — and the demo
+// leaves nothing running.
+func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	dir := t.TempDir()
+	code, out, errs := ripcord(t, "demo", "--headless", "--dir", dir, "--script", "promote,wait-spike,rollback", "--timeout", "3m")
+	if code != exitOK {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	auditAt := -1
+	for i, l := range lines {
+		if l == "audit log:" {
+			auditAt = i
+		}
+	}
+	if auditAt < 1 {
+		t.Fatalf("no audit log printed:\n%s", out)
+	}
+	if last := lines[auditAt-1]; !strings.HasSuffix(last, "rolled back to v1.4.2") {
+		t.Fatalf("the story's last event line is %q, want it to say rolled back to v1.4.2\n%s", last, out)
+	}
+	if !regexp.MustCompile(`verdict SPIKE: v1\.5\.0 in production against v1\.4\.2 · p=[0-9.e-]+ · \d+ vs \d+ errors at 25% share`).MatchString(out) {
+		t.Fatalf("no SPIKE verdict with its evidence:\n%s", out)
+	}
+	audit := strings.Join(lines[auditAt:], "\n")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`promote api/production v1\.4\.2 → v1\.5\.0 by ana@\S*: deployed at 25%`),
+		regexp.MustCompile(`rollback api/production v1\.5\.0 → v1\.4\.2 by ana@\S*: rolled back to v1\.4\.2`),
+	} {
+		if !want.MatchString(audit) {
+			t.Fatalf("audit log lacks %s:\n%s", want, audit)
+		}
+	}
+
+	// Nothing it started is left: no process works in the workspace and
+	// no port of its world still listens.
+	if procs := processesIn(t, dir); len(procs) > 0 {
+		t.Fatalf("processes left running in the demo workspace: %v", procs)
+	}
+	f, err := config.Load(filepath.Join(dir, "ripcord.yaml"), config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range f.Environments {
+		for _, p := range []*config.Provider{e.Target, e.Errors} {
+			addr := ""
+			if port := toString(p.Settings["port"]); port != "" {
+				addr = "127.0.0.1:" + port
+			}
+			if l, ok := p.Settings["listen"].(string); ok {
+				addr = l
+			}
+			if addr == "" {
+				continue
+			}
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				t.Fatalf("%s (%s of %s) still listens after the demo exited", addr, p.Name, e.Name)
+			}
+		}
+	}
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int:
+		return strconv.Itoa(x)
+	case int64:
+		return strconv.Itoa(int(x))
+	case uint64:
+		return strconv.Itoa(int(x))
+	case float64:
+		return strconv.Itoa(int(x))
+	}
+	return ""
+}
+
+// processesIn lists the processes whose working directory is under dir.
+func processesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || !strings.HasPrefix(cwd, dir) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		out = append(out, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return out
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+)
+
+// opFlags are the flags every rollout command shares.
+type opFlags struct {
+	env       string
+	version   string
+	reason    string
+	overrides []string
+	yes       bool
+	wait      bool
+	full      bool
+	force     bool
+	timeout   time.Duration
+}
+
+// newOpCmds builds the non-interactive rollout commands. They run the same
+// engine and the same commands as the console, so a script, a CI job and a
+// person at the screen behave alike.
+func newOpCmds(g *globals) []*cobra.Command {
+	promote := &cobra.Command{
+		Use:   "promote SERVICE --to ENV",
+		Short: "Start a rollout into ENV (the release its predecessor runs, or --version), or advance the one in flight by a step",
+		Long: `Start a rollout into ENV, or advance the rollout in flight by one step.
+
+Without --version the release is the one the environment is promoted from
+runs. Gates are checked first; a failing gate exits 3 with its reason
+(override one with --override GATE --reason "why", audited). A lock held by
+someone else exits 4 naming the holder.
+
+--wait follows the rollout until it is healthy, rolled back, aborted or
+waiting for a person; without it the command returns after the first step
+and the rollout continues in the next console or command that runs.`,
+		Args: cobra.ExactArgs(1),
+	}
+	rollback := &cobra.Command{
+		Use:   "rollback SERVICE --env ENV [--to VERSION]",
+		Short: "Roll back to the last good release (or --to any kept one), skipping steps and analysis",
+		Args:  cobra.ExactArgs(1),
+	}
+	abort := &cobra.Command{
+		Use:   "abort SERVICE --env ENV",
+		Short: "Send all traffic back to the stable release; the candidate stays installed for inspection",
+		Args:  cobra.ExactArgs(1),
+	}
+	pause := &cobra.Command{Use: "pause SERVICE --env ENV", Short: "Hold the rollout in flight at its next step", Args: cobra.ExactArgs(1)}
+	resume := &cobra.Command{Use: "resume SERVICE --env ENV", Short: "Let a paused rollout go on", Args: cobra.ExactArgs(1)}
+
+	var f opFlags
+	for _, c := range []*cobra.Command{promote, rollback, abort, pause, resume} {
+		c.Flags().StringVar(&f.reason, "reason", "", "why (recorded in the audit log; required with --override)")
+		c.Flags().BoolVar(&f.force, "force", false, "take over a lock someone else holds (audited)")
+		c.Flags().DurationVar(&f.timeout, "timeout", 30*time.Minute, "give up waiting after this long")
+	}
+	promote.Flags().StringVar(&f.env, "to", "", "environment to promote into (required)")
+	_ = promote.MarkFlagRequired("to")
+	promote.Flags().StringVar(&f.version, "version", "", "release to promote (default: what the previous environment runs)")
+	promote.Flags().BoolVar(&f.full, "full", false, "skip the remaining rollout steps (audited as a full promote)")
+	promote.Flags().BoolVar(&f.wait, "wait", false, "follow the rollout until it settles")
+	promote.Flags().StringSliceVar(&f.overrides, "override", nil, "override a failing gate (needs --reason; audited)")
+	promote.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation (required without a terminal)")
+	rollback.Flags().StringVar(&f.version, "to", "", "release to roll back to (default: the last good one)")
+	for _, c := range []*cobra.Command{rollback, abort, pause, resume} {
+		c.Flags().StringVar(&f.env, "env", "", "environment (required)")
+		_ = c.MarkFlagRequired("env")
+	}
+	for _, c := range []*cobra.Command{rollback, abort} {
+		c.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation (required without a terminal)")
+	}
+
+	promote.RunE = g.opRun(&f, func() core.CommandKind {
+		if f.full {
+			return core.CmdFullPromote
+		}
+		return core.CmdPromote
+	}, true)
+	rollback.RunE = g.opRun(&f, func() core.CommandKind { return core.CmdRollback }, true)
+	abort.RunE = g.opRun(&f, func() core.CommandKind { return core.CmdAbort }, true)
+	pause.RunE = g.opRun(&f, func() core.CommandKind { return core.CmdPause }, false)
+	resume.RunE = g.opRun(&f, func() core.CommandKind { return core.CmdResume }, false)
+	return []*cobra.Command{promote, rollback, abort, pause, resume}
+}
+
+// opRun runs one rollout command against a world started for it.
+func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		k := kind()
+		ref := core.Ref{Service: args[0], Env: f.env}
+		if err := checkRef(cfg, ref); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		if len(f.overrides) > 0 && strings.TrimSpace(f.reason) == "" {
+			return &exitError{code: exitUsage, err: errors.New("--override needs --reason: say why the gate may be skipped")}
+		}
+		if dangerous && !f.yes {
+			if err := confirm(cmd, cfg, k, ref, f.version); err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+		defer cancel()
+		c := core.Command{Kind: k, Ref: ref, Version: f.version, Actor: currentActor(), Reason: f.reason, Overrides: f.overrides, Force: f.force}
+		wo := worldOptions{Observe: f.wait}
+		if dangerous {
+			wo.Hold = &c
+		}
+		w, err := openWorld(ctx, cfg, wo)
+		if err != nil {
+			return opExit(err)
+		}
+		defer w.Close()
+		_, sub := w.eng.Subscribe()
+		defer sub.Close()
+
+		started := time.Now()
+		res, err := w.eng.Do(ctx, c)
+		out := cmd.OutOrStdout()
+		for _, gr := range res.Gates {
+			if gr.Status != core.GatePass || gr.Reason != "" {
+				fmt.Fprintf(out, "gate %-10s %-7s %s\n", gr.Gate, gr.Status, gr.Reason)
+			}
+		}
+		if err != nil {
+			return opExit(err)
+		}
+		fmt.Fprintf(out, "%s: %s (%s)\n", k, res.Message, time.Since(started).Round(time.Millisecond))
+		if !f.wait || (k != core.CmdPromote && k != core.CmdFullPromote) {
+			return nil
+		}
+		return followRollout(ctx, out, sub, ref, w.eng.Snapshot().Deployments[ref].Step)
+	}
+}
+
+// followRollout prints a rollout's progress until it settles: healthy,
+// rolled back, aborted, failed, or waiting for a person.
+// A pause at or before step `from` is the one the command just moved past.
+func followRollout(ctx context.Context, out io.Writer, sub *core.Subscription, ref core.Ref, from int) error {
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return &exitError{code: exitFailed, err: fmt.Errorf("waiting for the rollout of %s: %w", ref, err)}
+		}
+		if ev.Ref != ref {
+			continue
+		}
+		switch ev.Kind {
+		case core.EvNotice:
+			fmt.Fprintln(out, ev.Notice)
+		case core.EvVerdict:
+			if ev.Final {
+				fmt.Fprintln(out, verdictLine(*ev.Verdict))
+			}
+		case core.EvDeployment:
+			d := ev.Deployment
+			fmt.Fprintf(out, "%s %s: %s at %d%%\n", ref, d.Version, d.State, d.Weight)
+			switch d.State {
+			case core.DeployHealthy:
+				return nil
+			case core.DeployJudgment:
+				if d.Step <= from {
+					continue
+				}
+				fmt.Fprintf(out, "waiting for a person: run `ripcord promote %s --to %s` to go on, or rollback\n", ref.Service, ref.Env)
+				return nil
+			case core.DeployRolledBack, core.DeployAborted, core.DeployFailed:
+				return &exitError{code: exitFailed, err: fmt.Errorf("rollout of %s to %s ended %s", d.Version, ref, d.State)}
+			}
+		}
+	}
+}
+
+// verdictLine is one line of a spike verdict with its evidence.
+func verdictLine(v core.SpikeVerdict) string {
+	e := v.Evidence
+	line := fmt.Sprintf("verdict %s: %s in %s against %s", strings.ToUpper(string(v.Kind)), v.Candidate, v.Ref.Env, v.Baseline)
+	if e.CandidateCount+e.BaselineCount > 0 {
+		line += fmt.Sprintf(" · p=%.2g · %d vs %d errors at %.0f%% share · %.1f× (%.1f–%.1f) · evidence %.0f/%.0f · %s",
+			e.PValue, e.CandidateCount, e.BaselineCount, e.Share*100, e.RateRatio, e.RateRatioLow, e.RateRatioHigh,
+			e.EvidenceRatio, e.Threshold, e.Elapsed.Round(time.Second))
+	}
+	if e.Note != "" {
+		line += " · " + e.Note
+	}
+	return line
+}
+
+// opExit maps an engine refusal to the documented exit codes.
+func opExit(err error) error {
+	var held *core.LockHeldError
+	switch {
+	case errors.As(err, &held):
+		return &exitError{code: exitLocked, err: err}
+	case errors.Is(err, core.ErrBlocked):
+		return &exitError{code: exitBlocked, err: err}
+	}
+	return &exitError{code: exitFailed, err: err}
+}
+
+func checkRef(cfg *config.File, ref core.Ref) error {
+	svc, env := false, false
+	for _, s := range cfg.Services {
+		svc = svc || s.Name == ref.Service
+	}
+	for _, e := range cfg.Environments {
+		env = env || e.Name == ref.Env
+	}
+	switch {
+	case !svc:
+		return fmt.Errorf("no service %q in %s", ref.Service, cfg.Path)
+	case !env:
+		return fmt.Errorf("no environment %q in %s", ref.Env, cfg.Path)
+	}
+	return nil
+}
+
+// confirm asks the person at the terminal, the way the console does: y, or
+// the service name where the environment's policy says type-name. Without
+// a terminal there is nobody to ask, so it refuses instead of guessing.
+func confirm(cmd *cobra.Command, cfg *config.File, k core.CommandKind, ref core.Ref, version string) error {
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !isTerminal(in) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s of %s changes what serves traffic: pass --yes to confirm without a terminal", k, ref)}
+	}
+	policy := "y"
+	for _, e := range cfg.Environments {
+		if e.Name == ref.Env && e.Confirm != "" {
+			policy = e.Confirm
+		}
+	}
+	what := fmt.Sprintf("%s %s in %s", k, ref.Service, ref.Env)
+	if version != "" {
+		what += " to " + version
+	}
+	want := "y"
+	if policy == "type-name" {
+		want = ref.Service
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s? Type %q to confirm: ", what, want)
+	} else {
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s? [y/N] ", what)
+	}
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	if strings.TrimSpace(answer) != want {
+		return &exitError{code: exitFailed, err: errors.New("not confirmed; nothing was done")}
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+func newBackupCmd(g *globals) *cobra.Command {
+	var env, set, reason string
+	cmd := &cobra.Command{
+		Use:   "backup SERVICE --env ENV [--set NAME]",
+		Short: "Back up now: run the backup of an environment's sets whose provider can (audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			ref := core.Ref{Service: args[0], Env: env}
+			if err := checkRef(cfg, ref); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			w, err := openWorld(cmd.Context(), cfg, worldOptions{})
+			if err != nil {
+				return opExit(err)
+			}
+			defer w.Close()
+			res, err := w.eng.Do(cmd.Context(), core.Command{Kind: core.CmdBackupNow, Ref: ref, Version: set, Actor: currentActor(), Reason: reason})
+			if err != nil {
+				return opExit(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
+	_ = cmd.MarkFlagRequired("env")
+	cmd.Flags().StringVar(&set, "set", "", "backup set (default: every set whose provider can back up)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the audit log)")
+	return cmd
+}

@@ -1,0 +1,416 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
+)
+
+// serveTestService is the release the CLI tests deploy: a small HTTP
+// service naming its version. RIPCORD_TEST_SLOW_START delays its health,
+// so a rollback stays in flight long enough for another process to meet it.
+func serveTestService(version string) int {
+	delay, _ := time.ParseDuration(os.Getenv("RIPCORD_TEST_SLOW_START"))
+	ready := time.Now().Add(delay)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if time.Now().Before(ready) {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "api", version) })
+	if err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), mux); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// cliWorld is a project on this machine with two releases built: v1 and
+// v2 of api, whose artifacts are scripts starting the test service.
+type cliWorld struct {
+	dir, cfg string
+}
+
+func newCLIWorld(t *testing.T, production string) *cliWorld {
+	t.Helper()
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: staging
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "http://127.0.0.1:{{.Port}}/healthz" }
+  - name: production
+    from: staging
+    target:
+      provider: local
+      root: envs/production
+      run: "./artifact"
+      health: "http://127.0.0.1:{{.Port}}/healthz"
+      env: { RIPCORD_TEST_SLOW_START: "${RIPCORD_TEST_SLOW_START:-0s}" }
+` + production
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, ".ripcord", "pipelines", "api", "artifacts")
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, ".ripcord", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, v := range []string{"v1", "v2"} {
+		script := fmt.Sprintf("#!/bin/sh\nRIPCORD_TEST_SERVICE=%s exec %s \"$@\"\n", v, self)
+		sum := sha256.Sum256([]byte(script))
+		digest := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(store, digest), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutRelease(ctx, core.Release{Service: "api", Version: v, Branch: "main", ArtifactDigest: "sha256:" + digest, BuiltAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &cliWorld{dir: dir, cfg: cfg}
+	t.Cleanup(w.stopServices)
+	return w
+}
+
+// stopServices stops the releases the tests started: they outlive the
+// console by design, so the test ends them itself.
+func (w *cliWorld) stopServices() {
+	pids, _ := filepath.Glob(filepath.Join(w.dir, "envs", "*", "run", "*.json"))
+	for _, p := range pids {
+		var pf struct {
+			Pid int `json:"pid"`
+		}
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &pf) == nil && pf.Pid > 0 {
+			_ = syscall.Kill(-pf.Pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func (w *cliWorld) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return ripcord(t, append(args, "-c", w.cfg)...)
+}
+
+// current is the release production's current link points at.
+func (w *cliWorld) current(t *testing.T, env string) string {
+	t.Helper()
+	link, err := os.Readlink(filepath.Join(w.dir, "envs", env, "current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(link)
+}
+
+func (w *cliWorld) audit(t *testing.T) []core.AuditEntry {
+	t.Helper()
+	code, out, errs := w.run(t, "audit", "--json")
+	if code != exitOK {
+		t.Fatalf("audit: exit %d: %s", code, errs)
+	}
+	var entries []core.AuditEntry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatalf("audit --json: %v\n%s", err, out)
+	}
+	return entries
+}
+
+func TestCLIPromotesThroughCanaryAndRollsBack(t *testing.T) {
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	w := newCLIWorld(t, `    gates: [lock]
+    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]
+`)
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--full", "--yes"); code != exitOK {
+		t.Fatalf("first promote: exit %d\n%s%s", code, out, errs)
+	}
+	if got := w.current(t, "production"); got != "v1" {
+		t.Fatalf("production current = %s, want v1", got)
+	}
+	code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v2", "--yes")
+	if code != exitOK || !strings.Contains(out, "50%") {
+		t.Fatalf("canary promote: exit %d\n%s%s", code, out, errs)
+	}
+	// The next command continues the rollout where the last one left it:
+	// at the pause, and a promote then takes it to 100%.
+	code, out, errs = w.run(t, "promote", "api", "--to", "production", "--yes", "--wait")
+	if code != exitOK || !strings.Contains(out, "healthy at 100%") {
+		t.Fatalf("promote --wait: exit %d\n%s%s", code, out, errs)
+	}
+	if got := w.current(t, "production"); got != "v2" {
+		t.Fatalf("production current = %s, want v2", got)
+	}
+
+	code, out, errs = w.run(t, "rollback", "api", "--env", "production", "--yes", "--reason", "checkout errors")
+	if code != exitOK {
+		t.Fatalf("rollback: exit %d\n%s%s", code, out, errs)
+	}
+	if got := w.current(t, "production"); got != "v1" {
+		t.Fatalf("after rollback production current = %s, want v1 (the last good release)", got)
+	}
+	entries := w.audit(t)
+	if _, err := core.VerifyAudit(core.GenesisHash, entries); err != nil {
+		t.Fatal(err)
+	}
+	last := entries[len(entries)-1]
+	if last.Action != "rollback" || last.Actor.Name != "ana" || last.From != "v2" || last.To != "v1" || last.Reason != "checkout errors" {
+		t.Fatalf("last audit entry = %+v; want ana's rollback v2 → v1 with her reason", last)
+	}
+}
+
+func TestCLIRefusesDestructiveCommandsWithoutATerminalOrYes(t *testing.T) {
+	w := newCLIWorld(t, "")
+	code, _, errs := w.run(t, "rollback", "api", "--env", "production")
+	if code != exitUsage || !strings.Contains(errs, "--yes") {
+		t.Fatalf("rollback without --yes: exit %d, stderr %q; want %d naming --yes", code, errs, exitUsage)
+	}
+	if entries := w.audit(t); len(entries) != 0 {
+		t.Fatalf("a refused command left audit entries: %+v", entries)
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "envs", "production", "current")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a refused command touched the target")
+	}
+}
+
+func TestCLIGateAndLockExitCodes(t *testing.T) {
+	w := newCLIWorld(t, "    gates: [pipeline, lock]\n")
+	code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes")
+	if code != exitBlocked || !strings.Contains(out, "pipeline") {
+		t.Fatalf("promote without a green pipeline: exit %d\n%s%s; want %d and the pipeline gate's reason", code, out, errs, exitBlocked)
+	}
+	code, _, errs = w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes", "--override", "pipeline")
+	if code != exitUsage || !strings.Contains(errs, "--reason") {
+		t.Fatalf("override without a reason: exit %d, %q", code, errs)
+	}
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes", "--override", "pipeline", "--reason", "hotfix built by hand"); code != exitOK {
+		t.Fatalf("overridden promote: exit %d\n%s%s", code, out, errs)
+	}
+
+	t.Setenv("RIPCORD_ACTOR", "bo")
+	if code, _, errs := w.run(t, "lock", "api", "--env", "production", "--reason", "incident 7"); code != exitOK {
+		t.Fatalf("lock: %d %s", code, errs)
+	}
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	code, _, errs = w.run(t, "rollback", "api", "--env", "production", "--to", "v1", "--yes")
+	if code != exitLocked || !strings.Contains(errs, "bo") || !strings.Contains(errs, "incident 7") {
+		t.Fatalf("rollback under bo's lock: exit %d, stderr %q; want %d naming bo and the reason", code, errs, exitLocked)
+	}
+}
+
+// cliProcess runs the CLI in a process of its own, as a second person at
+// another terminal would.
+func cliProcess(t *testing.T, w *cliWorld, actor string, args ...string) *exec.Cmd {
+	t.Helper()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, append(args, "-c", w.cfg)...)
+	cmd.Env = append(os.Environ(), "RIPCORD_TEST_CLI=1", "RIPCORD_ACTOR="+actor, "RIPCORD_TEST_SLOW_START=3s")
+	return cmd
+}
+
+// Two people press rollback at once from two machines' worth of
+// processes on one store: exactly one proceeds, the other is told who.
+func TestTwoProcessesRaceRollbackExactlyOneProceeds(t *testing.T) {
+	w := newCLIWorld(t, "")
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes"); code != exitOK {
+		t.Fatalf("promote v1: %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v2", "--yes"); code != exitOK {
+		t.Fatalf("promote v2: %d\n%s%s", code, out, errs)
+	}
+	var outs [2]bytes.Buffer
+	cmds := [2]*exec.Cmd{
+		cliProcess(t, w, "ana", "rollback", "api", "--env", "production", "--yes"),
+		cliProcess(t, w, "bo", "rollback", "api", "--env", "production", "--yes"),
+	}
+	for i, c := range cmds {
+		c.Stdout, c.Stderr = &outs[i], &outs[i]
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes := [2]int{}
+	for i, c := range cmds {
+		_ = c.Wait()
+		codes[i] = c.ProcessState.ExitCode()
+	}
+	winners, locked := 0, 0
+	for i, code := range codes {
+		switch code {
+		case exitOK:
+			winners++
+		case exitLocked:
+			locked++
+			other := map[int]string{0: "bo", 1: "ana"}[i]
+			if !strings.Contains(outs[i].String(), other) {
+				t.Errorf("the refused rollback does not name %s:\n%s", other, outs[i].String())
+			}
+		}
+	}
+	if winners != 1 || locked != 1 {
+		t.Fatalf("exit codes %v; want one 0 and one %d\nana: %s\nbo: %s", codes, exitLocked, outs[0].String(), outs[1].String())
+	}
+	if got := w.current(t, "production"); got != "v1" {
+		t.Fatalf("production current = %s, want v1", got)
+	}
+}
+
+// kill -9 of the process running a rollback: the next command shows the
+// operation with its owner or finishes it, and the lock is not stuck.
+func TestKilledRollbackIsRecoveredByTheNextCommand(t *testing.T) {
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	w := newCLIWorld(t, "")
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes"); code != exitOK {
+		t.Fatalf("promote v1: %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v2", "--yes"); code != exitOK {
+		t.Fatalf("promote v2: %d\n%s%s", code, out, errs)
+	}
+	var out bytes.Buffer
+	victim := cliProcess(t, w, "ana", "rollback", "api", "--env", "production", "--yes")
+	victim.Stdout, victim.Stderr = &out, &out
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once its intent is journaled and the provider call is under
+	// way (the release it starts takes 3 s to become healthy).
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(w.dir, ".ripcord", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ops, err := st.Unfinished(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ops) > 0 && ops[0].Kind == "rollback" && ops[0].State == core.OpRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollback never started: %s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st.Close()
+	_ = victim.Process.Kill()
+	_ = victim.Wait()
+
+	// Its lock is visible with the owner, and the next person can take over
+	// (audited) instead of waiting on a lock nobody will release.
+	code, statusOut, _ := w.run(t, "status")
+	if code != exitOK || !strings.Contains(statusOut, "ana") {
+		t.Fatalf("status after the crash: exit %d\n%s", code, statusOut)
+	}
+	t.Setenv("RIPCORD_ACTOR", "bo")
+	code, rbOut, errs := w.run(t, "rollback", "api", "--env", "production", "--to", "v1", "--yes", "--force", "--reason", "finish ana's rollback")
+	if code != exitOK {
+		t.Fatalf("rollback after the crash: exit %d\n%s%s", code, rbOut, errs)
+	}
+	if got := w.current(t, "production"); got != "v1" {
+		t.Fatalf("production current = %s, want v1", got)
+	}
+	code, statusOut, _ = w.run(t, "status", "--json")
+	var status struct {
+		Envs []struct {
+			Env  string     `json:"env"`
+			Lock *core.Lock `json:"lock"`
+		} `json:"environments"`
+		Unfinished []core.Operation `json:"unfinished_operations"`
+	}
+	if err := json.Unmarshal([]byte(statusOut), &status); err != nil || code != exitOK {
+		t.Fatalf("status --json: %d %v\n%s", code, err, statusOut)
+	}
+	for _, e := range status.Envs {
+		if e.Lock != nil {
+			t.Fatalf("lock left on %s: %+v", e.Env, e.Lock)
+		}
+	}
+	for _, op := range status.Unfinished {
+		if op.State != core.OpAttention || op.Actor.Name != "ana" {
+			t.Fatalf("unfinished operation without its owner: %+v", op)
+		}
+	}
+}
+
+// "Back up now" runs the real restic backup of a set, audited; the
+// repository password reaches restic and nothing else.
+func TestCLIBackupNowWithRealRestic(t *testing.T) {
+	restic, err := exec.LookPath("restic")
+	if err != nil {
+		if os.Getenv("RIPCORD_REQUIRE_TOOLS") == "1" {
+			t.Fatal("restic is required (Debian package restic)")
+		}
+		t.Skip("restic not installed (Debian package restic)")
+	}
+	const password = "correct-horse-battery-9f2"
+	t.Setenv("TEST_RESTIC_PASSWORD", password)
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	dir := t.TempDir()
+	repo, data := filepath.Join(dir, "repo"), filepath.Join(dir, "uploads")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "a.jpg"), []byte("picture"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	initCmd := exec.Command(restic, "init", "--repo", repo)
+	initCmd.Env = append(os.Environ(), "RESTIC_PASSWORD="+password)
+	if out, err := initCmd.CombinedOutput(); err != nil {
+		t.Fatalf("restic init: %v\n%s", err, out)
+	}
+	cfg := writeConfig(t, dir, `    backups:
+      - name: uploads
+        provider: restic
+        repository: `+repo+`
+        password: ${TEST_RESTIC_PASSWORD}
+        backup: [`+data+`]
+`)
+	code, out, errs := ripcord(t, "backup", "api", "--env", "production", "--set", "uploads", "-c", cfg)
+	if code != exitOK || !strings.Contains(out, "backed up uploads") {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errs)
+	}
+	snaps := exec.Command(restic, "snapshots", "--json", "--repo", repo)
+	snaps.Env = append(os.Environ(), "RESTIC_PASSWORD="+password)
+	js, err := snaps.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		Paths []string `json:"paths"`
+	}
+	if err := json.Unmarshal(js, &list); err != nil || len(list) != 1 || list[0].Paths[0] != data {
+		t.Fatalf("snapshots after back up now = %s (%v)", js, err)
+	}
+	code, audit, _ := ripcord(t, "audit", "-c", cfg)
+	if code != exitOK || !strings.Contains(audit, "backup-now") || strings.Contains(audit+out+errs, password) {
+		t.Fatalf("audit after back up now (must name it, never the password):\n%s", audit)
+	}
+}

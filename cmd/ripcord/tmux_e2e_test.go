@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core/config"
+)
+
+// tmuxSession is the real binary on a real terminal: tmux runs it, the
+// test presses keys and reads the screen.
+type tmuxSession struct {
+	t    *testing.T
+	name string
+}
+
+func newTmuxSession(t *testing.T, width, height int, command string) *tmuxSession {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("RIPCORD_REQUIRE_TOOLS") == "1" {
+			t.Fatal("tmux is required (Debian package tmux)")
+		}
+		t.Skip("tmux not installed (Debian package tmux)")
+	}
+	s := &tmuxSession{t: t, name: fmt.Sprintf("ripcord-e2e-%d", os.Getpid())}
+	cmd := exec.Command("tmux", "-L", s.name, "new-session", "-d", "-s", s.name, "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), command)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("tmux", "-L", s.name, "kill-server").Run() })
+	return s
+}
+
+func (s *tmuxSession) screen() string {
+	out, _ := exec.Command("tmux", "-L", s.name, "capture-pane", "-p", "-t", s.name).Output()
+	return string(out)
+}
+
+func (s *tmuxSession) keys(keys ...string) {
+	s.t.Helper()
+	if out, err := exec.Command("tmux", append([]string{"-L", s.name, "send-keys", "-t", s.name}, keys...)...).CombinedOutput(); err != nil {
+		s.t.Fatalf("send-keys %v: %v\n%s", keys, err, out)
+	}
+}
+
+// waitFor polls the screen until it shows text.
+func (s *tmuxSession) waitFor(text string, within time.Duration) string {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		scr := s.screen()
+		if strings.Contains(scr, text) {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the screen never showed %q within %v; it shows:\n%s", text, within, scr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *tmuxSession) alive() bool {
+	return exec.Command("tmux", "-L", s.name, "has-session", "-t", s.name).Run() == nil
+}
+
+// The README's first command, played by a person at a terminal: wait for
+// the promote prompt, p y, wait for SPIKE, r (history, last good
+// preselected) enter y — production serves v1.4.2 again, the screen and
+// the audit log say so, and q leaves nothing running.
+func TestDemoInTmux(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_ACTOR=ana NO_COLOR=1 %s demo --dir %s 2>%s", self, dir, filepath.Join(dir, "stderr.log")))
+
+	s.waitFor("ready to promote v1.5.0 to production", 90*time.Second)
+	s.keys("p")
+	s.waitFor("promote api in production: v1.4.2 → v1.5.0", 10*time.Second)
+	s.keys("y")
+	s.waitFor("SPIKE", 60*time.Second)
+	s.keys("r")
+	s.waitFor("▸ v1.4.2", 10*time.Second) // the last good release, preselected
+	s.keys("Enter")
+	s.waitFor("rollback api in production: v1.5.0 → v1.4.2", 10*time.Second)
+	s.keys("y")
+	s.waitFor("rolled back to v1.4.2", 30*time.Second)
+
+	f, err := config.Load(filepath.Join(dir, "ripcord.yaml"), config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for _, e := range f.Environments {
+		if e.Name == "production" {
+			url = fmt.Sprintf("http://127.0.0.1:%s/", toString(e.Target.Settings["port"]))
+		}
+	}
+	for range 20 {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasPrefix(string(body), "api v1.4.2") {
+			t.Fatalf("after the rollback production answered %q", body)
+		}
+	}
+	code, out, errs := ripcord(t, "audit", "-c", filepath.Join(dir, "ripcord.yaml"))
+	if code != exitOK || !strings.Contains(out, "rollback") || !strings.Contains(out, "ana@") {
+		t.Fatalf("audit: exit %d\n%s%s", code, out, errs)
+	}
+
+	s.keys("q")
+	deadline := time.Now().Add(30 * time.Second)
+	for s.alive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not exit on q; screen:\n%s", s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if procs := processesIn(t, dir); len(procs) > 0 {
+		t.Fatalf("processes left running after q: %v", procs)
+	}
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/core/observe"
+	"github.com/ripcordhq/ripcord/core/rollout"
+	"github.com/ripcordhq/ripcord/core/spike"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
+	"github.com/ripcordhq/ripcord/plugins/builtin"
+	"github.com/ripcordhq/ripcord/plugins/host"
+)
+
+// world is a live engine built from a config: the store, the provider
+// processes, the rollout controller and the observers feeding provider
+// streams into the engine. The console, `ripcord serve` and the
+// non-interactive commands all run one; they differ only in who sends the
+// commands.
+type world struct {
+	cfg  *config.File
+	st   *sqlitestore.Store
+	host *host.Host
+	eng  *core.Engine
+	ctl  *rollout.Controller
+	obs  *observe.Observer
+
+	pipelines map[string]core.PipelineSource
+	backups   map[core.Ref][]observe.BackupSet
+	// attention lists what needed a person at start: operations a previous
+	// engine left unfinished.
+	attention []core.Operation
+	held      *core.Command
+
+	closeOnce sync.Once
+}
+
+// worldOptions tune how a world starts.
+type worldOptions struct {
+	// Observe starts the observers (targets, pipelines, errors, backups).
+	// One-shot commands that only act skip the pipeline and error streams
+	// but still need the targets' status for their gates.
+	Observe bool
+	// Self is the ripcord binary that serves the built-in providers.
+	Self string
+	// Log receives provider and engine log lines in addition to the
+	// engine's event stream (the headless demo prints them).
+	Log func(core.LogLine)
+	// Hold takes this command's lock before any provider starts, so a
+	// rival command is refused at once, naming the holder.
+	Hold *core.Command
+}
+
+// instance names the plugin process serving one use of a provider. A
+// built-in runs once per place it is used, so two environments may give
+// the same provider different settings; an external plugin runs once.
+func instance(u providerUse) string {
+	if _, ok := builtin.Registry("")[u.name]; !ok {
+		return u.name
+	}
+	return u.name + "@" + u.where
+}
+
+// openWorld starts everything a config describes. On error, whatever was
+// started is stopped again.
+func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, err error) {
+	if f.Store.Driver != "" && f.Store.Driver != "sqlite" {
+		return nil, fmt.Errorf("store driver %q is not available in this build", f.Store.Driver)
+	}
+	if err := os.MkdirAll(filepath.Dir(f.Store.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, f.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	w = &world{cfg: f, st: st, pipelines: map[string]core.PipelineSource{}, backups: map[core.Ref][]observe.BackupSet{}}
+	started := w // a failing return sets w to nil before this runs
+	defer func() {
+		if err != nil {
+			started.Close()
+		}
+	}()
+	var services, envs []string
+	for _, s := range f.Services {
+		services = append(services, s.Name)
+	}
+	for _, e := range f.Environments {
+		envs = append(envs, e.Name)
+	}
+	w.eng = core.NewEngine(core.EngineOptions{Project: f.Project, Services: services, Envs: envs, Store: st})
+	if err := w.eng.Restore(ctx); err != nil {
+		return nil, err
+	}
+	if h := o.Hold; h != nil {
+		if err := w.eng.Hold(ctx, h.Ref, h.Actor, string(h.Kind), h.Force); err != nil {
+			return nil, err
+		}
+		w.held = h
+	}
+
+	uses := usedProviders(f)
+	registry := builtin.Registry(version)
+	var builtins []string
+	for _, u := range uses {
+		if _, ok := registry[u.name]; ok && !slices.Contains(builtins, instance(u)) {
+			builtins = append(builtins, instance(u))
+		}
+	}
+	self := o.Self
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("finding the ripcord binary: %w", err)
+		}
+	}
+	w.host, err = host.New(host.Options{
+		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
+		LockFile: filepath.Join(f.Dir, host.LockFileName),
+		Log: func(l core.LogLine) {
+			l.Text = f.Redact(l.Text)
+			if o.Log != nil {
+				o.Log(l)
+			}
+			w.eng.Publish(core.Event{Kind: core.EvLog, Log: &l})
+		},
+		Health: func(h core.ProviderHealth) {
+			h.Message = f.Redact(h.Message)
+			w.eng.Publish(core.Event{Kind: core.EvProvider, Final: true, Provider: &h})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.host.Start(ctx); err != nil {
+		// A provider that failed to start is retried by the host and shown
+		// as unhealthy; the rest of the world still runs.
+		w.notice(core.Ref{}, "providers: "+f.Redact(err.Error()))
+	}
+	configured := map[string]bool{}
+	for _, u := range uses {
+		name := instance(u)
+		if configured[name] {
+			continue
+		}
+		configured[name] = true
+		if err := w.host.Configure(ctx, name, u.settings, nil); err != nil {
+			return nil, errors.New(f.Redact(locate(err, u.p)))
+		}
+	}
+
+	ropts := rollout.Options{}
+	oopts := observe.Options{
+		Engine: w.eng, Targets: map[core.Ref]core.Target{}, Pipelines: w.pipelines,
+		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
+		Spike: map[string]spike.Policy{}, From: map[string]string{}, Auto: map[string]bool{}, Branches: map[string]string{},
+	}
+	var branches []string
+	for _, s := range f.Services {
+		branches = append(branches, s.Branches...)
+		if len(s.Branches) > 0 {
+			oopts.Branches[s.Name] = s.Branches[0]
+		}
+	}
+	first := services[0]
+	for _, u := range uses {
+		name := instance(u)
+		switch u.kind {
+		case config.KindPipeline:
+			if w.pipelines[u.service], err = w.host.Pipeline(name); err != nil {
+				return nil, err
+			}
+		case config.KindErrors:
+			if oopts.Errors[core.Ref{Service: first, Env: u.env}], err = w.host.Errors(name); err != nil {
+				return nil, err
+			}
+		case config.KindBackup:
+			src, err := w.host.Backup(name)
+			if err != nil {
+				return nil, err
+			}
+			ref := core.Ref{Service: first, Env: u.env}
+			w.backups[ref] = append(w.backups[ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
+		}
+	}
+	for _, e := range f.Environments {
+		env := rollout.Env{Name: e.Name, From: e.From, Branches: branches,
+			AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort"}
+		for _, u := range uses {
+			if u.kind == config.KindTarget && u.env == e.Name {
+				if env.Target, err = w.host.Target(instance(u)); err != nil {
+					return nil, err
+				}
+				oopts.Targets[core.Ref{Service: first, Env: e.Name}] = env.Target
+			}
+		}
+		for _, g := range e.Gates {
+			spec, err := core.ParseGate(g)
+			if err != nil {
+				return nil, fmt.Errorf("%s: gate %q: %w", e.Pos, g, err)
+			}
+			env.Gates = append(env.Gates, spec)
+		}
+		if env.Steps, err = rolloutSteps(e); err != nil {
+			return nil, err
+		}
+		ropts.Envs = append(ropts.Envs, env)
+		oopts.Spike[e.Name] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
+		oopts.From[e.Name] = e.From
+		oopts.Auto[e.Name] = e.Auto
+	}
+	w.ctl = rollout.New(w.eng, ropts)
+	w.eng.Handle(core.CmdBackupNow, w.backupNow)
+	if w.attention, err = w.ctl.Recover(ctx); err != nil {
+		return nil, err
+	}
+	if o.Observe {
+		w.obs = observe.Start(context.WithoutCancel(ctx), oopts)
+	} else {
+		// The gates read the targets' status from the engine: fetch it once.
+		for ref, t := range oopts.Targets {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ts, err := t.Status(sctx, ref)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("reading the status of %s: %w", ref, err)
+			}
+			ts.Ref = ref
+			w.eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Final: true, Target: &ts})
+		}
+	}
+	return w, nil
+}
+
+func (w *world) notice(ref core.Ref, text string) {
+	w.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Notice: text})
+}
+
+// Close stops the observers and rollout goroutines (their state stays in
+// the store for the next engine), then the provider processes. Services a
+// target started keep running: they are the release, not the console.
+func (w *world) Close() {
+	w.closeOnce.Do(func() {
+		if w.obs != nil {
+			w.obs.Close()
+		}
+		if w.ctl != nil {
+			w.ctl.Close()
+		}
+		if w.held != nil {
+			_ = w.eng.Unhold(context.Background(), w.held.Ref)
+		}
+		if w.host != nil {
+			_ = w.host.Close()
+		}
+		if w.st != nil {
+			_ = w.st.Close()
+		}
+	})
+}
+
+func backupPolicy(b *config.Backup) core.BackupPolicy {
+	return core.BackupPolicy{Every: b.Every.D(), Warn: b.Warn, Critical: b.Critical, Criticality: b.Criticality}
+}
+
+// rolloutSteps turns an environment's configured steps into the
+// controller's.
+func rolloutSteps(e config.Environment) ([]rollout.Step, error) {
+	var steps []rollout.Step
+	for _, s := range e.Rollout {
+		switch {
+		case s.Weight != nil:
+			steps = append(steps, rollout.Step{Kind: rollout.StepWeight, Weight: *s.Weight})
+		case s.Analysis != "":
+			steps = append(steps, rollout.Step{Kind: rollout.StepAnalysis, For: s.For.D()})
+		case s.Pause != "":
+			st := rollout.Step{Kind: rollout.StepPause}
+			if !strings.EqualFold(s.Pause, "judgment") {
+				d, err := config.ParseDuration(s.Pause)
+				if err != nil {
+					return nil, fmt.Errorf("%s: pause %q: %w", s.Pos, s.Pause, err)
+				}
+				st.For = d.D()
+			}
+			steps = append(steps, st)
+		}
+	}
+	return steps, nil
+}
+
+// backupNow runs the backup of one set (Command.Version names it; empty
+// means every set of the environment whose provider can), audited: the
+// freshness gate offers it when a contract migration needs a newer backup.
+func (w *world) backupNow(ctx context.Context, e *core.Engine, cmd core.Command) (core.Result, error) {
+	var ran, failed []string
+	for _, set := range w.backups[cmd.Ref] {
+		if cmd.Version != "" && set.Name != cmd.Version {
+			continue
+		}
+		start := e.Now()
+		err := set.Source.RunNow(ctx, set.Name)
+		outcome := "started"
+		if err != nil {
+			outcome = "failed: " + w.cfg.Redact(err.Error())
+		}
+		if _, aerr := e.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "backup-now", Ref: cmd.Ref, To: set.Name, Reason: cmd.Reason, Outcome: outcome, Duration: e.Now().Sub(start)}); aerr != nil {
+			return core.Result{}, aerr
+		}
+		if err != nil {
+			failed = append(failed, set.Name+": "+outcome)
+			continue
+		}
+		ran = append(ran, set.Name)
+	}
+	if len(failed) > 0 {
+		msg := strings.Join(failed, "; ")
+		return core.Result{Outcome: "failed", Message: msg}, fmt.Errorf("back up now in %s: %s", cmd.Ref, msg)
+	}
+	if len(ran) == 0 {
+		err := fmt.Errorf("%s: no backup set %q is watched here: %w", cmd.Ref, cmd.Version, core.ErrNotFound)
+		return core.Result{Outcome: "refused", Message: err.Error()}, err
+	}
+	return core.Result{Outcome: "done", Message: "backed up " + strings.Join(ran, ", ")}, nil
+}

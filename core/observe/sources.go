@@ -1,0 +1,98 @@
+package observe
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// watchTarget publishes what the target reports running in ref.
+func (ob *Observer) watchTarget(ctx context.Context, ref core.Ref, t core.Target) {
+	publish := func(ts core.TargetStatus) {
+		ts.Ref = ref // the snapshot files it under its ref
+		ob.eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Key: "target/" + ref.String(), Target: &ts})
+	}
+	ob.retry(ctx, ref, "watch target "+ref.String(), func(ctx context.Context) error {
+		ts, err := t.Status(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("read status: %w", err)
+		}
+		publish(ts)
+		return t.WatchStatus(ctx, ref, publish)
+	}, nil)
+}
+
+// watchPipeline publishes a service's runs, records the releases green
+// runs built and hands the newest green run to the automation.
+func (ob *Observer) watchPipeline(ctx context.Context, svc string, p core.PipelineSource) {
+	ref := core.Ref{Service: svc}
+	ob.retry(ctx, ref, "watch pipeline of "+svc, func(ctx context.Context) error {
+		runs, err := p.Runs(ctx, svc, historyRuns)
+		if err != nil {
+			return fmt.Errorf("list runs: %w", err)
+		}
+		slices.SortStableFunc(runs, func(a, b core.PipelineRun) int { return runTime(a).Compare(runTime(b)) })
+		for _, r := range runs {
+			ob.pipelineRun(ctx, svc, r)
+		}
+		return p.WatchRuns(ctx, svc, func(r core.PipelineRun) { ob.pipelineRun(ctx, svc, r) })
+	}, nil)
+}
+
+// runTime orders runs: when they finished, else when they started.
+func runTime(r core.PipelineRun) time.Time {
+	return cmp.Or(r.FinishedAt, r.StartedAt)
+}
+
+func (ob *Observer) pipelineRun(ctx context.Context, svc string, r core.PipelineRun) {
+	if r.Service == "" {
+		r.Service = svc
+	}
+	green := r.Green() && r.Version != ""
+	if green {
+		// Recorded before the run is published, so whoever sees the green
+		// run can already promote its release.
+		if err := ob.recordRelease(ctx, r); err != nil {
+			ob.logf(core.Ref{Service: svc}, "%v", err)
+			green = false
+		}
+	}
+	ob.eng.Publish(core.Event{Kind: core.EvPipeline, Ref: core.Ref{Service: svc}, Final: r.State.Terminal(), Key: "pipeline/" + svc + "/" + r.ID, Pipeline: &r})
+	if green {
+		ob.auto.green(r)
+		ob.auto.poke()
+	}
+}
+
+// recordRelease stores the release a green run built, unless the store
+// already holds it with the same digest. A hold and migrations recorded
+// earlier are kept: the pipeline knows neither.
+func (ob *Observer) recordRelease(ctx context.Context, r core.PipelineRun) error {
+	st := ob.eng.Store()
+	rel := core.Release{Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch, ArtifactDigest: r.ArtifactDigest, BuiltAt: r.FinishedAt}
+	if rel.Branch == "" {
+		rel.Branch = ob.o.Branches[r.Service]
+	}
+	old, err := st.Release(ctx, r.Service, r.Version)
+	switch {
+	case err == nil:
+		if old.ArtifactDigest == rel.ArtifactDigest {
+			return nil
+		}
+		rel.Held, rel.HeldReason = old.Held, old.HeldReason
+		if len(rel.Migrations) == 0 {
+			rel.Migrations = old.Migrations
+		}
+	case !errors.Is(err, core.ErrNotFound):
+		return fmt.Errorf("record release %s %s: %w", r.Service, r.Version, err)
+	}
+	if err := st.PutRelease(ctx, rel); err != nil {
+		return fmt.Errorf("record release %s %s: %w", r.Service, r.Version, err)
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package tui
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// logCap is how many log lines the console keeps, across all sources:
+// older lines are overwritten, so memory stays flat however long a step
+// talks.
+const logCap = 10_000
+
+// logEntry is one line of output and where it came from.
+type logEntry struct {
+	ref    core.Ref
+	source string
+	text   string
+}
+
+// ring is a fixed-size ring of log lines; it never grows past its cap.
+type ring struct {
+	buf  []logEntry
+	next int  // where the next line goes
+	full bool // buf has wrapped at least once
+	gen  uint64
+}
+
+func newRing(n int) *ring { return &ring{buf: make([]logEntry, n)} }
+
+func (r *ring) add(e logEntry) {
+	r.buf[r.next] = e
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+	r.gen++
+}
+
+func (r *ring) len() int {
+	if r.full {
+		return len(r.buf)
+	}
+	return r.next
+}
+
+// each visits the kept lines oldest first.
+func (r *ring) each(fn func(logEntry)) {
+	if r.full {
+		for _, e := range r.buf[r.next:] {
+			fn(e)
+		}
+	}
+	for _, e := range r.buf[:r.next] {
+		fn(e)
+	}
+}
+
+// logFilter selects the lines one log view shows.
+type logFilter struct {
+	title string
+	// ref, when set, keeps lines published for that environment.
+	ref core.Ref
+	// steps, when set, keeps lines of those stages or steps ("stage" or
+	// "stage/step"), whatever run prefix the source carries.
+	steps []string
+}
+
+func (f logFilter) keep(e logEntry) bool {
+	if len(f.steps) > 0 {
+		for _, st := range f.steps {
+			if e.source == st || strings.HasSuffix(e.source, "/"+st) ||
+				strings.HasPrefix(e.source, st+"/") || strings.Contains(e.source, "/"+st+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	return e.ref == f.ref || e.source == f.ref.String()
+}
+
+// logView is the full-screen log reader: a viewport over the ring's lines
+// that match its filter, refreshed on the flush tick (never per line).
+type logView struct {
+	filter logFilter
+	vp     viewport.Model
+	seen   uint64 // ring generation last rendered
+	follow bool   // stick to the newest line
+	count  int
+}
+
+func newLogView(f logFilter) *logView {
+	vp := viewport.New()
+	vp.MouseWheelEnabled = true
+	return &logView{filter: f, vp: vp, follow: true, seen: ^uint64(0)}
+}
+
+// refresh re-reads the ring when it changed since the last refresh.
+func (l *logView) refresh(r *ring, w, h int) {
+	if l.vp.Width() != w || l.vp.Height() != h {
+		l.vp.SetWidth(w)
+		l.vp.SetHeight(h)
+		l.seen = ^uint64(0)
+	}
+	if r.gen == l.seen {
+		return
+	}
+	l.seen = r.gen
+	lines := make([]string, 0, 256)
+	r.each(func(e logEntry) {
+		if l.filter.keep(e) {
+			lines = append(lines, e.text)
+		}
+	})
+	l.count = len(lines)
+	// Only the last screenfuls are handed to the viewport: it measures
+	// every line it is given.
+	if keep := max(h*20, 1000); len(lines) > keep {
+		lines = lines[len(lines)-keep:]
+	}
+	l.vp.SetContentLines(lines)
+	if l.follow {
+		l.vp.GotoBottom()
+	}
+}
+
+func (l *logView) update(msg tea.Msg) tea.Cmd {
+	var cmd tea.Cmd
+	l.vp, cmd = l.vp.Update(msg)
+	l.follow = l.vp.AtBottom()
+	return cmd
+}

@@ -1,0 +1,85 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+func logEvent(ref core.Ref, source, text string) core.Event {
+	return core.Event{Kind: core.EvLog, Ref: ref, Log: &core.LogLine{Source: source, Text: text}}
+}
+
+func TestRingKeepsNewestWithinCap(t *testing.T) {
+	r := newRing(3)
+	for i := range 5 {
+		r.add(logEntry{text: fmt.Sprint(i)})
+	}
+	var got []string
+	r.each(func(e logEntry) { got = append(got, e.text) })
+	if strings.Join(got, ",") != "2,3,4" || r.len() != 3 {
+		t.Fatalf("ring holds %v, want the newest three in order", got)
+	}
+}
+
+// enter on the Pipeline pane opens the selected step's log; l opens the
+// environment's; lines arrive on the flush tick.
+func TestStepAndEnvironmentLogs(t *testing.T) {
+	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/canary/canary 25%", "shifting 25% of traffic"))
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/build/compile", "go build ./..."))
+	eng.Publish(logEvent(production, production.String(), "health check ok"))
+	update(m, flushMsg{})
+
+	update(m, press("enter"))
+	if m.mode != modeLogs {
+		t.Fatal("enter on the Pipeline pane opened no log")
+	}
+	v := view(m)
+	mustContain(t, v, "Log · api · canary/canary 25% · 1 lines", "shifting 25% of traffic")
+	if strings.Contains(v, "go build") || strings.Contains(v, "health check") {
+		t.Fatalf("the step log shows other sources' lines:\n%s", v)
+	}
+	// New lines appear on the next flush.
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/canary/canary 25%", "weight now 25"))
+	update(m, flushMsg{})
+	mustContain(t, view(m), "weight now 25", "2 lines")
+	update(m, press("esc"))
+	if m.mode != modeMain {
+		t.Fatal("esc did not close the log")
+	}
+
+	// Up selects the finished stages' line: build's log.
+	update(m, press("k"))
+	update(m, press("k"))
+	update(m, press("enter"))
+	mustContain(t, view(m), "go build ./...")
+	update(m, press("esc"))
+
+	update(m, press("l"))
+	v = view(m)
+	mustContain(t, v, "Logs · api/production", "health check ok")
+	if strings.Contains(v, "shifting") {
+		t.Fatal("environment log shows pipeline lines")
+	}
+}
+
+// However much a step prints, the console keeps logCap lines.
+func TestLogMemoryIsCapped(t *testing.T) {
+	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	for i := range logCap + 500 {
+		eng.Publish(logEvent(production, production.String(), fmt.Sprint("line ", i)))
+		if i%1000 == 999 {
+			update(m, flushMsg{})
+		}
+	}
+	update(m, flushMsg{})
+	if m.logs.len() != logCap || len(m.logs.buf) != logCap {
+		t.Fatalf("ring holds %d lines in %d slots, cap %d", m.logs.len(), len(m.logs.buf), logCap)
+	}
+	update(m, press("l"))
+	v := view(m)
+	mustContain(t, v, fmt.Sprint("line ", logCap+499), fmt.Sprintf("%d lines", logCap))
+}
