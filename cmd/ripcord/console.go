@@ -61,7 +61,6 @@ func consoleOptions(f *config.File, cf consoleFlags) tui.Options {
 		Service: cf.service, Actor: currentActor(), ThemeName: cf.theme,
 		ReadOnly: cf.readOnly, Confirm: map[string]string{},
 		Bell: f.Notify.Bell == nil || *f.Notify.Bell, Desktop: f.Notify.Desktop == nil || *f.Notify.Desktop,
-		NoColor: os.Getenv("NO_COLOR") != "",
 	}
 	if cf.readOnly {
 		o.ReadOnlyReason = "read-only console (--read-only)"

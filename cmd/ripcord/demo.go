@@ -288,18 +288,18 @@ func (d *demoRun) cleanup(dir string) {
 	for _, c := range d.procs {
 		_ = c.Wait()
 	}
-	stopReleases(dir)
+	stopReleases(filepath.Join(dir, ".ripcord", "envs"))
 	if d.temp {
 		_ = os.RemoveAll(dir)
 	}
 }
 
-// stopReleases ends the release processes local targets under dir
-// started, found through their pid files: SIGTERM to the process group,
-// SIGKILL after a grace period.
-func stopReleases(dir string) {
+// stopReleases ends the release processes the local targets rooted in
+// envsDir/* started, found through their pid files: SIGTERM to the process
+// group, SIGKILL after a grace period.
+func stopReleases(envsDir string) {
 	var pgids []int
-	files, _ := filepath.Glob(filepath.Join(dir, ".ripcord", "envs", "*", "run", "*.json"))
+	files, _ := filepath.Glob(filepath.Join(envsDir, "*", "run", "*.json"))
 	for _, p := range files {
 		var pf struct {
 			Pid int `json:"pid"`

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -97,22 +96,9 @@ environments:
 		}
 	}
 	w := &cliWorld{dir: dir, cfg: cfg}
-	t.Cleanup(w.stopServices)
+	// Releases outlive the console by design; the test ends them itself.
+	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) })
 	return w
-}
-
-// stopServices stops the releases the tests started: they outlive the
-// console by design, so the test ends them itself.
-func (w *cliWorld) stopServices() {
-	pids, _ := filepath.Glob(filepath.Join(w.dir, "envs", "*", "run", "*.json"))
-	for _, p := range pids {
-		var pf struct {
-			Pid int `json:"pid"`
-		}
-		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &pf) == nil && pf.Pid > 0 {
-			_ = syscall.Kill(-pf.Pid, syscall.SIGKILL)
-		}
-	}
 }
 
 func (w *cliWorld) run(t *testing.T, args ...string) (int, string, string) {
