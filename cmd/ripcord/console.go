@@ -41,11 +41,15 @@ terminal or a dropped SSH session never leaves a rollback without an owner.`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			w, err := openWorld(ctx, f, worldOptions{Observe: true})
+			// The screen shows the stored state at once; providers start
+			// behind it and report their health as they come up.
+			wo := worldOptions{Observe: true}
+			w, err := openEngine(ctx, f, wo)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
+			w.startInBackground(ctx, wo)
 			return tui.Run(ctx, w.eng, consoleOptions(f, cf))
 		},
 	}

@@ -107,19 +107,30 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 	if err := d.startJobs(df.rate); err != nil {
 		return err
 	}
-	w, err := openWorld(ctx, f, worldOptions{Observe: true})
+	wo := worldOptions{Observe: true}
+	if !df.headless {
+		w, err := openEngine(ctx, f, wo)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		w.startInBackground(ctx, wo)
+		go func() {
+			<-w.startDone
+			if err := d.setUp(ctx, w); err != nil && ctx.Err() == nil {
+				w.notice(core.Ref{}, err.Error())
+			}
+		}()
+		opts := consoleOptions(f, consoleFlags{})
+		return tui.Run(ctx, w.eng, opts)
+	}
+	w, err := openWorld(ctx, f, wo)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-
 	story := make(chan error, 1)
 	go func() { story <- d.setUp(ctx, w) }()
-	if !df.headless {
-		opts := consoleOptions(f, consoleFlags{})
-		runErr := tui.Run(ctx, w.eng, opts)
-		return runErr
-	}
 	return d.headless(ctx, w, df, story)
 }
 

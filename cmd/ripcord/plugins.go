@@ -170,6 +170,10 @@ func usedProviders(f *config.File) []providerUse {
 			if e.Errors.Name == "sentry-ingest" {
 				s["service"] = first
 				s["env"] = e.Name
+				if f.Store.Driver == "" || f.Store.Driver == "sqlite" {
+					setDefault(s, "store", f.Store.Path)
+					resolve(f, s, "store")
+				}
 			}
 		})
 		for i := range e.Backups {

@@ -33,6 +33,8 @@ type world struct {
 	eng  *core.Engine
 	ctl  *rollout.Controller
 	obs  *observe.Observer
+	// marks tells the error trackers about deploys and rollbacks.
+	marks *observe.DeployMarks
 
 	pipelines map[string]core.PipelineSource
 	backups   map[core.Ref][]observe.BackupSet
@@ -40,6 +42,9 @@ type world struct {
 	// engine left unfinished.
 	attention []core.Operation
 	held      *core.Command
+	// stopStart and startDone follow a start running in the background.
+	stopStart context.CancelFunc
+	startDone chan struct{}
 
 	closeOnce sync.Once
 }
@@ -72,7 +77,22 @@ func instance(u providerUse) string {
 
 // openWorld starts everything a config describes. On error, whatever was
 // started is stopped again.
-func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, err error) {
+func openWorld(ctx context.Context, f *config.File, o worldOptions) (*world, error) {
+	w, err := openEngine(ctx, f, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.start(ctx, o); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// openEngine opens the store and an engine restored from it: enough to
+// show the state and the audit log. Providers, rollouts and observers
+// come with start.
+func openEngine(ctx context.Context, f *config.File, o worldOptions) (w *world, err error) {
 	if f.Store.Driver != "" && f.Store.Driver != "sqlite" {
 		return nil, fmt.Errorf("store driver %q is not available in this build", f.Store.Driver)
 	}
@@ -107,7 +127,33 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		}
 		w.held = h
 	}
+	return w, nil
+}
 
+// startInBackground runs start while the caller shows the screen, so the
+// first frame does not wait for plugin processes. A failure is published
+// as a notice: the console keeps showing the stored state and says why
+// nothing moves. Close waits for it.
+func (w *world) startInBackground(ctx context.Context, o worldOptions) {
+	ctx, cancel := context.WithCancel(ctx)
+	w.stopStart = cancel
+	w.startDone = make(chan struct{})
+	go func() {
+		defer close(w.startDone)
+		if err := w.start(ctx, o); err != nil && ctx.Err() == nil {
+			w.notice(core.Ref{}, "not started: "+err.Error())
+		}
+	}()
+}
+
+// start starts the providers, the rollout controller (recovering what a
+// previous engine left) and, with o.Observe, the observers.
+func (w *world) start(ctx context.Context, o worldOptions) (err error) {
+	f := w.cfg
+	var services []string
+	for _, s := range f.Services {
+		services = append(services, s.Name)
+	}
 	uses := usedProviders(f)
 	registry := builtin.Registry(version)
 	var builtins []string
@@ -119,7 +165,7 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 	self := o.Self
 	if self == "" {
 		if self, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("finding the ripcord binary: %w", err)
+			return fmt.Errorf("finding the ripcord binary: %w", err)
 		}
 	}
 	w.host, err = host.New(host.Options{
@@ -138,7 +184,7 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := w.host.Start(ctx); err != nil {
 		// A provider that failed to start is retried by the host and shown
@@ -153,7 +199,7 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		}
 		configured[name] = true
 		if err := w.host.Configure(ctx, name, u.settings, nil); err != nil {
-			return nil, errors.New(f.Redact(locate(err, u.p)))
+			return errors.New(f.Redact(locate(err, u.p)))
 		}
 	}
 
@@ -176,16 +222,16 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		switch u.kind {
 		case config.KindPipeline:
 			if w.pipelines[u.service], err = w.host.Pipeline(name); err != nil {
-				return nil, err
+				return err
 			}
 		case config.KindErrors:
 			if oopts.Errors[core.Ref{Service: first, Env: u.env}], err = w.host.Errors(name); err != nil {
-				return nil, err
+				return err
 			}
 		case config.KindBackup:
 			src, err := w.host.Backup(name)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			ref := core.Ref{Service: first, Env: u.env}
 			w.backups[ref] = append(w.backups[ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
@@ -197,7 +243,7 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		for _, u := range uses {
 			if u.kind == config.KindTarget && u.env == e.Name {
 				if env.Target, err = w.host.Target(instance(u)); err != nil {
-					return nil, err
+					return err
 				}
 				oopts.Targets[core.Ref{Service: first, Env: e.Name}] = env.Target
 			}
@@ -205,12 +251,12 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		for _, g := range e.Gates {
 			spec, err := core.ParseGate(g)
 			if err != nil {
-				return nil, fmt.Errorf("%s: gate %q: %w", e.Pos, g, err)
+				return fmt.Errorf("%s: gate %q: %w", e.Pos, g, err)
 			}
 			env.Gates = append(env.Gates, spec)
 		}
 		if env.Steps, err = rolloutSteps(e); err != nil {
-			return nil, err
+			return err
 		}
 		ropts.Envs = append(ropts.Envs, env)
 		oopts.Spike[e.Name] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
@@ -218,9 +264,12 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 		oopts.Auto[e.Name] = e.Auto
 	}
 	w.ctl = rollout.New(w.eng, ropts)
+	if len(oopts.Errors) > 0 {
+		w.marks = observe.MarkDeploys(w.eng, oopts.Errors)
+	}
 	w.eng.Handle(core.CmdBackupNow, w.backupNow)
 	if w.attention, err = w.ctl.Recover(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if o.Observe {
 		w.obs = observe.Start(context.WithoutCancel(ctx), oopts)
@@ -231,13 +280,13 @@ func openWorld(ctx context.Context, f *config.File, o worldOptions) (w *world, e
 			ts, err := t.Status(sctx, ref)
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("reading the status of %s: %w", ref, err)
+				return fmt.Errorf("reading the status of %s: %w", ref, err)
 			}
 			ts.Ref = ref
 			w.eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Final: true, Target: &ts})
 		}
 	}
-	return w, nil
+	return nil
 }
 
 func (w *world) notice(ref core.Ref, text string) {
@@ -249,11 +298,18 @@ func (w *world) notice(ref core.Ref, text string) {
 // target started keep running: they are the release, not the console.
 func (w *world) Close() {
 	w.closeOnce.Do(func() {
+		if w.startDone != nil {
+			w.stopStart()
+			<-w.startDone
+		}
 		if w.obs != nil {
 			w.obs.Close()
 		}
 		if w.ctl != nil {
 			w.ctl.Close()
+		}
+		if w.marks != nil {
+			w.marks.Close() // before the host: the trackers are plugins
 		}
 		if w.held != nil {
 			_ = w.eng.Unhold(context.Background(), w.held.Ref)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sentryingest"
 )
@@ -29,6 +30,10 @@ type sentryIngestSettings struct {
 	Keys map[string]string `json:"keys" required:"true"`
 	// Envs maps an SDK's environment name to a Ripcord environment.
 	Envs map[string]string `json:"envs"`
+	// Store is the SQLite state file (store.path), filled in by the
+	// console: counts are loaded from it at start and added to it every
+	// couple of seconds, so a restart keeps the baseline a verdict needs.
+	Store string `json:"store"`
 }
 
 // sentryIngestServer serves plugins/sentryingest as a built-in error
@@ -39,6 +44,10 @@ type sentryIngestServer struct {
 	mu   sync.Mutex
 	ing  *sentryingest.Ingest
 	addr net.Addr
+	// st is the open store and stPath its file; kept across
+	// reconfigurations with the same path.
+	st     *sqlitestore.Store
+	stPath string
 }
 
 var _ sdk.ErrorSource = (*sentryIngestServer)(nil)
@@ -87,7 +96,13 @@ func (s *sentryIngestServer) Configure(ctx context.Context, settings json.RawMes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	replacing := s.ing != nil
-	s.closeLocked()
+	s.closeLocked() // flushes the old ingest's counts before the new one loads them
+	if err := s.openStoreLocked(ctx, set.Store); err != nil {
+		return sdk.SettingErrors{{Path: "store", Message: err.Error()}}
+	}
+	if s.st != nil {
+		cfg.Store = s.st
+	}
 	ing, err := sentryingest.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -114,6 +129,29 @@ func (s *sentryIngestServer) Configure(ctx context.Context, settings json.RawMes
 	return nil
 }
 
+// openStoreLocked opens the state file the counts persist to, or closes
+// the one open when the settings no longer name it.
+func (s *sentryIngestServer) openStoreLocked(ctx context.Context, path string) error {
+	if path == s.stPath {
+		return nil
+	}
+	if s.st != nil {
+		if err := s.st.Close(); err != nil {
+			s.log.Warn("closing the error-count store", "path", s.stPath, "error", err)
+		}
+		s.st, s.stPath = nil, ""
+	}
+	if path == "" {
+		return nil
+	}
+	st, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		return fmt.Errorf("opening the store for error counts: %w", err)
+	}
+	s.st, s.stPath = st, path
+	return nil
+}
+
 func (s *sentryIngestServer) closeLocked() {
 	if s.ing == nil {
 		return
@@ -124,6 +162,15 @@ func (s *sentryIngestServer) closeLocked() {
 		s.log.Warn("closing the previous sentry ingest", "error", err)
 	}
 	s.ing, s.addr = nil, nil
+}
+
+// Close flushes the counts and closes the store when the host stops the
+// plugin.
+func (s *sentryIngestServer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+	return s.openStoreLocked(context.Background(), "")
 }
 
 func (s *sentryIngestServer) CheckHealth(context.Context) error {

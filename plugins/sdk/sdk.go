@@ -99,6 +99,8 @@ func (e SettingErrors) Error() string {
 
 // Provider is implemented by every plugin that takes settings or can tell
 // its health. Both methods are optional through ServeConfig.Provider == nil.
+// A Provider that is also an io.Closer is closed when the host stops the
+// plugin, to flush what it buffered; it has about two seconds.
 type Provider interface {
 	// Configure receives the provider's settings (a JSON object) and its
 	// secrets. Return SettingErrors to reject settings; any other error

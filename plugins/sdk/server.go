@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"time"
 
@@ -44,6 +45,14 @@ func Serve(cfg ServeConfig) {
 	detachStdin()
 	go watchParent(cfg.Logger)
 	plugin.Serve(ServeConfigFor(cfg))
+	// The host asked the plugin to stop. A provider that holds state
+	// (buffered counts, open files) gets to put it away: go-plugin waits
+	// about two seconds before it kills the process.
+	if c, ok := cfg.Provider.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			cfg.Logger.Warn("closing the provider", "error", err)
+		}
+	}
 }
 
 // ServeConfigFor builds the go-plugin configuration Serve uses, for tests
