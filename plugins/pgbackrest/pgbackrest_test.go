@@ -2,12 +2,8 @@ package pgbackrest
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,122 +105,10 @@ func TestMissingBinaryIsUnreadable(t *testing.T) {
 	}
 }
 
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// cluster is a real PostgreSQL 15 archiving into a real pgBackRest
-// repository, all under one directory owned by the postgres user.
-type cluster struct {
-	dir, conf string
-	asPG      []string
-}
-
-func startCluster(t *testing.T) cluster {
-	t.Helper()
-	tooltest.Require(t, "pgbackrest", "pgbackrest")
-	tooltest.Require(t, "runuser", "util-linux")
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		if os.Getenv("RIPCORD_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("PostgreSQL 15 not found at %s: install the Debian package postgresql", pgBin)
-		}
-		t.Skipf("PostgreSQL 15 not found at %s: install the Debian package postgresql", pgBin)
-	}
-	pg, err := user.Lookup("postgres")
-	if err != nil {
-		t.Fatalf("no postgres user: %v", err)
-	}
-	uid, _ := strconv.Atoi(pg.Uid)
-	gid, _ := strconv.Atoi(pg.Gid)
-	// t.TempDir is root-only; PostgreSQL refuses to run as root.
-	dir, err := os.MkdirTemp("", "ripcord-pgbackrest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	c := cluster{dir: dir, conf: filepath.Join(dir, "pgbackrest.conf")}
-	if os.Geteuid() == 0 {
-		c.asPG = []string{"runuser", "-u", "postgres", "--"}
-	}
-	c.run(t, filepath.Join(pgBin, "initdb"), "-D", filepath.Join(dir, "pg"), "-A", "trust", "-U", "postgres", "--no-sync")
-	port := freePort(t)
-	conf := fmt.Sprintf(`[global]
-repo1-path=%[1]s/repo
-lock-path=%[1]s/lock
-log-path=%[1]s/log
-spool-path=%[1]s/spool
-log-level-file=off
-start-fast=y
-compress-type=none
-
-[demo]
-pg1-path=%[1]s/pg
-pg1-port=%[2]d
-pg1-socket-path=%[1]s
-`, dir, port)
-	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pgconf := fmt.Sprintf(`
-port = %d
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '%s'
-wal_level = replica
-archive_mode = on
-archive_command = 'pgbackrest --config=%s --stanza=demo archive-push %%p'
-fsync = off
-`, port, dir, c.conf)
-	f, err := os.OpenFile(filepath.Join(dir, "pg", "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(pgconf); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	// Registered before the start so a half-started server is stopped too.
-	t.Cleanup(func() {
-		args := append(append([]string{}, c.asPG...), filepath.Join(pgBin, "pg_ctl"), "-D", filepath.Join(dir, "pg"), "-m", "immediate", "-w", "stop")
-		cmd := exec.Command(args[0], args[1:]...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("stopping PostgreSQL: %v\n%s", err, out)
-		}
-	})
-	c.run(t, filepath.Join(pgBin, "pg_ctl"), "-D", filepath.Join(dir, "pg"), "-l", filepath.Join(dir, "pg.log"), "-w", "start")
-	return c
-}
-
-func (c cluster) run(t *testing.T, args ...string) {
-	t.Helper()
-	args = append(append([]string{}, c.asPG...), args...)
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = c.dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(c.dir, "pg.log"))
-		t.Fatalf("%v: %v\n%s\n%s", args, err, out, log)
-	}
-}
-
-func (c cluster) pgbackrest(t *testing.T, args ...string) {
-	t.Helper()
-	c.run(t, append([]string{"pgbackrest", "--config=" + c.conf, "--stanza=demo", "--log-level-console=warn"}, args...)...)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestRealClusterBackups(t *testing.T) {
-	c := startCluster(t)
-	c.pgbackrest(t, "stanza-create")
-	p, err := New(Config{Set: "postgres", Stanza: "demo", ConfigPath: c.conf, Wrapper: c.asPG, BackupType: "incr"})
+	c := tooltest.StartPGCluster(t)
+	c.Pgbackrest(t, "stanza-create")
+	p, err := New(Config{Set: "postgres", Stanza: "demo", ConfigPath: c.Conf, Wrapper: c.AsPG, BackupType: "incr"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +130,7 @@ func TestRealClusterBackups(t *testing.T) {
 	}
 
 	before := time.Now().Truncate(time.Second) // epoch seconds
-	c.pgbackrest(t, "backup", "--type=full")
+	c.Pgbackrest(t, "backup", "--type=full")
 	midway := time.Now()
 	if err := p.RunNow(ctx, "postgres"); err != nil { // the incr
 		t.Fatal(err)
@@ -305,7 +189,7 @@ func TestRealClusterBackups(t *testing.T) {
 	}
 
 	// Damage a file of the full backup: verify must name the problem.
-	victim := filepath.Join(c.dir, "repo", "backup", "demo", full.Label, "pg_data", "PG_VERSION")
+	victim := filepath.Join(c.Dir, "repo", "backup", "demo", full.Label, "pg_data", "PG_VERSION")
 	if err := os.WriteFile(victim, []byte("99\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
