@@ -18,38 +18,15 @@ const (
 	GateLock       = "lock"
 )
 
+// GateNames lists every gate, in the order the docs give them.
+var GateNames = []string{GatePipeline, GateSoak, GateErrors, GateBackups, GateMigrations, GateBranch, GateLock}
+
 // GateSpec is one configured gate.
 type GateSpec struct {
 	Name string
 	// Soak is how long the same artifact must have run in the previous
 	// environment (the soak gate only).
 	Soak time.Duration
-}
-
-// ParseGate reads a gate as written in config: "pipeline", "soak 5m",
-// "errors", "backups", "migrations", "branch" or "lock".
-func ParseGate(s string) (GateSpec, error) {
-	fields := strings.Fields(s)
-	if len(fields) == 0 {
-		return GateSpec{}, fmt.Errorf("empty gate")
-	}
-	switch name := fields[0]; name {
-	case GatePipeline, GateErrors, GateBackups, GateMigrations, GateBranch, GateLock:
-		if len(fields) != 1 {
-			return GateSpec{}, fmt.Errorf("gate %q takes no argument", name)
-		}
-		return GateSpec{Name: name}, nil
-	case GateSoak:
-		if len(fields) != 2 {
-			return GateSpec{}, fmt.Errorf(`gate "soak" needs a duration, like "soak 5m"`)
-		}
-		d, err := time.ParseDuration(fields[1])
-		if err != nil || d <= 0 {
-			return GateSpec{}, fmt.Errorf("gate soak: %q is not a positive duration like 5m", fields[1])
-		}
-		return GateSpec{Name: name, Soak: d}, nil
-	}
-	return GateSpec{}, fmt.Errorf("unknown gate %q: want one of pipeline, soak DURATION, errors, backups, migrations, branch, lock", fields[0])
 }
 
 // Predecessor is what the previous environment says about the candidate.

@@ -248,13 +248,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 				oopts.Targets[core.Ref{Service: first, Env: e.Name}] = env.Target
 			}
 		}
-		for _, g := range e.Gates {
-			spec, err := core.ParseGate(g)
-			if err != nil {
-				return fmt.Errorf("%s: gate %q: %w", e.Pos, g, err)
-			}
-			env.Gates = append(env.Gates, spec)
-		}
+		env.Gates = e.GateSpecs
 		if env.Steps, err = rolloutSteps(e); err != nil {
 			return err
 		}

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ripcordhq/ripcord/core"
 )
 
 // noEnv is an environment with nothing set.
@@ -584,6 +587,28 @@ func TestDurationsAcceptDays(t *testing.T) {
 		if _, err := ParseDuration(bad); err == nil {
 			t.Errorf("ParseDuration(%q) accepted", bad)
 		}
+	}
+}
+
+// The gates reach the engine as written, with the config's durations:
+// "soak 2d" is two days, as everywhere else in ripcord.yaml.
+func TestGatesBecomeTheEnginesSpecs(t *testing.T) {
+	f, err := Load(filepath.Join("..", "..", "docs", "ripcord.example.yaml"), Options{Providers: BuiltinProviders, LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []core.GateSpec{{Name: "pipeline"}, {Name: "soak", Soak: 5 * time.Minute}, {Name: "errors"}, {Name: "backups"}, {Name: "migrations"}, {Name: "branch"}, {Name: "lock"}}
+	if got := f.Environments[1].GateSpecs; !slices.Equal(got, want) {
+		t.Fatalf("production gates = %+v, want %+v", got, want)
+	}
+	yaml := "project: shop\nservices: [{name: api}]\nenvironments:\n  - name: prod\n    target: {provider: local}\n    gates: [soak 2d, lock]\n"
+	f, err = Parse("ripcord.yaml", []byte(yaml), Options{Providers: BuiltinProviders, LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []core.GateSpec{{Name: "soak", Soak: 48 * time.Hour}, {Name: "lock"}}
+	if got := f.Environments[0].GateSpecs; !slices.Equal(got, want) {
+		t.Fatalf("gates = %+v, want %+v", got, want)
 	}
 }
 

@@ -6,6 +6,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/ripcordhq/ripcord/core"
 )
 
 // File is a loaded ripcord.yaml.
@@ -44,14 +46,16 @@ type Migrations struct {
 
 // Environment is one place a service runs.
 type Environment struct {
-	Name     string    `yaml:"name" required:"true" doc:"Environment name, unique in the project."`
-	From     string    `yaml:"from" doc:"The environment releases are promoted from; the artifact digest must match."`
-	Target   *Provider `yaml:"target" required:"true" doc:"The deploy target."`
-	Errors   *Provider `yaml:"errors" doc:"The error source watched after a rollout."`
-	Backups  []Backup  `yaml:"backups" doc:"Backup sets whose freshness gates promotion."`
-	Gates    []string  `yaml:"gates" doc:"Gates checked before promote: pipeline, soak DURATION, errors, backups, migrations, branch, lock."`
-	Rollout  []Step    `yaml:"rollout" doc:"Rollout steps; empty means one step to 100%."`
-	Rollback Rollback  `yaml:"rollback" doc:"Rollback policy."`
+	Name    string    `yaml:"name" required:"true" doc:"Environment name, unique in the project."`
+	From    string    `yaml:"from" doc:"The environment releases are promoted from; the artifact digest must match."`
+	Target  *Provider `yaml:"target" required:"true" doc:"The deploy target."`
+	Errors  *Provider `yaml:"errors" doc:"The error source watched after a rollout."`
+	Backups []Backup  `yaml:"backups" doc:"Backup sets whose freshness gates promotion."`
+	Gates   []string  `yaml:"gates" doc:"Gates checked before promote: pipeline, soak DURATION, errors, backups, migrations, branch, lock."`
+	// GateSpecs are Gates as the engine takes them, filled in by Load.
+	GateSpecs []core.GateSpec `yaml:"-"`
+	Rollout   []Step          `yaml:"rollout" doc:"Rollout steps; empty means one step to 100%."`
+	Rollback  Rollback        `yaml:"rollback" doc:"Rollback policy."`
 	// Confirm is how a person confirms a dangerous action: y, or type-name
 	// (type the service name).
 	Confirm string      `yaml:"confirm" enum:"y,type-name" doc:"How dangerous actions are confirmed: y, or type-name."`

@@ -5,10 +5,11 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/ripcordhq/ripcord/core"
 )
 
 // Gates a promotion can wait on; "soak" takes a duration ("soak 5m").
-var gateNames = []string{"pipeline", "soak", "errors", "backups", "migrations", "branch", "lock"}
 
 // validator checks what the decoder cannot: names, references between
 // parts of the file, and values that only make sense together.
@@ -192,8 +193,8 @@ func (v *validator) gates(i int) {
 			continue
 		}
 		name, args := fields[0], fields[1:]
-		if !slices.Contains(gateNames, name) {
-			v.errs.add(pos, "%s: unknown gate %q%s gates are pipeline, soak DURATION, errors, backups, migrations, branch, lock", gp, g, didYouMeanSep(name, gateNames))
+		if !slices.Contains(core.GateNames, name) {
+			v.errs.add(pos, "%s: unknown gate %q%s gates are pipeline, soak DURATION, errors, backups, migrations, branch, lock", gp, g, didYouMeanSep(name, core.GateNames))
 			continue
 		}
 		if seen[name] {
@@ -201,14 +202,17 @@ func (v *validator) gates(i int) {
 			continue
 		}
 		seen[name] = true
-		if name == "soak" {
+		if name == core.GateSoak {
 			if len(args) != 1 {
 				v.errs.add(pos, "%s: soak needs one duration, like \"soak 5m\"", gp)
 				continue
 			}
-			if d, err := ParseDuration(args[0]); err != nil || d <= 0 {
+			d, err := ParseDuration(args[0])
+			if err != nil || d <= 0 {
 				v.errs.add(pos, "%s: expected a duration like 24h or 5m after soak, got %q", gp, args[0])
+				continue
 			}
+			e.GateSpecs = append(e.GateSpecs, core.GateSpec{Name: name, Soak: d.D()})
 			continue
 		}
 		if len(args) > 0 {
@@ -216,10 +220,12 @@ func (v *validator) gates(i int) {
 			continue
 		}
 		switch {
-		case name == "errors" && e.Errors == nil:
+		case name == core.GateErrors && e.Errors == nil:
 			v.errs.add(pos, "%s: gate \"errors\" needs an errors provider in %s", gp, p)
-		case name == "backups" && len(e.Backups) == 0:
+		case name == core.GateBackups && len(e.Backups) == 0:
 			v.errs.add(pos, "%s: gate \"backups\" needs at least one backup in %s", gp, p)
+		default:
+			e.GateSpecs = append(e.GateSpecs, core.GateSpec{Name: name})
 		}
 	}
 }
