@@ -92,6 +92,8 @@ type Engine struct {
 	// instead of taking (and releasing) their own.
 	hold sync.Mutex
 	held map[Ref]Lock
+	// beats stops the heartbeat of each lock this engine holds, by token.
+	beats map[string]chan struct{}
 }
 
 // NewEngine builds an engine over a store.
@@ -111,6 +113,7 @@ func NewEngine(o EngineOptions) *Engine {
 		subs:       map[*Subscription]struct{}{},
 		handlers:   map[CommandKind]Handler{},
 		held:       map[Ref]Lock{},
+		beats:      map[string]chan struct{}{},
 	}
 	e.handlers[CmdLock] = lockHandler
 	e.handlers[CmdUnlock] = unlockHandler
@@ -265,8 +268,53 @@ func (e *Engine) AcquireLock(ctx context.Context, ref Ref, actor Actor, reason s
 	if err != nil {
 		return Lock{}, err
 	}
+	e.keepAlive(got)
 	e.Publish(Event{Kind: EvLock, Ref: ref, Final: true, Lock: &got})
 	return got, nil
+}
+
+// keepAlive heartbeats l every third of the TTL until it is released, so
+// an operation (or a CLI command following a rollout) that lasts longer
+// than the TTL keeps its lock, while a process that dies loses it within
+// one TTL. A lock found taken over is published as a notice and no longer
+// heartbeated.
+func (e *Engine) keepAlive(l Lock) {
+	e.hold.Lock()
+	defer e.hold.Unlock()
+	if _, ok := e.beats[l.Token]; ok {
+		return // re-acquired by its holder: already beating
+	}
+	stop := make(chan struct{})
+	e.beats[l.Token] = stop
+	go func() {
+		t := time.NewTicker(e.lockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), e.lockTTL/3)
+			err := e.store.Heartbeat(ctx, l.Ref, l.Token, e.clock().Add(e.lockTTL))
+			cancel()
+			if errors.Is(err, ErrLockLost) {
+				e.stopBeat(l.Token)
+				e.Publish(Event{Kind: EvNotice, Ref: l.Ref, Final: true, Notice: fmt.Sprintf("lock on %s held by %s was lost: it expired or was taken over", l.Ref, l.Holder)})
+				return
+			}
+		}
+	}()
+}
+
+// stopBeat ends the heartbeat of the lock with token, if it runs.
+func (e *Engine) stopBeat(token string) {
+	e.hold.Lock()
+	defer e.hold.Unlock()
+	if stop, ok := e.beats[token]; ok {
+		close(stop)
+		delete(e.beats, token)
+	}
 }
 
 // ReleaseLock gives a lock back and publishes that.
@@ -277,6 +325,7 @@ func (e *Engine) ReleaseLock(ctx context.Context, l Lock) error {
 	if ok && h.Token == l.Token {
 		return nil // Hold's caller gives it back with Unhold
 	}
+	e.stopBeat(l.Token)
 	if err := e.store.ReleaseLock(ctx, l.Ref, l.Token); err != nil {
 		return fmt.Errorf("release lock %s: %w", l.Ref, err)
 	}

@@ -157,3 +157,51 @@ func TestHoldIsReusedByCommandsAndReleasedByUnhold(t *testing.T) {
 		t.Fatalf("after Unhold: %v", err)
 	}
 }
+
+// A lock held longer than its TTL by a live process stays held: the
+// engine heartbeats it, so a CLI following a long rollout is not
+// overtaken by a rival. When someone forces it away, the first holder is
+// told instead of carrying on as if it still held it.
+func TestHeldLockOutlivesItsTTLWhileTheHolderLives(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	const ttl = 600 * time.Millisecond
+	open := func() *core.Engine {
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, LockTTL: ttl})
+	}
+	a, b := open(), open()
+	ana, bo := core.Actor{Name: "ana"}, core.Actor{Name: "bo"}
+	if err := a.Hold(ctx, ref, ana, "promote --wait", false); err != nil {
+		t.Fatal(err)
+	}
+	// Let two and a half TTLs pass: without a heartbeat the lock is long
+	// expired by then.
+	<-time.After(5 * ttl / 2)
+	var held *core.LockHeldError
+	if err := b.Hold(ctx, ref, bo, "rollback", false); !errors.As(err, &held) || held.Lock.Holder.Name != "ana" {
+		t.Fatalf("bo's hold after %s = %v; want refused naming ana", 5*ttl/2, err)
+	}
+
+	_, sub := a.Subscribe()
+	defer sub.Close()
+	if err := b.Hold(ctx, ref, bo, "incident", true); err != nil {
+		t.Fatalf("forcing the lock: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		ev, err := sub.Next(wctx)
+		if err != nil {
+			t.Fatalf("ana's engine never noticed it lost the lock: %v", err)
+		}
+		if ev.Kind == core.EvNotice && ev.Notice == "lock on api/production held by ana was lost: it expired or was taken over" {
+			break
+		}
+	}
+}
