@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,10 @@ type issueMeta struct {
 type refCounts struct {
 	buckets map[int64]map[series]*cell // bucket start, unix seconds
 	issues  map[string]*issueMeta      // by fingerprint
+	// names holds one copy of each release, level, project and
+	// fingerprint string, so the cells of one issue share it instead of
+	// keeping a copy per bucket (and never pin a request's buffer).
+	names   map[string]string
 	loaded  bool
 	loading chan struct{} // closed when the load finished
 }
@@ -83,10 +88,31 @@ func bucketOf(t time.Time) int64 {
 func (c *counter) refLocked(ref core.Ref) *refCounts {
 	rc := c.refs[ref]
 	if rc == nil {
-		rc = &refCounts{buckets: map[int64]map[series]*cell{}, issues: map[string]*issueMeta{}}
+		rc = &refCounts{buckets: map[int64]map[series]*cell{}, issues: map[string]*issueMeta{}, names: map[string]string{}}
 		c.refs[ref] = rc
 	}
 	return rc
+}
+
+// maxNames bounds the intern table of one environment; past it strings
+// are kept as they come (the cell cap still bounds memory).
+const maxNames = 100_000
+
+func (rc *refCounts) intern(s string) string {
+	if v, ok := rc.names[s]; ok {
+		return v
+	}
+	if len(rc.names) >= maxNames {
+		return strings.Clone(s)
+	}
+	s = strings.Clone(s)
+	rc.names[s] = s
+	return s
+}
+
+// key is the series of an event, its strings interned.
+func (rc *refCounts) key(project, release, level, fingerprint string) series {
+	return series{project: rc.intern(project), release: rc.intern(release), level: rc.intern(level), fingerprint: rc.intern(fingerprint)}
 }
 
 // overflowFingerprint replaces fingerprints once the table is full, so a
@@ -107,6 +133,9 @@ func (c *counter) add(project string, ref core.Ref, ev Event, now time.Time) {
 	}
 	s := series{project: project, release: ev.Release, level: ev.Level, fingerprint: ev.Fingerprint}
 	cl := row[s]
+	if cl == nil {
+		s = rc.key(project, ev.Release, ev.Level, ev.Fingerprint) // this series is kept: intern it
+	}
 	if cl == nil && c.maxCells > 0 && c.cells >= c.maxCells {
 		s.fingerprint = overflowFingerprint
 		ev.Title = overflowFingerprint
@@ -185,7 +214,7 @@ func (c *counter) load(ctx context.Context, store CountStore, ref core.Ref, now 
 			row = map[series]*cell{}
 			rc.buckets[b] = row
 		}
-		s := series{project: r.Project, release: r.Release, level: r.Level, fingerprint: r.Fingerprint}
+		s := rc.key(r.Project, r.Release, r.Level, r.Fingerprint)
 		cl := row[s]
 		if cl == nil {
 			cl = &cell{}

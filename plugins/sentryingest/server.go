@@ -49,7 +49,8 @@ type Config struct {
 	Burst           int     // events; default 2000
 	// MaxCells caps distinct (bucket, project, release, level,
 	// fingerprint) counters kept in memory; past it new fingerprints
-	// count under one overflow issue. Default 1,000,000.
+	// count under one overflow issue. Default 250,000: about 25 MiB, a
+	// day of 10 s buckets for 3 releases with 10 issues each.
 	MaxCells int
 
 	Retention  time.Duration // default 24h
@@ -89,7 +90,7 @@ func (c *Config) setDefaults() {
 		c.Burst = DefaultBurst
 	}
 	if c.MaxCells <= 0 {
-		c.MaxCells = 1_000_000
+		c.MaxCells = 250_000
 	}
 	if c.Retention <= 0 {
 		c.Retention = 24 * time.Hour
