@@ -35,6 +35,10 @@ func (m *Model) disabled(kind core.CommandKind) string {
 		if cur == "" && !hasDep {
 			return "nothing to roll back: no release runs in " + ref.Env
 		}
+	case core.CmdBackupNow:
+		if len(m.snap.Backups[ref]) == 0 {
+			return "nothing to back up: no backup sets reported in " + ref.Env
+		}
 	}
 	return ""
 }
@@ -244,6 +248,42 @@ func (m *Model) actionDialog(kind core.CommandKind) *confirmDialog {
 	return c
 }
 
+// backupSets are the backup sets of ref, by name.
+func (m *Model) backupSets(ref core.Ref) []core.Freshness {
+	sets := make([]core.Freshness, 0, len(m.snap.Backups[ref]))
+	for _, f := range m.snap.Backups[ref] {
+		sets = append(sets, f)
+	}
+	sort.Slice(sets, func(i, j int) bool { return sets[i].Facts.Set < sets[j].Facts.Set })
+	return sets
+}
+
+// backupDialog states what backing up one set now will do. The engine
+// carries the set's name in the command's Version, as the CLI's
+// `ripcord backup --set` does.
+func (m *Model) backupDialog(ref core.Ref, f core.Freshness) *confirmDialog {
+	set := f.Facts.Set
+	c := &confirmDialog{cmd: core.Command{Kind: core.CmdBackupNow, Ref: ref, Version: set, Actor: m.opts.Actor}}
+	c.title = fmt.Sprintf("back up now %s in %s: %s", ref.Service, ref.Env, set)
+	tool := ""
+	if f.Facts.Tool != "" {
+		tool = " (" + f.Facts.Tool + ")"
+	}
+	c.lines = append(c.lines, fmt.Sprintf(" runs the %s backup%s now, where its provider can; the run is audited", set, tool))
+	st, word := m.freshWord(f)
+	newest := " newest " + set + " backup: " + m.lastBackup(f) + " " + st.Render(word)
+	if f.Expected > 0 {
+		newest += m.st.muted.Render(" (expected every " + dur(f.Expected) + ")")
+	}
+	c.lines = append(c.lines, newest)
+	if f.Reason != "" {
+		c.lines = append(c.lines, " "+m.st.warn.Render(f.Reason))
+	}
+	c.lines = append(c.lines, "")
+	c.lines = append(c.lines, m.tailLines(ref)...)
+	return c
+}
+
 // rollbackDialog states exactly what the chosen rollback will do.
 func (m *Model) rollbackDialog(p *picker) *confirmDialog {
 	ref := p.ref
@@ -314,6 +354,8 @@ type pipeRow struct {
 	text   string
 	target string
 	steps  []string // what its log shows; several stages on a merged row
+	name   string   // the stage's or step's own name, what a filter matches
+	stage  string   // a step's stage; "" on a stage's row
 }
 
 // moveStep moves the pipeline selection one row.

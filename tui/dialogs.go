@@ -86,11 +86,17 @@ func newPicker(ref core.Ref, from string, deps []core.Deployment, kept []string)
 func (p *picker) chosen() historyItem { return p.items[p.sel] }
 
 func (p *picker) update(k tea.KeyPressMsg, keys keyMap) pickAction {
+	return pickKey(k, keys, &p.sel, len(p.items))
+}
+
+// pickKey answers a key in any picker of n items: it moves *sel or says
+// the person chose or cancelled.
+func pickKey(k tea.KeyPressMsg, keys keyMap, sel *int, n int) pickAction {
 	switch {
 	case key.Matches(k, keys.Up):
-		p.sel = max(p.sel-1, 0)
+		*sel = max(*sel-1, 0)
 	case key.Matches(k, keys.Down):
-		p.sel = min(p.sel+1, len(p.items)-1)
+		*sel = min(*sel+1, n-1)
 	case key.Matches(k, keys.Choose):
 		return pickChoose
 	case key.Matches(k, keys.Back), key.Matches(k, keys.Quit):
@@ -134,8 +140,46 @@ func (p *picker) view(m *Model, now time.Time, w, h int) []string {
 		}
 		c = append(c, line)
 	}
-	c = append(c, "", " "+s.accent.Render("↑/↓")+" move   "+s.accent.Render("enter")+" choose   "+s.accent.Render("esc")+" cancel")
+	c = append(c, "", pickerHints(s))
 	return m.box("Rollback "+p.ref.Env+" · history", c, w, h)
+}
+
+// pickerHints is how to answer any picker.
+func pickerHints(s styles) string {
+	return " " + s.accent.Render("↑/↓") + " move   " + s.accent.Render("enter") + " choose   " + s.accent.Render("esc") + " cancel"
+}
+
+// setPicker chooses which backup set of one environment to back up now.
+type setPicker struct {
+	ref  core.Ref
+	sets []core.Freshness // by set name
+	sel  int
+}
+
+func (p *setPicker) chosen() core.Freshness { return p.sets[p.sel] }
+
+func (p *setPicker) update(k tea.KeyPressMsg, keys keyMap) pickAction {
+	return pickKey(k, keys, &p.sel, len(p.sets))
+}
+
+func (p *setPicker) view(m *Model, w, h int) []string {
+	s := m.st
+	c := []string{
+		"",
+		" " + s.text.Render(fmt.Sprintf("back up %s in %s now: which set?", p.ref.Service, p.ref.Env)),
+		"",
+	}
+	for i, f := range p.sets {
+		mark := "  "
+		if i == p.sel {
+			mark = s.accent.Render("▸ ")
+		}
+		st, word := m.freshWord(f)
+		c = append(c, " "+mark+s.text.Render(pad(f.Facts.Set, 12))+" "+s.muted.Render(pad(f.Facts.Tool, 11))+" "+
+			pad(m.lastBackup(f), 10)+" "+st.Render(word))
+	}
+	c = append(c, "", pickerHints(s))
+	return m.box("Back up now · "+p.ref.Env, c, w, h)
 }
 
 // confirmDialog is the last word before a command goes to the engine. It

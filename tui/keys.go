@@ -10,18 +10,24 @@ type keyMap struct {
 	Rollback    key.Binding
 	Abort       key.Binding
 	Pause       key.Binding
+	Backup      key.Binding
 	Logs        key.Binding
-	Env         key.Binding
-	Service     key.Binding
-	Focus       key.Binding
-	FocusBack   key.Binding
-	Open        key.Binding
-	Up          key.Binding
-	Down        key.Binding
-	Theme       key.Binding
-	Mouse       key.Binding
-	Help        key.Binding
-	Quit        key.Binding
+	Filter      key.Binding
+	// Palette and PaletteChord both open the command palette; they are
+	// two bindings so the footer can show the short one and help both.
+	Palette      key.Binding
+	PaletteChord key.Binding
+	Env          key.Binding
+	Service      key.Binding
+	Focus        key.Binding
+	FocusBack    key.Binding
+	Open         key.Binding
+	Up           key.Binding
+	Down         key.Binding
+	Theme        key.Binding
+	Mouse        key.Binding
+	Help         key.Binding
+	Quit         key.Binding
 	// Confirm and Cancel answer a confirmation dialog.
 	Confirm key.Binding
 	Cancel  key.Binding
@@ -37,18 +43,24 @@ func defaultKeys() keyMap {
 		Rollback:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rollback")),
 		Abort:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "abort")),
 		Pause:       key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause")),
+		Backup:      key.NewBinding(key.WithKeys("b"), key.WithHelp("b", "back up now")),
 		Logs:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "logs")),
-		Env:         key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "next environment")),
-		Service:     key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1-9", "service")),
-		Focus:       key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
-		FocusBack:   key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
-		Open:        key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open step log")),
-		Up:          key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:        key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		Theme:       key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "next theme")),
-		Mouse:       key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "mouse on/off")),
-		Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Filter:      key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		// ctrl+p only opens a list; no chord ever performs an action, so a
+		// slip of the fingers (or a tmux prefix) cannot change production.
+		Palette:      key.NewBinding(key.WithKeys(":"), key.WithHelp(":", "commands")),
+		PaletteChord: key.NewBinding(key.WithKeys("ctrl+p"), key.WithHelp("ctrl+p", "commands")),
+		Env:          key.NewBinding(key.WithKeys("e"), key.WithHelp("e", "next environment")),
+		Service:      key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1-9", "service")),
+		Focus:        key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
+		FocusBack:    key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
+		Open:         key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open step log")),
+		Up:           key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:         key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Theme:        key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "next theme")),
+		Mouse:        key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "mouse on/off")),
+		Help:         key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:         key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		// Only y confirms: Enter is what a person presses by reflex, so on
 		// a destructive action it must mean cancel.
 		Confirm: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "confirm")),
@@ -60,14 +72,20 @@ func defaultKeys() keyMap {
 
 // ShortHelp is the footer's list of hints.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Promote, k.Rollback, k.Abort, k.Pause, k.Logs, k.Help, k.Quit}
+	return []key.Binding{k.Promote, k.Rollback, k.Abort, k.Pause, k.Logs, k.Filter, k.Palette, k.Help, k.Quit}
+}
+
+// footerDropOrder is which hints a narrow footer gives up first; the
+// actions and ? (which lists everything) always keep their place.
+func (k keyMap) footerDropOrder() []key.Binding {
+	return []key.Binding{k.Filter, k.Quit, k.Palette, k.Logs}
 }
 
 // FullHelp is the `?` screen, one column per group.
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.Promote, k.FullPromote, k.Rollback, k.Abort, k.Pause},
-		{k.Logs, k.Open, k.Up, k.Down, k.Focus, k.FocusBack},
+		{k.Promote, k.FullPromote, k.Rollback, k.Abort, k.Pause, k.Backup},
+		{k.Logs, k.Filter, k.Palette, k.PaletteChord, k.Open, k.Up, k.Down, k.Focus, k.FocusBack},
 		{k.Env, k.Service, k.Theme, k.Mouse, k.Help, k.Quit},
 		{k.Confirm, k.Cancel, k.Choose, k.Back},
 	}

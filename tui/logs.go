@@ -67,9 +67,15 @@ type logFilter struct {
 	// steps, when set, keeps lines of those stages or steps ("stage" or
 	// "stage/step"), whatever run prefix the source carries.
 	steps []string
+	// text, when set, keeps lines holding it, ignoring case: what the
+	// person typed after /.
+	text string
 }
 
 func (f logFilter) keep(e logEntry) bool {
+	if f.text != "" && !containsFold(e.text, f.text) {
+		return false
+	}
 	if len(f.steps) > 0 {
 		for _, st := range f.steps {
 			if e.source == st || strings.HasSuffix(e.source, "/"+st) ||
@@ -90,6 +96,7 @@ type logView struct {
 	seen   uint64 // ring generation last rendered
 	follow bool   // stick to the newest line
 	count  int
+	typing bool // the person is typing the text filter
 }
 
 func newLogView(f logFilter) *logView {
@@ -124,6 +131,17 @@ func (l *logView) refresh(r *ring, w, h int) {
 	l.vp.SetContentLines(lines)
 	if l.follow {
 		l.vp.GotoBottom()
+	}
+}
+
+// setText changes the text filter; the next refresh re-reads the ring
+// through it. The underlying lines are untouched: clearing the filter
+// brings every one back.
+func (l *logView) setText(q string) {
+	if q != l.filter.text {
+		l.filter.text = q
+		l.seen = ^uint64(0)
+		l.follow = true
 	}
 }
 

@@ -85,6 +85,8 @@ const (
 	modeLogs
 	modeHelp
 	modeQuit
+	modePalette
+	modeSetPicker // which backup set to back up now
 )
 
 // pane is one of the main screen's panes, in tab order.
@@ -97,6 +99,9 @@ const (
 	paneActivity
 	paneCount
 )
+
+// paneNames are the panes' names as titles and the status line say them.
+var paneNames = [paneCount]string{"Pipeline", "Errors", "Backups", "Activity"}
 
 // Model is the console's root model: it owns the snapshot and routes
 // keys to whichever component has the keyboard.
@@ -119,9 +124,17 @@ type Model struct {
 
 	mode    mode
 	picker  *picker
+	sets    *setPicker
 	confirm *confirmDialog
 	logView *logView
+	palette *palette
 	loading core.Ref // rollback history being read
+
+	// filter narrows each pane's lines; filtering means the person is
+	// typing the focused pane's. helpQuery narrows the help.
+	filter    [paneCount]string
+	filtering bool
+	helpQuery string
 
 	status    string
 	statusBad bool
@@ -287,11 +300,32 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tea.MouseMsg:
-		if m.mode == modeLogs && m.logView != nil {
-			return m, m.logView.update(msg)
-		}
+		return m, m.mouseEvent(msg)
 	}
 	return m, nil
+}
+
+// mouseEvent focuses the pane a person clicks and scrolls the log viewer
+// with the wheel. With the mouse off the terminal should send nothing,
+// and whatever arrives anyway is ignored.
+func (m *Model) mouseEvent(msg tea.MouseMsg) tea.Cmd {
+	if !m.mouse {
+		return nil
+	}
+	switch msg := msg.(type) {
+	case tea.MouseClickMsg:
+		if msg.Button != tea.MouseLeft || m.mode != modeMain || m.filtering {
+			return nil
+		}
+		if p, ok := m.layout().paneAt(msg.X, msg.Y); ok && p != m.focus {
+			m.setFocus(p)
+		}
+	case tea.MouseWheelMsg:
+		if m.mode == modeLogs && m.logView != nil {
+			return m.logView.update(msg)
+		}
+	}
+	return nil
 }
 
 // flush folds every queued event into the snapshot and returns what to
@@ -369,15 +403,36 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			m.setStatus(fmt.Sprintf("%s refused: %q is not the service name %q", c.cmd.Kind, c.typed, c.typeName), true)
 		}
 		return nil
-	case modeLogs:
-		if key.Matches(k, m.keys.Back) || key.Matches(k, m.keys.Quit) || key.Matches(k, m.keys.Logs) {
-			m.logView, m.mode = nil, modeMain
-			return nil
+	case modeSetPicker:
+		switch m.sets.update(k, m.keys) {
+		case pickChoose:
+			p := m.sets
+			m.sets = nil
+			m.openConfirm(m.backupDialog(p.ref, p.chosen()))
+		case pickCancel:
+			m.sets, m.mode = nil, modeMain
+			m.setStatus(string(core.CmdBackupNow)+" cancelled", false)
 		}
-		return m.logView.update(k)
+		return nil
+	case modeLogs:
+		return m.logKey(k)
 	case modeHelp:
-		if key.Matches(k, m.keys.Help) || key.Matches(k, m.keys.Back) || key.Matches(k, m.keys.Quit) {
-			m.mode = modeMain
+		// Letters search, so only ?, esc and ctrl+c close the help.
+		switch {
+		case key.Matches(k, m.keys.Help), key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
+			m.mode, m.helpQuery = modeMain, ""
+		default:
+			editQuery(&m.helpQuery, k)
+		}
+		return nil
+	case modePalette:
+		switch m.palette.update(k, m.keys) {
+		case paletteRun:
+			it := m.palette.chosen()
+			m.palette, m.mode = nil, modeMain
+			return m.key(it.press)
+		case paletteClose:
+			m.palette, m.mode = nil, modeMain
 		}
 		return nil
 	case modeQuit:
@@ -387,6 +442,10 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		case key.Matches(k, m.keys.Cancel):
 			m.mode = modeMain
 		}
+		return nil
+	}
+	if m.filtering {
+		m.filterKey(k)
 		return nil
 	}
 	switch {
@@ -412,6 +471,17 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 			kind = core.CmdResume
 		}
 		m.act(kind)
+	case key.Matches(k, m.keys.Backup):
+		m.startBackup()
+	case key.Matches(k, m.keys.Palette), key.Matches(k, m.keys.PaletteChord):
+		m.palette, m.mode = newPalette(m.paletteItems()), modePalette
+	case key.Matches(k, m.keys.Filter):
+		m.filtering = true
+	case key.Matches(k, m.keys.Back):
+		if m.filter[m.focus] != "" {
+			m.filter[m.focus] = ""
+			m.setStatus("filter cleared", false)
+		}
 	case key.Matches(k, m.keys.Logs):
 		ref := m.focusRef()
 		m.openLogs(logFilter{title: "Logs · " + ref.String(), ref: ref})
@@ -438,6 +508,76 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.setStatus("mouse "+onOff(m.mouse), false)
 	}
 	return nil
+}
+
+// filterKey edits the focused pane's filter: enter keeps it, esc clears
+// it. The pane re-renders as the person types; the cache key carries the
+// filter, so nothing stale is shown.
+func (m *Model) filterKey(k tea.KeyPressMsg) {
+	switch {
+	case key.Matches(k, m.keys.Choose):
+		m.filtering = false
+		if m.filter[m.focus] == "" {
+			m.status = ""
+		} else {
+			m.setStatus(fmt.Sprintf("%s filtered by %q; esc clears", paneNames[m.focus], m.filter[m.focus]), false)
+		}
+	case key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
+		m.filtering, m.filter[m.focus] = false, ""
+		m.status = ""
+	default:
+		editQuery(&m.filter[m.focus], k)
+	}
+}
+
+// logKey answers a key in the log viewer: / types a filter over the log
+// lines; esc clears a filter before it closes the viewer.
+func (m *Model) logKey(k tea.KeyPressMsg) tea.Cmd {
+	lv := m.logView
+	if lv.typing {
+		q := lv.filter.text
+		switch {
+		case key.Matches(k, m.keys.Choose):
+			lv.typing = false
+		case key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
+			lv.typing, q = false, ""
+		default:
+			editQuery(&q, k)
+		}
+		lv.setText(q)
+		m.refreshLogs()
+		return nil
+	}
+	switch {
+	case key.Matches(k, m.keys.Filter):
+		lv.typing = true
+		return nil
+	case key.Matches(k, m.keys.Back) && lv.filter.text != "":
+		lv.setText("")
+		m.refreshLogs()
+		return nil
+	case key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit), key.Matches(k, m.keys.Logs):
+		m.logView, m.mode = nil, modeMain
+		return nil
+	}
+	return lv.update(k)
+}
+
+// startBackup backs up one set of the focused environment now: straight
+// to the confirmation when it has one set, through a picker when several.
+func (m *Model) startBackup() {
+	if why := m.disabled(core.CmdBackupNow); why != "" {
+		m.setStatus(fmt.Sprintf("%s refused: %s", core.CmdBackupNow, why), true)
+		return
+	}
+	ref := m.focusRef()
+	sets := m.backupSets(ref)
+	if len(sets) == 1 {
+		m.openConfirm(m.backupDialog(ref, sets[0]))
+		return
+	}
+	m.sets, m.mode = &setPicker{ref: ref, sets: sets}, modeSetPicker
+	m.status = ""
 }
 
 func (m *Model) quit() tea.Cmd {

@@ -30,6 +30,10 @@ func press(s string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyDown}
 	case "up":
 		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "ctrl+p":
+		return tea.KeyPressMsg{Code: 'p', Mod: tea.ModCtrl}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
 	}
 	r := []rune(s)[0]
 	return tea.KeyPressMsg{Code: r, Text: s}
@@ -301,9 +305,9 @@ func TestTypeNameOnlyWhereConfigured(t *testing.T) {
 func TestReadOnlyRefusesWithReason(t *testing.T) {
 	o := testOptions()
 	o.ReadOnly, o.ReadOnlyReason = true, "guest session over SSH"
-	m, _, rec := newConsole(t, canarySnapshot(), o, core.CmdPromote, core.CmdRollback, core.CmdAbort, core.CmdPause)
+	m, _, rec := newConsole(t, canarySnapshot(), o, core.CmdPromote, core.CmdRollback, core.CmdAbort, core.CmdPause, core.CmdBackupNow)
 	wide(m)
-	for _, k := range []string{"p", "P", "r", "a", "space"} {
+	for _, k := range []string{"p", "P", "r", "a", "space", "b"} {
 		if cmd := update(m, press(k)); cmd != nil {
 			t.Fatalf("%s returned a command in read-only mode", k)
 		}

@@ -1,8 +1,10 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -13,9 +15,6 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 )
-
-// twoColumnMin is the width from which panes sit side by side.
-const twoColumnMin = 120
 
 // View renders the whole screen. The frame is rebuilt only when a message
 // changed something or the clock ticked; panes keep their own caches.
@@ -47,53 +46,84 @@ func (c *paneCache) get(key string, build func() []string) []string {
 }
 
 // cached renders pane p through its cache; extra adds what else the pane
-// depends on.
+// depends on. The pane's filter is part of the key: typing one rebuilds
+// the pane, clearing it brings the unfiltered lines back.
 func (m *Model) cached(p pane, w, h int, extra string, build func() []string) []string {
-	key := fmt.Sprint(m.rev[p], w, h, m.focus == p, m.service, m.env, extra)
+	key := fmt.Sprint(m.rev[p], w, h, m.focus == p, m.service, m.env, m.filterLabel(p), extra)
 	return m.caches[p].get(key, build)
 }
 
 func (m *Model) render(now time.Time) string {
-	w, h := max(m.w, 20), max(m.h, 6)
+	w, h := m.screenSize()
 	lines := make([]string, 0, h)
 	lines = append(lines, fit(m.header(now, w), w))
 	lines = append(lines, fit(m.needsYou(now), w))
-	body := h - 4
-	switch {
-	case m.mode == modeConfirm:
+	body := h - headerRows - footerRows
+	switch m.mode {
+	case modeConfirm:
 		lines = append(lines, m.confirm.view(m, w, body)...)
-	case m.mode == modePicker:
+	case modePicker:
 		lines = append(lines, m.picker.view(m, now, w, body)...)
-	case m.mode == modeLogs:
+	case modeSetPicker:
+		lines = append(lines, m.sets.view(m, w, body)...)
+	case modeLogs:
 		lines = append(lines, m.logBox(w, body)...)
-	case m.mode == modeHelp:
+	case modeHelp:
 		lines = append(lines, m.helpBox(w, body)...)
-	case m.mode == modeQuit:
+	case modeQuit:
 		lines = append(lines, m.quitBox(w, body)...)
-	case w >= twoColumnMin:
-		lw := w / 2
-		rw := w - lw
-		top := body / 2
-		left := append(m.pipelinePane(now, lw, top), m.activityPane(lw, body-top)...)
-		etop := body - max(min(body/2, len(m.backups())+2), 3)
-		right := append(m.errorsPane(rw, etop), m.backupsPane(now, rw, body-etop)...)
-		for i := range body {
-			lines = append(lines, left[i]+right[i])
-		}
 	default:
-		// Stacked: each pane gets a share, the ones with the most to say a
-		// little more.
-		hs := split(body, []int{3, 3, 2, 2})
-		lines = append(lines, m.pipelinePane(now, w, hs[0])...)
-		lines = append(lines, m.errorsPane(w, hs[1])...)
-		lines = append(lines, m.backupsPane(now, w, hs[2])...)
-		lines = append(lines, m.activityPane(w, hs[3])...)
+		l := m.layout()
+		lines = m.appendPanes(lines, now, l)
+		if m.mode == modePalette {
+			m.palette.overlay(m, lines, w, l.body)
+		}
 	}
-	lines = append(lines, fit(m.statusLine(), w), fit(m.footer(), w))
+	lines = append(lines, fit(m.statusLine(), w), fit(m.footer(w), w))
 	if len(lines) > h {
 		lines = lines[:h]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// appendPanes draws the panes where the layout puts them, row by row.
+func (m *Model) appendPanes(lines []string, now time.Time, l screenLayout) []string {
+	var drawn [paneCount][]string
+	for p, r := range l.panes {
+		switch pane(p) {
+		case panePipeline:
+			drawn[p] = m.pipelinePane(now, r.w, r.h)
+		case paneErrors:
+			drawn[p] = m.errorsPane(r.w, r.h)
+		case paneBackups:
+			drawn[p] = m.backupsPane(now, r.w, r.h)
+		case paneActivity:
+			drawn[p] = m.activityPane(r.w, r.h)
+		}
+	}
+	// Left to right, so a row's segments join in screen order.
+	order := [paneCount]pane{panePipeline, paneErrors, paneBackups, paneActivity}
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && l.panes[order[j]].x < l.panes[order[j-1]].x; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	for y := l.body.y; y < l.body.y+l.body.h; y++ {
+		line := ""
+		for _, p := range order {
+			r := l.panes[p]
+			if y < r.y || y >= r.y+r.h {
+				continue
+			}
+			if i := y - r.y; i < len(drawn[p]) {
+				line += drawn[p][i]
+			} else {
+				line += blank(r.w)
+			}
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // split divides n lines by weights.
@@ -331,6 +361,9 @@ func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 		}
 		c = append(c, r.text)
 	}
+	if len(rows) == 0 {
+		c = append(c, m.emptyPane(panePipeline, ""))
+	}
 	return m.box(m.paneTitle(panePipeline, "Pipeline "+run.Version), c, w, h)
 }
 
@@ -338,6 +371,8 @@ func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 // where it can: finished stages take one line each and only unfinished
 // ones list their steps. Should that still not fit, the leading finished
 // stages share a line, so the step in flight is never the one cut off.
+// A filter keeps the stages and steps whose names match it, each step
+// under its stage.
 func (m *Model) pipelineRows(now time.Time, w, avail int) []pipeRow {
 	s := m.st
 	run, ok := m.snap.Pipelines[m.service]
@@ -356,42 +391,80 @@ func (m *Model) pipelineRows(now time.Time, w, avail int) []pipeRow {
 				done = append(done, st.Name)
 				doneDur += d
 			}
-			rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)) + " " + s.muted.Render(clockDur(d)), target: st.Name})
+			rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)) + " " + s.muted.Render(clockDur(d)), target: st.Name, name: st.Name})
 			continue
 		}
 		leading = false
-		rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)), target: st.Name})
+		rows = append(rows, pipeRow{text: " " + m.glyph(st.State) + " " + s.text.Render(pad(st.Name, nameW)), target: st.Name, name: st.Name})
 		for _, step := range st.Steps {
 			line := "   " + m.glyph(step.State) + " " + pad(step.Name, nameW-2) + " " + s.muted.Render(pad(stepDur(now, step), 6))
 			if step.State == core.RunRunning && step.Progress > 0 {
 				line += " " + s.warn.Render(bar(step.Progress, 10))
 			}
-			rows = append(rows, pipeRow{text: line, target: st.Name + "/" + step.Name})
+			rows = append(rows, pipeRow{text: line, target: st.Name + "/" + step.Name, name: step.Name, stage: st.Name})
 		}
 	}
+	if q := m.filter[panePipeline]; q != "" {
+		return filterPipeRows(rows, q)
+	}
 	if len(rows) > avail && len(done) > 1 {
-		merged := pipeRow{" " + m.glyph(core.RunSucceeded) + " " + s.text.Render(strings.Join(done, " · ")) + " " + s.muted.Render(clockDur(doneDur)), done[len(done)-1], done}
+		merged := pipeRow{text: " " + m.glyph(core.RunSucceeded) + " " + s.text.Render(strings.Join(done, " · ")) + " " + s.muted.Render(clockDur(doneDur)), target: done[len(done)-1], steps: done}
 		rows = append([]pipeRow{merged}, rows[len(done):]...)
 	}
 	return rows
 }
 
-// pipelineSize is the pipeline pane's size in the current layout.
-func (m *Model) pipelineSize() (w, h int) {
-	w, h = max(m.w, 20), max(m.h, 6)
-	body := h - 4
-	if w >= twoColumnMin {
-		return w / 2, body / 2
+// filterPipeRows keeps the rows whose stage or step name matches q, and
+// the stage line above each matching step so it is clear where it runs.
+func filterPipeRows(rows []pipeRow, q string) []pipeRow {
+	wanted := map[string]bool{}
+	for _, r := range rows {
+		if r.stage != "" && containsFold(r.name, q) {
+			wanted[r.stage] = true
+		}
 	}
-	return w, split(body, []int{3, 3, 2, 2})[0]
+	var out []pipeRow
+	for _, r := range rows {
+		if containsFold(r.name, q) || (r.stage == "" && wanted[r.name]) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
-// paneTitle marks the focused pane.
+// pipelineSize is the pipeline pane's size in the current layout.
+func (m *Model) pipelineSize() (w, h int) {
+	r := m.layout().panes[panePipeline]
+	return r.w, r.h
+}
+
+// paneTitle marks the focused pane and shows its filter.
 func (m *Model) paneTitle(p pane, title string) string {
+	if f := m.filterLabel(p); f != "" {
+		title += " " + f
+	}
 	if m.focus == p {
 		return "▸ " + title
 	}
 	return title
+}
+
+// filterLabel is pane p's filter as its title shows it: "/roll", "/"
+// while the person starts typing one, "" when there is none.
+func (m *Model) filterLabel(p pane) string {
+	if m.filter[p] == "" && !(m.filtering && m.focus == p) {
+		return ""
+	}
+	return "/" + m.filter[p]
+}
+
+// emptyPane is what a pane says when it has no lines: why, if its filter
+// hid them all, else the pane's own words for having nothing.
+func (m *Model) emptyPane(p pane, none string) string {
+	if q := m.filter[p]; q != "" {
+		return m.st.muted.Render(" nothing matches /" + q)
+	}
+	return m.st.muted.Render(none)
 }
 
 func (m *Model) glyph(st core.RunState) string {
@@ -435,8 +508,12 @@ func (m *Model) buildErrorsPane(w, h int) []string {
 		}
 		return rels[i] > rels[j]
 	})
+	q := m.filter[paneErrors]
 	var c []string
 	for _, r := range rels {
+		if !containsFold(r, q) {
+			continue
+		}
 		win := wins[r]
 		line := " " + s.text.Render(pad(r, 9)) + " "
 		if win.Unavailable != "" {
@@ -450,20 +527,34 @@ func (m *Model) buildErrorsPane(w, h int) []string {
 		c = append(c, line)
 	}
 	if hasV {
-		c = append(c, wrapLines([]string{" " + m.evidence(v)}, w-2)...)
-		for i, is := range v.Evidence.NewIssues {
+		// The verdict speaks about the candidate: a filter that hides the
+		// candidate's row hides its evidence too.
+		candidate := containsFold(v.Candidate, q)
+		if candidate {
+			c = append(c, wrapLines([]string{" " + m.evidence(v)}, w-2)...)
+		}
+		issues := v.Evidence.NewIssues
+		if !candidate {
+			issues = nil
+			for _, is := range v.Evidence.NewIssues {
+				if containsFold(is.Title, q) {
+					issues = append(issues, is)
+				}
+			}
+		}
+		for i, is := range issues {
 			if i == 3 {
-				c = append(c, s.muted.Render(fmt.Sprintf(" … %d more new issues", len(v.Evidence.NewIssues)-3)))
+				c = append(c, s.muted.Render(fmt.Sprintf(" … %d more new issues", len(issues)-3)))
 				break
 			}
 			c = append(c, s.danger.Render(fmt.Sprintf(" new: %s (%d)", is.Title, is.Count)))
 		}
-		if v.Evidence.Note != "" {
+		if candidate && v.Evidence.Note != "" {
 			c = append(c, s.muted.Render(" "+v.Evidence.Note))
 		}
 	}
 	if len(c) == 0 {
-		c = append(c, s.muted.Render(" no error counts yet"))
+		c = append(c, m.emptyPane(paneErrors, " no error counts yet"))
 	}
 	return m.box(m.paneTitle(paneErrors, "Errors · "+ref.Env), c, w, h)
 }
@@ -510,14 +601,14 @@ func (m *Model) backups() []core.Freshness {
 			out = append(out, f)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if a, b := severity(out[i].State), severity(out[j].State); a != b {
-			return a > b
+	slices.SortFunc(out, func(a, b core.Freshness) int {
+		if sa, sb := severity(a.State), severity(b.State); sa != sb {
+			return cmp.Compare(sb, sa)
 		}
-		if out[i].Facts.Set != out[j].Facts.Set {
-			return out[i].Facts.Set < out[j].Facts.Set
+		if c := strings.Compare(a.Facts.Set, b.Facts.Set); c != 0 {
+			return c
 		}
-		return out[i].Ref.Env < out[j].Ref.Env
+		return strings.Compare(a.Ref.Env, b.Ref.Env)
 	})
 	return out
 }
@@ -543,30 +634,45 @@ func (m *Model) backupsPane(_ time.Time, w, h int) []string {
 func (m *Model) buildBackupsPane(w, h int) []string {
 	s := m.st
 	var c []string
+	q := m.filter[paneBackups]
 	for _, f := range m.backups() {
-		st, word := s.ok, "ok"
-		switch f.State {
-		case core.FreshWarn:
-			st, word = s.warn, "WARN"
-		case core.FreshCritical:
-			st, word = s.danger, "STALE"
-		case core.FreshUnknown:
-			st, word = s.warn, "UNKNOWN"
+		if !containsFold(f.Facts.Set, q) {
+			continue
 		}
-		ageText, fill := "—", 0.0
-		if f.State != core.FreshUnknown || f.Age > 0 {
-			ageText = dur(f.Age) + " ago"
-			if f.Expected > 0 {
-				fill = float64(f.Age) / float64(f.Expected)
-			}
+		st, word := m.freshWord(f)
+		fill := 0.0
+		if (f.State != core.FreshUnknown || f.Age > 0) && f.Expected > 0 {
+			fill = float64(f.Age) / float64(f.Expected)
 		}
 		c = append(c, " "+s.text.Render(pad(f.Facts.Set, 10))+" "+s.muted.Render(pad(f.Facts.Tool, 10))+" "+
-			pad(ageText, 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(word))
+			pad(m.lastBackup(f), 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(word))
 	}
 	if len(c) == 0 {
-		c = append(c, s.muted.Render(" no backup sets"))
+		c = append(c, m.emptyPane(paneBackups, " no backup sets"))
 	}
 	return m.box(m.paneTitle(paneBackups, "Backups"), c, w, h)
+}
+
+// freshWord is a backup set's state as the Backups pane words it.
+func (m *Model) freshWord(f core.Freshness) (paint, string) {
+	switch f.State {
+	case core.FreshWarn:
+		return m.st.warn, "WARN"
+	case core.FreshCritical:
+		return m.st.danger, "STALE"
+	case core.FreshUnknown:
+		return m.st.warn, "UNKNOWN"
+	}
+	return m.st.ok, "ok"
+}
+
+// lastBackup is how long ago a set's newest backup ended, "—" when no one
+// knows.
+func (m *Model) lastBackup(f core.Freshness) string {
+	if f.State != core.FreshUnknown || f.Age > 0 {
+		return dur(f.Age) + " ago"
+	}
+	return "—"
 }
 
 func (m *Model) activityPane(w, h int) []string {
@@ -575,6 +681,7 @@ func (m *Model) activityPane(w, h int) []string {
 
 func (m *Model) buildActivityPane(w, h int) []string {
 	s := m.st
+	q := m.filter[paneActivity]
 	var c []string
 	for i := len(m.snap.Audit) - 1; i >= 0 && len(c) < max(h-2, 0); i-- {
 		a := m.snap.Audit[i]
@@ -582,29 +689,57 @@ func (m *Model) buildActivityPane(w, h int) []string {
 		if a.From != "" || a.To != "" {
 			what += " " + a.From + "→" + a.To
 		}
+		if q != "" && !containsFold(a.Actor.Name+" "+what+" · "+a.Outcome, q) {
+			continue
+		}
 		c = append(c, " "+s.muted.Render(a.At.In(m.opts.Location).Format("15:04:05"))+" "+s.text.Render(pad(a.Actor.Name, 8))+" "+what+s.muted.Render(" · "+a.Outcome))
 	}
 	if len(c) == 0 {
-		c = append(c, s.muted.Render(" nothing yet"))
+		c = append(c, m.emptyPane(paneActivity, " nothing yet"))
 	}
 	return m.box(m.paneTitle(paneActivity, "Activity"), c, w, h)
 }
 
 // helpBox is the full help, written by bubbles/help from the keymap.
-// Actions not allowed now keep their place and say why.
+// Actions not allowed now keep their place and say why. Typing narrows it
+// to the bindings whose key or description holds the query, in the same
+// columns.
 func (m *Model) helpBox(w, h int) []string {
 	k := m.keys
-	for _, b := range []*key.Binding{&k.Promote, &k.FullPromote, &k.Rollback, &k.Abort, &k.Pause} {
+	for _, b := range []*key.Binding{&k.Promote, &k.FullPromote, &k.Rollback, &k.Abort, &k.Pause, &k.Backup} {
 		if why := m.disabled(bindingKind(*b, m.keys)); why != "" {
 			hp := b.Help()
 			b.SetHelp(hp.Key, hp.Desc+" (disabled: "+why+")")
 		}
 	}
+	groups := k.FullHelp()
+	q := m.helpQuery
+	if q != "" {
+		var kept [][]key.Binding
+		for _, g := range groups {
+			var in []key.Binding
+			for _, b := range g {
+				if hp := b.Help(); containsFold(hp.Key, q) || containsFold(hp.Desc, q) {
+					in = append(in, b)
+				}
+			}
+			if len(in) > 0 {
+				kept = append(kept, in)
+			}
+		}
+		groups = kept
+	}
 	hm := m.help
 	hm.SetWidth(max(w-4, 10))
-	body := strings.Split(hm.FullHelpView(k.FullHelp()), "\n")
 	c := []string{""}
-	for _, l := range body {
+	if q != "" {
+		c[0] = " " + m.st.accent.Render("search:") + " " + q + m.st.accent.Render("_")
+		c = append(c, "")
+	}
+	if len(groups) == 0 {
+		return m.box("Help", append(c, m.st.muted.Render(fmt.Sprintf(" no key or description holds %q", q))), w, h)
+	}
+	for _, l := range strings.Split(hm.FullHelpView(groups), "\n") {
 		c = append(c, " "+l)
 	}
 	return m.box("Help", c, w, h)
@@ -623,6 +758,8 @@ func bindingKind(b key.Binding, k keyMap) core.CommandKind {
 		return core.CmdAbort
 	case k.Pause.Help().Key:
 		return core.CmdPause
+	case k.Backup.Help().Key:
+		return core.CmdBackupNow
 	}
 	return ""
 }
@@ -632,8 +769,15 @@ func (m *Model) logBox(w, h int) []string {
 	c := strings.Split(lv.vp.View(), "\n")
 	if lv.count == 0 {
 		c = []string{m.st.muted.Render(" no log lines yet")}
+		if lv.filter.text != "" {
+			c = []string{m.st.muted.Render(" no log line matches /" + lv.filter.text)}
+		}
 	}
-	title := fmt.Sprintf("%s · %d lines", lv.filter.title, lv.count)
+	title := lv.filter.title
+	if lv.filter.text != "" || lv.typing {
+		title += " /" + lv.filter.text
+	}
+	title += fmt.Sprintf(" · %d lines", lv.count)
 	if !lv.follow {
 		title += " · scrolled"
 	}
@@ -654,6 +798,10 @@ func (m *Model) quitBox(w, h int) []string {
 
 func (m *Model) statusLine() string {
 	switch {
+	case m.filtering:
+		return " " + m.st.accent.Render("filter "+paneNames[m.focus]+":") + " " + m.filter[m.focus] + m.st.accent.Render("_")
+	case m.mode == modeLogs && m.logView.typing:
+		return " " + m.st.accent.Render("filter log:") + " " + m.logView.filter.text + m.st.accent.Render("_")
 	case m.mode == modeConfirm && m.confirm.typeName != "":
 		return " " + m.st.warn.Render("confirm "+string(m.confirm.cmd.Kind)+"? type "+m.confirm.typeName+" then enter; esc cancels")
 	case m.mode == modeConfirm:
@@ -667,8 +815,9 @@ func (m *Model) statusLine() string {
 }
 
 // footer lists the keys. Actions not allowed now stay in their place,
-// dimmed; a read-only console also says so and why.
-func (m *Model) footer() string {
+// dimmed; a read-only console also says so and why. When the hints do not
+// fit in w cells, the least needed give way (never an action or ?).
+func (m *Model) footer(w int) string {
 	hint := func(bs ...key.Binding) string {
 		parts := make([]string, 0, len(bs))
 		for _, b := range bs {
@@ -685,26 +834,67 @@ func (m *Model) footer() string {
 		return hint(k.Confirm, k.Cancel)
 	case modePicker:
 		return hint(k.Up, k.Down, k.Choose, k.Back)
+	case modeSetPicker:
+		return hint(k.Up, k.Down, k.Choose, k.Back)
 	case modeLogs:
-		return hint(key.NewBinding(key.WithHelp("↑/↓ pgup/pgdn", "scroll")), k.Back)
+		if m.logView.typing {
+			return hint(key.NewBinding(key.WithHelp("enter", "keep filter")), key.NewBinding(key.WithHelp("esc", "clear filter")))
+		}
+		if m.logView.filter.text != "" {
+			return hint(key.NewBinding(key.WithHelp("↑/↓ pgup/pgdn", "scroll")), k.Filter, key.NewBinding(key.WithHelp("esc", "clear filter")))
+		}
+		return hint(key.NewBinding(key.WithHelp("↑/↓ pgup/pgdn", "scroll")), k.Filter, k.Back)
 	case modeHelp:
-		return hint(key.NewBinding(key.WithHelp("?/esc", "close help")))
+		return hint(key.NewBinding(key.WithHelp("type", "search")), key.NewBinding(key.WithHelp("?/esc", "close help")))
+	case modePalette:
+		return hint(key.NewBinding(key.WithHelp("type", "narrow")), key.NewBinding(key.WithHelp("↑/↓", "move")), key.NewBinding(key.WithHelp("enter", "run")), key.NewBinding(key.WithHelp("esc", "close")))
 	case modeQuit:
 		return hint(key.NewBinding(key.WithHelp("y/q", "quit")), key.NewBinding(key.WithHelp("enter/esc", "stay")))
 	}
-	var parts []string
-	if m.opts.ReadOnly {
-		parts = append(parts, m.st.warn.Render("read-only: "+m.opts.ReadOnlyReason))
+	if m.filtering {
+		return hint(key.NewBinding(key.WithHelp("enter", "keep filter")), key.NewBinding(key.WithHelp("esc", "clear filter")))
 	}
-	for _, b := range m.keys.ShortHelp() {
-		hp := b.Help()
-		if kind := bindingKind(b, m.keys); kind != "" && m.disabled(kind) != "" {
-			parts = append(parts, m.st.dim.Render(hp.Key+" "+hp.Desc))
-			continue
+	build := func(skip map[string]bool) string {
+		var parts []string
+		if m.opts.ReadOnly {
+			parts = append(parts, m.st.warn.Render("read-only: "+m.opts.ReadOnlyReason))
 		}
-		parts = append(parts, m.st.accent.Render(hp.Key)+" "+m.st.muted.Render(hp.Desc))
+		for _, b := range m.keys.ShortHelp() {
+			hp := b.Help()
+			switch kind := bindingKind(b, m.keys); {
+			case skip[hp.Key]:
+			case kind != "" && m.disabled(kind) != "":
+				parts = append(parts, m.st.dim.Render(hp.Key+" "+hp.Desc))
+			default:
+				parts = append(parts, m.st.accent.Render(hp.Key)+" "+m.st.muted.Render(hp.Desc))
+			}
+		}
+		return " " + strings.Join(parts, m.st.muted.Render(" · "))
 	}
-	return " " + strings.Join(parts, m.st.muted.Render(" · "))
+	out := build(nil)
+	if width(out) <= w {
+		return out
+	}
+	skip := map[string]bool{}
+	drop := m.keys.footerDropOrder()
+	n := 0
+	for n < len(drop) && width(out) > w {
+		skip[drop[n].Help().Key] = true
+		out = build(skip)
+		n++
+	}
+	// Giving up a long hint may leave room for a shorter one given up
+	// before it.
+	for i := n - 2; i >= 0; i-- {
+		k := drop[i].Help().Key
+		delete(skip, k)
+		if try := build(skip); width(try) <= w {
+			out = try
+		} else {
+			skip[k] = true
+		}
+	}
+	return out
 }
 
 var sparks = []rune("▁▂▃▄▅▆▇█")

@@ -15,7 +15,12 @@ import (
 	"github.com/ripcordhq/ripcord/core"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden views in testdata/")
+// updateGolden reports -update: the flag x/exp/golden registers (teatest
+// imports it), so one -update rewrites every golden file of the package.
+func updateGolden() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 func render(t testing.TB, snap core.Snapshot, w, h int) string {
 	t.Helper()
@@ -26,19 +31,27 @@ func render(t testing.TB, snap core.Snapshot, w, h int) string {
 	return m.View().Content
 }
 
-// goldenState drives a console into one of the states the goldens show.
+// goldenState drives a console into one of the states the goldens show,
+// at goldenSizes unless it names its own sizes.
 type goldenState struct {
-	name string
-	snap func() core.Snapshot
-	keys []string
+	name  string
+	snap  func() core.Snapshot
+	keys  []string
+	sizes [][2]int
 }
 
+var goldenSizes = [][2]int{{80, 24}, {120, 40}, {160, 48}}
+
 var goldenStates = []goldenState{
-	{"idle", idleSnapshot, nil},
-	{"canary_spike", canarySnapshot, nil},
-	{"rollback_picker", canarySnapshot, []string{"r"}},
-	{"rollback_confirm", canarySnapshot, []string{"r", "enter"}},
-	{"help", canarySnapshot, []string{"?"}},
+	{"idle", idleSnapshot, nil, nil},
+	{"canary_spike", canarySnapshot, nil, nil},
+	{"rollback_picker", canarySnapshot, []string{"r"}, nil},
+	{"rollback_confirm", canarySnapshot, []string{"r", "enter"}, nil},
+	{"help", canarySnapshot, []string{"?"}, nil},
+	// The palette over an idle screen shows the disabled actions dimmed,
+	// with their reasons.
+	{"palette_open", idleSnapshot, []string{":"}, [][2]int{{80, 24}, {120, 40}}},
+	{"idle", idleSnapshot, nil, [][2]int{{200, 60}}},
 }
 
 func renderState(t *testing.T, gs goldenState, w, h int) string {
@@ -58,7 +71,11 @@ func renderState(t *testing.T, gs goldenState, w, h int) string {
 
 func TestGoldenViews(t *testing.T) {
 	for _, gs := range goldenStates {
-		for _, size := range [][2]int{{80, 24}, {120, 40}, {160, 48}} {
+		sizes := gs.sizes
+		if sizes == nil {
+			sizes = goldenSizes
+		}
+		for _, size := range sizes {
 			name := fmt.Sprintf("%s_%dx%d", gs.name, size[0], size[1])
 			t.Run(name, func(t *testing.T) {
 				got := renderState(t, gs, size[0], size[1])
@@ -72,7 +89,7 @@ func TestGoldenViews(t *testing.T) {
 					}
 				}
 				path := filepath.Join("testdata", name+".golden")
-				if *updateGolden {
+				if updateGolden() {
 					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 						t.Fatal(err)
 					}
@@ -111,7 +128,7 @@ func TestCanaryViewShowsWhatNeedsJudgment(t *testing.T) {
 
 func TestFullPanesStayInsideTheTerminal(t *testing.T) {
 	for _, color := range []bool{false, true} {
-		for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}, {200, 60}} {
+		for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}, {200, 60}, {200, 12}, {240, 70}} {
 			o := testOptions()
 			o.NoColor = !color
 			o.Width, o.Height = size[0], size[1]
@@ -177,7 +194,7 @@ func BenchmarkViewUnchanged160x48(b *testing.B) {
 // TestShortTerminalKeepsTheAnswer: a confirmation that cannot fit keeps
 // its title and how to answer, and says what it left out.
 func TestShortTerminalKeepsTheAnswer(t *testing.T) {
-	got := renderState(t, goldenState{"short", canarySnapshot, []string{"r", "enter"}}, 80, 14)
+	got := renderState(t, goldenState{"short", canarySnapshot, []string{"r", "enter"}, nil}, 80, 14)
 	lines := strings.Split(got, "\n")
 	if len(lines) != 14 {
 		t.Fatalf("%d lines", len(lines))
