@@ -59,6 +59,11 @@ func needs(s core.Snapshot) []need {
 			out = append(out, need{"op|" + id, fmt.Sprintf("%s %s unfinished: needs an owner", op.Kind, op.Ref)})
 		}
 	}
+	for name, h := range s.Providers {
+		if h.State == "failed" {
+			out = append(out, need{fmt.Sprintf("provider|%s|%d", name, h.Since.Unix()), fmt.Sprintf("provider %s failed", name)})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
 }

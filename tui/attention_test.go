@@ -138,3 +138,44 @@ func TestOSCTextIsSanitised(t *testing.T) {
 		t.Fatalf("control characters leaked: %q", got)
 	}
 }
+
+func providerEvent(name, state, msg string, since time.Time) core.Event {
+	return core.Event{Kind: core.EvProvider, Final: true, Provider: &core.ProviderHealth{Name: name, State: state, Message: msg, Since: since}}
+}
+
+// The header sums up the providers, Activity names the ones that are not
+// healthy with their words, and a provider that fails needs a person: it
+// joins the strip and rings once.
+func TestProviderHealthOnScreen(t *testing.T) {
+	m, eng := attentionConsole(t, true, false)
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	t0 := time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC)
+	eng.Publish(providerEvent("local@production", "healthy", "", t0))
+	eng.Publish(providerEvent("restic@production.uploads", "starting", "", t0))
+	update(m, flushMsg{})
+	header := strings.SplitN(view(m), "\n", 2)[0]
+	mustContain(t, header, "providers: 1 starting")
+	mustContain(t, paneText(m, paneActivity), "restic@production.uploads starting")
+
+	eng.Publish(providerEvent("restic@production.uploads", "healthy", "", t0))
+	update(m, flushMsg{})
+	header = strings.SplitN(view(m), "\n", 2)[0]
+	mustContain(t, header, "providers: 2 ok")
+	if strings.Contains(paneText(m, paneActivity), "restic@production.uploads") {
+		t.Fatal("a healthy provider is still listed in Activity")
+	}
+
+	eng.Publish(providerEvent("restic@production.uploads", "failed", "repository is locked", t0.Add(time.Minute)))
+	got := raws(t, update(m, flushMsg{}))
+	if got != "\a" {
+		t.Fatalf("a failed provider wrote %q, want one bell", got)
+	}
+	lines := strings.Split(view(m), "\n")
+	mustContain(t, lines[0], "providers: 1 failed")
+	mustContain(t, lines[1], "provider restic@production.uploads failed")
+	mustContain(t, paneText(m, paneActivity), "restic@production.uploads failed: repository is locked")
+	eng.Publish(providerEvent("restic@production.uploads", "failed", "repository is still locked", t0.Add(time.Minute)))
+	if again := raws(t, update(m, flushMsg{})); again != "" {
+		t.Fatalf("the same failure rang again: %q", again)
+	}
+}

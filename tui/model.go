@@ -348,7 +348,7 @@ func (m *Model) flush() string {
 			m.rev[paneErrors]++
 		case core.EvBackup:
 			m.rev[paneBackups]++
-		case core.EvAudit:
+		case core.EvAudit, core.EvProvider:
 			m.rev[paneActivity]++
 		case core.EvDeployment, core.EvTarget:
 			// The errors pane follows the environment with a rollout.

@@ -223,6 +223,9 @@ func (m *Model) header(now time.Time, w int) string {
 		left += part
 	}
 	left += gap + s.muted.Render("lock: ") + m.lockText(narrow)
+	if p := m.providersText(narrow); p != "" {
+		left += gap + p
+	}
 	clock := " " + s.muted.Render(now.In(m.opts.Location).Format("15:04:05")) + " "
 	cw := width(clock)
 	if width(left)+cw > w {
@@ -249,6 +252,61 @@ func (m *Model) versions(ref core.Ref) (cur, cand string, weight int) {
 		cand, weight = d.Version, d.Weight
 	}
 	return cur, cand, weight
+}
+
+// providersText sums up the providers' health for the header: all
+// healthy in one word, otherwise how many are not and the worst state.
+// Empty until the first provider reports.
+func (m *Model) providersText(short bool) string {
+	s := m.st
+	n := len(m.snap.Providers)
+	if n == 0 {
+		return ""
+	}
+	count := map[string]int{}
+	for _, h := range m.snap.Providers {
+		count[h.State]++
+	}
+	switch {
+	case count["failed"] > 0:
+		if short {
+			return s.danger.Render(fmt.Sprintf("✗%d", count["failed"]))
+		}
+		return s.danger.Render(fmt.Sprintf("providers: %d failed", count["failed"]))
+	case count["degraded"] > 0:
+		if short {
+			return s.warn.Render(fmt.Sprintf("!%d", count["degraded"]))
+		}
+		return s.warn.Render(fmt.Sprintf("providers: %d degraded", count["degraded"]))
+	case count["healthy"] < n:
+		if short {
+			return s.muted.Render(fmt.Sprintf("…%d", n-count["healthy"]))
+		}
+		return s.muted.Render(fmt.Sprintf("providers: %d starting", n-count["healthy"]))
+	}
+	if short {
+		return s.ok.Render(fmt.Sprintf("✓%d", n))
+	}
+	return s.ok.Render(fmt.Sprintf("providers: %d ok", n))
+}
+
+// unhealthyProviders lists the providers that are not healthy, worst
+// first, for the Activity pane.
+func (m *Model) unhealthyProviders() []core.ProviderHealth {
+	rank := map[string]int{"failed": 0, "degraded": 1, "starting": 2}
+	var out []core.ProviderHealth
+	for _, h := range m.snap.Providers {
+		if h.State != "healthy" {
+			out = append(out, h)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if rank[out[i].State] != rank[out[j].State] {
+			return rank[out[i].State] < rank[out[j].State]
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
 }
 
 func (m *Model) lockText(short bool) string {
@@ -317,6 +375,11 @@ func (m *Model) needsYou(now time.Time) string {
 	sort.Slice(ops, func(i, j int) bool { return ops[i].ID < ops[j].ID })
 	for _, op := range ops {
 		add(s.danger, fmt.Sprintf("%s %s unfinished: needs attention", op.Kind, op.Ref.Env), fmt.Sprintf("%s %s unfinished", op.Kind, op.Ref.Env))
+	}
+	for _, p := range m.unhealthyProviders() {
+		if p.State == "failed" {
+			add(s.danger, "provider "+p.Name+" failed", p.Name+" failed")
+		}
 	}
 	if len(items) == 0 {
 		return " " + s.ok.Render("✓ nothing needs you")
@@ -683,6 +746,22 @@ func (m *Model) buildActivityPane(w, h int) []string {
 	s := m.st
 	q := m.filter[paneActivity]
 	var c []string
+	// Plugin health first: a provider that is down explains why nothing
+	// moves. Its log lines are in the log viewer (l).
+	for _, p := range m.unhealthyProviders() {
+		st := s.warn
+		if p.State == "failed" {
+			st = s.danger
+		}
+		line := p.Name + " " + p.State
+		if p.Message != "" {
+			line += ": " + p.Message
+		}
+		if (q != "" && !containsFold(line, q)) || len(c) >= max(h-2, 0) {
+			continue
+		}
+		c = append(c, " "+st.Render(line))
+	}
 	for i := len(m.snap.Audit) - 1; i >= 0 && len(c) < max(h-2, 0); i-- {
 		a := m.snap.Audit[i]
 		what := a.Action + " " + a.Ref.Env
