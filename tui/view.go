@@ -698,8 +698,20 @@ func (m *Model) buildBackupsPane(w, h int) []string {
 	s := m.st
 	var c []string
 	q := m.filter[paneBackups]
-	for _, f := range m.backups() {
-		if !containsFold(f.Facts.Set, q) {
+	all := m.backups()
+	// Sets of the same name in several environments (staging and
+	// production both back up "orders") are told apart by an env column.
+	envW := 0
+	for _, f := range all {
+		if f.Ref.Env != all[0].Ref.Env {
+			for _, g := range all {
+				envW = max(envW, width(g.Ref.Env))
+			}
+			break
+		}
+	}
+	for _, f := range all {
+		if !containsFold(f.Facts.Set+" "+f.Ref.Env, q) {
 			continue
 		}
 		st, word := m.freshWord(f)
@@ -707,7 +719,11 @@ func (m *Model) buildBackupsPane(w, h int) []string {
 		if (f.State != core.FreshUnknown || f.Age > 0) && f.Expected > 0 {
 			fill = float64(f.Age) / float64(f.Expected)
 		}
-		c = append(c, " "+s.text.Render(pad(f.Facts.Set, 10))+" "+s.muted.Render(pad(f.Facts.Tool, 10))+" "+
+		env := ""
+		if envW > 0 {
+			env = " " + s.muted.Render(pad(f.Ref.Env, envW))
+		}
+		c = append(c, env+" "+s.text.Render(pad(f.Facts.Set, 10))+" "+s.muted.Render(pad(f.Facts.Tool, 10))+" "+
 			pad(m.lastBackup(f), 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(word))
 	}
 	if len(c) == 0 {

@@ -245,3 +245,15 @@ func TestPanesRebuildOnlyOnChange(t *testing.T) {
 		t.Fatalf("builds %v -> %v: a backup should rebuild Backups, not Pipeline", mid, after)
 	}
 }
+
+// Two environments backing up a set of the same name are told apart.
+func TestBackupsOfSeveralEnvironmentsNameTheEnvironment(t *testing.T) {
+	snap := idleSnapshot()
+	st := fresh("postgres", "pgbackrest", core.FreshWarn, 30*time.Hour, 24*time.Hour, "")
+	st.Ref = staging
+	snap.Backups[staging] = map[string]core.Freshness{"postgres": st}
+	m, _, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	pane := paneText(m, paneBackups)
+	mustContain(t, pane, "staging    postgres", "production postgres")
+}
