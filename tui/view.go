@@ -1020,17 +1020,25 @@ func sparkline(bs []core.ErrorBucket, n int) string {
 }
 
 // rate is the window's events per minute, from its bucket spacing.
+// rate is the release's errors in the last minute of its window: what is
+// happening now, not diluted by the quiet half hour before a canary.
+// A window shorter than a minute is scaled to one.
 func rate(w core.ErrorWindow) string {
 	if len(w.Buckets) < 2 {
 		return fmt.Sprintf("%d", w.Total())
 	}
-	span := w.Buckets[len(w.Buckets)-1].Start.Sub(w.Buckets[0].Start)
-	step := span / time.Duration(len(w.Buckets)-1)
-	mins := (span + step).Minutes()
-	if mins <= 0 {
+	last := w.Buckets[len(w.Buckets)-1].Start
+	step := (last.Sub(w.Buckets[0].Start)) / time.Duration(len(w.Buckets)-1)
+	if step <= 0 {
 		return fmt.Sprintf("%d", w.Total())
 	}
-	return fmt.Sprintf("%.0f/min", float64(w.Total())/mins)
+	var n int64
+	covered := time.Duration(0)
+	for i := len(w.Buckets) - 1; i >= 0 && covered < time.Minute; i-- {
+		n += w.Buckets[i].Count
+		covered += step
+	}
+	return fmt.Sprintf("%.0f/min", float64(n)/covered.Minutes())
 }
 
 func bar(frac float64, n int) string {

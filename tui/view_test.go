@@ -257,3 +257,21 @@ func TestBackupsOfSeveralEnvironmentsNameTheEnvironment(t *testing.T) {
 	pane := paneText(m, paneBackups)
 	mustContain(t, pane, "staging    postgres", "production postgres")
 }
+
+// The rate is the last minute's: sixteen errors in the newest 10 s of a
+// quiet half hour read as a burst, not as half an error a minute.
+func TestErrorRateIsTheLastMinutes(t *testing.T) {
+	var w core.ErrorWindow
+	for i := range 180 {
+		w.Buckets = append(w.Buckets, core.ErrorBucket{Start: t0.Add(time.Duration(i) * 10 * time.Second)})
+	}
+	w.Buckets[179].Count = 16
+	w.Buckets[0].Count = 100 // half an hour ago: not now
+	if got := rate(w); got != "16/min" {
+		t.Fatalf("rate = %s, want 16/min", got)
+	}
+	short := core.ErrorWindow{Buckets: w.Buckets[176:]} // 40 s of data
+	if got := rate(short); got != "24/min" {
+		t.Fatalf("rate over 40 s = %s, want 24/min (16 in 40 s)", got)
+	}
+}
