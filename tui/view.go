@@ -1019,7 +1019,6 @@ func sparkline(bs []core.ErrorBucket, n int) string {
 	return sb.String()
 }
 
-// rate is the window's events per minute, from its bucket spacing.
 // rate is the release's errors in the last minute of its window: what is
 // happening now, not diluted by the quiet half hour before a canary.
 // A window shorter than a minute is scaled to one.
