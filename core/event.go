@@ -22,6 +22,7 @@ const (
 	EvOperation  EventKind = "operation"  // Operation: a journaled operation moved
 	EvProvider   EventKind = "provider"   // Provider: a provider's health
 	EvNotice     EventKind = "notice"     // Notice: something a person should read
+	EvPlan       EventKind = "plan"       // Plan: an environment's rollout steps
 	// EvResync replaces everything a subscriber had queued when it fell so
 	// far behind that even its final events did not fit: it carries a
 	// fresh snapshot, which holds every final state.
@@ -52,6 +53,7 @@ type Event struct {
 	Audit      *AuditEntry     `json:"audit,omitempty"`
 	Operation  *Operation      `json:"operation,omitempty"`
 	Provider   *ProviderHealth `json:"provider,omitempty"`
+	Plan       *RolloutPlan    `json:"plan,omitempty"`
 	Notice     string          `json:"notice,omitempty"`
 	Snapshot   *Snapshot       `json:"snapshot,omitempty"`
 }
@@ -89,6 +91,7 @@ type Snapshot struct {
 	Locks       map[Ref]Lock                   `json:"locks"`
 	Operations  map[string]Operation           `json:"operations"` // unfinished
 	Providers   map[string]ProviderHealth      `json:"providers"`
+	Plans       map[string][]RolloutStep       `json:"plans"` // per environment
 	Audit       []AuditEntry                   `json:"audit"` // newest last
 	Notices     []string                       `json:"notices,omitempty"`
 }
@@ -108,6 +111,7 @@ func NewSnapshot(project string, services, envs []string) Snapshot {
 		Locks:       map[Ref]Lock{},
 		Operations:  map[string]Operation{},
 		Providers:   map[string]ProviderHealth{},
+		Plans:       map[string][]RolloutStep{},
 	}
 }
 
@@ -172,6 +176,10 @@ func (s *Snapshot) Apply(e Event) {
 				s.Operations[e.Operation.ID] = *e.Operation
 			}
 		}
+	case EvPlan:
+		if e.Plan != nil {
+			s.Plans[e.Plan.Env] = append([]RolloutStep(nil), e.Plan.Steps...)
+		}
 	case EvProvider:
 		if e.Provider != nil {
 			s.Providers[e.Provider.Name] = *e.Provider
@@ -208,6 +216,10 @@ func (s Snapshot) Clone() Snapshot {
 	c.Locks = cloneMap(s.Locks)
 	c.Operations = cloneMap(s.Operations)
 	c.Providers = cloneMap(s.Providers)
+	c.Plans = make(map[string][]RolloutStep, len(s.Plans))
+	for k, v := range s.Plans {
+		c.Plans[k] = append([]RolloutStep(nil), v...)
+	}
 	c.Audit = append([]AuditEntry(nil), s.Audit...)
 	c.Notices = append([]string(nil), s.Notices...)
 	return c

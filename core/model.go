@@ -6,7 +6,11 @@
 // host depend on core, never the other way round.
 package core
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // Ref names one environment of one service, the unit that rollouts, locks
 // and deployments are kept per.
@@ -88,6 +92,44 @@ func (s DeployState) Terminal() bool {
 }
 
 // Deployment is a release running (or having run) in an environment.
+// StepKind is what a rollout step does.
+type StepKind string
+
+const (
+	StepWeight   StepKind = "weight"   // send Weight% of traffic to the candidate
+	StepAnalysis StepKind = "analysis" // watch the error verdict for For
+	StepPause    StepKind = "pause"    // wait For, or until a person promotes when For is 0
+)
+
+// RolloutStep is one step of an environment's rollout, as configured.
+type RolloutStep struct {
+	Kind   StepKind      `json:"kind"`
+	Weight int           `json:"weight,omitempty"`
+	For    time.Duration `json:"for,omitempty"`
+}
+
+func (s RolloutStep) String() string {
+	switch s.Kind {
+	case StepWeight:
+		return fmt.Sprintf("weight %d%%", s.Weight)
+	case StepAnalysis:
+		return "analysis " + s.For.String()
+	case StepPause:
+		if s.For == 0 {
+			return "pause for judgment"
+		}
+		return "pause " + s.For.String()
+	}
+	return string(s.Kind)
+}
+
+// RolloutPlan is an environment's rollout steps, published so a screen can
+// show where a rollout is and what comes next.
+type RolloutPlan struct {
+	Env   string        `json:"env"`
+	Steps []RolloutStep `json:"steps"`
+}
+
 type Deployment struct {
 	ID      int64       `json:"id"`
 	Ref     Ref         `json:"ref"`
@@ -95,11 +137,13 @@ type Deployment struct {
 	From    string      `json:"from,omitempty"` // the stable version it replaces
 	State   DeployState `json:"state"`
 	// Weight is the candidate's share of traffic, 0..100.
-	Weight     int       `json:"weight"`
-	Step       int       `json:"step"` // index into the environment's rollout steps
-	StartedAt  time.Time `json:"started_at,omitzero"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
-	Actor      Actor     `json:"actor"`
+	Weight int `json:"weight"`
+	Step   int `json:"step"` // index into the environment's rollout steps
+	// StepStartedAt is when the current step began (timers on screen).
+	StepStartedAt time.Time `json:"step_started_at,omitzero"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	FinishedAt    time.Time `json:"finished_at,omitzero"`
+	Actor         Actor     `json:"actor"`
 }
 
 // RunState is the state of a pipeline run, stage or step.
@@ -241,6 +285,30 @@ type Evidence struct {
 	Elapsed       time.Duration `json:"elapsed"`
 	NewIssues     []ErrorIssue  `json:"new_issues,omitempty"`
 	Note          string        `json:"note,omitempty"`
+}
+
+// unbounded is where a ratio stops being a number a person can use: the
+// baseline had (next to) no errors.
+const unbounded = 1e6
+
+func ratioText(x float64) string {
+	if math.IsInf(x, 1) || x > unbounded {
+		return "∞"
+	}
+	return fmt.Sprintf("%.1f", x)
+}
+
+// Ratio is the rate ratio as a person reads it: "6.2×", or "∞×" when the
+// baseline had no errors at all.
+func (e Evidence) Ratio() string { return ratioText(e.RateRatio) + "×" }
+
+// Interval is the ratio's confidence interval: "3.1–12.4", or "≥ 3.1"
+// without an upper bound.
+func (e Evidence) Interval() string {
+	if math.IsInf(e.RateRatioHigh, 1) || e.RateRatioHigh > unbounded {
+		return "≥ " + ratioText(e.RateRatioLow)
+	}
+	return ratioText(e.RateRatioLow) + "–" + ratioText(e.RateRatioHigh)
 }
 
 // BackupFacts is what a backup source reports about one backup set. It

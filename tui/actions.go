@@ -140,7 +140,7 @@ func (m *Model) checks(ref core.Ref, version string) []check {
 	if v, ok := m.snap.Verdicts[ref]; ok {
 		switch v.Kind {
 		case core.VerdictSpike:
-			out = append(out, check{"errors", false, fmt.Sprintf("SPIKE: %s %.1f× baseline (p=%s)", v.Candidate, v.Evidence.RateRatio, pval(v.Evidence.PValue))})
+			out = append(out, check{"errors", false, fmt.Sprintf("SPIKE: %s %s baseline (p=%s)", v.Candidate, v.Evidence.Ratio(), pval(v.Evidence.PValue))})
 		case core.VerdictHealthy:
 			out = append(out, check{"errors", true, "no error spike"})
 		default:

@@ -31,7 +31,7 @@ func needs(s core.Snapshot) []need {
 	for ref, v := range s.Verdicts {
 		if v.Kind == core.VerdictSpike {
 			out = append(out, need{"spike|" + ref.String() + "|" + v.Candidate,
-				fmt.Sprintf("SPIKE: %s %s %.1f× errors", ref, v.Candidate, v.Evidence.RateRatio)})
+				fmt.Sprintf("SPIKE: %s %s %s errors", ref, v.Candidate, v.Evidence.Ratio())})
 		}
 	}
 	for ref, d := range s.Deployments {

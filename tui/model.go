@@ -350,9 +350,11 @@ func (m *Model) flush() string {
 			m.rev[paneBackups]++
 		case core.EvAudit, core.EvProvider:
 			m.rev[paneActivity]++
-		case core.EvDeployment, core.EvTarget:
-			// The errors pane follows the environment with a rollout.
+		case core.EvDeployment, core.EvTarget, core.EvPlan:
+			// The errors pane follows the environment with a rollout; the
+			// pipeline pane shows the rollout's steps.
 			m.rev[paneErrors]++
+			m.rev[panePipeline]++
 		case core.EvNotice:
 			if ev.Ref.Service == "" || ev.Ref.Service == m.service {
 				bad := strings.Contains(ev.Notice, "fail") || strings.Contains(ev.Notice, "spike") || strings.Contains(ev.Notice, "degraded")

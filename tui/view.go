@@ -341,8 +341,8 @@ func (m *Model) needsYou(now time.Time) string {
 	for _, env := range m.snap.Envs {
 		ref := core.Ref{Service: m.service, Env: env}
 		if v, ok := m.snap.Verdicts[ref]; ok && v.Kind == core.VerdictSpike {
-			add(s.danger, fmt.Sprintf("SPIKE %s %s %.1f× baseline", env, v.Candidate, v.Evidence.RateRatio),
-				fmt.Sprintf("SPIKE %s %.1f×", env, v.Evidence.RateRatio))
+			add(s.danger, fmt.Sprintf("SPIKE %s %s %s baseline", env, v.Candidate, v.Evidence.Ratio()),
+				fmt.Sprintf("SPIKE %s %s", env, v.Evidence.Ratio()))
 		}
 		if d, ok := m.snap.Deployments[ref]; ok && d.State == core.DeployJudgment {
 			a := age(now, d.StartedAt)
@@ -393,7 +393,9 @@ func (m *Model) needsYou(now time.Time) string {
 
 func (m *Model) pipelinePane(now time.Time, w, h int) []string {
 	extra := fmt.Sprint(m.stepSel, now.Unix())
-	if run, ok := m.snap.Pipelines[m.service]; !ok || run.State.Terminal() {
+	d, rolling := m.snap.Deployments[m.focusRef()]
+	rolling = rolling && !d.State.Terminal()
+	if run, ok := m.snap.Pipelines[m.service]; (!ok || run.State.Terminal()) && !rolling {
 		extra = m.stepSel // finished runs do not change with the clock
 	}
 	return m.cached(panePipeline, w, h, extra, func() []string { return m.buildPipelinePane(now, w, h) })
@@ -401,9 +403,10 @@ func (m *Model) pipelinePane(now time.Time, w, h int) []string {
 
 func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 	s := m.st
+	roll := m.rolloutLines(now, w, h-2)
 	run, ok := m.snap.Pipelines[m.service]
 	if !ok {
-		return m.box(m.paneTitle(panePipeline, "Pipeline"), []string{s.muted.Render(" no run yet")}, w, h)
+		return m.box(m.paneTitle(panePipeline, "Pipeline"), append([]string{s.muted.Render(" no run yet")}, roll...), w, h)
 	}
 	meta := " " + string(run.State)
 	if run.Commit != "" {
@@ -413,7 +416,7 @@ func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 		meta += " · " + shortDigest(run.ArtifactDigest)
 	}
 	c := []string{s.muted.Render(meta)}
-	rows := m.pipelineRows(now, w, h-3)
+	rows := m.pipelineRows(now, w, h-3-len(roll))
 	sel := -1
 	if m.focus == panePipeline {
 		sel = m.selectedRow(rows)
@@ -427,7 +430,86 @@ func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 	if len(rows) == 0 {
 		c = append(c, m.emptyPane(panePipeline, ""))
 	}
+	c = append(c, roll...)
 	return m.box(m.paneTitle(panePipeline, "Pipeline "+run.Version), c, w, h)
+}
+
+// rolloutLines shows the focused environment's rollout under the
+// pipeline: each configured step, the one in flight with its timer (and
+// an analysis with how much of its window has passed), the ones to come.
+// Where the pane has no room for a line per step, one line sums it up.
+func (m *Model) rolloutLines(now time.Time, w, avail int) []string {
+	s := m.st
+	ref := m.focusRef()
+	d, ok := m.snap.Deployments[ref]
+	plan := m.snap.Plans[ref.Env]
+	if !ok || len(plan) == 0 || d.Version == "" {
+		return nil
+	}
+	head := " rollout " + ref.Env + " · " + d.Version + " · " + string(d.State)
+	if d.State == core.DeployHealthy && d.FinishedAt.Before(now.Add(-time.Hour)) {
+		return nil // long done: the pipeline has the pane to itself
+	}
+	state := func(i int) core.RunState {
+		switch {
+		case i < d.Step || d.State == core.DeployHealthy:
+			return core.RunSucceeded
+		case i > d.Step:
+			return core.RunQueued
+		}
+		switch d.State {
+		case core.DeployProgressing:
+			return core.RunRunning
+		case core.DeployPaused, core.DeployJudgment:
+			return core.RunWaiting
+		case core.DeployDegraded, core.DeployFailed, core.DeployRolledBack, core.DeployAborted:
+			return core.RunFailed
+		}
+		return core.RunQueued
+	}
+	timer := func(i int) string {
+		if i != d.Step || d.State.Terminal() || d.StepStartedAt.IsZero() {
+			return ""
+		}
+		return clockDur(now.Sub(d.StepStartedAt))
+	}
+	if avail < len(plan)+5 { // keep room for the pipeline's own lines
+		parts := []string{}
+		for i, st := range plan {
+			part := m.glyph(state(i)) + stepLabel(st)
+			if t := timer(i); t != "" {
+				part += " " + s.muted.Render(t)
+			}
+			parts = append(parts, part)
+		}
+		return []string{s.muted.Render(" rollout "+ref.Env+":") + " " + strings.Join(parts, s.muted.Render(" · "))}
+	}
+	nameW := max(min(w/3, 22), 8)
+	lines := []string{s.muted.Render(head)}
+	for i, st := range plan {
+		line := " " + m.glyph(state(i)) + " " + s.text.Render(pad(stepLabel(st), nameW)) + " " + s.muted.Render(pad(timer(i), 6))
+		if st.Kind == core.StepAnalysis && i == d.Step && !d.State.Terminal() && st.For > 0 && !d.StepStartedAt.IsZero() {
+			line += " " + s.warn.Render(bar(float64(now.Sub(d.StepStartedAt))/float64(st.For), 10))
+		}
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// stepLabel names a rollout step the way the config writes it.
+func stepLabel(st core.RolloutStep) string {
+	switch st.Kind {
+	case core.StepWeight:
+		return fmt.Sprintf("%d%%", st.Weight)
+	case core.StepAnalysis:
+		return "analysis " + dur(st.For)
+	case core.StepPause:
+		if st.For == 0 {
+			return "pause: judgment"
+		}
+		return "pause " + dur(st.For)
+	}
+	return string(st.Kind)
 }
 
 // pipelineRows lays out the run's stages and steps in at most avail rows
@@ -538,6 +620,8 @@ func (m *Model) glyph(st core.RunState) string {
 		return m.st.danger.Render("✗")
 	case core.RunRunning:
 		return m.st.warn.Render("◐")
+	case core.RunWaiting:
+		return m.st.warn.Render("‖")
 	}
 	return m.st.muted.Render("·")
 }
@@ -632,12 +716,8 @@ func (m *Model) evidence(v core.SpikeVerdict) string {
 		// without an upper bound); the note under it says what is missing.
 		return m.verdictWord(v) + m.st.muted.Render(" · no errors counted yet · "+dur(e.Elapsed))
 	}
-	ci := fmt.Sprintf("%.1f–%.1f", e.RateRatioLow, e.RateRatioHigh)
-	if math.IsInf(e.RateRatioHigh, 1) || e.RateRatioHigh > 1e6 {
-		ci = fmt.Sprintf("≥ %.1f", e.RateRatioLow)
-	}
-	return m.verdictWord(v) + m.st.muted.Render(fmt.Sprintf(" p=%s · %d vs %d events at %.0f%% share · %.1f× (CI %s) · %s",
-		pval(e.PValue), e.CandidateCount, e.BaselineCount, e.Share*100, e.RateRatio, ci, dur(e.Elapsed)))
+	return m.verdictWord(v) + m.st.muted.Render(fmt.Sprintf(" p=%s · %d vs %d events at %.0f%% share · %s (CI %s) · %s",
+		pval(e.PValue), e.CandidateCount, e.BaselineCount, e.Share*100, e.Ratio(), e.Interval(), dur(e.Elapsed)))
 }
 
 // pval prints a p-value with two significant digits: 3e-09, 0.034.

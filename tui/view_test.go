@@ -275,3 +275,26 @@ func TestErrorRateIsTheLastMinutes(t *testing.T) {
 		t.Fatalf("rate over 40 s = %s, want 24/min (16 in 40 s)", got)
 	}
 }
+
+// The pipeline pane shows the rollout in flight under the build: every
+// configured step, the current one with its timer and, for an analysis,
+// how much of its window has passed; at 80×24 it folds into one line.
+func TestRolloutStepsUnderThePipeline(t *testing.T) {
+	snap := canarySnapshot()
+	snap.Plans["production"] = []core.RolloutStep{
+		{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepAnalysis, For: 10 * time.Minute}, {Kind: core.StepPause}, {Kind: core.StepWeight, Weight: 100},
+	}
+	d := snap.Deployments[production]
+	d.State, d.Step, d.StepStartedAt = core.DeployProgressing, 1, t0.Add(-5*time.Minute)
+	snap.Deployments[production] = d
+	m, _, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	pane := paneText(m, panePipeline)
+	mustContain(t, pane, "rollout production · v1.43.0 · progressing", "✓ 25%", "◐ analysis 10m", "5:00   █████░░░░░", "· pause: judgment", "· 100%")
+
+	// As in the demo, the build is done by the time production rolls out.
+	snap.Pipelines["api"] = pipeline("v1.43.0", core.RunSucceeded, 1)
+	m, _, _ = newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	mustContain(t, paneText(m, panePipeline), "rollout production: ✓25% · ◐analysis 10m 5:00 · ·pause: judgment · ·100%")
+}

@@ -53,6 +53,9 @@ func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
 			break
 		}
 		s := steps[i]
+		if r.dep.Step != i || r.dep.StepStartedAt.IsZero() {
+			r.dep.StepStartedAt = c.eng.Now()
+		}
 		r.dep.Step = i
 		switch s.Kind {
 		case StepWeight:

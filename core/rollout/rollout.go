@@ -11,41 +11,22 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ripcordhq/ripcord/core"
 )
 
-// StepKind is what a rollout step does.
-type StepKind string
-
-const (
-	StepWeight   StepKind = "weight"   // send Weight% of traffic to the candidate
-	StepAnalysis StepKind = "analysis" // watch the error verdict for For
-	StepPause    StepKind = "pause"    // wait For, or until a person promotes when For is 0
+// StepKind, Step and its kinds are core's, so the plan a controller runs
+// is the plan a screen shows.
+type (
+	StepKind = core.StepKind
+	Step     = core.RolloutStep
 )
 
-// Step is one rollout step.
-type Step struct {
-	Kind   StepKind
-	Weight int
-	For    time.Duration
-}
-
-func (s Step) String() string {
-	switch s.Kind {
-	case StepWeight:
-		return fmt.Sprintf("weight %d%%", s.Weight)
-	case StepAnalysis:
-		return "analysis " + s.For.String()
-	case StepPause:
-		if s.For == 0 {
-			return "pause for judgment"
-		}
-		return "pause " + s.For.String()
-	}
-	return string(s.Kind)
-}
+const (
+	StepWeight   = core.StepWeight
+	StepAnalysis = core.StepAnalysis
+	StepPause    = core.StepPause
+)
 
 // Env is one environment's rollout policy and target.
 type Env struct {
@@ -101,6 +82,9 @@ func New(eng *core.Engine, o Options) *Controller {
 	for i := range o.Envs {
 		e := o.Envs[i]
 		c.envs[e.Name] = &e
+	}
+	for _, e := range c.envs {
+		eng.Publish(core.Event{Kind: core.EvPlan, Final: true, Plan: &core.RolloutPlan{Env: e.Name, Steps: c.steps(e)}})
 	}
 	eng.Handle(core.CmdPromote, c.promote)
 	eng.Handle(core.CmdFullPromote, c.promote)
@@ -263,7 +247,7 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	if err := c.journal(ctx, op); err != nil {
 		return core.Result{}, err
 	}
-	dep := core.Deployment{Ref: cmd.Ref, Version: rel.Version, From: stable, State: core.DeployProgressing, Weight: weight, StartedAt: now, Actor: cmd.Actor}
+	dep := core.Deployment{Ref: cmd.Ref, Version: rel.Version, From: stable, State: core.DeployProgressing, Weight: weight, StartedAt: now, StepStartedAt: now, Actor: cmd.Actor}
 	id, err := c.eng.Store().AddDeployment(ctx, dep)
 	if err != nil {
 		return core.Result{}, fmt.Errorf("record deployment: %w", err)

@@ -455,3 +455,24 @@ func TestRolloutContinuesInTheNextEngine(t *testing.T) {
 		t.Fatalf("target after the resumed rollout = %+v, want v2 at 100%%", st)
 	}
 }
+
+// The controller publishes each environment's plan, and a deployment
+// says when its current step began, so a screen can show the steps ahead
+// and how long the current one has run.
+func TestPlanIsPublishedAndStepsAreTimed(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	if got := w.eng.Snapshot().Plans["production"]; !slices.Equal(got, canary) {
+		t.Fatalf("published plan = %v, want %v", got, canary)
+	}
+	before := time.Now()
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	first := w.waitFor(t, "judgment", deployState(core.DeployJudgment)).Deployment
+	if first.Step != 1 || first.StepStartedAt.Before(before) {
+		t.Fatalf("at the pause: step %d started %s, want step 1 started after %s", first.Step, first.StepStartedAt, before)
+	}
+	w.do(t, core.Command{Kind: core.CmdPromote})
+	at50 := w.waitFor(t, "weight 50", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 2 }).Deployment
+	if !at50.StepStartedAt.After(first.StepStartedAt) {
+		t.Fatalf("step 2 started %s, not after step 1 (%s)", at50.StepStartedAt, first.StepStartedAt)
+	}
+}
