@@ -443,7 +443,9 @@ func (m *Model) rolloutLines(now time.Time, w, avail int) []string {
 	ref := m.focusRef()
 	d, ok := m.snap.Deployments[ref]
 	plan := m.snap.Plans[ref.Env]
-	if !ok || len(plan) == 0 || d.Version == "" {
+	// A deployment without a From replaced nothing through steps: a
+	// first install, or the release a rollback restored.
+	if !ok || len(plan) == 0 || d.Version == "" || d.From == "" {
 		return nil
 	}
 	head := " rollout " + ref.Env + " · " + d.Version + " · " + string(d.State)

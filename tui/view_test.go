@@ -298,3 +298,15 @@ func TestRolloutStepsUnderThePipeline(t *testing.T) {
 	update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
 	mustContain(t, paneText(m, panePipeline), "rollout production: ✓25% · ◐analysis 10m 5:00 · ·pause: judgment · ·100%")
 }
+
+// After a rollback the restored release is not a rollout: no steps shown.
+func TestNoRolloutStepsForARestoredRelease(t *testing.T) {
+	snap := canarySnapshot()
+	snap.Plans["production"] = []core.RolloutStep{{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepWeight, Weight: 100}}
+	snap.Deployments[production] = core.Deployment{ID: 8, Ref: production, Version: "v1.42.0", State: core.DeployHealthy, Weight: 100, Step: 2, StartedAt: t0, FinishedAt: t0}
+	m, _, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	if pane := paneText(m, panePipeline); strings.Contains(pane, "rollout production") {
+		t.Fatalf("a restored release shows rollout steps:\n%s", pane)
+	}
+}
