@@ -5,6 +5,7 @@ package themes
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,7 +122,16 @@ func Load(path string) (Theme, error) {
 	}
 	var raw map[string]string
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return Theme{}, fmt.Errorf("load theme %s: want a JSON object of token to \"#rrggbb\": %w", path, err)
+		where := path
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			where = position(path, b, syn.Offset)
+		case errors.As(err, &typ):
+			where = position(path, b, typ.Offset)
+		}
+		return Theme{}, fmt.Errorf("%s: want a JSON object of token to \"#rrggbb\": %w", where, err)
 	}
 	t := Theme{Name: strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))}
 	keys := make([]string, 0, len(raw))
@@ -145,6 +155,21 @@ func Load(path string) (Theme, error) {
 		}
 	}
 	return t, nil
+}
+
+// position is path:line:col of byte offset off in b (JSON error offsets
+// point just past the offending byte).
+func position(path string, b []byte, off int64) string {
+	off = min(max(off, 1), int64(len(b)))
+	line, col := 1, 1
+	for _, c := range b[:off-1] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf("%s:%d:%d", path, line, col)
 }
 
 // ParseHex parses "#rrggbb" into its 8-bit channels.

@@ -101,7 +101,9 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown token", strings.Replace(fullTheme, `"ok"`, `"good"`, 1), []string{"mine.json", `unknown token "good"`}},
 		{"missing token", strings.Replace(fullTheme, `"warn":"#f0e442",`, "", 1), []string{"mine.json", `missing token "warn"`}},
 		{"bad colour", strings.Replace(fullTheme, `#d55e00`, `red`, 1), []string{"mine.json", `token "danger"`, `bad colour "red"`}},
-		{"not json", `text: "#fff"`, []string{"mine.json", "JSON"}},
+		{"not json", `text: "#fff"`, []string{"mine.json:1:2:", "JSON"}},
+		{"broken json", "{\n  \"text\": \"#ffffff\",\n  \"ok\" \"#00ff00\"\n}", []string{"mine.json:3:8:", "JSON"}},
+		{"number colour", "{\n  \"text\": 7\n}", []string{"mine.json:2:11:", "JSON"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Load(writeTheme(t, c.body))

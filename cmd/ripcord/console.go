@@ -13,6 +13,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/themes"
 	"github.com/ripcordhq/ripcord/tui"
 )
 
@@ -39,6 +40,10 @@ terminal or a dropped SSH session never leaves a rollback without an owner.`,
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
+			opts, err := consoleOptions(f, cf)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			// The screen shows the stored state at once; providers start
@@ -50,19 +55,20 @@ terminal or a dropped SSH session never leaves a rollback without an owner.`,
 			}
 			defer w.Close()
 			w.startInBackground(ctx, wo)
-			return tui.Run(ctx, w.eng, consoleOptions(f, cf))
+			return tui.Run(ctx, w.eng, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&cf.readOnly, "read-only", false, "watch only: every action key is refused with the reason")
-	cmd.Flags().StringVar(&cf.theme, "theme", "", "colour theme (dark, light, high-contrast, okabe-ito, monochrome; default: from the terminal)")
+	cmd.Flags().StringVar(&cf.theme, "theme", "", "colour theme: dark, light, high-contrast, okabe-ito, monochrome, or a theme file (JSON of token to \"#rrggbb\"); default: from the terminal")
 	cmd.Flags().StringVar(&cf.service, "service", "", "service to show first (default: the first in the config)")
 	return cmd
 }
 
-// consoleOptions turns the config's screen policy into the console's.
-func consoleOptions(f *config.File, cf consoleFlags) tui.Options {
+// consoleOptions turns the config's screen policy into the console's. A
+// --theme that is not a built-in name is read as a theme file.
+func consoleOptions(f *config.File, cf consoleFlags) (tui.Options, error) {
 	o := tui.Options{
-		Service: cf.service, Actor: currentActor(), ThemeName: cf.theme,
+		Service: cf.service, Actor: currentActor(),
 		ReadOnly: cf.readOnly, Confirm: map[string]string{},
 		Bell: f.Notify.Bell == nil || *f.Notify.Bell, Desktop: f.Notify.Desktop == nil || *f.Notify.Desktop,
 	}
@@ -72,7 +78,22 @@ func consoleOptions(f *config.File, cf consoleFlags) tui.Options {
 	for _, e := range f.Environments {
 		o.Confirm[e.Name] = e.Confirm
 	}
-	return o
+	if cf.theme == "" {
+		return o, nil
+	}
+	if _, err := themes.Get(cf.theme); err == nil {
+		o.ThemeName = cf.theme
+		return o, nil
+	}
+	if _, err := os.Stat(cf.theme); err != nil {
+		return o, fmt.Errorf("--theme %q is neither a built-in theme (%s) nor a readable theme file", cf.theme, strings.Join(themes.Names(), ", "))
+	}
+	t, err := themes.Load(cf.theme)
+	if err != nil {
+		return o, err
+	}
+	o.Theme = t
+	return o, nil
 }
 
 // signalContext ends on SIGINT, SIGTERM and SIGHUP (an SSH session that

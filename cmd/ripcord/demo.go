@@ -121,7 +121,10 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 				w.notice(core.Ref{}, err.Error())
 			}
 		}()
-		opts := consoleOptions(f, consoleFlags{})
+		opts, err := consoleOptions(f, consoleFlags{})
+		if err != nil {
+			return err
+		}
 		return tui.Run(ctx, w.eng, opts)
 	}
 	w, err := openWorld(ctx, f, wo)
