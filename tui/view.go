@@ -353,6 +353,16 @@ func (m *Model) needsYou(now time.Time) string {
 			add(s.accent, fmt.Sprintf("ready to promote %s to %s", v, env), fmt.Sprintf("ready: %s → %s", v, env))
 		}
 	}
+	// The newest build, rolled back somewhere, is held: automation will not
+	// promote it again until a person clears the hold or ships a fix.
+	if run, ok := m.snap.Pipelines[m.service]; ok && run.Version != "" {
+		for _, env := range m.snap.Envs {
+			if m.rolledBack(core.Ref{Service: m.service, Env: env}, run.Version) {
+				add(s.warn, fmt.Sprintf("%s held: rolled back in %s", run.Version, env), run.Version+" held")
+				break
+			}
+		}
+	}
 	for _, f := range m.backups() {
 		switch f.State {
 		case core.FreshWarn, core.FreshCritical:

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -308,5 +309,24 @@ func TestNoRolloutStepsForARestoredRelease(t *testing.T) {
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
 	if pane := paneText(m, panePipeline); strings.Contains(pane, "rollout production") {
 		t.Fatalf("a restored release shows rollout steps:\n%s", pane)
+	}
+}
+
+// A build that was rolled back is held, and the strip says so until a
+// person clears the hold.
+func TestHeldReleaseNeedsYou(t *testing.T) {
+	snap := canarySnapshot()
+	delete(snap.Verdicts, production)
+	snap.Audit = append(snap.Audit, core.AuditEntry{Seq: 2, At: t0, Actor: core.Actor{Name: "bob"}, Action: "rollback", Ref: production, From: "v1.43.0", To: "v1.42.0", Outcome: "rolled back to v1.42.0"})
+	m, eng, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	mustContain(t, strings.Split(view(m), "\n")[1], "v1.43.0 held: rolled back in production")
+
+	if _, err := eng.Audit(context.Background(), core.AuditEntry{Actor: core.Actor{Name: "bob"}, Action: string(core.CmdClearHold), Ref: production, To: "v1.43.0", Outcome: "hold cleared"}); err != nil {
+		t.Fatal(err)
+	}
+	update(m, flushMsg{})
+	if line := strings.Split(view(m), "\n")[1]; strings.Contains(line, "held") {
+		t.Fatalf("the hold was cleared but the strip says %q", line)
 	}
 }
