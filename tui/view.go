@@ -500,7 +500,7 @@ func (m *Model) rolloutLines(now time.Time, w, avail int) []string {
 	lines := []string{s.muted.Render(head)}
 	for i, st := range plan {
 		line := " " + m.glyph(state(i)) + " " + s.text.Render(pad(stepLabel(st), nameW)) + " " + s.muted.Render(pad(timer(i), 6))
-		if st.Kind == core.StepAnalysis && i == d.Step && !d.State.Terminal() && st.For > 0 && !d.StepStartedAt.IsZero() {
+		if st.Kind == core.StepAnalysis && state(i) == core.RunRunning && st.For > 0 && !d.StepStartedAt.IsZero() {
 			line += " " + s.warn.Render(bar(float64(now.Sub(d.StepStartedAt))/float64(st.For), 10))
 		}
 		lines = append(lines, line)
