@@ -259,7 +259,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	}
 	w.ctl = rollout.New(w.eng, ropts)
 	if len(oopts.Errors) > 0 {
-		w.marks = observe.MarkDeploys(w.eng, oopts.Errors)
+		w.marks = observe.MarkDeploys(w.eng, oopts.Errors, f.Redact)
 	}
 	w.eng.Handle(core.CmdBackupNow, w.backupNow)
 	if w.attention, err = w.ctl.Recover(ctx); err != nil {

@@ -28,13 +28,18 @@ type DeployMarks struct {
 	done    chan struct{}
 	calls   sync.WaitGroup
 	last    map[core.Ref]string // release marked last, per environment
+	redact  func(string) string
 }
 
 // MarkDeploys starts following eng's audit entries. Close stops it after
-// the entries appended so far have been marked.
-func MarkDeploys(eng *core.Engine, sources map[core.Ref]core.ErrorSource) *DeployMarks {
+// the entries appended so far have been marked. redact (may be nil) cleans
+// a tracker's error of secrets before it is logged.
+func MarkDeploys(eng *core.Engine, sources map[core.Ref]core.ErrorSource, redact func(string) string) *DeployMarks {
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
 	_, sub := eng.Subscribe()
-	d := &DeployMarks{eng: eng, sources: sources, sub: sub, stop: make(chan struct{}), done: make(chan struct{}), last: map[core.Ref]string{}}
+	d := &DeployMarks{eng: eng, sources: sources, sub: sub, stop: make(chan struct{}), done: make(chan struct{}), last: map[core.Ref]string{}, redact: redact}
 	go d.run()
 	return d
 }
@@ -79,7 +84,7 @@ func (d *DeployMarks) mark(src core.ErrorSource, ref core.Ref, release string) {
 	defer cancel()
 	text := "deploy marker: " + release + " in " + ref.Env
 	if err := src.MarkDeploy(ctx, ref, release); err != nil {
-		text += " not recorded: " + err.Error()
+		text += " not recorded: " + d.redact(err.Error())
 	}
 	d.eng.Publish(core.Event{Kind: core.EvLog, Ref: ref, Log: &core.LogLine{Time: d.eng.Now(), Source: "errors", Text: text}})
 }

@@ -34,7 +34,7 @@ func TestDeployMarkersFollowTheAuditLog(t *testing.T) {
 	prod := core.Ref{Service: "api", Env: "production"}
 	stg := core.Ref{Service: "api", Env: "staging"}
 	rec := &markRecorder{}
-	marks := MarkDeploys(eng, map[core.Ref]core.ErrorSource{prod: rec})
+	marks := MarkDeploys(eng, map[core.Ref]core.ErrorSource{prod: rec}, nil)
 	alice := core.Actor{Name: "alice"}
 	ctx := context.Background()
 	for _, e := range []core.AuditEntry{
@@ -65,16 +65,16 @@ func TestDeployMarkersFollowTheAuditLog(t *testing.T) {
 func TestRefusedDeployMarkerIsLogged(t *testing.T) {
 	eng := newEngine(t, nil, "production")
 	prod := core.Ref{Service: "api", Env: "production"}
-	rec := &markRecorder{err: errors.New("sentry answered 403")}
+	rec := &markRecorder{err: errors.New("sentry answered 403 to token s3cr3t")}
 	_, sub := eng.Subscribe()
 	defer sub.Close()
-	marks := MarkDeploys(eng, map[core.Ref]core.ErrorSource{prod: rec})
+	marks := MarkDeploys(eng, map[core.Ref]core.ErrorSource{prod: rec}, func(s string) string { return strings.ReplaceAll(s, "s3cr3t", "***") })
 	if _, err := eng.Audit(context.Background(), core.AuditEntry{Actor: core.Actor{Name: "bob"}, Action: "rollback", Ref: prod, From: "v2", To: "v1", Outcome: "rolled back to v1"}); err != nil {
 		t.Fatal(err)
 	}
 	marks.Close()
 	ev := waitFor(t, sub, "the marker's log line", func(ev core.Event) bool { return ev.Kind == core.EvLog && ev.Log.Source == "errors" })
-	if !strings.Contains(ev.Log.Text, "v1 in production not recorded: sentry answered 403") {
+	if !strings.Contains(ev.Log.Text, "v1 in production not recorded: sentry answered 403 to token ***") {
 		t.Fatalf("log line %q does not say the marker failed and why", ev.Log.Text)
 	}
 }
