@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/tui"
 )
 
 // --theme takes a built-in name or a theme file; anything else is a usage
@@ -45,5 +51,73 @@ func TestConsoleThemeFlag(t *testing.T) {
 	code, _, errs = ripcord(t, "console", "-c", cfg, "--theme", broken)
 	if code != exitUsage || !strings.Contains(errs, broken+":3:3:") {
 		t.Fatalf("broken theme file: exit %d, stderr %q", code, errs)
+	}
+}
+
+// The console draws its first frame while the provider processes are
+// still starting, and their health arrives on the screen's stream after.
+// Here every provider waits for a file the test creates only once the
+// first frame is out, so the order is certain.
+func TestConsoleDrawsBeforeProvidersAreUp(t *testing.T) {
+	dir := t.TempDir()
+	f, err := config.Load(writeConfig(t, dir, ""), config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(dir, "providers-may-start")
+	slow := filepath.Join(dir, "slow-ripcord")
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %q ]; do sleep 0.05; done\nexec %q \"$@\"\n", gate, self)
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wo := worldOptions{Observe: true, Self: slow}
+	w, err := openEngine(ctx, f, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, sub := w.eng.Subscribe()
+	defer sub.Close()
+	w.startInBackground(ctx, wo)
+	out := &firstWrite{seen: make(chan struct{})}
+	in, hold := io.Pipe()
+	defer hold.Close()
+	ran := make(chan error, 1)
+	go func() {
+		ran <- tui.Run(ctx, w.eng, tui.Options{Actor: currentActor(), Output: out, Input: in, Width: 120, Height: 40, NoColor: true})
+	}()
+	select {
+	case <-out.seen:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no first frame while the providers wait")
+	}
+	select {
+	case <-w.startDone:
+		t.Fatal("the providers were up before the first frame, though they could not start")
+	default:
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	for {
+		ev, err := sub.Next(wctx)
+		if err != nil {
+			t.Fatalf("the local target never reported healthy after the gate opened: %v", err)
+		}
+		if ev.Kind == core.EvProvider && ev.Provider.Name == "local@production" && ev.Provider.State == "healthy" {
+			break
+		}
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
 	}
 }
