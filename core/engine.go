@@ -70,6 +70,10 @@ type EngineOptions struct {
 	LockTTL time.Duration
 	// QueueLimit bounds each subscriber's pending events.
 	QueueLimit int
+	// WatchEvery is how often a watching console refreshes its presence
+	// and reads the others' (default 15s); one not seen for three times
+	// that is gone.
+	WatchEvery time.Duration
 }
 
 // Engine is the one hub: it holds the current state, fans events out to
@@ -79,6 +83,7 @@ type Engine struct {
 	clock      func() time.Time
 	lockTTL    time.Duration
 	queueLimit int
+	watchEvery time.Duration
 
 	mu    sync.Mutex
 	state Snapshot
@@ -104,10 +109,14 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.LockTTL <= 0 {
 		o.LockTTL = 2 * time.Minute
 	}
+	if o.WatchEvery <= 0 {
+		o.WatchEvery = 15 * time.Second
+	}
 	e := &Engine{
 		store:      o.Store,
 		clock:      o.Clock,
 		lockTTL:    o.LockTTL,
+		watchEvery: o.WatchEvery,
 		queueLimit: o.QueueLimit,
 		state:      NewSnapshot(o.Project, o.Services, o.Envs),
 		subs:       map[*Subscription]struct{}{},
@@ -481,4 +490,51 @@ func (e *Engine) Unhold(ctx context.Context, ref Ref) error {
 		return nil
 	}
 	return e.ReleaseLock(ctx, l)
+}
+
+// Watch records actor's console as watching the project until ctx ends or
+// stop is called, and keeps the engine's snapshot of who watches current
+// (EvWatchers). It returns the watcher's id, so a screen can tell itself
+// from the others.
+func (e *Engine) Watch(ctx context.Context, actor Actor) (id string, stop func()) {
+	id = NewID()
+	if e.store == nil {
+		return id, func() {} // nowhere to meet the others
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	since := e.clock()
+	beat := func() {
+		now := e.clock()
+		if err := e.store.PutWatcher(ctx, Watcher{ID: id, Actor: actor, Since: since, SeenAt: now}); err != nil {
+			return // the next beat tries again; presence is a courtesy
+		}
+		ws, err := e.store.Watchers(ctx, now.Add(-3*e.watchEvery))
+		if err != nil {
+			return
+		}
+		e.Publish(Event{Kind: EvWatchers, Key: "watchers", Watchers: ws})
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(e.watchEvery)
+		defer t.Stop()
+		for beat(); ; beat() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return id, func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer dcancel()
+			_ = e.store.DropWatcher(dctx, id)
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -204,4 +205,53 @@ func TestHeldLockOutlivesItsTTLWhileTheHolderLives(t *testing.T) {
 			break
 		}
 	}
+}
+
+// Two consoles on one store see each other; one that closes leaves the
+// other's list at its next refresh.
+func TestConsolesSeeWhoElseIsWatching(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	open := func() *core.Engine {
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, WatchEvery: 50 * time.Millisecond})
+	}
+	a, b := open(), open()
+	_, sub := a.Subscribe()
+	defer sub.Close()
+	anaID, stopAna := a.Watch(ctx, core.Actor{Name: "ana", Host: "bastion-1"})
+	defer stopAna()
+	boID, stopBo := b.Watch(ctx, core.Actor{Name: "bo", Host: "laptop"})
+	wait := func(what string, pred func([]core.Watcher) bool) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			ev, err := sub.Next(wctx)
+			if err != nil {
+				t.Fatalf("waiting until %s: %v (snapshot: %+v)", what, err, a.Snapshot().Watchers)
+			}
+			if ev.Kind == core.EvWatchers && pred(ev.Watchers) {
+				return
+			}
+		}
+	}
+	ids := func(ws []core.Watcher) []string {
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.ID+"="+w.Actor.Name)
+		}
+		return out
+	}
+	wait("ana's console sees bo", func(ws []core.Watcher) bool {
+		return len(ws) == 2 && slices.Contains(ids(ws), anaID+"=ana") && slices.Contains(ids(ws), boID+"=bo")
+	})
+	stopBo()
+	wait("bo's console is gone", func(ws []core.Watcher) bool {
+		return slices.Equal(ids(ws), []string{anaID + "=ana"})
+	})
 }

@@ -23,6 +23,7 @@ const (
 	EvProvider   EventKind = "provider"   // Provider: a provider's health
 	EvNotice     EventKind = "notice"     // Notice: something a person should read
 	EvPlan       EventKind = "plan"       // Plan: an environment's rollout steps
+	EvWatchers   EventKind = "watchers"   // Watchers: the consoles open on the project
 	// EvResync replaces everything a subscriber had queued when it fell so
 	// far behind that even its final events did not fit: it carries a
 	// fresh snapshot, which holds every final state.
@@ -54,6 +55,7 @@ type Event struct {
 	Operation  *Operation      `json:"operation,omitempty"`
 	Provider   *ProviderHealth `json:"provider,omitempty"`
 	Plan       *RolloutPlan    `json:"plan,omitempty"`
+	Watchers   []Watcher       `json:"watchers,omitempty"`
 	Notice     string          `json:"notice,omitempty"`
 	Snapshot   *Snapshot       `json:"snapshot,omitempty"`
 }
@@ -91,8 +93,9 @@ type Snapshot struct {
 	Locks       map[Ref]Lock                   `json:"locks"`
 	Operations  map[string]Operation           `json:"operations"` // unfinished
 	Providers   map[string]ProviderHealth      `json:"providers"`
-	Plans       map[string][]RolloutStep       `json:"plans"` // per environment
-	Audit       []AuditEntry                   `json:"audit"` // newest last
+	Plans       map[string][]RolloutStep       `json:"plans"`    // per environment
+	Watchers    []Watcher                      `json:"watchers"` // consoles open on the project
+	Audit       []AuditEntry                   `json:"audit"`    // newest last
 	Notices     []string                       `json:"notices,omitempty"`
 }
 
@@ -176,6 +179,8 @@ func (s *Snapshot) Apply(e Event) {
 				s.Operations[e.Operation.ID] = *e.Operation
 			}
 		}
+	case EvWatchers:
+		s.Watchers = append([]Watcher(nil), e.Watchers...)
 	case EvPlan:
 		if e.Plan != nil {
 			s.Plans[e.Plan.Env] = append([]RolloutStep(nil), e.Plan.Steps...)
@@ -216,6 +221,7 @@ func (s Snapshot) Clone() Snapshot {
 	c.Locks = cloneMap(s.Locks)
 	c.Operations = cloneMap(s.Operations)
 	c.Providers = cloneMap(s.Providers)
+	c.Watchers = append([]Watcher(nil), s.Watchers...)
 	c.Plans = make(map[string][]RolloutStep, len(s.Plans))
 	for k, v := range s.Plans {
 		c.Plans[k] = append([]RolloutStep(nil), v...)

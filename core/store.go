@@ -54,7 +54,23 @@ type Store interface {
 	ErrorCounts(ctx context.Context, ref Ref, since time.Time) ([]ErrorCount, error)
 	PruneErrorCounts(ctx context.Context, before time.Time) error
 
+	// PutWatcher records (or refreshes) a console watching the project;
+	// DropWatcher removes it; Watchers lists those seen since a time.
+	PutWatcher(ctx context.Context, w Watcher) error
+	DropWatcher(ctx context.Context, id string) error
+	Watchers(ctx context.Context, seenSince time.Time) ([]Watcher, error)
+
 	Close() error
+}
+
+// Watcher is one console open on the project: who, from where, since
+// when. Confirmations name the others, so a person about to roll back
+// knows who else is looking at the same screen.
+type Watcher struct {
+	ID     string    `json:"id"`
+	Actor  Actor     `json:"actor"`
+	Since  time.Time `json:"since"`
+	SeenAt time.Time `json:"seen_at"` // refreshed while the console runs
 }
 
 // ErrorCount is one persisted bucket of the error ingest: the count of

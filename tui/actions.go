@@ -206,7 +206,24 @@ func (m *Model) tailLines(ref core.Ref) []string {
 	return []string{
 		lock,
 		" as " + m.opts.Actor.String(),
+		m.othersWatching(),
 	}
+}
+
+// othersWatching names the people with another console open on the
+// project, longest watching first.
+func (m *Model) othersWatching() string {
+	var names []string
+	for _, w := range m.snap.Watchers {
+		if w.ID == m.self {
+			continue
+		}
+		names = append(names, w.Actor.String()+" ("+age(m.opts.Clock(), w.Since)+")")
+	}
+	if len(names) == 0 {
+		return m.st.muted.Render(" nobody else is watching")
+	}
+	return " " + m.st.warn.Render("also watching: "+strings.Join(names, ", "))
 }
 
 // actionDialog states what promote, full promote, abort, pause or resume

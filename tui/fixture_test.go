@@ -44,6 +44,7 @@ func canarySnapshot() core.Snapshot {
 	s.Deployments[production] = core.Deployment{ID: 7, Ref: production, Version: "v1.43.0", From: "v1.42.0",
 		State: core.DeployJudgment, Weight: 25, Step: 1, StartedAt: t0.Add(-2 * time.Minute), Actor: core.Actor{Name: "alice"}}
 	s.Pipelines["api"] = pipeline("v1.43.0", core.RunRunning, 0.6)
+	s.Watchers = []core.Watcher{{ID: "w-carol", Actor: core.Actor{Name: "carol", Host: "bastion-2"}, Since: t0.Add(-12 * time.Minute), SeenAt: t0}}
 	s.Errors[production] = map[string]core.ErrorWindow{
 		"v1.43.0": window(production, "v1.43.0", []int64{2, 3, 5, 8, 12, 20, 30, 38, 40, 41, 44, 46}),
 		"v1.42.0": window(production, "v1.42.0", []int64{6, 6, 5, 7, 6, 6, 5, 6, 7, 6, 6, 6}),

@@ -141,6 +141,7 @@ type Model struct {
 
 	theme      themes.Theme
 	themeFixed bool // chosen by the person or config, not the background
+	self       string // this console's watcher id (Engine.Watch)
 	mouse      bool
 
 	logs    *ring

@@ -24,6 +24,11 @@ const renderFPS = 20
 func Run(ctx context.Context, eng *core.Engine, opts Options) error {
 	m := newModel(eng, fromEnv(opts, os.Getenv))
 	defer m.sub.Close()
+	// The console counts as watching the project: confirmations in every
+	// other console name this person.
+	var stop func()
+	m.self, stop = eng.Watch(ctx, opts.Actor)
+	defer stop()
 	// Events reach the model at the flush rate (20 Hz), so drawing at the
 	// same rate shows every change; the default 60 fps costs an idle
 	// console about twice the CPU (1.7% against 0.7%, BenchmarkConsoleIdle).

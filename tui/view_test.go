@@ -330,3 +330,18 @@ func TestHeldReleaseNeedsYou(t *testing.T) {
 		t.Fatalf("the hold was cleared but the strip says %q", line)
 	}
 }
+
+// A confirmation names the others watching, never the person's own
+// console, and says so when nobody else is.
+func TestConfirmationNamesWhoElseIsWatching(t *testing.T) {
+	snap := canarySnapshot()
+	snap.Watchers = append(snap.Watchers, core.Watcher{ID: "w-me", Actor: core.Actor{Name: "bob", Host: "laptop"}, Since: t0.Add(-time.Hour)})
+	m, _, _ := newConsole(t, snap, testOptions())
+	m.self = "w-me"
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	if got := m.othersWatching(); !strings.HasSuffix(got, "also watching: carol@bastion-2 (12m)") {
+		t.Fatalf("watching line %q; want carol only, not this console's own person", got)
+	}
+	m.snap.Watchers = m.snap.Watchers[1:]
+	mustContain(t, strings.Join(m.tailLines(production), "\n"), "nobody else is watching")
+}

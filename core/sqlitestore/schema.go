@@ -105,4 +105,14 @@ CREATE TABLE error_counts (
 CREATE INDEX error_counts_by_ref ON error_counts (service, env, bucket);
 CREATE INDEX error_counts_by_bucket ON error_counts (bucket);
 `,
+	// 2: consoles watching the project.
+	`
+CREATE TABLE watchers (
+	id      TEXT    PRIMARY KEY,
+	actor   TEXT    NOT NULL, -- JSON core.Actor
+	since   INTEGER NOT NULL,
+	seen_at INTEGER NOT NULL
+);
+CREATE INDEX watchers_by_seen ON watchers (seen_at);
+`,
 }

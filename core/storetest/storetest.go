@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ForceLock", testForceLock},
 		{"Journal", testJournal},
 		{"ErrorCounts", testErrorCounts},
+		{"Watchers", testWatchers},
 		{"ConcurrentAudit", testConcurrentAudit},
 	}
 	for _, tc := range tests {
@@ -654,6 +655,45 @@ func opIDs(ops []core.Operation) string {
 		ids = append(ids, op.ID)
 	}
 	return strings.Join(ids, " ")
+}
+
+// Watchers: a refresh keeps when the console started, a console not seen
+// lately is left out, and one that says goodbye is gone.
+func testWatchers(t *testing.T, s core.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC)
+	ana := core.Watcher{ID: "w-ana", Actor: core.Actor{Name: "ana", Host: "bastion-1"}, Since: base, SeenAt: base}
+	bo := core.Watcher{ID: "w-bo", Actor: core.Actor{Name: "bo", Host: "laptop"}, Since: base.Add(time.Minute), SeenAt: base.Add(time.Minute)}
+	for _, w := range []core.Watcher{ana, bo} {
+		if err := s.PutWatcher(ctx, w); err != nil {
+			t.Fatalf("PutWatcher(%s): %v", w.ID, err)
+		}
+	}
+	// ana's console refreshes ten minutes later; bo's went quiet.
+	refresh := ana
+	refresh.Since, refresh.SeenAt = base.Add(10*time.Minute), base.Add(10*time.Minute)
+	if err := s.PutWatcher(ctx, refresh); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	got, err := s.Watchers(ctx, base.Add(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "w-ana" || got[0].Actor != ana.Actor || !got[0].Since.Equal(base) || !got[0].SeenAt.Equal(base.Add(10*time.Minute)) {
+		t.Fatalf("watchers seen lately = %+v; want ana's, watching since %s, seen at %s", got, base, base.Add(10*time.Minute))
+	}
+	if got, err := s.Watchers(ctx, time.Time{}); err != nil || len(got) != 2 || got[0].ID != "w-ana" || got[1].ID != "w-bo" {
+		t.Fatalf("all watchers = %+v, %v; want ana then bo", got, err)
+	}
+	if err := s.DropWatcher(ctx, "w-ana"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropWatcher(ctx, "w-nobody"); err != nil {
+		t.Fatalf("dropping an unknown watcher: %v", err)
+	}
+	if got, err := s.Watchers(ctx, time.Time{}); err != nil || len(got) != 1 || got[0].ID != "w-bo" {
+		t.Fatalf("after ana left = %+v, %v; want bo only", got, err)
+	}
 }
 
 func testErrorCounts(t *testing.T, s core.Store) {
