@@ -140,7 +140,7 @@ type Model struct {
 	statusBad bool
 
 	theme      themes.Theme
-	themeFixed bool // chosen by the person or config, not the background
+	themeFixed bool   // chosen by the person or config, not the background
 	self       string // this console's watcher id (Engine.Watch)
 	mouse      bool
 
