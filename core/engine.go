@@ -538,3 +538,112 @@ func (e *Engine) Watch(ctx context.Context, actor Actor) (id string, stop func()
 		})
 	}
 }
+
+// Handles reports whether a command kind has a handler: in a console whose
+// providers are not running, action keys say so instead of failing.
+func (e *Engine) Handles(k CommandKind) bool {
+	e.hmu.RLock()
+	defer e.hmu.RUnlock()
+	return e.handlers[k] != nil
+}
+
+// Follow keeps the snapshot current with what other processes write to
+// the store — their deployments, locks, unfinished operations and audit
+// entries — every interval until ctx ends. A console that does not run
+// the providers itself (another process on the machine does) still shows
+// every change, a couple of seconds late.
+func (e *Engine) Follow(ctx context.Context, every time.Duration) {
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := e.refresh(ctx); err != nil && ctx.Err() == nil {
+				e.Publish(Event{Kind: EvLog, Log: &LogLine{Time: e.clock(), Source: "store", Text: "reading the store: " + err.Error()}})
+			}
+		}
+	}()
+}
+
+// refresh publishes what changed in the store since the snapshot.
+func (e *Engine) refresh(ctx context.Context) error {
+	snap := e.Snapshot()
+	for _, svc := range snap.Services {
+		for _, env := range snap.Envs {
+			ref := Ref{Service: svc, Env: env}
+			deps, err := e.store.Deployments(ctx, ref, 1)
+			if err != nil {
+				return fmt.Errorf("deployments of %s: %w", ref, err)
+			}
+			if len(deps) == 0 {
+				continue
+			}
+			d, cur := deps[0], snap.Deployments[ref]
+			if d.ID != cur.ID || d.State != cur.State || d.Weight != cur.Weight || d.Step != cur.Step || !d.FinishedAt.Equal(cur.FinishedAt) {
+				e.Publish(Event{Kind: EvDeployment, Ref: ref, Final: true, Deployment: &d})
+			}
+		}
+	}
+	locks, err := e.store.Locks(ctx)
+	if err != nil {
+		return fmt.Errorf("locks: %w", err)
+	}
+	held := map[Ref]bool{}
+	for i := range locks {
+		l := locks[i]
+		l.Token = ""
+		held[l.Ref] = true
+		if cur, ok := snap.Locks[l.Ref]; !ok || cur.Holder != l.Holder || !cur.Since.Equal(l.Since) || !cur.ExpiresAt.Equal(l.ExpiresAt) {
+			e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true, Lock: &l})
+		}
+	}
+	for ref := range snap.Locks {
+		if !held[ref] {
+			e.Publish(Event{Kind: EvLock, Ref: ref, Final: true})
+		}
+	}
+	ops, err := e.store.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("operations: %w", err)
+	}
+	open := map[string]bool{}
+	for i := range ops {
+		op := ops[i]
+		open[op.ID] = true
+		if cur, ok := snap.Operations[op.ID]; !ok || cur.State != op.State || !cur.UpdatedAt.Equal(op.UpdatedAt) {
+			e.Publish(Event{Kind: EvOperation, Ref: op.Ref, Final: true, Operation: &op})
+		}
+	}
+	for id := range snap.Operations {
+		if open[id] {
+			continue
+		}
+		op, err := e.store.Operation(ctx, id)
+		if err != nil {
+			return fmt.Errorf("operation %s: %w", id, err)
+		}
+		e.Publish(Event{Kind: EvOperation, Ref: op.Ref, Final: true, Operation: &op})
+	}
+	var after int64
+	if n := len(snap.Audit); n > 0 {
+		after = snap.Audit[n-1].Seq
+	}
+	for {
+		page, err := e.store.Audit(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		for i := range page {
+			a := page[i]
+			e.Publish(Event{Kind: EvAudit, Ref: a.Ref, Final: true, Audit: &a})
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].Seq
+	}
+}

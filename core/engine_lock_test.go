@@ -255,3 +255,56 @@ func TestConsolesSeeWhoElseIsWatching(t *testing.T) {
 		return slices.Equal(ids(ws), []string{anaID + "=ana"})
 	})
 }
+
+// A console that does not run the providers follows what another process
+// writes: its lock, its audit entries and its deployments appear, and the
+// lock disappears when it is released.
+func TestFollowShowsWhatAnotherProcessDoes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	open := func() *core.Engine {
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
+	}
+	actor, follower := open(), open()
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	_, sub := follower.Subscribe()
+	defer sub.Close()
+	follower.Follow(fctx, 20*time.Millisecond)
+	until := func(what string, pred func(core.Snapshot) bool) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for !pred(follower.Snapshot()) {
+			if _, err := sub.Next(wctx); err != nil {
+				t.Fatalf("the follower never saw %s: %v", what, err)
+			}
+		}
+	}
+	ana := core.Actor{Name: "ana"}
+	if _, err := actor.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: ana, Reason: "db maintenance"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := actor.Store().AddDeployment(ctx, core.Deployment{Ref: ref, Version: "v2", From: "v1", State: core.DeployProgressing, Weight: 25, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	until("ana's lock, its audit entry and the deployment", func(s core.Snapshot) bool {
+		l, locked := s.Locks[ref]
+		n := len(s.Audit)
+		return locked && l.Holder.Name == "ana" && l.Token == "" && n > 0 && s.Audit[n-1].Action == "lock" &&
+			s.Deployments[ref].Version == "v2" && s.Deployments[ref].Weight == 25
+	})
+	if _, err := actor.Do(ctx, core.Command{Kind: core.CmdUnlock, Ref: ref, Actor: ana}); err != nil {
+		t.Fatal(err)
+	}
+	until("the lock released", func(s core.Snapshot) bool {
+		_, locked := s.Locks[ref]
+		return !locked && s.Audit[len(s.Audit)-1].Action == "unlock"
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,57 @@ func TestConsoleDrawsBeforeProvidersAreUp(t *testing.T) {
 	cancel()
 	if err := <-ran; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// When the providers cannot start here (another process holds the local
+// target's port), the console keeps showing the store and an action says
+// why it cannot run, instead of "not available".
+func TestConsoleWithoutProvidersSaysWhyActionsCannotRun(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	body := fmt.Sprintf(`project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1", port: %d }
+`, port)
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Load(cfg, config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	wo := worldOptions{Observe: true}
+	w, err := openEngine(ctx, f, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, sub := w.eng.Subscribe()
+	defer sub.Close()
+	w.startInBackground(ctx, wo)
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("no notice that the providers did not start: %v", err)
+		}
+		if ev.Kind == core.EvNotice && strings.HasPrefix(ev.Notice, "providers not started: ") {
+			break
+		}
+	}
+	_, err = w.eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: core.Ref{Service: "api", Env: "production"}, Actor: core.Actor{Name: "bo"}})
+	if err == nil || !strings.Contains(err.Error(), "providers not started: ") || !strings.Contains(err.Error(), "listen on the public port") {
+		t.Fatalf("rollback without providers = %v; want the reason the providers did not start", err)
 	}
 }

@@ -130,6 +130,9 @@ func openEngine(ctx context.Context, f *config.File, o worldOptions) (w *world, 
 	return w, nil
 }
 
+// followEvery is how often a console without providers reads the store.
+const followEvery = 2 * time.Second
+
 // startInBackground runs start while the caller shows the screen, so the
 // first frame does not wait for plugin processes. A failure is published
 // as a notice: the console keeps showing the stored state and says why
@@ -141,9 +144,27 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 	go func() {
 		defer close(w.startDone)
 		if err := w.start(ctx, o); err != nil && ctx.Err() == nil {
-			w.notice(core.Ref{}, "not started: "+err.Error())
+			// Without providers the console still shows what the store
+			// records, including what another process does.
+			w.eng.Follow(ctx, followEvery)
+			why := "providers not started: " + err.Error()
+			w.refuseActions(why)
+			w.notice(core.Ref{}, why+"; showing what the store records")
 		}
 	}()
+}
+
+// refuseActions answers the commands the providers would have served with
+// why they cannot run here, in place of "not available".
+func (w *world) refuseActions(why string) {
+	for _, k := range []core.CommandKind{core.CmdPromote, core.CmdFullPromote, core.CmdRollback, core.CmdAbort, core.CmdPause, core.CmdResume, core.CmdBackupNow} {
+		if w.eng.Handles(k) {
+			continue
+		}
+		w.eng.Handle(k, func(context.Context, *core.Engine, core.Command) (core.Result, error) {
+			return core.Result{Outcome: "refused", Message: why}, fmt.Errorf("%s: %w", why, core.ErrUnavailable)
+		})
+	}
 }
 
 // start starts the providers, the rollout controller (recovering what a
