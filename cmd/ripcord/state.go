@@ -202,6 +202,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				Project    string           `json:"project"`
 				Envs       []envStatus      `json:"environments"`
 				Unfinished []core.Operation `json:"unfinished_operations"`
+				Watching   []core.Watcher   `json:"watching"`
 			}{Project: f.Project}
 			locks, err := eng.Store().Locks(ctx)
 			if err != nil {
@@ -227,6 +228,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if out.Unfinished, err = eng.Store().Unfinished(ctx); err != nil {
 				return err
 			}
+			// Consoles refresh their presence every 15 s; one not seen for
+			// a minute has gone.
+			if out.Watching, err = eng.Store().Watchers(ctx, now.Add(-time.Minute)); err != nil {
+				return err
+			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
@@ -248,6 +254,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			for _, op := range out.Unfinished {
 				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, strings.ToLower(string(op.State)))
+			}
+			for _, wt := range out.Watching {
+				fmt.Fprintf(w, "watching: %s since %s\n", wt.Actor, wt.Since.UTC().Format("15:04 UTC"))
 			}
 			return w.Flush()
 		}),

@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 func stateConfig(t *testing.T) (cfg, db string) {
@@ -111,5 +116,32 @@ func TestHistoryNeedsEnv(t *testing.T) {
 	}
 	if code, out, errs := ripcord(t, "history", "api", "--env", "production", "-c", cfg); code != exitOK || !strings.Contains(out, "VERSION") {
 		t.Fatalf("history: exit %d, %q %q", code, out, errs)
+	}
+}
+
+// status names the consoles open on the project, and not one that has
+// gone quiet.
+func TestStatusNamesWhoIsWatching(t *testing.T) {
+	cfg, db := stateConfig(t)
+	if code, _, errs := ripcord(t, "status", "-c", cfg); code != exitOK { // creates the store
+		t.Fatalf("status: exit %d: %s", code, errs)
+	}
+	st, err := sqlitestore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, w := range []core.Watcher{
+		{ID: "w1", Actor: core.Actor{Name: "ana", Host: "bastion-1"}, Since: now.Add(-20 * time.Minute), SeenAt: now},
+		{ID: "w2", Actor: core.Actor{Name: "bo", Host: "laptop"}, Since: now.Add(-3 * time.Hour), SeenAt: now.Add(-2 * time.Hour)},
+	} {
+		if err := st.PutWatcher(context.Background(), w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	code, out, errs := ripcord(t, "status", "-c", cfg)
+	if code != exitOK || !strings.Contains(out, "watching: ana@bastion-1 since ") || strings.Contains(out, "bo@laptop") {
+		t.Fatalf("status: exit %d, stderr %q, stdout:\n%s\nwant ana watching and not bo, who went quiet", code, errs, out)
 	}
 }
