@@ -277,17 +277,13 @@ func wrapLines(lines []string, w int) []string {
 		}
 		plain := ansi.Strip(l)
 		indent := len(plain) - len(strings.TrimLeft(plain, " ")) + 2
-		parts := strings.Split(ansi.Wrap(l, w, ""), "\n")
-		out = append(out, parts[0])
-		for _, p := range parts[1:] {
-			rest := strings.Repeat(" ", indent) + strings.TrimLeft(p, " ")
-			if width(rest) > w {
-				for _, q := range strings.Split(ansi.Wrap(rest, w, ""), "\n") {
-					out = append(out, q)
-				}
-				continue
-			}
-			out = append(out, rest)
+		first, rest, _ := strings.Cut(ansi.Wrap(l, w, ""), "\n")
+		out = append(out, first)
+		// The rest is wrapped again at the width left after the indent,
+		// so no continuation line is longer than the first.
+		rest = strings.Join(strings.Fields(strings.ReplaceAll(rest, "\n", " ")), " ")
+		for _, q := range strings.Split(ansi.Wrap(rest, max(w-indent, 1), ""), "\n") {
+			out = append(out, strings.Repeat(" ", indent)+q)
 		}
 	}
 	return out

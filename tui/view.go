@@ -709,7 +709,7 @@ func (m *Model) buildErrorsPane(w, h int) []string {
 			c = append(c, s.danger.Render(fmt.Sprintf(" new: %s (%d)", is.Title, is.Count)))
 		}
 		if candidate && v.Evidence.Note != "" {
-			c = append(c, s.muted.Render(" "+v.Evidence.Note))
+			c = append(c, wrapLines([]string{s.muted.Render(" " + v.Evidence.Note)}, w-2)...)
 		}
 	}
 	if len(c) == 0 {
