@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -556,17 +557,158 @@ func (e *Engine) Follow(ctx context.Context, every time.Duration) {
 	go func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
+		var shared time.Time // the newest shared fact read
 		for {
+			err := e.refresh(ctx)
+			if err == nil {
+				shared, err = e.readShared(ctx, shared)
+			}
+			if err != nil && ctx.Err() == nil {
+				e.Publish(Event{Kind: EvLog, Log: &LogLine{Time: e.clock(), Source: "store", Text: "reading the store: " + err.Error()}})
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if err := e.refresh(ctx); err != nil && ctx.Err() == nil {
-				e.Publish(Event{Kind: EvLog, Log: &LogLine{Time: e.clock(), Source: "store", Text: "reading the store: " + err.Error()}})
+		}
+	}()
+}
+
+// readShared publishes the facts another console shared after a time and
+// returns the newest one's time.
+func (e *Engine) readShared(ctx context.Context, after time.Time) (time.Time, error) {
+	facts, err := e.store.Shared(ctx, after)
+	if err != nil {
+		return after, fmt.Errorf("shared facts: %w", err)
+	}
+	for _, f := range facts {
+		var ev Event
+		if err := json.Unmarshal(f.Event, &ev); err != nil {
+			return after, fmt.Errorf("shared fact %s: %w", f.Key, err)
+		}
+		ev.Seq, ev.Final, ev.Key = 0, true, ""
+		e.Publish(ev)
+		if f.At.After(after) {
+			after = f.At
+		}
+	}
+	return after, nil
+}
+
+// Share writes, every interval until ctx ends, the newest event of each
+// kind about each thing the providers report (verdicts, error windows,
+// backup freshness, pipeline runs, target status, plans, provider health),
+// so a console that cannot run the providers (another process here runs
+// them) shows them too. Only what changed since the last write is written.
+func (e *Engine) Share(ctx context.Context, every time.Duration) {
+	snap, sub := e.Subscribe()
+	go func() {
+		defer sub.Close()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		// What was reported before sharing began is shared first.
+		pending := map[string]Event{}
+		for _, ev := range sharedState(snap) {
+			pending[sharedKey(ev)] = ev
+		}
+		var buf []Event
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.Ready():
+				buf = sub.Drain(buf[:0])
+				for _, ev := range buf {
+					if k := sharedKey(ev); k != "" {
+						pending[k] = ev
+					}
+				}
+				continue
+			case <-t.C:
+			}
+			if len(pending) == 0 {
+				continue
+			}
+			now := e.clock()
+			facts := make([]SharedFact, 0, len(pending))
+			for k, ev := range pending {
+				b, err := json.Marshal(ev)
+				if err != nil {
+					continue // every shared kind marshals; a bad one is skipped
+				}
+				facts = append(facts, SharedFact{Key: k, Event: b, At: now})
+			}
+			if err := e.store.PutShared(ctx, facts); err == nil {
+				clear(pending)
 			}
 		}
 	}()
+}
+
+// sharedState is a snapshot's shareable facts as the events that made
+// them.
+func sharedState(s Snapshot) []Event {
+	var out []Event
+	for ref, v := range s.Verdicts {
+		out = append(out, Event{Kind: EvVerdict, Ref: ref, Verdict: &v})
+	}
+	for ref, ws := range s.Errors {
+		for _, w := range ws {
+			out = append(out, Event{Kind: EvErrors, Ref: ref, Errors: &w})
+		}
+	}
+	for ref, sets := range s.Backups {
+		for _, f := range sets {
+			out = append(out, Event{Kind: EvBackup, Ref: ref, Backup: &f})
+		}
+	}
+	for _, r := range s.Pipelines {
+		out = append(out, Event{Kind: EvPipeline, Ref: Ref{Service: r.Service}, Pipeline: &r})
+	}
+	for ref, ts := range s.Targets {
+		out = append(out, Event{Kind: EvTarget, Ref: ref, Target: &ts})
+	}
+	for env, steps := range s.Plans {
+		out = append(out, Event{Kind: EvPlan, Plan: &RolloutPlan{Env: env, Steps: steps}})
+	}
+	for _, h := range s.Providers {
+		out = append(out, Event{Kind: EvProvider, Provider: &h})
+	}
+	return out
+}
+
+// sharedKey names what an event is the newest fact about, or "" for
+// events that are not shared (the store has them already, or they are
+// this process's own: logs, notices).
+func sharedKey(ev Event) string {
+	switch ev.Kind {
+	case EvVerdict:
+		return "verdict/" + ev.Ref.String()
+	case EvErrors:
+		if ev.Errors != nil {
+			return "errors/" + ev.Errors.Ref.String() + "/" + ev.Errors.Release
+		}
+	case EvBackup:
+		if ev.Backup != nil {
+			return "backup/" + ev.Backup.Ref.String() + "/" + ev.Backup.Facts.Set
+		}
+	case EvPipeline:
+		if ev.Pipeline != nil {
+			return "pipeline/" + ev.Pipeline.Service
+		}
+	case EvTarget:
+		return "target/" + ev.Ref.String()
+	case EvPlan:
+		if ev.Plan != nil {
+			return "plan/" + ev.Plan.Env
+		}
+	case EvProvider:
+		if ev.Provider != nil {
+			return "provider/" + ev.Provider.Name
+		}
+	}
+	return ""
 }
 
 // refresh publishes what changed in the store since the snapshot.

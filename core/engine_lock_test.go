@@ -308,3 +308,49 @@ func TestFollowShowsWhatAnotherProcessDoes(t *testing.T) {
 		return !locked && s.Audit[len(s.Audit)-1].Action == "unlock"
 	})
 }
+
+// What the providers report in the console that runs them (a verdict, a
+// backup's freshness) reaches a console that follows the store.
+func TestFollowShowsWhatTheOtherConsolesProvidersReport(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	open := func() *core.Engine {
+		st, err := sqlitestore.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
+	}
+	owner, follower := open(), open()
+	// Reported before sharing began (the providers come up first).
+	owner.Publish(core.Event{Kind: core.EvProvider, Final: true, Provider: &core.ProviderHealth{Name: "local@production", State: "healthy"}})
+	owner.Share(ctx, 20*time.Millisecond)
+	_, sub := follower.Subscribe()
+	defer sub.Close()
+	follower.Follow(ctx, 20*time.Millisecond)
+	owner.Publish(core.Event{Kind: core.EvVerdict, Ref: ref, Final: true, Verdict: &core.SpikeVerdict{Ref: ref, Candidate: "v2", Baseline: "v1", Kind: core.VerdictSpike,
+		Evidence: core.Evidence{CandidateCount: 14, BaselineCount: 2, RateRatio: 21}}})
+	owner.Publish(core.Event{Kind: core.EvBackup, Ref: ref, Final: true, Backup: &core.Freshness{Ref: ref, State: core.FreshWarn, Facts: core.BackupFacts{Set: "uploads", Tool: "dir"}}})
+	owner.Publish(core.Event{Kind: core.EvLog, Ref: ref, Log: &core.LogLine{Text: "the owner's own log line"}})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	for {
+		s := follower.Snapshot()
+		v, spiked := s.Verdicts[ref]
+		b, backed := s.Backups[ref]["uploads"]
+		if spiked && v.Kind == core.VerdictSpike && v.Evidence.CandidateCount == 14 && backed && b.State == core.FreshWarn &&
+			s.Providers["local@production"].State == "healthy" {
+			break
+		}
+		ev, err := sub.Next(wctx)
+		if err != nil {
+			t.Fatalf("the follower never saw the owner's provider health, verdict and backup: %v", err)
+		}
+		if ev.Kind == core.EvLog && ev.Log.Text == "the owner's own log line" {
+			t.Fatal("the owner's log lines were shared; they are its own")
+		}
+	}
+}

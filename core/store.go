@@ -60,7 +60,22 @@ type Store interface {
 	DropWatcher(ctx context.Context, id string) error
 	Watchers(ctx context.Context, seenSince time.Time) ([]Watcher, error)
 
+	// PutShared keeps the newest fact under each key; Shared lists those
+	// written after a time, oldest first. A console that runs the
+	// providers shares what they report, so another console on the same
+	// store shows it too.
+	PutShared(ctx context.Context, facts []SharedFact) error
+	Shared(ctx context.Context, after time.Time) ([]SharedFact, error)
+
 	Close() error
+}
+
+// SharedFact is the newest event of one kind about one thing (a verdict of
+// an environment, a backup set's freshness, a pipeline's run), as JSON.
+type SharedFact struct {
+	Key   string    `json:"key"`
+	Event []byte    `json:"event"` // a JSON Event
+	At    time.Time `json:"at"`
 }
 
 // Watcher is one console open on the project: who, from where, since

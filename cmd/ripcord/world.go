@@ -45,6 +45,7 @@ type world struct {
 	// stopStart and startDone follow a start running in the background.
 	stopStart context.CancelFunc
 	startDone chan struct{}
+	stopShare context.CancelFunc
 
 	closeOnce sync.Once
 }
@@ -146,6 +147,11 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 		if err := w.start(ctx, o); err != nil && ctx.Err() == nil {
 			// Without providers the console still shows what the store
 			// records, including what another process does.
+			// This console's own provider processes are of no use now;
+			// their health would only hide what the other console shares.
+			if w.host != nil {
+				_ = w.host.Close()
+			}
 			w.eng.Follow(ctx, followEvery)
 			why := "providers not started: " + err.Error()
 			w.refuseActions(why)
@@ -288,6 +294,11 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	}
 	if o.Observe {
 		w.obs = observe.Start(context.WithoutCancel(ctx), oopts)
+		// Another console on this store cannot run these providers (they
+		// own ports here): it shows what they report through the store.
+		shareCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w.stopShare = cancel
+		w.eng.Share(shareCtx, followEvery)
 	} else {
 		// The gates read the targets' status from the engine: fetch it once.
 		for ref, t := range oopts.Targets {
@@ -316,6 +327,9 @@ func (w *world) Close() {
 		if w.startDone != nil {
 			w.stopStart()
 			<-w.startDone
+		}
+		if w.stopShare != nil {
+			w.stopShare()
 		}
 		if w.obs != nil {
 			w.obs.Close()

@@ -115,4 +115,13 @@ CREATE TABLE watchers (
 );
 CREATE INDEX watchers_by_seen ON watchers (seen_at);
 `,
+	// 3: facts a console shares with the others on the store.
+	`
+CREATE TABLE shared (
+	key   TEXT    PRIMARY KEY,
+	event TEXT    NOT NULL, -- JSON core.Event
+	at    INTEGER NOT NULL
+);
+CREATE INDEX shared_by_at ON shared (at);
+`,
 }

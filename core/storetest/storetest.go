@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"Journal", testJournal},
 		{"ErrorCounts", testErrorCounts},
 		{"Watchers", testWatchers},
+		{"Shared", testShared},
 		{"ConcurrentAudit", testConcurrentAudit},
 	}
 	for _, tc := range tests {
@@ -693,6 +694,40 @@ func testWatchers(t *testing.T, s core.Store) {
 	}
 	if got, err := s.Watchers(ctx, time.Time{}); err != nil || len(got) != 1 || got[0].ID != "w-bo" {
 		t.Fatalf("after ana left = %+v, %v; want bo only", got, err)
+	}
+}
+
+// Shared facts: the newest under each key wins, and a reader asking for
+// what came after its last read gets only that.
+func testShared(t *testing.T, s core.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 11, 25, 21, 0, 0, 0, time.UTC)
+	put := func(at time.Time, kv ...string) {
+		t.Helper()
+		var facts []core.SharedFact
+		for i := 0; i < len(kv); i += 2 {
+			facts = append(facts, core.SharedFact{Key: kv[i], Event: []byte(kv[i+1]), At: at})
+		}
+		if err := s.PutShared(ctx, facts); err != nil {
+			t.Fatalf("PutShared: %v", err)
+		}
+	}
+	put(base, "verdict/api/production", `{"kind":"verdict","n":1}`, "backup/api/production/orders", `{"kind":"backup"}`)
+	put(base.Add(time.Second), "verdict/api/production", `{"kind":"verdict","n":2}`)
+	all, err := s.Shared(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Key != "backup/api/production/orders" || all[1].Key != "verdict/api/production" ||
+		string(all[1].Event) != `{"kind":"verdict","n":2}` || !all[1].At.Equal(base.Add(time.Second)) {
+		t.Fatalf("shared = %+v; want the backup, then the newest verdict", all)
+	}
+	later, err := s.Shared(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(later) != 1 || later[0].Key != "verdict/api/production" {
+		t.Fatalf("shared after %s = %+v; want only the verdict written since", base, later)
 	}
 }
 
