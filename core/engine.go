@@ -72,7 +72,7 @@ type EngineOptions struct {
 	// QueueLimit bounds each subscriber's pending events.
 	QueueLimit int
 	// WatchEvery is how often a watching console refreshes its presence
-	// and reads the others' (default 15s); one not seen for three times
+	// and reads the others' (default 5s); one not seen for three times
 	// that is gone.
 	WatchEvery time.Duration
 }
@@ -111,7 +111,7 @@ func NewEngine(o EngineOptions) *Engine {
 		o.LockTTL = 2 * time.Minute
 	}
 	if o.WatchEvery <= 0 {
-		o.WatchEvery = 15 * time.Second
+		o.WatchEvery = 5 * time.Second
 	}
 	e := &Engine{
 		store:      o.Store,

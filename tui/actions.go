@@ -193,8 +193,8 @@ func (m *Model) checkLines(cs []check, onlyFailing bool) []string {
 	return out
 }
 
-// common lines every confirmation ends with: the lock, the actor and who
-// else is watching.
+// common lines every confirmation ends with: the lock and the actor. Who
+// else is watching follows them, drawn live (confirmDialog.view).
 func (m *Model) tailLines(ref core.Ref) []string {
 	lock := " lock: " + m.st.ok.Render("free")
 	if l, ok := m.snap.Locks[ref]; ok {
@@ -206,7 +206,6 @@ func (m *Model) tailLines(ref core.Ref) []string {
 	return []string{
 		lock,
 		" as " + m.opts.Actor.String(),
-		m.othersWatching(),
 	}
 }
 

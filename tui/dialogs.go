@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,7 +236,9 @@ func (c *confirmDialog) update(k tea.KeyPressMsg, keys keyMap) confirmAction {
 func (c *confirmDialog) view(m *Model, w, h int) []string {
 	s := m.st
 	head := wrapLines([]string{" " + s.warn.Render(c.title)}, w-2)
-	body := wrapLines(c.lines, w-2)
+	// Who else is watching is read at every frame: someone who opens a
+	// console while the dialog is up appears in it.
+	body := wrapLines(append(slices.Clip(c.lines), m.othersWatching()), w-2)
 	var foot []string
 	if c.typeName != "" {
 		foot = wrapLines([]string{

@@ -343,5 +343,5 @@ func TestConfirmationNamesWhoElseIsWatching(t *testing.T) {
 		t.Fatalf("watching line %q; want carol only, not this console's own person", got)
 	}
 	m.snap.Watchers = m.snap.Watchers[1:]
-	mustContain(t, strings.Join(m.tailLines(production), "\n"), "nobody else is watching")
+	mustContain(t, m.othersWatching(), "nobody else is watching")
 }

@@ -228,7 +228,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if out.Unfinished, err = eng.Store().Unfinished(ctx); err != nil {
 				return err
 			}
-			// Consoles refresh their presence every 15 s; one not seen for
+			// Consoles refresh their presence every 5 s; one not seen for
 			// a minute has gone.
 			if out.Watching, err = eng.Store().Watchers(ctx, now.Add(-time.Minute)); err != nil {
 				return err

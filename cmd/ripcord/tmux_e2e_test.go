@@ -8,11 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core/config"
 )
+
+// tmuxSessions numbers the sessions of one test process.
+var tmuxSessions atomic.Int64
 
 // tmuxSession is the real binary on a real terminal: tmux runs it, the
 // test presses keys and reads the screen.
@@ -29,7 +33,7 @@ func newTmuxSession(t *testing.T, width, height int, command string) *tmuxSessio
 		}
 		t.Skip("tmux not installed (Debian package tmux)")
 	}
-	s := &tmuxSession{t: t, name: fmt.Sprintf("ripcord-e2e-%d", os.Getpid())}
+	s := &tmuxSession{t: t, name: fmt.Sprintf("ripcord-e2e-%d-%d", os.Getpid(), tmuxSessions.Add(1))}
 	cmd := exec.Command("tmux", "-L", s.name, "new-session", "-d", "-s", s.name, "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), command)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v\n%s", err, out)
@@ -83,16 +87,24 @@ func TestDemoInTmux(t *testing.T) {
 	s := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_ACTOR=ana NO_COLOR=1 %s demo --dir %s 2>%s", self, dir, filepath.Join(dir, "stderr.log")))
 
 	s.waitFor("ready to promote v1.5.0 to production", 90*time.Second)
+	// bo opens a second console on the same config: the providers are
+	// the first console's, so his follows the store and only watches.
+	bo := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_TEST_CLI=1 RIPCORD_ACTOR=bo NO_COLOR=1 %s console -c %s 2>%s", self, filepath.Join(dir, "ripcord.yaml"), filepath.Join(dir, "bo.log")))
+	bo.waitFor("providers not started", 60*time.Second)
 	s.keys("p")
 	s.waitFor("promote api in production: v1.4.2 → v1.5.0", 10*time.Second)
+	s.waitFor("also watching: bo@", 30*time.Second)
 	s.keys("y")
 	s.waitFor("SPIKE", 60*time.Second)
+	bo.waitFor("SPIKE production v1.5.0", 30*time.Second) // shared through the store
 	s.keys("r")
 	s.waitFor("▸ v1.4.2", 10*time.Second) // the last good release, preselected
 	s.keys("Enter")
 	s.waitFor("rollback api in production: v1.5.0 → v1.4.2", 10*time.Second)
 	s.keys("y")
 	s.waitFor("rolled back to v1.4.2", 30*time.Second)
+	bo.waitFor("rollback production v1.5.0→v1.4.2", 30*time.Second) // in his Activity, from the audit log
+	bo.keys("q")
 
 	f, err := config.Load(filepath.Join(dir, "ripcord.yaml"), config.Options{Providers: config.BuiltinProviders})
 	if err != nil {
