@@ -412,55 +412,8 @@ func NewID() string {
 // unfinished operations and the recent audit log — so a console started
 // after another one (or after a crash) shows the world as it is, not empty.
 func (e *Engine) Restore(ctx context.Context) error {
-	snap := e.Snapshot()
-	for _, svc := range snap.Services {
-		for _, env := range snap.Envs {
-			ref := Ref{Service: svc, Env: env}
-			deps, err := e.store.Deployments(ctx, ref, 1)
-			if err != nil {
-				return fmt.Errorf("restore deployments of %s: %w", ref, err)
-			}
-			if len(deps) > 0 {
-				d := deps[0]
-				e.Publish(Event{Kind: EvDeployment, Ref: ref, Final: true, Deployment: &d})
-			}
-		}
-	}
-	locks, err := e.store.Locks(ctx)
-	if err != nil {
-		return fmt.Errorf("restore locks: %w", err)
-	}
-	for i := range locks {
-		l := locks[i]
-		l.Token = "" // the token is the holder's proof; screens never need it
-		e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true, Lock: &l})
-	}
-	ops, err := e.store.Unfinished(ctx)
-	if err != nil {
-		return fmt.Errorf("restore operations: %w", err)
-	}
-	for i := range ops {
-		op := ops[i]
-		e.Publish(Event{Kind: EvOperation, Ref: op.Ref, Final: true, Operation: &op})
-	}
-	var tail []AuditEntry
-	for after := int64(0); ; {
-		page, err := e.store.Audit(ctx, after, 1000)
-		if err != nil {
-			return fmt.Errorf("restore audit: %w", err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		tail = append(tail, page...)
-		if len(tail) > auditKeep {
-			tail = tail[len(tail)-auditKeep:]
-		}
-		after = page[len(page)-1].Seq
-	}
-	for i := range tail {
-		a := tail[i]
-		e.Publish(Event{Kind: EvAudit, Ref: a.Ref, Final: true, Audit: &a})
+	if err := e.refresh(ctx); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
 }
@@ -770,22 +723,30 @@ func (e *Engine) refresh(ctx context.Context) error {
 		}
 		e.Publish(Event{Kind: EvOperation, Ref: op.Ref, Final: true, Operation: &op})
 	}
+	// New audit entries, oldest first; a snapshot without any (a console
+	// starting) gets the recent tail, not the whole log.
 	var after int64
 	if n := len(snap.Audit); n > 0 {
 		after = snap.Audit[n-1].Seq
 	}
+	var fresh []AuditEntry
 	for {
 		page, err := e.store.Audit(ctx, after, 1000)
 		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		for i := range page {
-			a := page[i]
-			e.Publish(Event{Kind: EvAudit, Ref: a.Ref, Final: true, Audit: &a})
+		fresh = append(fresh, page...)
+		if len(fresh) > auditKeep {
+			fresh = fresh[len(fresh)-auditKeep:]
 		}
 		if len(page) < 1000 {
-			return nil
+			break
 		}
 		after = page[len(page)-1].Seq
 	}
+	for i := range fresh {
+		a := fresh[i]
+		e.Publish(Event{Kind: EvAudit, Ref: a.Ref, Final: true, Audit: &a})
+	}
+	return nil
 }
