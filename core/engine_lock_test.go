@@ -92,14 +92,7 @@ func TestRestoreShowsWhatTheStoreRemembers(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	ref := core.Ref{Service: "api", Env: "production"}
-	open := func() *core.Engine {
-		st, err := sqlitestore.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, LockTTL: time.Hour})
-	}
+	open := func() *core.Engine { return engineAt(t, path, core.EngineOptions{LockTTL: time.Hour}) }
 	first := open()
 	if _, err := first.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: core.Actor{Name: "ana"}, Reason: "incident 42"}); err != nil {
 		t.Fatal(err)
@@ -168,14 +161,7 @@ func TestHeldLockOutlivesItsTTLWhileTheHolderLives(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	ref := core.Ref{Service: "api", Env: "production"}
 	const ttl = 600 * time.Millisecond
-	open := func() *core.Engine {
-		st, err := sqlitestore.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, LockTTL: ttl})
-	}
+	open := func() *core.Engine { return engineAt(t, path, core.EngineOptions{LockTTL: ttl}) }
 	a, b := open(), open()
 	ana, bo := core.Actor{Name: "ana"}, core.Actor{Name: "bo"}
 	if err := a.Hold(ctx, ref, ana, "promote --wait", false); err != nil {
@@ -212,14 +198,7 @@ func TestHeldLockOutlivesItsTTLWhileTheHolderLives(t *testing.T) {
 func TestConsolesSeeWhoElseIsWatching(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
-	open := func() *core.Engine {
-		st, err := sqlitestore.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st, WatchEvery: 50 * time.Millisecond})
-	}
+	open := func() *core.Engine { return engineAt(t, path, core.EngineOptions{WatchEvery: 50 * time.Millisecond}) }
 	a, b := open(), open()
 	_, sub := a.Subscribe()
 	defer sub.Close()
@@ -263,14 +242,7 @@ func TestFollowShowsWhatAnotherProcessDoes(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	ref := core.Ref{Service: "api", Env: "production"}
-	open := func() *core.Engine {
-		st, err := sqlitestore.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
-	}
+	open := func() *core.Engine { return engineAt(t, path, core.EngineOptions{}) }
 	actor, follower := open(), open()
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -316,14 +288,7 @@ func TestFollowShowsWhatTheOtherConsolesProvidersReport(t *testing.T) {
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "state.db")
 	ref := core.Ref{Service: "api", Env: "production"}
-	open := func() *core.Engine {
-		st, err := sqlitestore.Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
-	}
+	open := func() *core.Engine { return engineAt(t, path, core.EngineOptions{}) }
 	owner, follower := open(), open()
 	// Reported before sharing began (the providers come up first).
 	owner.Publish(core.Event{Kind: core.EvProvider, Final: true, Provider: &core.ProviderHealth{Name: "local@production", State: "healthy"}})
@@ -353,4 +318,18 @@ func TestFollowShowsWhatTheOtherConsolesProvidersReport(t *testing.T) {
 			t.Fatal("the owner's log lines were shared; they are its own")
 		}
 	}
+}
+
+// engineAt opens another engine on the store at path, as another process
+// would: project shop, service api, environment production, plus o's
+// timings.
+func engineAt(t *testing.T, path string, o core.EngineOptions) *core.Engine {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	o.Project, o.Services, o.Envs, o.Store = "shop", []string{"api"}, []string{"production"}, st
+	return core.NewEngine(o)
 }
