@@ -226,7 +226,13 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		}
 		configured[name] = true
 		if err := w.host.Configure(ctx, name, u.settings, nil); err != nil {
-			return errors.New(f.Redact(locate(err, u.p)))
+			msg := f.Redact(locate(err, u.p))
+			if strings.Contains(msg, "address already in use") {
+				// The usual cause on one machine: a console already runs
+				// this config's providers.
+				msg += " (another ripcord process on this machine, such as an open console, probably runs this config's providers; act from there, or stop it)"
+			}
+			return errors.New(msg)
 		}
 	}
 
