@@ -27,7 +27,7 @@ func idleSnapshot() core.Snapshot {
 	s.Targets[production] = core.TargetStatus{Ref: production, Current: "v1.42.0", Healthy: true}
 	s.Pipelines["api"] = pipeline("v1.42.0", core.RunSucceeded, 0)
 	s.Backups[production] = map[string]core.Freshness{
-		"postgres": fresh("postgres", "pgbackrest", core.FreshOK, 3*time.Hour, 24*time.Hour, ""),
+		"postgres": verified(fresh("postgres", "pgbackrest", core.FreshOK, 3*time.Hour, 24*time.Hour, ""), 26*time.Hour),
 	}
 	s.Audit = []core.AuditEntry{
 		{Seq: 1, At: t0.Add(-2 * time.Hour), Actor: core.Actor{Name: "alice"}, Action: "promote", Ref: production, From: "v1.41.2", To: "v1.42.0", Outcome: "healthy"},
@@ -107,6 +107,12 @@ func window(ref core.Ref, rel string, counts []int64) core.ErrorWindow {
 func fresh(set, tool string, st core.FreshnessState, age, expected time.Duration, reason string) core.Freshness {
 	return core.Freshness{Ref: production, State: st, Age: age, Expected: expected, Reason: reason,
 		Facts: core.BackupFacts{Set: set, Tool: tool, LastEnd: t0.Add(-age), ReportedAt: t0, Unreadable: reason}}
+}
+
+// verified marks f's repository checked, and found sound, ago.
+func verified(f core.Freshness, ago time.Duration) core.Freshness {
+	f.Facts.VerifiedAt, f.Facts.VerifyOK = t0.Add(-ago), true
+	return f
 }
 
 // engineWith returns an engine whose state is snap, as a console started

@@ -816,12 +816,30 @@ func (m *Model) buildBackupsPane(w, h int) []string {
 			env = " " + s.muted.Render(pad(f.Ref.Env, envW))
 		}
 		c = append(c, env+" "+s.text.Render(pad(f.Facts.Set, 10))+" "+s.muted.Render(pad(f.Facts.Tool, 10))+" "+
-			pad(m.lastBackup(f), 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(word))
+			pad(m.lastBackup(f), 9)+" "+st.Render(bar(fill, 6))+" "+st.Render(pad(word, 7))+" "+m.lastVerify(f))
 	}
 	if len(c) == 0 {
 		c = append(c, m.emptyPane(paneBackups, " no backup sets"))
 	}
 	return m.box(m.paneTitle(paneBackups, "Backups"), c, w, h)
+}
+
+// lastVerify is when the set's repository was last checked and what the
+// check found: a backup that cannot be restored is no backup.
+func (m *Model) lastVerify(f core.Freshness) string {
+	v := f.Facts
+	if v.VerifiedAt.IsZero() {
+		return m.st.muted.Render("unverified")
+	}
+	when := age(m.opts.Clock(), v.VerifiedAt) + " ago"
+	if !v.VerifyOK {
+		msg := "✗ verify " + when
+		if v.VerifyMessage != "" {
+			msg += ": " + v.VerifyMessage
+		}
+		return m.st.danger.Render(msg)
+	}
+	return m.st.muted.Render("verified " + when)
 }
 
 // freshWord is a backup set's state as the Backups pane words it.

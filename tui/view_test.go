@@ -345,3 +345,16 @@ func TestConfirmationNamesWhoElseIsWatching(t *testing.T) {
 	m.snap.Watchers = m.snap.Watchers[1:]
 	mustContain(t, m.othersWatching(), "nobody else is watching")
 }
+
+// Each backup set says when its repository was last verified, and a
+// failed verify is shown with what the tool found.
+func TestBackupsShowTheLastVerify(t *testing.T) {
+	snap := idleSnapshot()
+	bad := fresh("uploads", "restic", core.FreshOK, time.Hour, 24*time.Hour, "")
+	bad.Facts.VerifiedAt, bad.Facts.VerifyOK, bad.Facts.VerifyMessage = t0.Add(-2*time.Hour), false, "pack damaged"
+	snap.Backups[production]["uploads"] = bad
+	snap.Backups[production]["media"] = fresh("media", "borg", core.FreshOK, time.Hour, 24*time.Hour, "")
+	m, _, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	mustContain(t, paneText(m, paneBackups), "verified 26h ago", "✗ verify 2h ago: pack damaged", "unverified")
+}
