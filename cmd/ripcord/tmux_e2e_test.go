@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,6 +86,11 @@ func TestDemoInTmux(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// Cleanups run last-registered first: this one runs after tmux is
+	// killed (a failed test never pressed q) and before dir is removed, so
+	// the demo's own cleanup can still read its release records. What it
+	// leaves is stopped here, so a failure does not leave services behind.
+	t.Cleanup(func() { stopProcessesIn(t, dir) })
 	s := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_ACTOR=ana NO_COLOR=1 %s demo --dir %s 2>%s", self, dir, filepath.Join(dir, "stderr.log")))
 
 	s.waitFor("ready to promote v1.5.0 to production", 90*time.Second)
@@ -142,5 +149,20 @@ func TestDemoInTmux(t *testing.T) {
 	}
 	if procs := processesIn(t, dir); len(procs) > 0 {
 		t.Fatalf("processes left running after q: %v", procs)
+	}
+}
+
+// stopProcessesIn waits up to 15 s for the processes working in dir to
+// exit by themselves, then kills what is left.
+func stopProcessesIn(t *testing.T, dir string) {
+	deadline := time.Now().Add(15 * time.Second)
+	for len(processesIn(t, dir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, p := range processesIn(t, dir) {
+		pid, _, _ := strings.Cut(p, ":")
+		if n, err := strconv.Atoi(pid); err == nil {
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
 	}
 }
