@@ -91,8 +91,9 @@ type Engine struct {
 	seq   uint64
 	subs  map[*Subscription]struct{}
 
-	hmu      sync.RWMutex
-	handlers map[CommandKind]Handler
+	hmu         sync.RWMutex
+	handlers    map[CommandKind]Handler
+	unavailable string // why unhandled commands cannot run, when known
 
 	// held are locks taken with Hold: commands on the same ref reuse them
 	// instead of taking (and releasing) their own.
@@ -203,9 +204,12 @@ func (e *Engine) Do(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, fmt.Errorf("%s: overriding %v needs a reason", cmd.Kind, cmd.Overrides)
 	}
 	e.hmu.RLock()
-	h := e.handlers[cmd.Kind]
+	h, why := e.handlers[cmd.Kind], e.unavailable
 	e.hmu.RUnlock()
 	if h == nil {
+		if why != "" {
+			return Result{Outcome: "refused", Message: why}, fmt.Errorf("%s %s: %s: %w", cmd.Kind, cmd.Ref, why, ErrUnavailable)
+		}
 		return Result{}, fmt.Errorf("%s %s: %w", cmd.Kind, cmd.Ref, ErrUnavailable)
 	}
 	return h(ctx, e, cmd)
@@ -493,12 +497,13 @@ func (e *Engine) Watch(ctx context.Context, actor Actor) (id string, stop func()
 	}
 }
 
-// Handles reports whether a command kind has a handler: in a console whose
-// providers are not running, action keys say so instead of failing.
-func (e *Engine) Handles(k CommandKind) bool {
-	e.hmu.RLock()
-	defer e.hmu.RUnlock()
-	return e.handlers[k] != nil
+// SetUnavailable says why commands without a handler cannot run here
+// (the providers did not start), so the refusal names the cause instead of
+// "not available in this configuration".
+func (e *Engine) SetUnavailable(why string) {
+	e.hmu.Lock()
+	defer e.hmu.Unlock()
+	e.unavailable = why
 }
 
 // Follow keeps the snapshot current with what other processes write to

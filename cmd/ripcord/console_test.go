@@ -77,15 +77,7 @@ func TestConsoleDrawsBeforeProvidersAreUp(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wo := worldOptions{Observe: true, Self: slow}
-	w, err := openEngine(ctx, f, wo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	_, sub := w.eng.Subscribe()
-	defer sub.Close()
-	w.startInBackground(ctx, wo)
+	w, sub := consoleWorld(t, ctx, f, worldOptions{Observe: true, Self: slow})
 	out := &firstWrite{seen: make(chan struct{})}
 	in, hold := io.Pipe()
 	defer hold.Close()
@@ -151,15 +143,7 @@ environments:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	wo := worldOptions{Observe: true}
-	w, err := openEngine(ctx, f, wo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	_, sub := w.eng.Subscribe()
-	defer sub.Close()
-	w.startInBackground(ctx, wo)
+	w, sub := consoleWorld(t, ctx, f, worldOptions{Observe: true})
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
@@ -174,4 +158,20 @@ environments:
 		!strings.Contains(err.Error(), "another ripcord process on this machine") {
 		t.Fatalf("rollback without providers = %v; want the reason the providers did not start", err)
 	}
+}
+
+// consoleWorld opens the world as the console does (engine first,
+// providers behind it) and a subscription taken before they start; both
+// end with the test.
+func consoleWorld(t *testing.T, ctx context.Context, f *config.File, wo worldOptions) (*world, *core.Subscription) {
+	t.Helper()
+	w, err := openEngine(ctx, f, wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	_, sub := w.eng.Subscribe()
+	t.Cleanup(sub.Close)
+	w.startInBackground(ctx, wo)
+	return w, sub
 }

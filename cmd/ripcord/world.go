@@ -154,23 +154,10 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 			}
 			w.eng.Follow(ctx, followEvery)
 			why := "providers not started: " + err.Error()
-			w.refuseActions(why)
+			w.eng.SetUnavailable(why)
 			w.notice(core.Ref{}, why+"; showing what the store records")
 		}
 	}()
-}
-
-// refuseActions answers the commands the providers would have served with
-// why they cannot run here, in place of "not available".
-func (w *world) refuseActions(why string) {
-	for _, k := range []core.CommandKind{core.CmdPromote, core.CmdFullPromote, core.CmdRollback, core.CmdAbort, core.CmdPause, core.CmdResume, core.CmdBackupNow} {
-		if w.eng.Handles(k) {
-			continue
-		}
-		w.eng.Handle(k, func(context.Context, *core.Engine, core.Command) (core.Result, error) {
-			return core.Result{Outcome: "refused", Message: why}, fmt.Errorf("%s: %w", why, core.ErrUnavailable)
-		})
-	}
 }
 
 // start starts the providers, the rollout controller (recovering what a

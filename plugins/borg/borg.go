@@ -314,17 +314,10 @@ func (p *Provider) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)
 	return toolrun.Watch(ctx, p.cfg.PollInterval, p.Facts, fn)
 }
 
-func (p *Provider) checkSet(set string) error {
-	if set != p.cfg.Set {
-		return fmt.Errorf("borg: unknown backup set %q (this provider watches %q)", set, p.cfg.Set)
-	}
-	return nil
-}
-
 // Verify runs `borg check`. A failed check is a fact (VerifyOK false,
 // VerifyMessage in borg's words), not an error.
 func (p *Provider) Verify(ctx context.Context, set string) (core.BackupFacts, error) {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("borg", p.cfg.Set, set); err != nil {
 		return core.BackupFacts{}, err
 	}
 	at := p.now()
@@ -376,7 +369,7 @@ func checkFindings(stderr []byte) string {
 // RunNow runs `borg create` of the configured paths into a new archive
 // named ArchivePrefix plus the UTC time, so it belongs to the set.
 func (p *Provider) RunNow(ctx context.Context, set string) error {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("borg", p.cfg.Set, set); err != nil {
 		return err
 	}
 	if len(p.cfg.Backup) == 0 {

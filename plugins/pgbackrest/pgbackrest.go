@@ -271,18 +271,11 @@ func (p *Provider) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)
 	return toolrun.Watch(ctx, p.cfg.PollInterval, p.Facts, fn)
 }
 
-func (p *Provider) checkSet(set string) error {
-	if set != p.cfg.Set {
-		return fmt.Errorf("pgbackrest: unknown backup set %q (this provider watches %q)", set, p.cfg.Set)
-	}
-	return nil
-}
-
 // Verify runs `pgbackrest verify`, which checks every backup and WAL file
 // in the repository against its checksum. A failed verify is a fact, not
 // an error.
 func (p *Provider) Verify(ctx context.Context, set string) (core.BackupFacts, error) {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("pgbackrest", p.cfg.Set, set); err != nil {
 		return core.BackupFacts{}, err
 	}
 	at := p.now()
@@ -346,7 +339,7 @@ func verifyOutcome(res toolrun.Result) (bool, string) {
 
 // RunNow runs a backup of the configured type.
 func (p *Provider) RunNow(ctx context.Context, set string) error {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("pgbackrest", p.cfg.Set, set); err != nil {
 		return err
 	}
 	if p.cfg.BackupType == "" {

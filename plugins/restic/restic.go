@@ -294,17 +294,10 @@ func (p *Provider) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)
 	return toolrun.Watch(ctx, p.cfg.PollInterval, p.Facts, fn)
 }
 
-func (p *Provider) checkSet(set string) error {
-	if set != p.cfg.Set {
-		return fmt.Errorf("restic: unknown backup set %q (this provider watches %q)", set, p.cfg.Set)
-	}
-	return nil
-}
-
 // Verify runs `restic check`. A failed check is a fact (VerifyOK false,
 // VerifyMessage in restic's words), not an error.
 func (p *Provider) Verify(ctx context.Context, set string) (core.BackupFacts, error) {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("restic", p.cfg.Set, set); err != nil {
 		return core.BackupFacts{}, err
 	}
 	at := p.now()
@@ -343,7 +336,7 @@ func checkFindings(stdout, stderr []byte) string {
 // RunNow runs `restic backup` of the configured paths, tagged and hosted
 // like the set so the new snapshot belongs to it.
 func (p *Provider) RunNow(ctx context.Context, set string) error {
-	if err := p.checkSet(set); err != nil {
+	if err := toolrun.CheckSet("restic", p.cfg.Set, set); err != nil {
 		return err
 	}
 	if len(p.cfg.Backup) == 0 {

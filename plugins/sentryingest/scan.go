@@ -274,6 +274,26 @@ func (s *scanner) skip() {
 }
 
 // null consumes a null at s.pos if there is one.
+// once readies a nested object or list that may appear once: a repeated
+// key fails (encoding/json would merge it into what was decoded before,
+// and the fallback decoder decides those), null is skipped, and anything
+// but open fails. It reports whether to descend into the value.
+func (s *scanner) once(seen *bool, open byte) bool {
+	if *seen {
+		s.fail()
+		return false
+	}
+	*seen = true
+	if s.null() {
+		return false
+	}
+	if s.peek() != open {
+		s.fail()
+		return false
+	}
+	return true
+}
+
 func (s *scanner) null() bool {
 	if s.peek() == 'n' {
 		s.literal("null")
@@ -505,18 +525,7 @@ func (s *scanner) exception(f *eventFields) {
 			}
 			switch s.field(key, esc, "values") {
 			case "values":
-				if seen {
-					// A repeated list reuses the elements decoded
-					// before; encoding/json decides those.
-					s.fail()
-					return
-				}
-				seen = true
-				if !s.null() {
-					if s.peek() != '[' {
-						s.fail()
-						return
-					}
+				if s.once(&seen, '[') {
 					s.exceptionList(f)
 				}
 			default:
@@ -564,19 +573,9 @@ func (s *scanner) exceptionObject(f *eventFields) {
 		case "module":
 			s.stringField(&module)
 		case "stacktrace":
-			if seenStack {
-				s.fail()
-				return
+			if s.once(&seenStack, '{') {
+				s.stacktrace(f)
 			}
-			seenStack = true
-			if s.null() {
-				continue
-			}
-			if s.peek() != '{' {
-				s.fail()
-				return
-			}
-			s.stacktrace(f)
 		default:
 			s.skip()
 		}
@@ -593,19 +592,9 @@ func (s *scanner) stacktrace(f *eventFields) {
 		}
 		switch s.field(key, esc, "frames") {
 		case "frames":
-			if seenFrames {
-				s.fail()
-				return
+			if s.once(&seenFrames, '[') {
+				s.frames(f)
 			}
-			seenFrames = true
-			if s.null() {
-				continue
-			}
-			if s.peek() != '[' {
-				s.fail()
-				return
-			}
-			s.frames(f)
 		default:
 			s.skip()
 		}

@@ -252,3 +252,12 @@ func CacheDir(tool, set string) string {
 	}
 	return filepath.Join(base, "ripcord", tool, set)
 }
+
+// CheckSet refuses a backup set other than the one a provider watches:
+// each provider instance serves one set, named in its settings.
+func CheckSet(tool, watched, asked string) error {
+	if asked != watched {
+		return fmt.Errorf("%s: unknown backup set %q (this provider watches %q)", tool, asked, watched)
+	}
+	return nil
+}
