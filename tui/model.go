@@ -106,7 +106,7 @@ var paneNames = [paneCount]string{"Pipeline", "Errors", "Backups", "Activity"}
 // Model is the console's root model: it owns the snapshot and routes
 // keys to whichever component has the keyboard.
 type Model struct {
-	eng    *core.Engine
+	eng    core.Client
 	sub    *core.Subscription
 	snap   core.Snapshot
 	opts   Options
@@ -172,11 +172,11 @@ type (
 )
 
 // New subscribes to the engine and returns the console's model.
-func New(eng *core.Engine, opts Options) tea.Model {
+func New(eng core.Client, opts Options) tea.Model {
 	return newModel(eng, opts)
 }
 
-func newModel(eng *core.Engine, opts Options) *Model {
+func newModel(eng core.Client, opts Options) *Model {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -683,21 +683,18 @@ func (m *Model) startRollback() tea.Cmd {
 	ref := m.focusRef()
 	m.loading = ref
 	m.setStatus("rollback: reading the history of "+ref.String()+"…", false)
-	st := m.eng.Store()
+	eng := m.eng
 	from := m.rollbackFrom(ref)
 	return func() tea.Msg {
 		msg := historyMsg{ref: ref, rel: map[string]core.Release{}}
-		if st == nil {
-			return msg
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		msg.deps, msg.err = st.Deployments(ctx, ref, historyDepth)
+		msg.deps, msg.err = eng.Deployments(ctx, ref, historyDepth)
 		if from == "" && len(msg.deps) > 0 {
 			from = msg.deps[0].Version
 		}
 		if from != "" {
-			if r, err := st.Release(ctx, ref.Service, from); err == nil {
+			if r, err := eng.Release(ctx, ref.Service, from); err == nil {
 				msg.rel[from] = r
 			}
 		}

@@ -21,7 +21,7 @@ const renderFPS = 20
 // NO_COLOR (any non-empty value, as no-color.org says) turns colour off.
 // Without opts.Theme or opts.ThemeName the theme follows the terminal's
 // background: light on light, dark otherwise.
-func Run(ctx context.Context, eng *core.Engine, opts Options) error {
+func Run(ctx context.Context, eng core.Client, opts Options) error {
 	m := newModel(eng, fromEnv(opts, os.Getenv))
 	defer m.sub.Close()
 	// The console counts as watching the project: confirmations in every
