@@ -627,8 +627,8 @@ func sharedState(s Snapshot) []Event {
 	for ref, ts := range s.Targets {
 		out = append(out, Event{Kind: EvTarget, Ref: ref, Target: &ts})
 	}
-	for env, steps := range s.Plans {
-		out = append(out, Event{Kind: EvPlan, Plan: &RolloutPlan{Env: env, Steps: steps}})
+	for ref, steps := range s.Plans {
+		out = append(out, Event{Kind: EvPlan, Ref: ref, Plan: &RolloutPlan{Ref: ref, Steps: steps}})
 	}
 	for _, h := range s.Providers {
 		out = append(out, Event{Kind: EvProvider, Provider: &h})
@@ -659,7 +659,7 @@ func sharedKey(ev Event) string {
 		return "target/" + ev.Ref.String()
 	case EvPlan:
 		if ev.Plan != nil {
-			return "plan/" + ev.Plan.Env
+			return "plan/" + ev.Plan.Ref.String()
 		}
 	case EvProvider:
 		if ev.Provider != nil {

@@ -93,7 +93,7 @@ type Snapshot struct {
 	Locks       map[Ref]Lock                   `json:"locks"`
 	Operations  map[string]Operation           `json:"operations"` // unfinished
 	Providers   map[string]ProviderHealth      `json:"providers"`
-	Plans       map[string][]RolloutStep       `json:"plans"`    // per environment
+	Plans       map[Ref][]RolloutStep          `json:"plans"`    // per service and environment
 	Watchers    []Watcher                      `json:"watchers"` // consoles open on the project
 	Audit       []AuditEntry                   `json:"audit"`    // newest last
 	Notices     []string                       `json:"notices,omitempty"`
@@ -114,7 +114,7 @@ func NewSnapshot(project string, services, envs []string) Snapshot {
 		Locks:       map[Ref]Lock{},
 		Operations:  map[string]Operation{},
 		Providers:   map[string]ProviderHealth{},
-		Plans:       map[string][]RolloutStep{},
+		Plans:       map[Ref][]RolloutStep{},
 	}
 }
 
@@ -183,7 +183,7 @@ func (s *Snapshot) Apply(e Event) {
 		s.Watchers = append([]Watcher(nil), e.Watchers...)
 	case EvPlan:
 		if e.Plan != nil {
-			s.Plans[e.Plan.Env] = append([]RolloutStep(nil), e.Plan.Steps...)
+			s.Plans[e.Plan.Ref] = append([]RolloutStep(nil), e.Plan.Steps...)
 		}
 	case EvProvider:
 		if e.Provider != nil {
@@ -222,7 +222,7 @@ func (s Snapshot) Clone() Snapshot {
 	c.Operations = cloneMap(s.Operations)
 	c.Providers = cloneMap(s.Providers)
 	c.Watchers = append([]Watcher(nil), s.Watchers...)
-	c.Plans = make(map[string][]RolloutStep, len(s.Plans))
+	c.Plans = make(map[Ref][]RolloutStep, len(s.Plans))
 	for k, v := range s.Plans {
 		c.Plans[k] = append([]RolloutStep(nil), v...)
 	}

@@ -123,10 +123,10 @@ func (s RolloutStep) String() string {
 	return string(s.Kind)
 }
 
-// RolloutPlan is an environment's rollout steps, published so a screen can
-// show where a rollout is and what comes next.
+// RolloutPlan is one service's rollout steps in one environment,
+// published so a screen can show where a rollout is and what comes next.
 type RolloutPlan struct {
-	Env   string        `json:"env"`
+	Ref   Ref           `json:"ref"`
 	Steps []RolloutStep `json:"steps"`
 }
 

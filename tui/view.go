@@ -452,7 +452,7 @@ func (m *Model) rolloutLines(now time.Time, w, avail int) []string {
 	s := m.st
 	ref := m.focusRef()
 	d, ok := m.snap.Deployments[ref]
-	plan := m.snap.Plans[ref.Env]
+	plan := m.snap.Plans[ref]
 	// A deployment without a From replaced nothing through steps: a
 	// first install, or the release a rollback restored.
 	if !ok || len(plan) == 0 || d.Version == "" || d.From == "" {

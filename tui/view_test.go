@@ -282,7 +282,7 @@ func TestErrorRateIsTheLastMinutes(t *testing.T) {
 // how much of its window has passed; at 80×24 it folds into one line.
 func TestRolloutStepsUnderThePipeline(t *testing.T) {
 	snap := canarySnapshot()
-	snap.Plans["production"] = []core.RolloutStep{
+	snap.Plans[production] = []core.RolloutStep{
 		{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepAnalysis, For: 10 * time.Minute}, {Kind: core.StepPause}, {Kind: core.StepWeight, Weight: 100},
 	}
 	d := snap.Deployments[production]
@@ -303,7 +303,7 @@ func TestRolloutStepsUnderThePipeline(t *testing.T) {
 // After a rollback the restored release is not a rollout: no steps shown.
 func TestNoRolloutStepsForARestoredRelease(t *testing.T) {
 	snap := canarySnapshot()
-	snap.Plans["production"] = []core.RolloutStep{{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepWeight, Weight: 100}}
+	snap.Plans[production] = []core.RolloutStep{{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepWeight, Weight: 100}}
 	snap.Deployments[production] = core.Deployment{ID: 8, Ref: production, Version: "v1.42.0", State: core.DeployHealthy, Weight: 100, Step: 2, StartedAt: t0, FinishedAt: t0}
 	m, _, _ := newConsole(t, snap, testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})

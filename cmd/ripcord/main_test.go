@@ -189,7 +189,7 @@ plugins:
 		t.Fatalf("verify: exit %d: %s", code, errs)
 	}
 	code, out, errs := ripcord(t, "plugins", "list", "--json", "-c", cfg)
-	if code != exitOK || !strings.Contains(out, `"name": "mine"`) || !strings.Contains(out, `"state": "healthy"`) {
+	if code != exitOK || !strings.Contains(out, `"name": "mine@production.db"`) || !strings.Contains(out, `"state": "healthy"`) {
 		t.Fatalf("list: exit %d, out %s, err %s", code, out, errs)
 	}
 
@@ -204,6 +204,54 @@ plugins:
 	}
 	if code, _, errs := ripcord(t, "plugins", "list", "-c", cfg); code == exitOK {
 		t.Fatalf("list ran a tampered plugin: stderr %q", errs)
+	}
+}
+
+// An external plugin used in two places runs once per place, each process
+// with its own block's settings: a mistake in the second block is
+// reported there, never dropped for the first block's settings.
+func TestExternalPluginUsedTwiceGetsEachBlocksSettings(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pluginDir := filepath.Join(dir, ".ripcord", "plugins")
+	if err := os.MkdirAll(pluginDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(pluginDir, "ripcord-provider-mine")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec "+self+" plugin serve dir\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, `    backups:
+      - { name: db, provider: mine, path: "*.sqlite" }
+      - { name: uploads, provider: mine, path: "*.tar", pol: 10s }
+plugins:
+  - name: mine
+`)
+	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
+		t.Fatalf("lock: exit %d, out %q, err %q", code, out, errs)
+	}
+	_, out, errs := ripcord(t, "plugins", "list", "--json", "-c", cfg)
+	var list struct {
+		Plugins []struct {
+			Name string `json:"name"`
+			PID  int    `json:"pid"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	pids := map[string]int{}
+	for _, p := range list.Plugins {
+		pids[p.Name] = p.PID
+	}
+	if pids["mine@production.db"] == 0 || pids["mine@production.uploads"] == 0 || pids["mine@production.db"] == pids["mine@production.uploads"] {
+		t.Fatalf("instances of mine = %v; want one process per backup set", pids)
+	}
+	if want := cfg + ":9:62: provider mine: pol: unknown setting"; !strings.Contains(errs, want) {
+		t.Fatalf("the second block's unknown setting is not reported at its place (%s…):\n%s", want, errs)
 	}
 }
 

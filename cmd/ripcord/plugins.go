@@ -102,10 +102,20 @@ func (g *globals) externalPlugins() ([]host.PluginSpec, string, error) {
 	return specs, filepath.Join(f.Dir, host.LockFileName), nil
 }
 
+// pluginSpecs lists the config's external plugins, each with one instance
+// per place the config uses it: a plugin used twice runs twice, each
+// process with its own settings.
 func pluginSpecs(f *config.File) []host.PluginSpec {
+	uses := usedProviders(f)
 	var specs []host.PluginSpec
 	for _, p := range f.Plugins {
-		specs = append(specs, host.PluginSpec{Name: p.Name, Path: p.Path, Env: p.Env})
+		spec := host.PluginSpec{Name: p.Name, Path: p.Path, Env: p.Env}
+		for _, u := range uses {
+			if u.name == p.Name && !slices.Contains(spec.Instances, instance(u)) {
+				spec.Instances = append(spec.Instances, instance(u))
+			}
+		}
+		specs = append(specs, spec)
 	}
 	return specs
 }
@@ -115,11 +125,19 @@ type providerUse struct {
 	name     string
 	settings map[string]any
 	p        *config.Provider
-	kind     string // config.KindTarget, KindPipeline, KindErrors or KindBackup
-	service  string // the pipeline's service
-	env      string // the environment of a target, error source or backup set
+	kind     string   // config.KindTarget, KindPipeline, KindErrors or KindBackup
+	service  string   // the pipeline's service
+	ref      core.Ref // the service and environment of a target, error source or backup set
 	backup   *config.Backup
-	where    string // names the use: service, environment or environment.set
+	where    string // names the use: service, environment (service.environment with several services), then .set
+}
+
+// instance names the plugin process serving one use of a provider. Every
+// place a provider is used is its own process with its own settings, so
+// two environments (or two services) can give one provider different
+// settings; ripcord.lock pins an external plugin once, by its name.
+func instance(u providerUse) string {
+	return u.name + "@" + u.where
 }
 
 // usedProviders lists the providers the config names, in file order,
@@ -128,10 +146,6 @@ type providerUse struct {
 // config's directory, which a provider process cannot know.
 func usedProviders(f *config.File) []providerUse {
 	var uses []providerUse
-	first := ""
-	if len(f.Services) > 0 {
-		first = f.Services[0].Name
-	}
 	add := func(p *config.Provider, u providerUse, fill func(map[string]any)) {
 		if p == nil || p.Name == "" {
 			return
@@ -158,35 +172,42 @@ func usedProviders(f *config.File) []providerUse {
 		})
 	}
 	for _, e := range f.Environments {
-		add(e.Target, providerUse{kind: config.KindTarget, env: e.Name, where: e.Name}, func(s map[string]any) {
-			if e.Target.Name != "local" {
-				return
+		for _, pl := range e.Services {
+			ref := core.Ref{Service: pl.Name, Env: e.Name}
+			where := e.Name
+			if len(f.Services) > 1 {
+				where = pl.Name + "." + e.Name
 			}
-			s["ref"] = map[string]any{"service": first, "env": e.Name}
-			setDefault(s, "artifact_store", filepath.Join(pipelineState(f, first), "artifacts"))
-			resolve(f, s, "root", "artifact_store")
-		})
-		add(e.Errors, providerUse{kind: config.KindErrors, env: e.Name, where: e.Name}, func(s map[string]any) {
-			if e.Errors.Name == "sentry-ingest" {
-				s["service"] = first
-				s["env"] = e.Name
-				if f.Store.Driver == "" || f.Store.Driver == "sqlite" {
-					setDefault(s, "store", f.Store.Path)
-					resolve(f, s, "store")
-				}
-			}
-		})
-		for i := range e.Backups {
-			b := &e.Backups[i]
-			add(&b.Provider, providerUse{kind: config.KindBackup, env: e.Name, backup: b, where: e.Name + "." + b.Name}, func(s map[string]any) {
-				if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
+			add(pl.Target, providerUse{kind: config.KindTarget, ref: ref, where: where}, func(s map[string]any) {
+				if pl.Target.Name != "local" {
 					return
 				}
-				s["set"] = b.Name
-				if b.Provider.Name == "dir" {
-					resolve(f, s, "path")
+				s["ref"] = map[string]any{"service": pl.Name, "env": e.Name}
+				setDefault(s, "artifact_store", filepath.Join(pipelineState(f, pl.Name), "artifacts"))
+				resolve(f, s, "root", "artifact_store")
+			})
+			add(pl.Errors, providerUse{kind: config.KindErrors, ref: ref, where: where}, func(s map[string]any) {
+				if pl.Errors.Name == "sentry-ingest" {
+					s["service"] = pl.Name
+					s["env"] = e.Name
+					if f.Store.Driver == "" || f.Store.Driver == "sqlite" {
+						setDefault(s, "store", f.Store.Path)
+						resolve(f, s, "store")
+					}
 				}
 			})
+			for i := range pl.Backups {
+				b := &pl.Backups[i]
+				add(&b.Provider, providerUse{kind: config.KindBackup, ref: ref, backup: b, where: where + "." + b.Name}, func(s map[string]any) {
+					if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
+						return
+					}
+					s["set"] = b.Name
+					if b.Provider.Name == "dir" {
+						resolve(f, s, "path")
+					}
+				})
+			}
 		}
 	}
 	return uses
@@ -220,7 +241,7 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 		return fmt.Errorf("finding the ripcord binary: %w", err)
 	}
 	registry := builtin.Registry(version)
-	var builtins, inProcess []string
+	var builtins, inProcess, configured []string
 	first := map[string]providerUse{}
 	for _, u := range usedProviders(f) {
 		name := instance(u)
@@ -230,7 +251,10 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 		first[name] = u
 		if _, ok := registry[u.name]; ok {
 			builtins = append(builtins, name)
-		} else if !slices.ContainsFunc(f.Plugins, func(p config.Plugin) bool { return p.Name == u.name }) {
+			configured = append(configured, name)
+		} else if slices.ContainsFunc(f.Plugins, func(p config.Plugin) bool { return p.Name == u.name }) {
+			configured = append(configured, name)
+		} else {
 			inProcess = append(inProcess, u.name)
 		}
 	}
@@ -246,12 +270,6 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 	defer cancel()
 	startErr := h.Start(ctx)
-	configured := append([]string(nil), builtins...)
-	for _, p := range f.Plugins {
-		if _, used := first[p.Name]; used {
-			configured = append(configured, p.Name)
-		}
-	}
 	for _, name := range configured {
 		if err := h.Configure(ctx, name, first[name].settings, nil); err != nil {
 			fmt.Fprintln(cmd.ErrOrStderr(), f.Redact(locate(err, first[name].p)))

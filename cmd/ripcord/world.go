@@ -66,16 +66,6 @@ type worldOptions struct {
 	Hold *core.Command
 }
 
-// instance names the plugin process serving one use of a provider. A
-// built-in runs once per place it is used, so two environments may give
-// the same provider different settings; an external plugin runs once.
-func instance(u providerUse) string {
-	if _, ok := builtin.Registry("")[u.name]; !ok {
-		return u.name
-	}
-	return u.name + "@" + u.where
-}
-
 // openWorld starts everything a config describes. On error, whatever was
 // started is stopped again.
 func openWorld(ctx context.Context, f *config.File, o worldOptions) (*world, error) {
@@ -164,10 +154,6 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 // previous engine left) and, with o.Observe, the observers.
 func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	f := w.cfg
-	var services []string
-	for _, s := range f.Services {
-		services = append(services, s.Name)
-	}
 	uses := usedProviders(f)
 	registry := builtin.Registry(version)
 	var builtins []string
@@ -227,16 +213,17 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	oopts := observe.Options{
 		Engine: w.eng, Targets: map[core.Ref]core.Target{}, Pipelines: w.pipelines,
 		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
-		Spike: map[string]spike.Policy{}, From: map[string]string{}, Auto: map[string]bool{}, Branches: map[string]string{},
+		Spike: map[core.Ref]spike.Policy{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{}, Branches: map[string]string{},
 	}
-	var branches []string
+	branches := map[string][]string{}
 	for _, s := range f.Services {
-		branches = append(branches, s.Branches...)
+		branches[s.Name] = s.Branches
 		if len(s.Branches) > 0 {
 			oopts.Branches[s.Name] = s.Branches[0]
 		}
 	}
-	first := services[0]
+	// Each use is its own provider instance, wired to the service and
+	// environment it was written for.
 	for _, u := range uses {
 		name := instance(u)
 		switch u.kind {
@@ -244,8 +231,12 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			if w.pipelines[u.service], err = w.host.Pipeline(name); err != nil {
 				return err
 			}
+		case config.KindTarget:
+			if oopts.Targets[u.ref], err = w.host.Target(name); err != nil {
+				return err
+			}
 		case config.KindErrors:
-			if oopts.Errors[core.Ref{Service: first, Env: u.env}], err = w.host.Errors(name); err != nil {
+			if oopts.Errors[u.ref], err = w.host.Errors(name); err != nil {
 				return err
 			}
 		case config.KindBackup:
@@ -253,29 +244,22 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			if err != nil {
 				return err
 			}
-			ref := core.Ref{Service: first, Env: u.env}
-			w.backups[ref] = append(w.backups[ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
+			w.backups[u.ref] = append(w.backups[u.ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
 		}
 	}
 	for _, e := range f.Environments {
-		env := rollout.Env{Name: e.Name, From: e.From, Branches: branches,
-			AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort"}
-		for _, u := range uses {
-			if u.kind == config.KindTarget && u.env == e.Name {
-				if env.Target, err = w.host.Target(instance(u)); err != nil {
-					return err
-				}
-				oopts.Targets[core.Ref{Service: first, Env: e.Name}] = env.Target
-			}
-		}
-		env.Gates = e.GateSpecs
-		if env.Steps, err = rolloutSteps(e); err != nil {
+		steps, err := rolloutSteps(e)
+		if err != nil {
 			return err
 		}
-		ropts.Envs = append(ropts.Envs, env)
-		oopts.Spike[e.Name] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
-		oopts.From[e.Name] = e.From
-		oopts.Auto[e.Name] = e.Auto
+		for _, pl := range e.Services {
+			ref := core.Ref{Service: pl.Name, Env: e.Name}
+			ropts.Envs = append(ropts.Envs, rollout.Env{Ref: ref, From: e.From, Target: oopts.Targets[ref], Steps: steps, Gates: e.GateSpecs,
+				Branches: branches[pl.Name], AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort"})
+			oopts.Spike[ref] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
+			oopts.From[ref] = e.From
+			oopts.Auto[ref] = e.Auto
+		}
 	}
 	w.ctl = rollout.New(w.eng, ropts)
 	if len(oopts.Errors) > 0 {

@@ -355,20 +355,41 @@ func applyDefaults(f *File, d *decoder) {
 		if e.Rollback.Action == "" {
 			e.Rollback.Action = "rollback"
 		}
-		for j := range e.Backups {
-			b := &e.Backups[j]
-			bp := fmt.Sprintf("%s.backups[%d]", p, j)
-			if !isSet(bp + ".every") {
-				b.Every = Duration(24 * time.Hour)
-			}
-			if !isSet(bp + ".warn") {
-				b.Warn = 1.5
-			}
-			if !isSet(bp + ".critical") {
-				b.Critical = 2
+		placeServices(f, i)
+		for k := range e.Services {
+			pl := &e.Services[k]
+			for j := range pl.Backups {
+				b := &pl.Backups[j]
+				bp := fmt.Sprintf("%s.backups[%d]", pl.Path, j)
+				if !isSet(bp + ".every") {
+					b.Every = Duration(24 * time.Hour)
+				}
+				if !isSet(bp + ".warn") {
+					b.Warn = 1.5
+				}
+				if !isSet(bp + ".critical") {
+					b.Critical = 2
+				}
 			}
 		}
 	}
+}
+
+// placeServices gives environment i its placements: the blocks written
+// under services, or, for a project with one service, the
+// environment-level target, errors and backups as that service's block.
+// The backups are shared, not copied, so defaults and positions apply to
+// what the file says.
+func placeServices(f *File, i int) {
+	e := &f.Environments[i]
+	p := fmt.Sprintf("environments[%d]", i)
+	for k := range e.Services {
+		e.Services[k].Path = fmt.Sprintf("%s.services[%d]", p, k)
+	}
+	if len(e.Services) > 0 || len(f.Services) != 1 {
+		return
+	}
+	e.Services = []Placement{{Name: f.Services[0].Name, Target: e.Target, Errors: e.Errors, Backups: e.Backups, Pos: e.Pos, Path: p}}
 }
 
 // resolvePaths makes Ripcord's own paths absolute: ~/ is the home
@@ -415,15 +436,17 @@ func (f *File) providers() []*Provider {
 		}
 	}
 	for i := range f.Environments {
-		e := &f.Environments[i]
-		if e.Target != nil {
-			out = append(out, e.Target)
-		}
-		if e.Errors != nil {
-			out = append(out, e.Errors)
-		}
-		for j := range e.Backups {
-			out = append(out, &e.Backups[j].Provider)
+		for k := range f.Environments[i].Services {
+			pl := &f.Environments[i].Services[k]
+			if pl.Target != nil {
+				out = append(out, pl.Target)
+			}
+			if pl.Errors != nil {
+				out = append(out, pl.Errors)
+			}
+			for j := range pl.Backups {
+				out = append(out, &pl.Backups[j].Provider)
+			}
 		}
 	}
 	return out

@@ -53,8 +53,7 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 		{
 			name: "unknown key in an environment",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n  - name: production\n    targt: {provider: local}\n",
-			want: "ripcord.yaml:7:5: environments[1] is missing required key \"target\"\n" +
-				`ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, gates, rollout, rollback, confirm, auto, spike, keep`,
+			want: `ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, services, gates, rollout, rollback, confirm, auto, spike, keep`,
 		},
 		{
 			name: "unknown key three levels down",
@@ -617,14 +616,14 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Project != "shop" || len(f.Services) != 1 || len(f.Environments) != 2 {
+	if f.Project != "shop" || len(f.Services) != 2 || len(f.Environments) != 2 {
 		t.Fatalf("example = project %q, %d services, %d environments", f.Project, len(f.Services), len(f.Environments))
 	}
 	prod := f.Environments[1]
 	if prod.From != "staging" || prod.Confirm != "type-name" || len(prod.Rollout) != 5 {
 		t.Errorf("production = from %q confirm %q %d steps", prod.From, prod.Confirm, len(prod.Rollout))
 	}
-	if got := prod.Backups[0].Provider.Settings["password"]; got != "change-me" {
+	if got := prod.Placement("api").Backups[0].Provider.Settings["password"]; got != "change-me" {
 		t.Errorf("restic password without env = %v, want the default", got)
 	}
 	if !f.Environments[0].Auto {

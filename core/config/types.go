@@ -44,14 +44,21 @@ type Migrations struct {
 	Dir string `yaml:"dir" required:"true" doc:"Directory of migration files, relative to this file."`
 }
 
-// Environment is one place a service runs.
+// Environment is one place the project's services run. Its policy
+// (promotion order, gates, rollout, rollback, spike) applies to every
+// service; where each service runs is a Placement.
 type Environment struct {
 	Name    string    `yaml:"name" required:"true" doc:"Environment name, unique in the project."`
 	From    string    `yaml:"from" doc:"The environment releases are promoted from; the artifact digest must match."`
-	Target  *Provider `yaml:"target" required:"true" doc:"The deploy target."`
-	Errors  *Provider `yaml:"errors" doc:"The error source watched after a rollout."`
-	Backups []Backup  `yaml:"backups" doc:"Backup sets whose freshness gates promotion."`
-	Gates   []string  `yaml:"gates" doc:"Gates checked before promote: pipeline, soak DURATION, errors, backups, migrations, branch, lock."`
+	Target  *Provider `yaml:"target" doc:"The deploy target of the project's only service (with several services, each service's target goes under services)."`
+	Errors  *Provider `yaml:"errors" doc:"The error source of the project's only service, watched after a rollout (with several services: under services)."`
+	Backups []Backup  `yaml:"backups" doc:"Backup sets of the project's only service whose freshness gates promotion (with several services: under services)."`
+	// Services places each service in this environment when the project
+	// has several. Load fills it in for a single service from the
+	// environment-level target, errors and backups, so code that runs the
+	// world reads only Services.
+	Services []Placement `yaml:"services" doc:"Where each service runs in this environment, when the project has several services: one block per service with its own target, errors and backups."`
+	Gates    []string    `yaml:"gates" doc:"Gates checked before promote: pipeline, soak DURATION, errors, backups, migrations, branch, lock."`
 	// GateSpecs are Gates as the engine takes them, filled in by Load.
 	GateSpecs []core.GateSpec `yaml:"-"`
 	Rollout   []Step          `yaml:"rollout" doc:"Rollout steps; empty means one step to 100%."`
@@ -63,6 +70,31 @@ type Environment struct {
 	Spike   SpikePolicy `yaml:"spike" doc:"Thresholds of the error spike verdict."`
 	Keep    int         `yaml:"keep" doc:"Releases kept on the target for rollback (default 5)."`
 	Pos     Pos         `yaml:"-"`
+}
+
+// Placement is one service in one environment: its deploy target, error
+// source and backup sets, each its own provider instance with its own
+// settings.
+type Placement struct {
+	Name    string    `yaml:"name" required:"true" doc:"The service (from services) this block places."`
+	Target  *Provider `yaml:"target" doc:"The service's deploy target in this environment."`
+	Errors  *Provider `yaml:"errors" doc:"The service's error source in this environment."`
+	Backups []Backup  `yaml:"backups" doc:"The service's backup sets in this environment."`
+	Pos     Pos       `yaml:"-"`
+	// Path is where the block is in the file ("environments[1].services[0]",
+	// or "environments[1]" for the environment-level shorthand), so
+	// messages about it name what a person wrote.
+	Path string `yaml:"-"`
+}
+
+// Placement returns where service runs in e, or nil.
+func (e *Environment) Placement(service string) *Placement {
+	for i := range e.Services {
+		if e.Services[i].Name == service {
+			return &e.Services[i]
+		}
+	}
+	return nil
 }
 
 // Step is one rollout step: exactly one of its fields is set.

@@ -131,22 +131,109 @@ func (v *validator) provider(p *Provider, path, kind string) {
 func (v *validator) environment(i int) {
 	e := &v.f.Environments[i]
 	p := fmt.Sprintf("environments[%d]", i)
-	if e.Target != nil {
-		v.provider(e.Target, p+".target", KindTarget)
+	v.placements(i)
+	for k := range e.Services {
+		pl := &e.Services[k]
+		if pl.Target != nil {
+			v.provider(pl.Target, pl.Path+".target", KindTarget)
+		}
+		if pl.Errors != nil {
+			v.provider(pl.Errors, pl.Path+".errors", KindErrors)
+		}
+		v.backups(pl)
 	}
-	if e.Errors != nil {
-		v.provider(e.Errors, p+".errors", KindErrors)
+	if v.isSet(p+".keep") && e.Keep < 1 {
+		v.errs.add(v.at(p+".keep", e.Pos), "%s.keep must be at least 1, got %d", p, e.Keep)
 	}
+	if e.Spike.Alpha <= 0 || e.Spike.Alpha > 0.5 {
+		v.errs.add(v.at(p+".spike.alpha", e.Pos), "%s.spike.alpha must be more than 0 and at most 0.5, got %g", p, e.Spike.Alpha)
+	}
+	if e.Spike.MinEvents < 1 {
+		v.errs.add(v.at(p+".spike.min_events", e.Pos), "%s.spike.min_events must be at least 1, got %d", p, e.Spike.MinEvents)
+	}
+	if e.Spike.Window <= 0 {
+		v.errs.add(v.at(p+".spike.window", e.Pos), "%s.spike.window must be longer than zero", p)
+	}
+	v.gates(i)
+	v.rollout(i)
+}
+
+// placements checks that every service has exactly one block in
+// environment i, with a target, and that the environment-level shorthand
+// is used only by a project with one service.
+func (v *validator) placements(i int) {
+	e := &v.f.Environments[i]
+	p := fmt.Sprintf("environments[%d]", i)
+	var services []string
+	for _, s := range v.f.Services {
+		services = append(services, s.Name)
+	}
+	shorthand := false
+	for _, key := range []string{"target", "errors", "backups"} {
+		at := p + "." + key
+		if !v.isSet(at) {
+			continue
+		}
+		shorthand = true
+		switch {
+		case v.isSet(p + ".services"):
+			v.errs.add(v.at(at, e.Pos), "%s: %s is written both here and under %s.services; with services blocks, each service's %s goes in its block", at, key, p, key)
+		case len(services) > 1:
+			v.errs.add(v.at(at, e.Pos), "%s: the project has %d services (%s), so each needs its own %s: write it under %s.services, one block per service", at, len(services), strings.Join(services, ", "), key, p)
+		}
+	}
+	first := map[string]Pos{}
+	for k := range e.Services {
+		pl := &e.Services[k]
+		if pl.Path == p {
+			continue // the shorthand, checked above
+		}
+		at := v.at(pl.Path+".name", pl.Pos)
+		switch prev, dup := first[pl.Name]; {
+		case strings.TrimSpace(pl.Name) == "":
+			v.errs.add(at, "%s.name must not be empty", pl.Path)
+			continue
+		case dup:
+			v.errs.add(at, "%s: service %q is placed twice in %s (first at %s)", pl.Path, pl.Name, p, prev)
+			continue
+		case !slices.Contains(services, pl.Name):
+			v.errs.add(at, "%s: no service is named %q%s services are %s", pl.Path, pl.Name, didYouMeanSep(pl.Name, services), strings.Join(services, ", "))
+			continue
+		}
+		first[pl.Name] = at
+		if pl.Target == nil {
+			v.errs.add(pl.Pos, "%s: service %q needs a target in %s", pl.Path, pl.Name, p)
+		}
+	}
+	if len(services) == 1 && !v.isSet(p+".services") {
+		if e.Target == nil {
+			msg := "%s needs a target: where the service runs"
+			if shorthand {
+				msg = "%s needs a target next to its errors and backups"
+			}
+			v.errs.add(e.Pos, msg, p)
+		}
+		return
+	}
+	for _, svc := range services {
+		if _, ok := first[svc]; !ok && !shorthand {
+			v.errs.add(v.at(p+".services", e.Pos), "%s: service %q has no block here; every service runs in every environment, so add - name: %s with its target under %s.services", p, svc, svc, p)
+		}
+	}
+}
+
+// backups checks a placement's backup sets.
+func (v *validator) backups(pl *Placement) {
 	firstBackup := map[string]Pos{}
-	for j := range e.Backups {
-		b := &e.Backups[j]
-		bp := fmt.Sprintf("%s.backups[%d]", p, j)
+	for j := range pl.Backups {
+		b := &pl.Backups[j]
+		bp := fmt.Sprintf("%s.backups[%d]", pl.Path, j)
 		namePos := v.at(bp+".name", b.Pos)
 		switch prev, dup := firstBackup[b.Name]; {
 		case strings.TrimSpace(b.Name) == "":
 			v.errs.add(namePos, "%s.name must not be empty", bp)
 		case dup:
-			v.errs.add(namePos, "duplicate backup name %q in %s (first at %s)", b.Name, p, prev)
+			v.errs.add(namePos, "duplicate backup name %q in %s (first at %s)", b.Name, pl.Path, prev)
 		default:
 			firstBackup[b.Name] = namePos
 		}
@@ -164,20 +251,6 @@ func (v *validator) environment(i int) {
 			v.errs.add(v.at(at, b.Pos), "%s: warn (%g) must be less than critical (%g)", bp, b.Warn, b.Critical)
 		}
 	}
-	if v.isSet(p+".keep") && e.Keep < 1 {
-		v.errs.add(v.at(p+".keep", e.Pos), "%s.keep must be at least 1, got %d", p, e.Keep)
-	}
-	if e.Spike.Alpha <= 0 || e.Spike.Alpha > 0.5 {
-		v.errs.add(v.at(p+".spike.alpha", e.Pos), "%s.spike.alpha must be more than 0 and at most 0.5, got %g", p, e.Spike.Alpha)
-	}
-	if e.Spike.MinEvents < 1 {
-		v.errs.add(v.at(p+".spike.min_events", e.Pos), "%s.spike.min_events must be at least 1, got %d", p, e.Spike.MinEvents)
-	}
-	if e.Spike.Window <= 0 {
-		v.errs.add(v.at(p+".spike.window", e.Pos), "%s.spike.window must be longer than zero", p)
-	}
-	v.gates(i)
-	v.rollout(i)
 }
 
 func (v *validator) gates(i int) {
@@ -219,12 +292,18 @@ func (v *validator) gates(i int) {
 			v.errs.add(pos, "%s: gate %q takes no argument", gp, name)
 			continue
 		}
-		switch {
-		case name == core.GateErrors && e.Errors == nil:
-			v.errs.add(pos, "%s: gate \"errors\" needs an errors provider in %s", gp, p)
-		case name == core.GateBackups && len(e.Backups) == 0:
-			v.errs.add(pos, "%s: gate \"backups\" needs at least one backup in %s", gp, p)
-		default:
+		missing := false
+		for _, pl := range e.Services {
+			switch {
+			case name == core.GateErrors && pl.Errors == nil:
+				v.errs.add(pos, "%s: gate \"errors\" needs an errors provider in %s%s", gp, pl.Path, forService(pl))
+				missing = true
+			case name == core.GateBackups && len(pl.Backups) == 0:
+				v.errs.add(pos, "%s: gate \"backups\" needs at least one backup in %s%s", gp, pl.Path, forService(pl))
+				missing = true
+			}
+		}
+		if !missing {
 			e.GateSpecs = append(e.GateSpecs, core.GateSpec{Name: name})
 		}
 	}
@@ -273,8 +352,10 @@ func (v *validator) rollout(i int) {
 			} else if s.For <= 0 {
 				v.errs.add(v.at(sp+".for", s.Pos), "%s.for must be longer than zero", sp)
 			}
-			if s.Analysis == "errors" && e.Errors == nil {
-				v.errs.add(v.at(sp+".analysis", s.Pos), "%s: analysis \"errors\" needs an errors provider in %s", sp, p)
+			for _, pl := range e.Services {
+				if s.Analysis == "errors" && pl.Errors == nil {
+					v.errs.add(v.at(sp+".analysis", s.Pos), "%s: analysis \"errors\" needs an errors provider in %s%s", sp, pl.Path, forService(pl))
+				}
 			}
 		case "pause":
 			ppos := v.at(sp+".pause", s.Pos)
@@ -371,6 +452,15 @@ func (v *validator) store() {
 			v.errs.add(v.at("store.dsn", top), "store.dsn is used only with driver postgres")
 		}
 	}
+}
+
+// forService names the service of a placement written under services,
+// where the path alone does not say which.
+func forService(pl Placement) string {
+	if !strings.Contains(pl.Path, ".services[") {
+		return ""
+	}
+	return fmt.Sprintf(" (service %s)", pl.Name)
 }
 
 // withArticle puts "a" or "an" before a provider kind.

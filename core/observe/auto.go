@@ -128,10 +128,10 @@ func (ob *Observer) react(ctx context.Context, snap core.Snapshot, sub *core.Sub
 func (ob *Observer) reconcile(ctx context.Context, snap *core.Snapshot) {
 	for _, svc := range snap.Services {
 		for _, env := range snap.Envs {
-			if !ob.o.Auto[env] {
+			ref := core.Ref{Service: svc, Env: env}
+			if !ob.o.Auto[ref] {
 				continue
 			}
-			ref := core.Ref{Service: svc, Env: env}
 			version, why := ob.wanted(snap, ref)
 			if version == "" || !ob.auto.claim(ref, version) {
 				continue
@@ -144,7 +144,7 @@ func (ob *Observer) reconcile(ctx context.Context, snap *core.Snapshot) {
 // wanted is the version automation should promote into ref now, if any,
 // and why.
 func (ob *Observer) wanted(snap *core.Snapshot, ref core.Ref) (version, why string) {
-	if from := ob.o.From[ref.Env]; from == "" {
+	if from := ob.o.From[ref]; from == "" {
 		run, ok := ob.auto.newestGreen(ref.Service)
 		if !ok {
 			return "", ""

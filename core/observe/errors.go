@@ -82,7 +82,7 @@ type verdictTag struct {
 
 func newErrState(ob *Observer, ref core.Ref) *errState {
 	return &errState{
-		ob: ob, ref: ref, policy: ob.o.Spike[ref.Env], settleCh: make(chan struct{}, 1),
+		ob: ob, ref: ref, policy: ob.o.Spike[ref], settleCh: make(chan struct{}, 1),
 		counts: map[string]map[time.Time]int64{}, issues: map[string][]core.ErrorIssue{},
 		unavailable: map[string]string{}, touched: map[time.Time]bool{}, updated: map[string]bool{},
 	}

@@ -32,14 +32,14 @@ type BackupSet struct {
 // Options say what to watch and how to react.
 type Options struct {
 	Engine    *core.Engine
-	Targets   map[core.Ref]core.Target       // one per service/env
+	Targets   map[core.Ref]core.Target       // one per service and environment
 	Pipelines map[string]core.PipelineSource // by service
 	Errors    map[core.Ref]core.ErrorSource
-	Backups   map[core.Ref][]BackupSet // per environment ref
-	Spike     map[string]spike.Policy  // per environment name; zero = defaults
-	From      map[string]string        // env name -> the env it is promoted from ("" for the first)
-	Auto      map[string]bool          // env name -> deploy automatically when its predecessor is green
-	Branches  map[string]string        // service -> branch for releases the pipeline reports without one
+	Backups   map[core.Ref][]BackupSet  // per service and environment
+	Spike     map[core.Ref]spike.Policy // zero = defaults
+	From      map[core.Ref]string       // the environment ref's service is promoted from ("" for the first)
+	Auto      map[core.Ref]bool         // deploy automatically when the predecessor is green
+	Branches  map[string]string         // service -> branch for releases the pipeline reports without one
 	// Retry is the pause between failed watch attempts (default 1s).
 	Retry time.Duration
 	// Rejudge is how often backup ages and verdicts are re-evaluated

@@ -59,16 +59,16 @@ func newAutoWorld(t *testing.T) *autoWorld {
 	}
 	w := &autoWorld{eng: eng, pipe: &fakePipeline{runs: make(chan core.PipelineRun)}, stg: newFakeTarget("v1"), prd: newFakeTarget("v1")}
 	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{
-		{Name: "staging", Target: w.stg},
-		{Name: "production", From: "staging", Target: w.prd},
+		{Ref: staging, Target: w.stg},
+		{Ref: prod, From: "staging", Target: w.prd},
 	}})
 	_, w.sub = eng.Subscribe()
 	w.ob = Start(ctx, Options{
 		Engine:    eng,
 		Targets:   map[core.Ref]core.Target{staging: w.stg, prod: w.prd},
 		Pipelines: map[string]core.PipelineSource{"api": w.pipe},
-		From:      map[string]string{"staging": "", "production": "staging"},
-		Auto:      map[string]bool{"staging": true, "production": true},
+		From:      map[core.Ref]string{staging: "", prod: "staging"},
+		Auto:      map[core.Ref]bool{staging: true, prod: true},
 		Branches:  map[string]string{"api": "main"},
 		Retry:     5 * time.Millisecond,
 	})

@@ -28,10 +28,10 @@ const (
 	StepPause    = core.StepPause
 )
 
-// Env is one environment's rollout policy and target.
+// Env is one service's rollout policy and target in one environment.
 type Env struct {
-	Name   string
-	From   string // previous environment; "" for the first
+	Ref    core.Ref
+	From   string // previous environment of the same service; "" for the first
 	Target core.Target
 	Steps  []Step // empty: one step to 100%
 	Gates  []core.GateSpec
@@ -39,11 +39,13 @@ type Env struct {
 	// analysis step sees a spike.
 	AutoRollback bool
 	AutoAbort    bool
-	Branches     []string
+	// Branches are the service's branches releases may come from.
+	Branches []string
 }
 
 // Options configure a Controller.
 type Options struct {
+	// Envs holds one Env per service and environment.
 	Envs []Env
 	// Backups returns an environment's backup freshness for the gates;
 	// default: the engine snapshot.
@@ -53,7 +55,7 @@ type Options struct {
 // Controller runs rollouts on an engine.
 type Controller struct {
 	eng  *core.Engine
-	envs map[string]*Env
+	envs map[core.Ref]*Env
 	opts Options
 
 	mu   sync.Mutex
@@ -78,13 +80,13 @@ type run struct {
 // New registers the controller's handlers on eng.
 func New(eng *core.Engine, o Options) *Controller {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Controller{eng: eng, envs: map[string]*Env{}, opts: o, runs: map[core.Ref]*run{}, ctx: ctx, stop: cancel}
+	c := &Controller{eng: eng, envs: map[core.Ref]*Env{}, opts: o, runs: map[core.Ref]*run{}, ctx: ctx, stop: cancel}
 	for i := range o.Envs {
 		e := o.Envs[i]
-		c.envs[e.Name] = &e
+		c.envs[e.Ref] = &e
 	}
 	for _, e := range c.envs {
-		eng.Publish(core.Event{Kind: core.EvPlan, Final: true, Plan: &core.RolloutPlan{Env: e.Name, Steps: c.steps(e)}})
+		eng.Publish(core.Event{Kind: core.EvPlan, Ref: e.Ref, Final: true, Plan: &core.RolloutPlan{Ref: e.Ref, Steps: c.steps(e)}})
 	}
 	eng.Handle(core.CmdPromote, c.promote)
 	eng.Handle(core.CmdFullPromote, c.promote)
@@ -102,7 +104,7 @@ func (c *Controller) Close() {
 }
 
 func (c *Controller) env(ref core.Ref) (*Env, error) {
-	e, ok := c.envs[ref.Env]
+	e, ok := c.envs[ref]
 	if !ok || e.Target == nil {
 		return nil, fmt.Errorf("%s: no deploy target configured: %w", ref, core.ErrUnavailable)
 	}

@@ -107,7 +107,7 @@ func newWorld(t *testing.T, env Env) *world {
 	}
 	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}, Store: st})
 	tg := &memTarget{current: "v1"}
-	env.Name, env.Target = "production", tg
+	env.Ref, env.Target = prod, tg
 	ctl := New(eng, Options{Envs: []Env{env}})
 	_, sub := eng.Subscribe()
 	t.Cleanup(func() { sub.Close(); ctl.Close(); st.Close() })
@@ -363,7 +363,7 @@ func BenchmarkConfirmToRollbackCall(b *testing.B) {
 	defer st.Close()
 	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
 	tg := &timedTarget{memTarget: memTarget{current: "v1"}, called: make(chan time.Time, 1)}
-	ctl := New(eng, Options{Envs: []Env{{Name: "production", Target: tg}}})
+	ctl := New(eng, Options{Envs: []Env{{Ref: prod, Target: tg}}})
 	defer ctl.Close()
 	for _, v := range []string{"v1", "v2"} {
 		_ = st.PutRelease(ctx, core.Release{Service: "api", Version: v})
@@ -440,7 +440,7 @@ func TestRolloutContinuesInTheNextEngine(t *testing.T) {
 	w.ctl.Close() // the CLI or console that started it exits
 
 	eng2 := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}, Store: w.eng.Store()})
-	ctl2 := New(eng2, Options{Envs: []Env{{Name: "production", Target: w.target, Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}}}})
+	ctl2 := New(eng2, Options{Envs: []Env{{Ref: prod, Target: w.target, Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}}}})
 	defer ctl2.Close()
 	_, sub := eng2.Subscribe()
 	defer sub.Close()
@@ -461,7 +461,7 @@ func TestRolloutContinuesInTheNextEngine(t *testing.T) {
 // and how long the current one has run.
 func TestPlanIsPublishedAndStepsAreTimed(t *testing.T) {
 	w := newWorld(t, Env{Steps: canary})
-	if got := w.eng.Snapshot().Plans["production"]; !slices.Equal(got, canary) {
+	if got := w.eng.Snapshot().Plans[prod]; !slices.Equal(got, canary) {
 		t.Fatalf("published plan = %v, want %v", got, canary)
 	}
 	before := time.Now()
@@ -474,5 +474,54 @@ func TestPlanIsPublishedAndStepsAreTimed(t *testing.T) {
 	at50 := w.waitFor(t, "weight 50", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 2 }).Deployment
 	if !at50.StepStartedAt.After(first.StepStartedAt) {
 		t.Fatalf("step 2 started %s, not after step 1 (%s)", at50.StepStartedAt, first.StepStartedAt)
+	}
+}
+
+// Two services in one environment each have their own target and plan:
+// promoting and rolling back one never calls the other's target.
+func TestEachServiceRollsOutOnItsOwnTarget(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api", "web"}, Envs: []string{"production"}, Store: st})
+	web := core.Ref{Service: "web", Env: "production"}
+	apiTarget, webTarget := &memTarget{current: "v1"}, &memTarget{current: "w1"}
+	webSteps := []Step{{Kind: StepWeight, Weight: 10}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}
+	ctl := New(eng, Options{Envs: []Env{{Ref: prod, Target: apiTarget}, {Ref: web, Target: webTarget, Steps: webSteps}}})
+	t.Cleanup(func() { ctl.Close(); st.Close() })
+	for _, r := range []core.Release{{Service: "api", Version: "v2"}, {Service: "web", Version: "w1"}, {Service: "web", Version: "w2"}} {
+		if err := st.PutRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: web, Version: "w1", State: core.DeployHealthy, Weight: 100, StartedAt: time.Now().Add(-time.Hour), FinishedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.Snapshot().Plans; !slices.Equal(got[web], webSteps) || len(got[prod]) != 1 {
+		t.Fatalf("plans = %v; want web's canary and api's single step", got)
+	}
+	do := func(cmd core.Command) {
+		t.Helper()
+		cmd.Actor = ana
+		if _, err := eng.Do(ctx, cmd); err != nil {
+			t.Fatalf("%s %s: %v", cmd.Kind, cmd.Ref, err)
+		}
+	}
+	do(core.Command{Kind: core.CmdPromote, Ref: web, Version: "w2"})
+	if calls := apiTarget.Calls(); len(calls) != 0 {
+		t.Fatalf("promoting web called api's target: %v", calls)
+	}
+	if calls := webTarget.Calls(); !slices.Equal(calls, []string{"deploy w2@10"}) {
+		t.Fatalf("web's target calls = %v", calls)
+	}
+	do(core.Command{Kind: core.CmdFullPromote, Ref: prod, Version: "v2"})
+	do(core.Command{Kind: core.CmdRollback, Ref: web, Reason: "web only"})
+	if calls := webTarget.Calls(); calls[len(calls)-1] != "rollback w1" {
+		t.Fatalf("web's target calls = %v; want a rollback to w1 last", calls)
+	}
+	if calls := apiTarget.Calls(); !slices.Equal(calls, []string{"deploy v2@100"}) {
+		t.Fatalf("api's target calls = %v; rolling back web must not touch it", calls)
 	}
 }

@@ -3,6 +3,9 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -216,37 +219,36 @@ func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 // step they were at: a weight step is idempotent, an analysis starts its
 // window again, a pause waits again. A rollout someone paused stays paused.
 func (c *Controller) resume(ctx context.Context) error {
-	for _, svc := range c.eng.Snapshot().Services {
-		for _, env := range c.envs {
-			if env.Target == nil {
-				continue
-			}
-			ref := core.Ref{Service: svc, Env: env.Name}
-			deps, err := c.eng.Store().Deployments(ctx, ref, 1)
-			if err != nil {
-				return fmt.Errorf("reading the rollout of %s: %w", ref, err)
-			}
-			if len(deps) == 0 || c.current(ref) != nil {
-				continue
-			}
-			d := deps[0]
-			switch d.State {
-			case core.DeployProgressing, core.DeployPaused, core.DeployJudgment:
-			default:
-				continue
-			}
-			rel, err := c.eng.Store().Release(ctx, svc, d.Version)
-			if err != nil {
-				return fmt.Errorf("resuming the rollout of %s %s: %w", ref, d.Version, err)
-			}
-			r := &run{dep: d, rel: rel, env: env, done: make(chan struct{})}
-			if d.State == core.DeployPaused {
-				r.ctl.hold(true)
-			}
-			c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: ref, Final: true, Deployment: &d})
-			c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Notice: fmt.Sprintf("resumed the rollout of %s in %s at step %d", d.Version, ref.Env, d.Step+1)})
-			c.launch(r, d.Step)
+	refs := slices.SortedFunc(maps.Keys(c.envs), func(a, b core.Ref) int { return strings.Compare(a.String(), b.String()) })
+	for _, ref := range refs {
+		env := c.envs[ref]
+		if env.Target == nil {
+			continue
 		}
+		deps, err := c.eng.Store().Deployments(ctx, ref, 1)
+		if err != nil {
+			return fmt.Errorf("reading the rollout of %s: %w", ref, err)
+		}
+		if len(deps) == 0 || c.current(ref) != nil {
+			continue
+		}
+		d := deps[0]
+		switch d.State {
+		case core.DeployProgressing, core.DeployPaused, core.DeployJudgment:
+		default:
+			continue
+		}
+		rel, err := c.eng.Store().Release(ctx, ref.Service, d.Version)
+		if err != nil {
+			return fmt.Errorf("resuming the rollout of %s %s: %w", ref, d.Version, err)
+		}
+		r := &run{dep: d, rel: rel, env: env, done: make(chan struct{})}
+		if d.State == core.DeployPaused {
+			r.ctl.hold(true)
+		}
+		c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: ref, Final: true, Deployment: &d})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Notice: fmt.Sprintf("resumed the rollout of %s in %s at step %d", d.Version, ref, d.Step+1)})
+		c.launch(r, d.Step)
 	}
 	return nil
 }

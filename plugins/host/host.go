@@ -42,6 +42,10 @@ type PluginSpec struct {
 	// Env entries the plugin gets besides the allowlist: "NAME" passes the
 	// host's value of NAME through, "NAME=value" sets it.
 	Env []string
+	// Instances names the processes run for this plugin, one per place the
+	// config uses it ("kubernetes@staging"), each configured with its own
+	// settings. Empty runs one process named Name.
+	Instances []string
 }
 
 // Options configure a Host.
@@ -154,8 +158,14 @@ func New(opts Options) (*Host, error) {
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
 	for _, s := range specs {
-		if err := add(&managed{h: h, name: s.Name, path: s.Path, env: s.Env}); err != nil {
-			return nil, err
+		names := s.Instances
+		if len(names) == 0 {
+			names = []string{s.Name}
+		}
+		for _, name := range names {
+			if err := add(&managed{h: h, name: name, provider: s.Name, path: s.Path, env: s.Env}); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, m := range h.plugins {
@@ -185,20 +195,25 @@ func (h *Host) Start(ctx context.Context) error {
 	h.sockDir = dir
 
 	var externals []PluginSpec
+	seen := map[string]bool{}
 	for _, name := range h.order {
-		if m := h.plugins[name]; !m.builtin {
-			externals = append(externals, PluginSpec{Name: m.name, Path: m.path})
+		if m := h.plugins[name]; !m.builtin && !seen[m.provider] {
+			seen[m.provider] = true
+			externals = append(externals, PluginSpec{Name: m.provider, Path: m.path})
 		}
 	}
 	if len(externals) > 0 {
 		sums, err := VerifyLock(h.opts.LockFile, externals)
-		for _, e := range externals {
-			m := h.plugins[e.Name]
-			if sum, ok := sums[e.Name]; ok {
+		for _, name := range h.order {
+			m := h.plugins[name]
+			if m.builtin {
+				continue
+			}
+			if sum, ok := sums[m.provider]; ok {
 				m.checksum = sum
 				continue
 			}
-			m.refuse(pluginError(err, e.Name))
+			m.refuse(pluginError(err, m.provider))
 		}
 	}
 
@@ -516,7 +531,7 @@ func (l *live) kill() {
 type managed struct {
 	h        *Host
 	name     string
-	provider string // for a built-in: what `plugin serve` runs (name may add @instance)
+	provider string // the built-in `plugin serve` runs, or the external plugin's name (name may add @instance)
 	path     string
 	builtin  bool
 	env      []string

@@ -37,7 +37,7 @@ func TestRolloutEngineCanaryThenAutoRollbackOnRealTarget(t *testing.T) {
 	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging"}, Store: st})
 	eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Target: &core.TargetStatus{Ref: ref, Current: "v1", Healthy: true}})
 	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{{
-		Name: "staging", Target: e.tgt, AutoRollback: true,
+		Ref: ref, Target: e.tgt, AutoRollback: true,
 		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: 25}, {Kind: rollout.StepAnalysis, For: time.Hour}, {Kind: rollout.StepWeight, Weight: 100}},
 	}}})
 	defer ctl.Close()

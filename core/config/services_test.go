@@ -1,0 +1,102 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every service runs in every environment on a target of its own; the
+// environment-level shorthand belongs to a project with one service.
+func TestEachServiceIsPlacedInEachEnvironment(t *testing.T) {
+	const head = "project: shop\nservices:\n  - name: api\n  - name: web\nenvironments:\n  - name: staging\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{
+			name: "environment-level target with two services",
+			yaml: head + "    target: {provider: local}\n",
+			want: "ripcord.yaml:7:13: environments[0].target: the project has 2 services (api, web), so each needs its own target: write it under environments[0].services, one block per service",
+		},
+		{
+			name: "a service without a block",
+			yaml: head + "    services:\n      - name: api\n        target: {provider: local}\n",
+			want: `ripcord.yaml:8:7: environments[0]: service "web" has no block here; every service runs in every environment, so add - name: web with its target under environments[0].services`,
+		},
+		{
+			name: "a block naming no service",
+			yaml: head + "    services:\n      - name: api\n        target: {provider: local}\n      - name: wbe\n        target: {provider: local}\n",
+			want: `ripcord.yaml:8:7: environments[0]: service "web" has no block here; every service runs in every environment, so add - name: web with its target under environments[0].services` + "\n" +
+				`ripcord.yaml:10:15: environments[0].services[1]: no service is named "wbe"; did you mean "web"? services are api, web`,
+		},
+		{
+			name: "a block without a target",
+			yaml: head + "    services:\n      - name: api\n        target: {provider: local}\n      - name: web\n        errors: {provider: sentry-ingest}\n",
+			want: `ripcord.yaml:10:9: environments[0].services[1]: service "web" needs a target in environments[0]`,
+		},
+		{
+			name: "both shorthand and blocks",
+			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    services:\n      - name: api\n        target: {provider: local}\n",
+			want: "ripcord.yaml:6:13: environments[0].target: target is written both here and under environments[0].services; with services blocks, each service's target goes in its block",
+		},
+		{
+			name: "errors gate needs every service's error source",
+			yaml: head + "    gates: [errors]\n    services:\n      - name: api\n        target: {provider: local}\n        errors: {provider: sentry-ingest}\n      - name: web\n        target: {provider: local}\n",
+			want: `ripcord.yaml:7:13: environments[0].gates[0]: gate "errors" needs an errors provider in environments[0].services[1] (service web)`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse("ripcord.yaml", []byte(tt.yaml), opts())
+			if err == nil {
+				t.Fatalf("Parse accepted it: %+v", f)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error mismatch\n got: %s\nwant: %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlacementsGiveEachServiceItsOwnProviders(t *testing.T) {
+	f, err := Parse("ripcord.yaml", []byte(`project: shop
+services:
+  - name: api
+  - name: web
+environments:
+  - name: production
+    gates: [backups]
+    services:
+      - name: web
+        target: {provider: local, root: envs/web}
+        backups: [{name: assets, provider: dir, path: "a/*"}]
+      - name: api
+        target: {provider: local, root: envs/api}
+        backups: [{name: db, provider: dir, path: "b/*", every: 1h}]
+`), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.Environments[0]
+	api, web := e.Placement("api"), e.Placement("web")
+	if api == nil || web == nil {
+		t.Fatalf("placements = %+v", e.Services)
+	}
+	if api.Target.Settings["root"] != "envs/api" || web.Target.Settings["root"] != "envs/web" {
+		t.Fatalf("targets: api %v, web %v", api.Target.Settings, web.Target.Settings)
+	}
+	if web.Backups[0].Every.D().Hours() != 24 || api.Backups[0].Every.D().Hours() != 1 {
+		t.Fatalf("backup defaults not applied per block: %+v %+v", web.Backups[0], api.Backups[0])
+	}
+	if got := api.Target.Pos.String(); !strings.HasPrefix(got, "ripcord.yaml:13:") {
+		t.Fatalf("api's target is located at %s", got)
+	}
+
+	// One service: the environment-level blocks are that service's.
+	one, err := Parse("ripcord.yaml", []byte("project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n"), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl := one.Environments[0].Placement("api"); pl == nil || pl.Target != one.Environments[0].Target || pl.Path != "environments[0]" {
+		t.Fatalf("shorthand placement = %+v", pl)
+	}
+}
