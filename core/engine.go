@@ -314,7 +314,7 @@ func (e *Engine) keepAlive(l Lock) {
 			cancel()
 			if errors.Is(err, ErrLockLost) {
 				e.stopBeat(l.Token)
-				e.Publish(Event{Kind: EvNotice, Ref: l.Ref, Final: true, Notice: fmt.Sprintf("lock on %s held by %s was lost: it expired or was taken over", l.Ref, l.Holder)})
+				e.Publish(Event{Kind: EvNotice, Ref: l.Ref, Final: true, Severity: SeverityWarn, Notice: fmt.Sprintf("lock on %s held by %s was lost: it expired or was taken over", l.Ref, l.Holder)})
 				return
 			}
 		}
@@ -502,8 +502,9 @@ func (e *Engine) Watch(ctx context.Context, actor Actor) (id string, stop func()
 // "not available in this configuration".
 func (e *Engine) SetUnavailable(why string) {
 	e.hmu.Lock()
-	defer e.hmu.Unlock()
 	e.unavailable = why
+	e.hmu.Unlock()
+	e.publishUnavailable(why)
 }
 
 // Follow keeps the snapshot current with what other processes write to

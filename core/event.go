@@ -24,6 +24,7 @@ const (
 	EvNotice     EventKind = "notice"     // Notice: something a person should read
 	EvPlan       EventKind = "plan"       // Plan: an environment's rollout steps
 	EvWatchers   EventKind = "watchers"   // Watchers: the consoles open on the project
+	EvSituation  EventKind = "situation"  // Situation: what is possible in one service and environment
 	// EvResync replaces everything a subscriber had queued when it fell so
 	// far behind that even its final events did not fit: it carries a
 	// fresh snapshot, which holds every final state.
@@ -42,6 +43,8 @@ type Event struct {
 	// coalesced for a slow subscriber: only the newest is delivered.
 	Final bool   `json:"final,omitempty"`
 	Key   string `json:"-"`
+	// Severity says how urgently a notice wants a person; empty is info.
+	Severity Severity `json:"severity,omitempty"`
 
 	Pipeline   *PipelineRun    `json:"pipeline,omitempty"`
 	Log        *LogLine        `json:"log,omitempty"`
@@ -56,6 +59,7 @@ type Event struct {
 	Provider   *ProviderHealth `json:"provider,omitempty"`
 	Plan       *RolloutPlan    `json:"plan,omitempty"`
 	Watchers   []Watcher       `json:"watchers,omitempty"`
+	Situation  *Situation      `json:"situation,omitempty"`
 	Notice     string          `json:"notice,omitempty"`
 	Snapshot   *Snapshot       `json:"snapshot,omitempty"`
 }
@@ -95,7 +99,8 @@ type Snapshot struct {
 	Providers   map[string]ProviderHealth      `json:"providers"`
 	Plans       map[Ref][]RolloutStep          `json:"plans"`    // per service and environment
 	Watchers    []Watcher                      `json:"watchers"` // consoles open on the project
-	Audit       []AuditEntry                   `json:"audit"`    // newest last
+	Situations  map[Ref]Situation              `json:"situations"`
+	Audit       []AuditEntry                   `json:"audit"` // newest last
 	Notices     []string                       `json:"notices,omitempty"`
 }
 
@@ -115,6 +120,7 @@ func NewSnapshot(project string, services, envs []string) Snapshot {
 		Operations:  map[string]Operation{},
 		Providers:   map[string]ProviderHealth{},
 		Plans:       map[Ref][]RolloutStep{},
+		Situations:  map[Ref]Situation{},
 	}
 }
 
@@ -181,6 +187,13 @@ func (s *Snapshot) Apply(e Event) {
 		}
 	case EvWatchers:
 		s.Watchers = append([]Watcher(nil), e.Watchers...)
+	case EvSituation:
+		if e.Situation != nil {
+			if s.Situations == nil {
+				s.Situations = map[Ref]Situation{}
+			}
+			s.Situations[e.Situation.Ref] = *e.Situation
+		}
 	case EvPlan:
 		if e.Plan != nil {
 			s.Plans[e.Plan.Ref] = append([]RolloutStep(nil), e.Plan.Steps...)
@@ -222,6 +235,7 @@ func (s Snapshot) Clone() Snapshot {
 	c.Operations = cloneMap(s.Operations)
 	c.Providers = cloneMap(s.Providers)
 	c.Watchers = append([]Watcher(nil), s.Watchers...)
+	c.Situations = cloneMap(s.Situations)
 	c.Plans = make(map[Ref][]RolloutStep, len(s.Plans))
 	for k, v := range s.Plans {
 		c.Plans[k] = append([]RolloutStep(nil), v...)

@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,12 +40,15 @@ type control struct {
 	full   bool
 	held   chan struct{} // non-nil while paused by a person
 	nudged chan struct{}
+	// pausedBy and pausedAt are who paused the rollout, and when.
+	pausedBy core.Actor
+	pausedAt time.Time
 }
 
 func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
 	steps := c.steps(r.env)
 	for ; i < len(steps); i++ {
-		if err := r.ctl.waitResume(ctx); err != nil {
+		if err := c.waitResume(ctx, r); err != nil {
 			return outcome{err: err}
 		}
 		if r.ctl.isFull() {
@@ -70,7 +72,7 @@ func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
 			} else if v != nil {
 				r.dep.State = core.DeployDegraded
 				c.saveDeployment(ctx, r.dep)
-				c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("error spike in %s: %s failed analysis", r.dep.Ref, r.rel.Version)})
+				c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityCritical, Notice: fmt.Sprintf("error spike in %s: %s failed analysis", r.dep.Ref, r.rel.Version)})
 				return outcome{spike: v}
 			}
 		case StepPause:
@@ -88,7 +90,7 @@ func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
 	// Audit before announcing: whoever sees "healthy" finds it recorded.
 	_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: r.dep.Actor, Action: "rollout-complete", Ref: r.dep.Ref, From: r.dep.From, To: r.rel.Version, Outcome: "healthy at 100%", Duration: r.dep.FinishedAt.Sub(r.dep.StartedAt)})
 	c.saveDeployment(ctx, r.dep)
-	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s is live in %s", r.rel.Version, r.dep.Ref.Env)})
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityInfo, Notice: fmt.Sprintf("%s is live in %s", r.rel.Version, r.dep.Ref.Env)})
 	return outcome{}
 }
 
@@ -98,7 +100,7 @@ func (c *Controller) degrade(ctx context.Context, r *run, err error) outcome {
 	}
 	r.dep.State = core.DeployDegraded
 	c.saveDeployment(ctx, r.dep)
-	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s rollout of %s degraded: %v", r.dep.Ref, r.rel.Version, err)})
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityCritical, Notice: fmt.Sprintf("%s rollout of %s degraded: %v", r.dep.Ref, r.rel.Version, err)})
 	return outcome{err: err}
 }
 
@@ -156,7 +158,7 @@ func (c *Controller) pauseStep(ctx context.Context, r *run, s Step) error {
 	if s.For == 0 {
 		r.dep.State = core.DeployJudgment
 		c.saveDeployment(ctx, r.dep)
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf("%s at %d%% in %s waits for judgment: promote or roll back", r.rel.Version, r.dep.Weight, r.dep.Ref.Env)})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityWarn, Notice: fmt.Sprintf("%s at %d%% in %s waits for judgment: promote or roll back", r.rel.Version, r.dep.Weight, r.dep.Ref.Env)})
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -242,6 +244,10 @@ func (ctl *control) waitResume(ctx context.Context) error {
 
 // advance moves a rollout in flight on by one step (or to the end).
 func (c *Controller) advance(ctx context.Context, cmd core.Command, r *run) (core.Result, error) {
+	if by, _, held := r.ctl.heldBy(); held {
+		err := fmt.Errorf("%s: the rollout of %s is paused by %s: resume it first", cmd.Ref, r.rel.Version, by.Name)
+		return core.Result{Outcome: "refused", Message: err.Error()}, err
+	}
 	full := cmd.Kind == core.CmdFullPromote
 	r.ctl.poke(full)
 	what := "advanced one step"
@@ -262,7 +268,7 @@ func (c *Controller) pause(ctx context.Context, _ *core.Engine, cmd core.Command
 		return core.Result{Outcome: "refused", Message: err.Error()}, err
 	}
 	on := cmd.Kind == core.CmdPause
-	if !r.ctl.hold(on) {
+	if !r.ctl.holdBy(on, cmd.Actor, c.eng.Now()) {
 		return core.Result{Outcome: "unchanged", Message: fmt.Sprintf("%s is already %s", cmd.Ref, map[bool]string{true: "paused", false: "running"}[on])}, nil
 	}
 	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: string(cmd.Kind), Ref: cmd.Ref, To: r.rel.Version, Reason: cmd.Reason, Outcome: string(cmd.Kind) + "d"}); err != nil {
@@ -282,5 +288,3 @@ func (c *Controller) stopRun(r *run) {
 	}
 	c.mu.Unlock()
 }
-
-var errNothingToAbort = errors.New("no rollout in progress: nothing to abort")

@@ -94,6 +94,8 @@ func New(eng *core.Engine, o Options) *Controller {
 	eng.Handle(core.CmdAbort, c.abort)
 	eng.Handle(core.CmdPause, c.pause)
 	eng.Handle(core.CmdResume, c.pause)
+	c.wg.Add(1)
+	go c.watchSituations()
 	return c
 }
 
@@ -277,6 +279,7 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	if weight == 100 {
 		first = len(steps) // nothing left to do
 	}
+	c.register(r) // a screen sees the rollout in flight as soon as it is recorded
 	c.saveDeployment(ctx, r.dep)
 	c.launch(r, first) // from here on the goroutine owns r.dep
 	return core.Result{OperationID: op.ID, Outcome: "promoted", Message: fmt.Sprintf("%s is taking %d%% of %s", rel.Version, weight, cmd.Ref)}, nil

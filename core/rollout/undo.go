@@ -82,7 +82,7 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 		return core.Result{}, err
 	}
 	msg := "rolled back to " + to
-	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Notice: msg})
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityInfo, Notice: msg})
 	return core.Result{OperationID: op.ID, Outcome: "rolled back", Message: msg}, nil
 }
 
@@ -118,19 +118,24 @@ func (c *Controller) abort(ctx context.Context, _ *core.Engine, cmd core.Command
 	if err != nil {
 		return core.Result{}, err
 	}
-	r := c.current(cmd.Ref)
-	if r == nil {
-		return core.Result{Outcome: "refused", Message: errNothingToAbort.Error()}, fmt.Errorf("%s: %w", cmd.Ref, errNothingToAbort)
-	}
 	return c.withLock(ctx, cmd, func() (core.Result, error) {
-		return c.doAbort(ctx, cmd, env, r, "")
+		r, dep, err := c.abortable(ctx, cmd.Ref)
+		if err != nil {
+			return core.Result{Outcome: "refused", Message: err.Error()}, fmt.Errorf("%s: %w", cmd.Ref, err)
+		}
+		return c.doAbort(ctx, cmd, env, r, dep, "")
 	})
 }
 
-func (c *Controller) doAbort(ctx context.Context, cmd core.Command, env *Env, r *run, why string) (core.Result, error) {
+// doAbort sends all traffic back to stable: of the rollout r runs, or
+// (r nil) of dep, a rollout that stopped with its candidate taking
+// traffic.
+func (c *Controller) doAbort(ctx context.Context, cmd core.Command, env *Env, r *run, dep core.Deployment, why string) (core.Result, error) {
 	start := c.eng.Now()
-	c.stopRun(r)
-	dep := r.dep
+	if r != nil {
+		c.stopRun(r)
+		dep = r.dep
+	}
 	op := core.OpRequest{ID: core.NewID(), Ref: cmd.Ref, Actor: cmd.Actor}
 	if err := env.Target.SetWeight(ctx, op, 0, c.opEvents(cmd.Ref)); err != nil {
 		return core.Result{Outcome: "failed", Message: err.Error()}, fmt.Errorf("abort %s: %w", cmd.Ref, err)
@@ -157,13 +162,13 @@ func (c *Controller) auto(r *run, v *core.SpikeVerdict) {
 	cmd := core.Command{Ref: r.dep.Ref, Actor: actor, Reason: why, Force: true}
 	lock, err := c.eng.AcquireLock(ctx, cmd.Ref, actor, "auto-rollback", true)
 	if err != nil {
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Notice: "auto-rollback could not take the lock: " + err.Error()})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityCritical, Notice: "auto-rollback could not take the lock: " + err.Error()})
 		return
 	}
 	defer func() { _ = c.eng.ReleaseLock(context.WithoutCancel(ctx), lock) }()
 	if r.env.AutoAbort {
 		cmd.Kind = core.CmdAbort
-		_, err = c.doAbort(ctx, cmd, r.env, r, why)
+		_, err = c.doAbort(ctx, cmd, r.env, r, core.Deployment{}, why)
 	} else {
 		// The run has ended; its degraded deployment is the newest in the
 		// history, which is what doRollback rolls back from.
@@ -172,7 +177,7 @@ func (c *Controller) auto(r *run, v *core.SpikeVerdict) {
 		_, err = c.doRollback(ctx, cmd, r.env, why)
 	}
 	if err != nil {
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Notice: "auto-rollback failed: " + err.Error()})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityCritical, Notice: "auto-rollback failed: " + err.Error()})
 	}
 }
 
@@ -209,7 +214,7 @@ func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 		if err := c.journal(ctx, op); err != nil {
 			return out, err
 		}
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Notice: op.Message})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Severity: core.SeverityCritical, Notice: op.Message})
 		out = append(out, op)
 	}
 	return out, c.resume(ctx)
@@ -247,7 +252,7 @@ func (c *Controller) resume(ctx context.Context) error {
 			r.ctl.hold(true)
 		}
 		c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: ref, Final: true, Deployment: &d})
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Notice: fmt.Sprintf("resumed the rollout of %s in %s at step %d", d.Version, ref, d.Step+1)})
+		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: ref, Final: true, Severity: core.SeverityInfo, Notice: fmt.Sprintf("resumed the rollout of %s in %s at step %d", d.Version, ref, d.Step+1)})
 		c.launch(r, d.Step)
 	}
 	return nil
