@@ -27,6 +27,10 @@ const (
 	demoStable    = "v1.4.2"
 	demoCandidate = "v1.5.0"
 	demoService   = "api"
+	// The storefront, the demo's second service: one healthy release in
+	// both environments, promoted and rolled back on its own.
+	demoWeb        = "web"
+	demoWebRelease = "v2.0.0"
 )
 
 type demoFlags struct {
@@ -45,8 +49,9 @@ func newDemoCmd() *cobra.Command {
 		Long: `Run the console on a small real world on this machine — no cloud, no
 account, nothing but this binary.
 
-Project shop has one service, api. v1.4.2 is healthy; v1.5.0 throws errors
-on a share of checkouts. The pipeline builds v1.5.0, it reaches staging, and
+Project shop has two services, api and the storefront web (1 and 2 switch
+between them). v1.4.2 of api is healthy; v1.5.0 throws errors on a share of
+checkouts. The pipeline builds v1.5.0, it reaches staging, and
 the console asks you to promote it to production. Press p and y: the canary
 takes 25% of the traffic, the spike verdict appears with its evidence, and
 r and y roll production back to v1.4.2.
@@ -137,15 +142,15 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 	return d.headless(ctx, w, df, story)
 }
 
-// startJobs starts the processes around the service: a backup job per
-// environment and the traffic generator hitting production's proxy.
+// startJobs starts the processes around the services: a backup job per
+// environment and the traffic generator hitting production's proxies.
 func (d *demoRun) startJobs(rate int) error {
 	for _, e := range d.ws.Envs() {
 		if err := d.spawn("demo", "backup-job", "--db", e.BackupDB, "--dir", e.BackupDir, "--every", e.BackupEvery.String(), "--keep", strconv.Itoa(e.BackupKeep)); err != nil {
 			return err
 		}
 	}
-	return d.spawn("demo", "traffic", "--rate", strconv.Itoa(rate), d.ws.Production.URL)
+	return d.spawn("demo", "traffic", "--rate", strconv.Itoa(rate), d.ws.Production.URL, d.ws.WebProduction.URL)
 }
 
 func (d *demoRun) spawn(args ...string) error {
@@ -159,30 +164,38 @@ func (d *demoRun) spawn(args ...string) error {
 	return nil
 }
 
-// setUp plays the story up to the decision: v1.4.2 is built and runs in
-// both environments, then v1.5.0 is built and reaches staging, and the
-// console waits for a person to promote it to production.
+// setUp plays the story up to the decision: v1.4.2 of api (and v2.0.0 of
+// web) is built and runs in both environments, then v1.5.0 is built and
+// reaches staging, and the console waits for a person to promote it to
+// production.
 func (d *demoRun) setUp(ctx context.Context, w *world) error {
 	_, sub := w.eng.Subscribe()
 	defer sub.Close()
-	pipeline := w.pipelines[demoService]
-	if pipeline == nil {
-		return errors.New("demo: the pipeline provider is not running")
+	pipeline, webPipeline := w.pipelines[demoService], w.pipelines[demoWeb]
+	if pipeline == nil || webPipeline == nil {
+		return errors.New("demo: the pipeline providers are not running")
 	}
 	staging := core.Ref{Service: demoService, Env: d.ws.Staging.Name}
 	production := core.Ref{Service: demoService, Env: d.ws.Production.Name}
+	// Both services build at once, each in its own pipeline.
+	if _, err := webPipeline.Trigger(ctx, demoWeb, demoWebRelease, ""); err != nil {
+		return fmt.Errorf("demo: building %s %s: %w", demoWeb, demoWebRelease, err)
+	}
 	if _, err := pipeline.Trigger(ctx, demoService, demoStable, ""); err != nil {
 		return fmt.Errorf("demo: building %s: %w", demoStable, err)
 	}
-	if err := waitTarget(ctx, w.eng, sub, staging, demoStable); err != nil {
-		return err
-	}
 	setup := core.Actor{Name: "demo-setup", Host: hostname(), Automation: true}
-	if _, err := w.eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: production, Version: demoStable, Actor: setup, Reason: "demo: start production on the healthy release"}); err != nil {
-		return fmt.Errorf("demo: putting %s in production: %w", demoStable, err)
-	}
-	if err := waitTarget(ctx, w.eng, sub, production, demoStable); err != nil {
-		return err
+	for _, r := range []struct{ svc, version string }{{demoService, demoStable}, {demoWeb, demoWebRelease}} {
+		stg, prod := core.Ref{Service: r.svc, Env: staging.Env}, core.Ref{Service: r.svc, Env: production.Env}
+		if err := waitTarget(ctx, w.eng, sub, stg, r.version); err != nil {
+			return err
+		}
+		if _, err := w.eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: prod, Version: r.version, Actor: setup, Reason: "demo: start production on the healthy release"}); err != nil {
+			return fmt.Errorf("demo: putting %s %s in production: %w", r.svc, r.version, err)
+		}
+		if err := waitTarget(ctx, w.eng, sub, prod, r.version); err != nil {
+			return err
+		}
 	}
 	if _, err := pipeline.Trigger(ctx, demoService, demoCandidate, ""); err != nil {
 		return fmt.Errorf("demo: building %s: %w", demoCandidate, err)

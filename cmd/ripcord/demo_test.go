@@ -44,6 +44,8 @@ func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`promote api/production v1\.4\.2 → v1\.5\.0 by ana@\S*: deployed at 25%`),
 		regexp.MustCompile(`rollback api/production v1\.5\.0 → v1\.4\.2 by ana@\S*: rolled back to v1\.4\.2`),
+		// The second service runs in production too, set up on its own.
+		regexp.MustCompile(`full-promote web/production - → v2\.0\.0 by \S+: deployed at 100%`),
 	} {
 		if !want.MatchString(audit) {
 			t.Fatalf("audit log lacks %s:\n%s", want, audit)
@@ -59,22 +61,29 @@ func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var blocks []*config.Provider
 	for _, e := range f.Environments {
-		for _, p := range []*config.Provider{e.Target, e.Errors} {
-			addr := ""
-			if port := toString(p.Settings["port"]); port != "" {
-				addr = "127.0.0.1:" + port
-			}
-			if l, ok := p.Settings["listen"].(string); ok {
-				addr = l
-			}
-			if addr == "" {
-				continue
-			}
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				t.Fatalf("%s (%s of %s) still listens after the demo exited", addr, p.Name, e.Name)
-			}
+		for _, pl := range e.Services {
+			blocks = append(blocks, pl.Target, pl.Errors)
+		}
+	}
+	if len(blocks) != 8 {
+		t.Fatalf("the demo places %d targets and ingests, want 8 (2 services in 2 environments)", len(blocks))
+	}
+	for _, p := range blocks {
+		addr := ""
+		if port := toString(p.Settings["port"]); port != "" {
+			addr = "127.0.0.1:" + port
+		}
+		if l, ok := p.Settings["listen"].(string); ok {
+			addr = l
+		}
+		if addr == "" {
+			continue
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("%s (%s at %s) still listens after the demo exited", addr, p.Name, p.Pos)
 		}
 	}
 }

@@ -128,8 +128,11 @@ type providerUse struct {
 	kind     string   // config.KindTarget, KindPipeline, KindErrors or KindBackup
 	service  string   // the pipeline's service
 	ref      core.Ref // the service and environment of a target, error source or backup set
-	backup   *config.Backup
-	where    string // names the use: service, environment (service.environment with several services), then .set
+	// refs are the services a backup set gates: its own, or every service
+	// of the environment for a set written on the environment.
+	refs   []core.Ref
+	backup *config.Backup
+	where  string // names the use: service, environment (service.environment with several services), then .set
 }
 
 // instance names the plugin process serving one use of a provider. Every
@@ -171,7 +174,27 @@ func usedProviders(f *config.File) []providerUse {
 			resolve(f, s, "state_dir", "work_dir")
 		})
 	}
+	backup := func(b *config.Backup, refs []core.Ref, where string) {
+		add(&b.Provider, providerUse{kind: config.KindBackup, ref: refs[0], refs: refs, backup: b, where: where + "." + b.Name}, func(s map[string]any) {
+			if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
+				return
+			}
+			s["set"] = b.Name
+			if b.Provider.Name == "dir" {
+				resolve(f, s, "path")
+			}
+		})
+	}
 	for _, e := range f.Environments {
+		if shared := e.SharedBackups(); len(shared) > 0 {
+			var refs []core.Ref
+			for _, pl := range e.Services {
+				refs = append(refs, core.Ref{Service: pl.Name, Env: e.Name})
+			}
+			for i := range shared {
+				backup(&shared[i], refs, e.Name)
+			}
+		}
 		for _, pl := range e.Services {
 			ref := core.Ref{Service: pl.Name, Env: e.Name}
 			where := e.Name
@@ -197,16 +220,7 @@ func usedProviders(f *config.File) []providerUse {
 				}
 			})
 			for i := range pl.Backups {
-				b := &pl.Backups[i]
-				add(&b.Provider, providerUse{kind: config.KindBackup, ref: ref, backup: b, where: where + "." + b.Name}, func(s map[string]any) {
-					if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
-						return
-					}
-					s["set"] = b.Name
-					if b.Provider.Name == "dir" {
-						resolve(f, s, "path")
-					}
-				})
+				backup(&pl.Backups[i], []core.Ref{ref}, where)
 			}
 		}
 	}

@@ -117,10 +117,11 @@ func TestDemoInTmux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var url string
+	var url, webURL string
 	for _, e := range f.Environments {
 		if e.Name == "production" {
-			url = fmt.Sprintf("http://127.0.0.1:%s/", toString(e.Target.Settings["port"]))
+			url = fmt.Sprintf("http://127.0.0.1:%s/", toString(e.Placement("api").Target.Settings["port"]))
+			webURL = fmt.Sprintf("http://127.0.0.1:%s/", toString(e.Placement("web").Target.Settings["port"]))
 		}
 	}
 	for range 20 {
@@ -137,6 +138,21 @@ func TestDemoInTmux(t *testing.T) {
 	code, out, errs := ripcord(t, "audit", "-c", filepath.Join(dir, "ripcord.yaml"))
 	if code != exitOK || !strings.Contains(out, "rollback") || !strings.Contains(out, "ana@") {
 		t.Fatalf("audit: exit %d\n%s%s", code, out, errs)
+	}
+
+	// The second service: 2 switches the console to web, which still runs
+	// its own release in production, untouched by api's rollback.
+	s.keys("2")
+	s.waitFor("shop/web", 10*time.Second)
+	s.waitFor("production v2.0.0", 10*time.Second)
+	resp, err := http.Get(webURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "web v2.0.0") {
+		t.Fatalf("web's production answered %q", body)
 	}
 
 	s.keys("q")

@@ -244,7 +244,11 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			if err != nil {
 				return err
 			}
-			w.backups[u.ref] = append(w.backups[u.ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
+			// A set the environment shares gates each of its services;
+			// the observer watches its one source once.
+			for _, ref := range u.refs {
+				w.backups[ref] = append(w.backups[ref], observe.BackupSet{Name: u.backup.Name, Source: src, Policy: backupPolicy(u.backup)})
+			}
 		}
 	}
 	for _, e := range f.Environments {

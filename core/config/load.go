@@ -356,8 +356,9 @@ func applyDefaults(f *File, d *decoder) {
 			e.Rollback.Action = "rollback"
 		}
 		placeServices(f, i)
-		for k := range e.Services {
-			pl := &e.Services[k]
+		blocks := append([]Placement{{Path: p, Backups: e.SharedBackups()}}, e.Services...)
+		for k := range blocks {
+			pl := &blocks[k]
 			for j := range pl.Backups {
 				b := &pl.Backups[j]
 				bp := fmt.Sprintf("%s.backups[%d]", pl.Path, j)
@@ -387,6 +388,7 @@ func placeServices(f *File, i int) {
 		e.Services[k].Path = fmt.Sprintf("%s.services[%d]", p, k)
 	}
 	if len(e.Services) > 0 || len(f.Services) != 1 {
+		e.shared = true
 		return
 	}
 	e.Services = []Placement{{Name: f.Services[0].Name, Target: e.Target, Errors: e.Errors, Backups: e.Backups, Pos: e.Pos, Path: p}}
@@ -436,6 +438,10 @@ func (f *File) providers() []*Provider {
 		}
 	}
 	for i := range f.Environments {
+		shared := f.Environments[i].SharedBackups()
+		for j := range shared {
+			out = append(out, &shared[j].Provider)
+		}
 		for k := range f.Environments[i].Services {
 			pl := &f.Environments[i].Services[k]
 			if pl.Target != nil {

@@ -100,3 +100,50 @@ environments:
 		t.Fatalf("shorthand placement = %+v", pl)
 	}
 }
+
+// Backup sets written on an environment with services blocks belong to
+// the environment: every service's backups gate checks them.
+func TestEnvironmentBackupsAreSharedByItsServices(t *testing.T) {
+	f, err := Parse("ripcord.yaml", []byte(`project: shop
+services:
+  - name: api
+  - name: web
+environments:
+  - name: production
+    gates: [backups]
+    backups: [{name: orders, provider: dir, path: "o/*"}]
+    services:
+      - name: api
+        target: {provider: local}
+      - name: web
+        target: {provider: local}
+        backups: [{name: orders, provider: dir, path: "w/*"}]
+`), opts())
+	if err == nil {
+		t.Fatalf("a service's set named like a shared one was accepted: %+v", f)
+	}
+	if want := `ripcord.yaml:14:26: duplicate backup name "orders" in environments[0].services[1] (first at ripcord.yaml:8:15)`; !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error = %v, want %s…", err, want)
+	}
+	f, err = Parse("ripcord.yaml", []byte(`project: shop
+services:
+  - name: api
+  - name: web
+environments:
+  - name: production
+    gates: [backups]
+    backups: [{name: orders, provider: dir, path: "o/*", warn: 1.2}]
+    services:
+      - name: api
+        target: {provider: local}
+      - name: web
+        target: {provider: local}
+`), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := f.Environments[0].SharedBackups()
+	if len(shared) != 1 || shared[0].Critical != 2 || shared[0].Warn != 1.2 {
+		t.Fatalf("shared backups = %+v; want orders with its defaults applied", shared)
+	}
+}

@@ -52,7 +52,7 @@ type Environment struct {
 	From    string    `yaml:"from" doc:"The environment releases are promoted from; the artifact digest must match."`
 	Target  *Provider `yaml:"target" doc:"The deploy target of the project's only service (with several services, each service's target goes under services)."`
 	Errors  *Provider `yaml:"errors" doc:"The error source of the project's only service, watched after a rollout (with several services: under services)."`
-	Backups []Backup  `yaml:"backups" doc:"Backup sets of the project's only service whose freshness gates promotion (with several services: under services)."`
+	Backups []Backup  `yaml:"backups" doc:"Backup sets whose freshness gates promotion. With services blocks, sets written here belong to the environment and gate every service in it (a database they share)."`
 	// Services places each service in this environment when the project
 	// has several. Load fills it in for a single service from the
 	// environment-level target, errors and backups, so code that runs the
@@ -70,6 +70,20 @@ type Environment struct {
 	Spike   SpikePolicy `yaml:"spike" doc:"Thresholds of the error spike verdict."`
 	Keep    int         `yaml:"keep" doc:"Releases kept on the target for rollback (default 5)."`
 	Pos     Pos         `yaml:"-"`
+
+	// shared is set when Backups are the environment's, shared by every
+	// service (the file uses services blocks), not one service's shorthand.
+	shared bool
+}
+
+// SharedBackups are the backup sets written on the environment itself
+// that every service in it shares; nil when they are the only service's
+// (and so already its placement's).
+func (e *Environment) SharedBackups() []Backup {
+	if !e.shared {
+		return nil
+	}
+	return e.Backups
 }
 
 // Placement is one service in one environment: its deploy target, error

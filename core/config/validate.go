@@ -132,6 +132,7 @@ func (v *validator) environment(i int) {
 	e := &v.f.Environments[i]
 	p := fmt.Sprintf("environments[%d]", i)
 	v.placements(i)
+	v.backups(&Placement{Path: p, Backups: e.SharedBackups()})
 	for k := range e.Services {
 		pl := &e.Services[k]
 		if pl.Target != nil {
@@ -169,7 +170,7 @@ func (v *validator) placements(i int) {
 		services = append(services, s.Name)
 	}
 	shorthand := false
-	for _, key := range []string{"target", "errors", "backups"} {
+	for _, key := range []string{"target", "errors"} {
 		at := p + "." + key
 		if !v.isSet(at) {
 			continue
@@ -222,9 +223,15 @@ func (v *validator) placements(i int) {
 	}
 }
 
-// backups checks a placement's backup sets.
+// backups checks a placement's backup sets; their names must differ from
+// the sets the environment shares with every service.
 func (v *validator) backups(pl *Placement) {
 	firstBackup := map[string]Pos{}
+	if pl.Path != v.envPath(pl.Path) {
+		for _, b := range v.envOf(pl.Path).SharedBackups() {
+			firstBackup[b.Name] = b.Pos
+		}
+	}
 	for j := range pl.Backups {
 		b := &pl.Backups[j]
 		bp := fmt.Sprintf("%s.backups[%d]", pl.Path, j)
@@ -298,7 +305,7 @@ func (v *validator) gates(i int) {
 			case name == core.GateErrors && pl.Errors == nil:
 				v.errs.add(pos, "%s: gate \"errors\" needs an errors provider in %s%s", gp, pl.Path, forService(pl))
 				missing = true
-			case name == core.GateBackups && len(pl.Backups) == 0:
+			case name == core.GateBackups && len(pl.Backups) == 0 && len(e.SharedBackups()) == 0:
 				v.errs.add(pos, "%s: gate \"backups\" needs at least one backup in %s%s", gp, pl.Path, forService(pl))
 				missing = true
 			}
@@ -452,6 +459,22 @@ func (v *validator) store() {
 			v.errs.add(v.at("store.dsn", top), "store.dsn is used only with driver postgres")
 		}
 	}
+}
+
+// envPath is the environment part of a placement's path.
+func (v *validator) envPath(path string) string {
+	env, _, _ := strings.Cut(path, ".")
+	return env
+}
+
+// envOf is the environment a placement's path is in.
+func (v *validator) envOf(path string) *Environment {
+	for i := range v.f.Environments {
+		if fmt.Sprintf("environments[%d]", i) == v.envPath(path) {
+			return &v.f.Environments[i]
+		}
+	}
+	return &Environment{}
 }
 
 // forService names the service of a placement written under services,

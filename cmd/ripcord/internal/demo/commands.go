@@ -31,19 +31,20 @@ func stopContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 func serviceCommand() *cobra.Command {
 	var (
+		name    string
 		version string
 		port    int
 		check   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "service --version V [--port N]",
-		Short: "Run the demo api service (port also from $PORT; Sentry DSN from $SENTRY_DSN, environment from $SENTRY_ENVIRONMENT, data dir from $DEMO_DATA)",
+		Use:   "service --version V [--name api|web] [--port N]",
+		Short: "Run a demo service (port also from $PORT; Sentry DSN from $SENTRY_DSN, environment from $SENTRY_ENVIRONMENT, data dir from $DEMO_DATA)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := stopContext(cmd)
 			defer stop()
 			if check {
-				return checkService(ctx, version, cmd.OutOrStdout())
+				return checkService(ctx, name, version, cmd.OutOrStdout())
 			}
 			if !cmd.Flags().Changed("port") {
 				p, err := portFromEnv()
@@ -53,11 +54,12 @@ func serviceCommand() *cobra.Command {
 				port = p
 			}
 			return Service(ctx, ServiceOptions{
-				Port: port, Version: version, DSN: os.Getenv("SENTRY_DSN"),
+				Name: name, Port: port, Version: version, DSN: os.Getenv("SENTRY_DSN"),
 				Environment: os.Getenv("SENTRY_ENVIRONMENT"), DataDir: dataDir(), Log: cmd.ErrOrStderr(),
 			})
 		},
 	}
+	cmd.Flags().StringVar(&name, "name", "api", "the service this process is: api, or web (the storefront)")
 	cmd.Flags().StringVar(&version, "version", "", "the release this process runs (required)")
 	cmd.Flags().IntVar(&port, "port", 0, "port on 127.0.0.1 (default $PORT)")
 	cmd.Flags().BoolVar(&check, "check", false, "start on a spare port, check the answers, and exit")
@@ -88,7 +90,7 @@ func dataDir() string {
 // checkService starts the service on a spare port with a throwaway data
 // dir and no Sentry reporting, and checks what it answers: the pipeline's
 // test stage. Checkout is not judged, as its failures are random.
-func checkService(ctx context.Context, version string, out io.Writer) error {
+func checkService(ctx context.Context, name, version string, out io.Writer) error {
 	data, err := os.MkdirTemp("", "ripcord-demo-check-")
 	if err != nil {
 		return fmt.Errorf("checking the service: %w", err)
@@ -99,7 +101,7 @@ func checkService(ctx context.Context, version string, out io.Writer) error {
 	ready := make(chan string, 1)
 	served := make(chan error, 1)
 	go func() {
-		served <- Service(ctx, ServiceOptions{Version: version, DataDir: data, Seed: 1,
+		served <- Service(ctx, ServiceOptions{Name: name, Version: version, DataDir: data, Seed: 1,
 			Ready: func(addr string) { ready <- addr }})
 	}()
 	var addr string
@@ -110,7 +112,7 @@ func checkService(ctx context.Context, version string, out io.Writer) error {
 	case <-time.After(10 * time.Second):
 		return errors.New("checking the service: it did not start within 10s")
 	}
-	err = checkAnswers(ctx, "http://"+addr, version, out)
+	err = checkAnswers(ctx, "http://"+addr, name, version, out)
 	cancel()
 	if serveErr := <-served; err == nil && serveErr != nil {
 		err = fmt.Errorf("checking the service: stopping it: %w", serveErr)
@@ -118,10 +120,13 @@ func checkService(ctx context.Context, version string, out io.Writer) error {
 	return err
 }
 
-func checkAnswers(ctx context.Context, base, version string, out io.Writer) error {
+func checkAnswers(ctx context.Context, base, name, version string, out io.Writer) error {
+	if name == "" {
+		name = "api"
+	}
 	checks := []struct{ path, want string }{
 		{"/healthz", "ok"},
-		{"/", "api " + version},
+		{"/", name + " " + version},
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, c := range checks {

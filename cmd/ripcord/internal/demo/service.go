@@ -51,6 +51,9 @@ func (e TimeoutError) Error() string { return e.Msg }
 
 // ServiceOptions configure one demo service process.
 type ServiceOptions struct {
+	// Name is the service this process is ("api", "web"), in its answers
+	// and log lines; default api.
+	Name string
 	// Port is the port on 127.0.0.1; 0 picks a free one (see Ready).
 	Port int
 	// Version is the release this process runs, reported to Sentry.
@@ -75,6 +78,7 @@ type ServiceOptions struct {
 
 // service is one running demo service.
 type service struct {
+	name    string
 	version string
 	db      *sql.DB
 	hub     *sentry.Hub
@@ -93,6 +97,9 @@ func Service(ctx context.Context, o ServiceOptions) error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Name == "" {
+		o.Name = "api"
+	}
 	client, err := newSentryClient(o)
 	if err != nil {
 		return err
@@ -104,7 +111,7 @@ func Service(ctx context.Context, o ServiceOptions) error {
 	}
 	defer db.Close()
 	s := &service{
-		version: o.Version, db: db, log: o.Log,
+		name: o.Name, version: o.Version, db: db, log: o.Log,
 		hub:  sentry.NewHub(client, sentry.NewScope()),
 		rand: newRand(o.Seed),
 	}
@@ -158,7 +165,7 @@ func (s *service) serve(ctx context.Context, o ServiceOptions) error {
 		return fmt.Errorf("starting the demo service: listening on port %d: %w", o.Port, err)
 	}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
-	fmt.Fprintf(s.log, "api %s listening on %s (environment %q, data %s)\n", s.version, ln.Addr(), o.Environment, o.DataDir)
+	fmt.Fprintf(s.log, "%s %s listening on %s (environment %q, data %s)\n", s.name, s.version, ln.Addr(), o.Environment, o.DataDir)
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
@@ -177,7 +184,7 @@ func (s *service) serve(ctx context.Context, o ServiceOptions) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		_ = srv.Close()
 	}
-	fmt.Fprintf(s.log, "api %s stopped\n", s.version)
+	fmt.Fprintf(s.log, "%s %s stopped\n", s.name, s.version)
 	return nil
 }
 
@@ -188,7 +195,7 @@ func (s *service) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /checkout", s.checkout)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, "api %s\n", s.version)
+		fmt.Fprintf(w, "%s %s\n", s.name, s.version)
 	})
 	return mux
 }
@@ -202,17 +209,17 @@ func (s *service) checkout(w http.ResponseWriter, r *http.Request) {
 		hub.Scope().SetTag("route", "/checkout")
 		hub.CaptureException(failure)
 		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprintf(w, "api %s\ncheckout failed: %v\n", s.version, failure)
+		fmt.Fprintf(w, "%s %s\ncheckout failed: %v\n", s.name, s.version, failure)
 		return
 	}
 	id, err := insertOrder(r.Context(), s.db, s.version, amount)
 	if err != nil {
 		s.hub.Clone().CaptureException(err)
 		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprintf(w, "api %s\ncheckout failed: could not store the order\n", s.version)
+		fmt.Fprintf(w, "%s %s\ncheckout failed: could not store the order\n", s.name, s.version)
 		return
 	}
-	fmt.Fprintf(w, "api %s\norder %d: %d.%02d\n", s.version, id, amount/100, amount%100)
+	fmt.Fprintf(w, "%s %s\norder %d: %d.%02d\n", s.name, s.version, id, amount/100, amount%100)
 }
 
 // roll decides whether this checkout fails and what the order costs.

@@ -4,9 +4,10 @@ package demo
 // launcher with the version inside it, so one sha256 always runs one
 // version: staging and production deploy the same bytes.
 const buildScriptText = `#!/bin/sh
-# Builds the api artifact, dist/api: a launcher that runs one version of
-# the demo service from the ripcord binary. The version is part of the
-# file, so the artifact's sha256 names exactly one release.
+# Builds a service's artifact, dist/SERVICE (dist/api, dist/web): a
+# launcher that runs one version of the demo service from the ripcord
+# binary. The version is part of the file, so the artifact's sha256 names
+# exactly one release.
 #
 # The exec pipeline sets RIPCORD_SERVICE, RIPCORD_VERSION and RIPCORD_RUN_ID.
 set -eu
@@ -17,31 +18,37 @@ case "$version" in
     echo "build: version $version may only hold letters, digits and . _ + -" >&2
     exit 1 ;;
 esac
+service="${RIPCORD_SERVICE:-api}"
+case "$service" in
+  api|web) ;;
+  *) echo "build: the demo builds api and web, not $service" >&2; exit 1 ;;
+esac
 
-echo "building ${RIPCORD_SERVICE:-api} $version (run ${RIPCORD_RUN_ID:-by hand})"
+echo "building $service $version (run ${RIPCORD_RUN_ID:-by hand})"
 mkdir -p dist
-tmp="dist/.api.$$"
+tmp="dist/.$service.$$"
 # The quoted delimiter writes these lines as they are, quotes included.
 cat > "$tmp" <<'LAUNCHER'
 #!/bin/sh
-# The shop api, built by scripts/build.sh.
+# A shop service, built by scripts/build.sh.
 exec {{.Self}} demo service \
 LAUNCHER
-printf '  --version %s "$@"\n' "$version" >> "$tmp"
+printf '  --name %s --version %s "$@"\n' "$service" "$version" >> "$tmp"
 chmod 755 "$tmp"
-mv "$tmp" dist/api
-echo "wrote dist/api ($(wc -c < dist/api) bytes)"
-sha256sum dist/api
+mv "$tmp" "dist/$service"
+echo "wrote dist/$service ($(wc -c < "dist/$service") bytes)"
+sha256sum "dist/$service"
 # A real build takes a moment; this keeps the stage visible in the console.
 sleep 1
 `
 
 // configText is ripcord.yaml, written for someone opening it for the
 // first time.
-const configText = `# ripcord.yaml of the Ripcord demo: project "shop" with one service, "api",
-# running on this machine. Nothing is simulated: the pipeline runs shell
-# commands, each release is a real process, errors arrive from the Sentry
-# SDK inside the service, and backups are files a job writes.
+const configText = `# ripcord.yaml of the Ripcord demo: project "shop" with two services, "api"
+# and the storefront "web", running on this machine. Nothing is simulated:
+# the pipelines run shell commands, each release is a real process, errors
+# arrive from the Sentry SDK inside the services, and backups are files a
+# job writes.
 #
 # Written by ` + "`ripcord demo`" + ` at {{.Generated}}. The ports were free then.
 # Check the file with:   ripcord validate -c ripcord.yaml
@@ -81,21 +88,44 @@ services:
             if grep -Eq 'SENTRY_DSN|_KEY=' dist/api; then echo "dist/api embeds a credential" >&2; exit 1; fi
             echo "$(find dist -type f | wc -l) file(s) scanned, 0 findings"
             sleep 1
+  # The storefront: a second service, built, promoted and rolled back on
+  # its own (press 1 and 2 in the console to switch between them).
+  - name: web
+    pipeline:
+      provider: exec
+      stages:
+        - name: build
+          run: sh scripts/build.sh
+          artifact: dist/web
+        - name: test
+          run: ./dist/web --check
 
-# Environments, in promotion order.
+# Environments, in promotion order. Their policy (gates, rollout, rollback)
+# applies to both services; each service runs in each environment on its
+# own target with its own error ingest, under services.
 environments:
   - name: staging
     # Every green build is deployed here without asking.
     auto: true
-{{- template "target" (envArgs .Root .Staging)}}
+    # Backups written here belong to the environment: both services use
+    # the orders database, so its backups gate both.
     backups:
-{{- template "orders" (envArgs .Root .Staging)}}
+{{- template "orders" (envArgs .Root "api" .Staging)}}
+    services:
+      - name: api
+{{- template "target" (envArgs .Root "api" .Staging)}}
+      - name: web
+{{- template "target" (envArgs .Root "web" .WebStaging)}}
 
   - name: production
     # Production only takes what staging runs (the artifact digest must
     # match).
     from: staging
-{{- template "target" (envArgs .Root .Production)}}
+    services:
+      - name: api
+{{- template "target" (envArgs .Root "api" .Production)}}
+      - name: web
+{{- template "target" (envArgs .Root "web" .WebProduction)}}
     # Promote is enabled when all of these pass: a green pipeline, no error
     # spike in staging, fresh backups, migrations safe to ship, and nobody
     # else holding the lock.
@@ -114,7 +144,7 @@ environments:
     # typing the service name; the demo keeps it to one key.)
     confirm: y
     backups:
-{{- template "orders" (envArgs .Root .Production)}}
+{{- template "orders" (envArgs .Root "api" .Production)}}
       - name: uploads
         provider: dir
         path: {{q .Uploads}}
@@ -130,34 +160,35 @@ store:
   path: .ripcord/state.db
 `
 
-// targetText is one environment's target and error source.
+// targetText is one service's target and error source in one
+// environment.
 const targetText = `{{define "target"}}
-    # The local target runs each release as a process under root, behind a
-    # small proxy on the public port: browse {{.Env.URL}}
-    # Each release listens on a private port of its own, {{"{{"}}.Port{{"}}"}} below;
-    # during a canary the proxy splits requests between old and new.
-    target:
-      provider: local
-      root: .ripcord/envs/{{.Env.Name}}
-      port: {{.Env.Port}}
-      # The build's artifact is installed in each release directory as
-      # ./artifact (the default artifact_name).
-      run: "./artifact --port {{"{{"}}.Port{{"}}"}}"
-      health: "http://127.0.0.1:{{"{{"}}.Port{{"}}"}}/healthz"
-      # Added to each release's environment. SENTRY_DSN points the Sentry
-      # SDK at the ingest below. The key is written as ${NAME:-default}: a
-      # real key comes from your environment, never from this file.
-      env:
-        SENTRY_DSN: "http://${ {{- .KeyVar}}:-shop-{{.Env.Name}}-key}@127.0.0.1:{{.Env.IngestPort}}/1"
-        SENTRY_ENVIRONMENT: {{.Env.Name}}
-        DEMO_DATA: {{q .Env.DataDir}}
-    # sentry-ingest is a Sentry-compatible endpoint inside Ripcord: the
-    # service's SDK sends its errors here and Ripcord counts them per
-    # release, which is what the errors gate and analysis compare.
-    errors:
-      provider: sentry-ingest
-      listen: "127.0.0.1:{{.Env.IngestPort}}"
-      keys: { "1": "${ {{- .KeyVar}}:-shop-{{.Env.Name}}-key}" }
+        # The local target runs each release as a process under root, behind
+        # a small proxy on the public port: browse {{.Env.URL}}
+        # Each release listens on a private port of its own, {{"{{"}}.Port{{"}}"}}
+        # below; during a canary the proxy splits requests between old and new.
+        target:
+          provider: local
+          root: .ripcord/envs/{{.Dir}}
+          port: {{.Env.Port}}
+          # The build's artifact is installed in each release directory as
+          # ./artifact (the default artifact_name).
+          run: "./artifact --port {{"{{"}}.Port{{"}}"}}"
+          health: "http://127.0.0.1:{{"{{"}}.Port{{"}}"}}/healthz"
+          # Added to each release's environment. SENTRY_DSN points the Sentry
+          # SDK at the ingest below. The key is written as ${NAME:-default}:
+          # a real key comes from your environment, never from this file.
+          env:
+            SENTRY_DSN: "http://${ {{- .KeyVar}}:-{{.Key}}}@127.0.0.1:{{.Env.IngestPort}}/1"
+            SENTRY_ENVIRONMENT: {{.Env.Name}}
+            DEMO_DATA: {{q .Env.DataDir}}
+        # sentry-ingest is a Sentry-compatible endpoint inside Ripcord: the
+        # service's SDK sends its errors here and Ripcord counts them per
+        # release, which is what the errors gate and analysis compare.
+        errors:
+          provider: sentry-ingest
+          listen: "127.0.0.1:{{.Env.IngestPort}}"
+          keys: { "1": "${ {{- .KeyVar}}:-{{.Key}}}" }
 {{- end}}`
 
 // ordersText is one environment's orders backup set.

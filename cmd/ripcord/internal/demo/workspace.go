@@ -45,8 +45,14 @@ type WorkspaceOptions struct {
 type World struct {
 	Dir        string
 	ConfigPath string
+	// Staging and Production are where api runs, with the environment's
+	// orders database and its backup job.
 	Staging    Env
 	Production Env
+	// WebStaging and WebProduction are where the storefront web runs: its
+	// own ports, the environment's orders database.
+	WebStaging    Env
+	WebProduction Env
 }
 
 // Env is one environment of the demo world.
@@ -68,8 +74,11 @@ type Env struct {
 	BackupKeep  int
 }
 
-// Envs lists the environments in promotion order.
+// Envs lists the environments in promotion order, as api sees them.
 func (w World) Envs() []Env { return []Env{w.Staging, w.Production} }
+
+// WebEnvs lists the environments in promotion order, as web sees them.
+func (w World) WebEnvs() []Env { return []Env{w.WebStaging, w.WebProduction} }
 
 // Workspace writes a demo world into dir: ripcord.yaml, the build
 // script, data and backup directories and an old uploads backup. The
@@ -87,12 +96,14 @@ func Workspace(dir string, o WorkspaceOptions) (World, error) {
 	if _, err := os.Stat(w.ConfigPath); err == nil {
 		return World{}, fmt.Errorf("creating the demo workspace: %s: %w", w.ConfigPath, fs.ErrExist)
 	}
-	ports, err := freePorts(4)
+	ports, err := freePorts(8)
 	if err != nil {
 		return World{}, fmt.Errorf("creating the demo workspace: %w", err)
 	}
 	w.Staging = newEnv(abs, "staging", ports[0], ports[1])
 	w.Production = newEnv(abs, "production", ports[2], ports[3])
+	w.WebStaging = newEnv(abs, "staging", ports[4], ports[5])
+	w.WebProduction = newEnv(abs, "production", ports[6], ports[7])
 	for _, step := range []func() error{
 		func() error { return w.makeDirs() },
 		func() error { return writeBuildScript(filepath.Join(abs, BuildScript), o.Self) },
@@ -200,8 +211,9 @@ func writeBuildScript(path, self string) error {
 func (w World) writeConfig() error {
 	var buf bytes.Buffer
 	data := map[string]any{
-		"Root": w.Dir, "Staging": w.Staging, "Production": w.Production, "Generated": time.Now().UTC().Format(time.RFC3339),
-		"Uploads": filepath.ToSlash(mustRel(w.Dir, filepath.Join(filepath.Dir(w.uploadsBackup()), "*.tar"))),
+		"Root": w.Dir, "Staging": w.Staging, "Production": w.Production, "WebStaging": w.WebStaging, "WebProduction": w.WebProduction,
+		"Generated": time.Now().UTC().Format(time.RFC3339),
+		"Uploads":   filepath.ToSlash(mustRel(w.Dir, filepath.Join(filepath.Dir(w.uploadsBackup()), "*.tar"))),
 	}
 	if err := configTemplate.Execute(&buf, data); err != nil {
 		return fmt.Errorf("rendering %s: %w", ConfigName, err)
@@ -238,9 +250,17 @@ var configTemplate = template.Must(template.Must(template.Must(
 	Parse(targetText)).
 	Parse(ordersText))
 
-// envArgs is what the target and orders blocks of the config see.
-func envArgs(root string, e Env) map[string]any {
-	return map[string]any{"Root": root, "Env": e, "KeyVar": "SHOP_" + strings.ToUpper(e.Name) + "_SENTRY_KEY"}
+// envArgs is what the target and orders blocks of the config see for one
+// service in one environment. api keeps the directory and key names it
+// had when it was the demo's only service.
+func envArgs(root, service string, e Env) map[string]any {
+	dir, keyVar, key := e.Name, "SHOP_"+strings.ToUpper(e.Name)+"_SENTRY_KEY", "shop-"+e.Name+"-key"
+	if service != "api" {
+		dir = service + "-" + e.Name
+		keyVar = "SHOP_" + strings.ToUpper(service) + "_" + strings.ToUpper(e.Name) + "_SENTRY_KEY"
+		key = "shop-" + service + "-" + e.Name + "-key"
+	}
+	return map[string]any{"Root": root, "Env": e, "Dir": dir, "KeyVar": keyVar, "Key": key}
 }
 
 // durationText writes d the way ripcord.yaml does: 1m, 24h, 1h30m.

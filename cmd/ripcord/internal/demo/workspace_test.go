@@ -46,8 +46,8 @@ func TestWorkspaceConfigDescribesTheDemoWorld(t *testing.T) {
 	w := newWorld(t, fakeSelf)
 	f := loadWorld(t, w)
 
-	if f.Project != "shop" || len(f.Services) != 1 || f.Services[0].Name != "api" {
-		t.Fatalf("project %q services %+v, want shop with api", f.Project, f.Services)
+	if f.Project != "shop" || len(f.Services) != 2 || f.Services[0].Name != "api" || f.Services[1].Name != "web" {
+		t.Fatalf("project %q services %+v, want shop with api and web", f.Project, f.Services)
 	}
 	var stages []string
 	for _, st := range f.Services[0].Pipeline.Settings["stages"].([]any) {
@@ -74,17 +74,24 @@ func TestWorkspaceConfigDescribesTheDemoWorld(t *testing.T) {
 		t.Errorf("production confirm %q, rollback auto %q", prod.Confirm, prod.Rollback.Auto)
 	}
 	for i, env := range []Env{w.Staging, w.Production} {
-		checkEnvWiring(t, f.Environments[i], env)
+		checkEnvWiring(t, f.Environments[i], "api", env)
 	}
-	if n := len(prod.Backups); n != 2 || prod.Backups[1].Name != "uploads" || prod.Backups[1].Every.D() != 24*time.Hour {
-		t.Errorf("production backups %+v, want orders and uploads every 24h", prod.Backups)
+	for i, env := range []Env{w.WebStaging, w.WebProduction} {
+		checkEnvWiring(t, f.Environments[i], "web", env)
+	}
+	if n := len(prod.SharedBackups()); n != 2 || prod.Backups[1].Name != "uploads" || prod.Backups[1].Every.D() != 24*time.Hour {
+		t.Errorf("production backups %+v, want orders and uploads every 24h, shared by both services", prod.Backups)
 	}
 }
 
 // checkEnvWiring checks that an environment's blocks point at the ports
 // and directories the World reports, which the demo's jobs use.
-func checkEnvWiring(t *testing.T, got config.Environment, want Env) {
+func checkEnvWiring(t *testing.T, e config.Environment, service string, want Env) {
 	t.Helper()
+	got := e.Placement(service)
+	if got == nil {
+		t.Fatalf("%s does not place %s", e.Name, service)
+	}
 	target := got.Target.Settings
 	if fmt.Sprint(target["port"]) != strconv.Itoa(want.Port) {
 		t.Errorf("%s: target port %v, world says %d", want.Name, target["port"], want.Port)
@@ -104,11 +111,11 @@ func checkEnvWiring(t *testing.T, got config.Environment, want Env) {
 	if env["SENTRY_ENVIRONMENT"] != want.Name || env["DEMO_DATA"] != want.DataDir {
 		t.Errorf("%s: release env SENTRY_ENVIRONMENT=%v DEMO_DATA=%v", want.Name, env["SENTRY_ENVIRONMENT"], env["DEMO_DATA"])
 	}
-	orders := got.Backups[0]
+	orders := e.SharedBackups()[0]
 	if orders.Name != "orders" || orders.Every.D() != want.BackupEvery {
 		t.Errorf("%s: first backup set %s every %v", want.Name, orders.Name, orders.Every)
 	}
-	glob := filepath.Join(filepath.Dir(got.Pos.File), orders.Provider.Settings["path"].(string))
+	glob := filepath.Join(filepath.Dir(e.Pos.File), orders.Provider.Settings["path"].(string))
 	if filepath.Dir(glob) != want.BackupDir || filepath.Dir(want.BackupDB) != want.DataDir {
 		t.Errorf("%s: orders backups watched at %s, job writes to %s", want.Name, glob, want.BackupDir)
 	}
@@ -137,19 +144,22 @@ func TestWorkspaceProviderBlocksAreAcceptedByTheBuiltins(t *testing.T) {
 	}
 	abs := func(p string) string { return filepath.Join(w.Dir, p) }
 
-	pipe := maps.Clone(f.Services[0].Pipeline.Settings)
-	pipe["service"], pipe["state_dir"], pipe["work_dir"] = "api", abs(".ripcord/pipelines/api"), w.Dir
-	configure("pipeline", f.Services[0].Pipeline.Name, pipe)
+	for _, s := range f.Services {
+		pipe := maps.Clone(s.Pipeline.Settings)
+		pipe["service"], pipe["state_dir"], pipe["work_dir"] = s.Name, abs(".ripcord/pipelines/"+s.Name), w.Dir
+		configure(s.Name+" pipeline", s.Pipeline.Name, pipe)
+	}
 	for _, e := range f.Environments {
-		target := maps.Clone(e.Target.Settings)
-		target["ref"] = map[string]any{"service": "api", "env": e.Name}
-		target["root"] = abs(target["root"].(string))
-		configure(e.Name+" target", e.Target.Name, target)
+		for _, pl := range e.Services {
+			target := maps.Clone(pl.Target.Settings)
+			target["ref"] = map[string]any{"service": pl.Name, "env": e.Name}
+			target["root"] = abs(target["root"].(string))
+			configure(pl.Name+" "+e.Name+" target", pl.Target.Name, target)
 
-		errs := maps.Clone(e.Errors.Settings)
-		errs["service"], errs["env"] = "api", e.Name
-		configure(e.Name+" errors", e.Errors.Name, errs)
-
+			errs := maps.Clone(pl.Errors.Settings)
+			errs["service"], errs["env"] = pl.Name, e.Name
+			configure(pl.Name+" "+e.Name+" errors", pl.Errors.Name, errs)
+		}
 		for _, b := range e.Backups {
 			set := maps.Clone(b.Provider.Settings)
 			set["set"], set["path"] = b.Name, abs(set["path"].(string))
@@ -195,7 +205,7 @@ func TestTwoWorkspacesUseDifferentPorts(t *testing.T) {
 	a, b := newWorld(t, fakeSelf), newWorld(t, fakeSelf)
 	seen := map[int]bool{}
 	for _, w := range []World{a, b} {
-		for _, e := range w.Envs() {
+		for _, e := range append(w.Envs(), w.WebEnvs()...) {
 			for _, p := range []int{e.Port, e.IngestPort} {
 				if seen[p] {
 					t.Fatalf("port %d is used twice", p)
@@ -210,9 +220,14 @@ func TestTwoWorkspacesUseDifferentPorts(t *testing.T) {
 // workDir.
 func runBuild(t *testing.T, w World, workDir, version string) (string, error) {
 	t.Helper()
+	return runServiceBuild(t, w, workDir, "api", version)
+}
+
+func runServiceBuild(t *testing.T, w World, workDir, service, version string) (string, error) {
+	t.Helper()
 	cmd := exec.Command("/bin/sh", filepath.Join(w.Dir, BuildScript))
 	cmd.Dir = workDir
-	cmd.Env = append(os.Environ(), "RIPCORD_VERSION="+version, "RIPCORD_SERVICE=api", "RIPCORD_RUN_ID=run-1")
+	cmd.Env = append(os.Environ(), "RIPCORD_VERSION="+version, "RIPCORD_SERVICE="+service, "RIPCORD_RUN_ID=run-1")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -247,6 +262,23 @@ func TestBuildScriptWritesALauncherForItsVersion(t *testing.T) {
 	}
 	if body2, _ := os.ReadFile(filepath.Join(again, "dist", "api")); !bytes.Equal(body, body2) {
 		t.Error("two builds of one version differ")
+	}
+}
+
+// The second service builds with the same script into its own artifact,
+// which runs the service under its own name.
+func TestBuildScriptBuildsEachService(t *testing.T) {
+	w := newWorld(t, fakeSelf)
+	work := t.TempDir()
+	if out, err := runServiceBuild(t, w, work, "web", "v2.0.0"); err != nil {
+		t.Fatalf("web build failed: %v\n%s", err, out)
+	}
+	body, err := os.ReadFile(filepath.Join(work, "dist", "web"))
+	if err != nil || !strings.Contains(string(body), "--name web --version v2.0.0") {
+		t.Fatalf("dist/web = %q (%v)", body, err)
+	}
+	if out, err := runServiceBuild(t, w, work, "../etc", "v1"); err == nil {
+		t.Fatalf("a build for an unknown service succeeded:\n%s", out)
 	}
 }
 
