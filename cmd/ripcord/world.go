@@ -334,7 +334,7 @@ func (w *world) Close() {
 }
 
 func backupPolicy(b *config.Backup) core.BackupPolicy {
-	return core.BackupPolicy{Every: b.Every.D(), Warn: b.Warn, Critical: b.Critical, Criticality: b.Criticality}
+	return core.BackupPolicy{Every: b.Every.D(), Warn: b.Warn, Critical: b.Critical, VerifyEvery: b.VerifyEvery.D(), Criticality: b.Criticality}
 }
 
 // rolloutSteps turns an environment's configured steps into the

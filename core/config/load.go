@@ -333,9 +333,6 @@ func applyDefaults(f *File, d *decoder) {
 				e.Confirm = "type-name"
 			}
 		}
-		if !isSet(p + ".keep") {
-			e.Keep = 5
-		}
 		if !isSet(p + ".spike.alpha") {
 			e.Spike.Alpha = 0.01
 		}
@@ -344,10 +341,6 @@ func applyDefaults(f *File, d *decoder) {
 		}
 		if !isSet(p + ".spike.window") {
 			e.Spike.Window = Duration(30 * time.Minute)
-		}
-		if e.Rollback.SkipSteps == nil {
-			skip := true
-			e.Rollback.SkipSteps = &skip
 		}
 		if e.Rollback.Auto == "" {
 			e.Rollback.Auto = "off"

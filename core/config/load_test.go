@@ -36,8 +36,8 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 		},
 		{
 			name: "wrong type for a number",
-			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    keep: five\n",
-			want: `ripcord.yaml:7:11: environments[0].keep: expected a whole number, got "five"`,
+			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    spike: {min_events: five}\n",
+			want: `ripcord.yaml:7:25: environments[0].spike.min_events: expected a whole number, got "five"`,
 		},
 		{
 			name: "mapping where a list belongs",
@@ -53,12 +53,12 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 		{
 			name: "unknown key in an environment",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n  - name: production\n    targt: {provider: local}\n",
-			want: `ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, services, gates, rollout, rollback, confirm, auto, spike, keep`,
+			want: `ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, services, gates, rollout, rollback, confirm, auto, spike`,
 		},
 		{
 			name: "unknown key three levels down",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    rollback:\n      atuo: off\n",
-			want: `ripcord.yaml:8:7: unknown key "atuo" in environments[0].rollback; did you mean "auto"? valid keys: skip_steps, auto, action`,
+			want: `ripcord.yaml:8:7: unknown key "atuo" in environments[0].rollback; did you mean "auto"? valid keys: auto, action`,
 		},
 		{
 			name: "unknown key with no close match",
@@ -206,9 +206,9 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 			want: "ripcord.yaml:1:1: expected a mapping with project, services and environments at top level, got a list",
 		},
 		{
-			name: "postgres store without dsn",
+			name: "a store this build does not have",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\nstore:\n  driver: postgres\n",
-			want: "ripcord.yaml:8:11: store: driver postgres needs dsn",
+			want: `ripcord.yaml:8:11: store.driver: expected one of sqlite, got "postgres"`,
 		},
 	}
 	for _, tt := range tests {
@@ -282,9 +282,9 @@ environments:
         repository: ${RESTIC_REPOSITORY:-/srv/restic}
         password: ${RESTIC_PASSWORD}
         options: {token: "Bearer ${API_TOKEN}"}
-store:
-  driver: postgres
-  dsn: postgres://ripcord:${DB_PASSWORD}@127.0.0.1/ripcord
+    errors:
+      provider: sentry
+      dsn: https://ripcord:${DB_PASSWORD}@sentry.example/1
 `
 
 func TestSecretsExpandAndNeverPrint(t *testing.T) {
@@ -307,8 +307,9 @@ func TestSecretsExpandAndNeverPrint(t *testing.T) {
 	if got := b.Provider.Settings["options"].(map[string]any)["token"]; got != "Bearer tok_51HxYzSecret" {
 		t.Errorf("nested token = %v", got)
 	}
-	if f.Store.DSN != "postgres://ripcord:pg-s3cr3t-pw@127.0.0.1/ripcord" {
-		t.Errorf("dsn = %q", f.Store.DSN)
+	dsn, _ := f.Environments[0].Errors.Settings["dsn"].(string)
+	if dsn != "https://ripcord:pg-s3cr3t-pw@sentry.example/1" {
+		t.Errorf("dsn = %q", dsn)
 	}
 	secrets := []string{"hunter2-correct-horse", "tok_51HxYzSecret", "pg-s3cr3t-pw"}
 	if got := f.Secrets(); len(got) != 3 {
@@ -317,7 +318,7 @@ func TestSecretsExpandAndNeverPrint(t *testing.T) {
 	printed := []string{
 		fmt.Sprintf("%+v", f), fmt.Sprintf("%v", *f), fmt.Sprintf("%#v", f), f.String(),
 		fmt.Sprintf("%+v", b.Provider), fmt.Sprintf("%v", &b.Provider),
-		f.Redact("dsn=" + f.Store.DSN + " pw=" + b.Provider.Settings["password"].(string)),
+		f.Redact("dsn=" + dsn + " pw=" + b.Provider.Settings["password"].(string)),
 	}
 	for _, out := range printed {
 		for _, s := range secrets {
@@ -345,7 +346,7 @@ environments:
   - name: ${ENV_NAME}
     target: {provider: local}
     confirm: ${CONFIRM}
-    keep: ${KEEP}
+    spike: {min_events: "${KEEP}"}
     backups:
       - {name: db, provider: dir, every: "${EVERY}"}
   - name: ${ENV_NAME}
@@ -362,7 +363,7 @@ environments:
 	}
 	want := []string{
 		`ripcord.yaml:7:14: environments[0].confirm: expected one of y, type-name, got "${CONFIRM}"`,
-		`ripcord.yaml:8:11: environments[0].keep: expected a whole number, got "${KEEP}"`,
+		`ripcord.yaml:8:25: environments[0].spike.min_events: expected a whole number, got "${KEEP}"`,
 		`ripcord.yaml:10:42: environments[0].backups[0].every: expected a duration like 24h or 5m, got "${EVERY}"`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
@@ -371,7 +372,7 @@ environments:
 
 	// Validation messages quote decoded values; the duplicate name came
 	// from the environment and must be redacted.
-	yaml = strings.NewReplacer("    confirm: ${CONFIRM}\n", "", "    keep: ${KEEP}\n", "", `every: "${EVERY}"`, "every: 1d").Replace(yaml)
+	yaml = strings.NewReplacer("    confirm: ${CONFIRM}\n", "", "    spike: {min_events: \"${KEEP}\"}\n", "", `every: "${EVERY}"`, "every: 1d").Replace(yaml)
 	_, err = Parse("ripcord.yaml", []byte(yaml), Options{Providers: BuiltinProviders, LookupEnv: env})
 	wantDup := `ripcord.yaml:9:11: duplicate environment name "[redacted]" (first at ripcord.yaml:5:11)`
 	if err == nil || err.Error() != wantDup {
@@ -447,21 +448,18 @@ environments:
 		t.Errorf("written alpha replaced by default: %v", prod.Spike.Alpha)
 	}
 	r := staging.Rollback
-	if !*r.SkipSteps || r.Auto != "off" || r.Action != "rollback" {
-		t.Errorf("rollback = skip %v auto %q action %q", *r.SkipSteps, r.Auto, r.Action)
+	if r.Auto != "off" || r.Action != "rollback" {
+		t.Errorf("rollback = auto %q action %q", r.Auto, r.Action)
 	}
 	if staging.Confirm != "y" || prod.Confirm != "type-name" {
 		t.Errorf("confirm = staging %q prod %q, want y and type-name", staging.Confirm, prod.Confirm)
 	}
-	if staging.Keep != 5 {
-		t.Errorf("keep = %d", staging.Keep)
-	}
 }
 
 func TestZeroIsNotTakenForUnset(t *testing.T) {
-	yaml := "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    keep: 0\n"
+	yaml := "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    spike: {min_events: 0}\n"
 	_, err := Parse("ripcord.yaml", []byte(yaml), opts())
-	want := "ripcord.yaml:7:11: environments[0].keep must be at least 1, got 0"
+	want := "ripcord.yaml:7:25: environments[0].spike.min_events must be at least 1, got 0"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}

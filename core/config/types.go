@@ -68,7 +68,6 @@ type Environment struct {
 	Confirm string      `yaml:"confirm" enum:"y,type-name" doc:"How dangerous actions are confirmed: y, or type-name."`
 	Auto    bool        `yaml:"auto" doc:"Deploy automatically when the predecessor is green."`
 	Spike   SpikePolicy `yaml:"spike" doc:"Thresholds of the error spike verdict."`
-	Keep    int         `yaml:"keep" doc:"Releases kept on the target for rollback (default 5)."`
 	Pos     Pos         `yaml:"-"`
 
 	// shared is set when Backups are the environment's, shared by every
@@ -120,11 +119,12 @@ type Step struct {
 	Pos      Pos      `yaml:"-"`
 }
 
-// Rollback is an environment's rollback policy.
+// Rollback is an environment's rollback policy. A rollback always goes
+// straight to the target release, skipping steps and analysis: in an
+// incident, as fast as possible.
 type Rollback struct {
-	SkipSteps *bool  `yaml:"skip_steps" doc:"Go straight to the target release, skipping steps and analysis (default true)."`
-	Auto      string `yaml:"auto" enum:"off,on-analysis-failure" doc:"Roll back by itself when an analysis fails."`
-	Action    string `yaml:"action" enum:"rollback,abort" doc:"What auto does: rollback (default) or abort."`
+	Auto   string `yaml:"auto" enum:"off,on-analysis-failure" doc:"Roll back by itself when an analysis fails."`
+	Action string `yaml:"action" enum:"rollback,abort" doc:"What auto does: rollback (default) or abort."`
 }
 
 // SpikePolicy tunes the spike verdict.
@@ -141,6 +141,7 @@ type Backup struct {
 	Every       Duration `yaml:"every" doc:"Expected interval (default 24h, the daily minimum)."`
 	Warn        float64  `yaml:"warn" doc:"Warn at this multiple of every (default 1.5)."`
 	Critical    float64  `yaml:"critical" doc:"Critical at this multiple of every (default 2)."`
+	VerifyEvery Duration `yaml:"verify_every" doc:"Verify the newest backup this often (the provider's verify: restic check, borg check, pgBackRest verify); an overdue verify is named on screen. Default: never."`
 	Criticality string   `yaml:"criticality" doc:"A label for people: how much this data matters."`
 	Pos         Pos      `yaml:"-"`
 }
@@ -170,9 +171,8 @@ type Plugin struct {
 
 // Store says where state lives.
 type Store struct {
-	Driver string `yaml:"driver" enum:"sqlite,postgres" doc:"sqlite (default) or postgres."`
+	Driver string `yaml:"driver" enum:"sqlite" doc:"sqlite, the only store of this build (default)."`
 	Path   string `yaml:"path" doc:"SQLite file (default .ripcord/state.db)."`
-	DSN    string `yaml:"dsn" doc:"PostgreSQL connection string; use a ${ENV} reference for the password."`
 }
 
 // Notify configures the bell and desktop notifications.

@@ -92,7 +92,6 @@ func validate(f *File, d *decoder, opts Options, errs *errorSet) {
 		v.environment(i)
 	}
 	v.promotionOrder()
-	v.store()
 }
 
 // provider checks that a provider exists and can serve as kind.
@@ -142,9 +141,6 @@ func (v *validator) environment(i int) {
 			v.provider(pl.Errors, pl.Path+".errors", KindErrors)
 		}
 		v.backups(pl)
-	}
-	if v.isSet(p+".keep") && e.Keep < 1 {
-		v.errs.add(v.at(p+".keep", e.Pos), "%s.keep must be at least 1, got %d", p, e.Keep)
 	}
 	if e.Spike.Alpha <= 0 || e.Spike.Alpha > 0.5 {
 		v.errs.add(v.at(p+".spike.alpha", e.Pos), "%s.spike.alpha must be more than 0 and at most 0.5, got %g", p, e.Spike.Alpha)
@@ -247,6 +243,9 @@ func (v *validator) backups(pl *Placement) {
 		v.provider(&b.Provider, bp, KindBackup)
 		if b.Every <= 0 {
 			v.errs.add(v.at(bp+".every", b.Pos), "%s.every must be longer than zero", bp)
+		}
+		if v.isSet(bp+".verify_every") && b.VerifyEvery <= 0 {
+			v.errs.add(v.at(bp+".verify_every", b.Pos), "%s.verify_every must be longer than zero", bp)
 		}
 		if b.Warn <= 0 {
 			v.errs.add(v.at(bp+".warn", b.Pos), "%s.warn must be more than zero (it is a multiple of every)", bp)
@@ -441,24 +440,6 @@ func (v *validator) reportCycle(cycle []int) {
 	names = append(names, names[0])
 	p := fmt.Sprintf("environments[%d].from", cycle[0])
 	v.errs.add(v.at(p, v.f.Environments[cycle[0]].Pos), "%s: promotion order has a cycle: %s", p, strings.Join(names, " -> "))
-}
-
-func (v *validator) store() {
-	s := v.f.Store
-	top := Pos{File: v.d.file, Line: 1, Col: 1}
-	switch s.Driver {
-	case "postgres":
-		if s.DSN == "" {
-			v.errs.add(v.at("store.driver", top), "store: driver postgres needs dsn")
-		}
-		if v.isSet("store.path") {
-			v.errs.add(v.at("store.path", top), "store.path is used only with driver sqlite")
-		}
-	case "sqlite":
-		if v.isSet("store.dsn") {
-			v.errs.add(v.at("store.dsn", top), "store.dsn is used only with driver postgres")
-		}
-	}
 }
 
 // envPath is the environment part of a placement's path.

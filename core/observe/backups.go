@@ -19,6 +19,7 @@ type backupState struct {
 type backupEntry struct {
 	ref       core.Ref
 	set       BackupSet
+	group     *backupGroup
 	facts     core.BackupFacts
 	published bool
 	state     core.FreshnessState
@@ -29,6 +30,10 @@ type backupGroup struct {
 	src     core.BackupSource
 	entries []*backupEntry
 	strays  map[string]bool // set names reported but not configured, logged once
+	// verifying and verifyTried follow the verifies the observer asks
+	// for, per set: one at a time, at most once per the set's VerifyEvery.
+	verifying   map[string]bool
+	verifyTried map[string]time.Time
 }
 
 func (ob *Observer) startBackups(ctx context.Context) {
@@ -49,10 +54,11 @@ func (ob *Observer) startBackups(ctx context.Context) {
 				}
 			}
 			if g == nil {
-				g = &backupGroup{src: set.Source, strays: map[string]bool{}}
+				g = &backupGroup{src: set.Source, strays: map[string]bool{}, verifying: map[string]bool{}, verifyTried: map[string]time.Time{}}
 				groups = append(groups, g)
 			}
 			g.entries = append(g.entries, e)
+			e.group = g
 		}
 	}
 	for _, g := range groups {
@@ -135,7 +141,46 @@ func (ob *Observer) rejudgeBackups(ctx context.Context) {
 		now := ob.eng.Now()
 		for _, e := range ob.backups.entries {
 			ob.judgeBackup(e, now)
+			ob.verifyIfDue(ctx, e, now)
 		}
 		ob.backups.mu.Unlock()
 	}
+}
+
+// verifyIfDue asks the source to verify a set whose policy wants a
+// verify every so often and whose last one is older than that (or that
+// was never verified): the tool's check runs, and its outcome arrives as
+// the set's facts. At most one verify of a set runs at a time, and a set
+// is asked at most once per VerifyEvery, so a verify that keeps failing
+// to run does not run the tool in a loop. Called with ob.backups.mu held.
+func (ob *Observer) verifyIfDue(ctx context.Context, e *backupEntry, now time.Time) {
+	every := e.set.Policy.VerifyEvery
+	g := e.group
+	name := e.set.Name
+	if every <= 0 || g == nil || g.verifying[name] {
+		return
+	}
+	if v := e.facts.VerifiedAt; !v.IsZero() && now.Sub(v) < every {
+		return
+	}
+	if tried, ok := g.verifyTried[name]; ok && now.Sub(tried) < every {
+		return
+	}
+	g.verifying[name], g.verifyTried[name] = true, now
+	ob.spawn(func() {
+		facts, err := g.src.Verify(ctx, name)
+		if err == nil && facts.Set == "" {
+			facts.Set = name
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				ob.logf(e.ref, "verify of backup set %s: %v", name, err)
+			}
+		} else {
+			ob.backupFacts(g, facts)
+		}
+		ob.backups.mu.Lock()
+		delete(g.verifying, name)
+		ob.backups.mu.Unlock()
+	})
 }

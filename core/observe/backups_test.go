@@ -52,3 +52,42 @@ func TestBackupFreshnessFollowsTheClockAndTheSource(t *testing.T) {
 		t.Fatalf("snapshot backups = %+v", got)
 	}
 }
+
+// A set whose policy says verify_every is verified by its source when its
+// last verify is older than that, once per interval, and the verify's
+// outcome reaches the screen.
+func TestOverdueVerifyIsRunThroughTheSource(t *testing.T) {
+	clk := &clock{t: t0}
+	eng := newEngine(t, clk, "production")
+	src := &fakeBackups{facts: make(chan core.BackupFacts), clock: clk}
+	policy := core.BackupPolicy{Every: time.Hour, PollInterval: time.Hour, VerifyEvery: 24 * time.Hour}
+	_, sub := eng.Subscribe()
+	defer sub.Close()
+	ob := Start(context.Background(), Options{Engine: eng, Retry: time.Hour, Rejudge: 5 * time.Millisecond, Backups: map[core.Ref][]BackupSet{
+		prod: {{Name: "uploads", Source: src, Policy: policy}},
+	}})
+	defer ob.Close()
+	verified := func(at time.Time) func(core.Event) bool {
+		return func(ev core.Event) bool {
+			return ev.Kind == core.EvBackup && ev.Backup.Facts.Set == "uploads" && ev.Backup.Facts.VerifiedAt.Equal(at)
+		}
+	}
+	// Never verified: the first rejudge asks the source.
+	f := waitFor(t, sub, "the first verify", verified(t0)).Backup
+	if !f.Facts.VerifyOK || strings.Contains(f.Reason, "never verified") {
+		t.Fatalf("after the verify: %+v", f)
+	}
+	clk.Set(t0.Add(time.Hour))
+	waitFor(t, sub, "a rejudge an hour later", func(ev core.Event) bool {
+		return ev.Kind == core.EvBackup && ev.Backup.Age >= time.Hour
+	})
+	if n := src.verifies.Load(); n != 1 {
+		t.Fatalf("%d verifies within the interval, want 1", n)
+	}
+	// A day later the verify is due again.
+	clk.Set(t0.Add(25 * time.Hour))
+	waitFor(t, sub, "the next verify", verified(t0.Add(25*time.Hour)))
+	if n := src.verifies.Load(); n != 2 {
+		t.Fatalf("%d verifies after a day, want 2", n)
+	}
+}

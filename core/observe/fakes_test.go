@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,10 +225,14 @@ func (f *fakeErrors) Issues(context.Context, core.Ref, string) ([]core.ErrorIssu
 }
 func (f *fakeErrors) MarkDeploy(context.Context, core.Ref, string) error { return nil }
 
-// fakeBackups reports the facts sent on facts, or fails with err.
+// fakeBackups reports the facts sent on facts, or fails with err. A
+// verify records when it ran (verifiedAt, from the test's clock) and is
+// counted.
 type fakeBackups struct {
-	facts chan core.BackupFacts
-	err   error
+	facts    chan core.BackupFacts
+	err      error
+	clock    *clock
+	verifies atomic.Int32
 }
 
 func (f *fakeBackups) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)) error {
@@ -243,8 +248,10 @@ func (f *fakeBackups) WatchFreshness(ctx context.Context, fn func(core.BackupFac
 		}
 	}
 }
-func (f *fakeBackups) Verify(context.Context, string) (core.BackupFacts, error) {
-	return core.BackupFacts{}, nil
+func (f *fakeBackups) Verify(_ context.Context, set string) (core.BackupFacts, error) {
+	f.verifies.Add(1)
+	now := f.clock.Now()
+	return core.BackupFacts{Set: set, Tool: "restic", LastEnd: now.Add(-time.Minute), ReportedAt: now, VerifiedAt: now, VerifyOK: true}, nil
 }
 func (f *fakeBackups) RunNow(context.Context, string) error { return nil }
 
