@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/ripcordhq/ripcord/core/procid"
 )
 
 // CommandKind names what a person (or automation) asks the engine to do.
@@ -40,6 +42,8 @@ type Command struct {
 	Overrides []string `json:"overrides,omitempty"`
 	// Force takes over a lock someone else holds (audited).
 	Force bool `json:"force,omitempty"`
+	// TTL bounds a person's lock (CmdLock); zero holds it until unlock.
+	TTL time.Duration `json:"ttl,omitempty"`
 }
 
 // Result is what a command did.
@@ -67,8 +71,11 @@ type EngineOptions struct {
 	Envs     []string // in promotion order
 	Store    Store
 	Clock    func() time.Time
-	// LockTTL is how long a lock lives without a heartbeat.
+	// LockTTL is how long an operation's lock lives without a heartbeat.
 	LockTTL time.Duration
+	// Process owns the locks this engine takes (default: this process),
+	// so another engine can tell a lock whose process died.
+	Process procid.ID
 	// QueueLimit bounds each subscriber's pending events.
 	QueueLimit int
 	// WatchEvery is how often a watching console refreshes its presence
@@ -83,6 +90,7 @@ type Engine struct {
 	store      Store
 	clock      func() time.Time
 	lockTTL    time.Duration
+	process    procid.ID
 	queueLimit int
 	watchEvery time.Duration
 
@@ -111,6 +119,9 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.LockTTL <= 0 {
 		o.LockTTL = 2 * time.Minute
 	}
+	if o.Process.IsZero() {
+		o.Process = procid.Self()
+	}
 	if o.WatchEvery <= 0 {
 		o.WatchEvery = 5 * time.Second
 	}
@@ -118,6 +129,7 @@ func NewEngine(o EngineOptions) *Engine {
 		store:      o.Store,
 		clock:      o.Clock,
 		lockTTL:    o.LockTTL,
+		process:    o.Process,
 		watchEvery: o.WatchEvery,
 		queueLimit: o.QueueLimit,
 		state:      NewSnapshot(o.Project, o.Services, o.Envs),
@@ -252,140 +264,6 @@ func (e *Engine) Audit(ctx context.Context, a AuditEntry) (AuditEntry, error) {
 	return stored, nil
 }
 
-// AcquireLock takes the lock for ref on behalf of actor (or takes it over
-// with force, audited) and publishes it.
-func (e *Engine) AcquireLock(ctx context.Context, ref Ref, actor Actor, reason string, force bool) (Lock, error) {
-	now := e.clock()
-	l := Lock{Ref: ref, Holder: actor, Reason: reason, Since: now, ExpiresAt: now.Add(e.lockTTL), Token: NewID()}
-	e.hold.Lock()
-	if h, ok := e.held[ref]; ok && h.Holder == actor {
-		l.Token, l.Reason = h.Token, h.Reason // re-acquired: the holder keeps it
-	}
-	e.hold.Unlock()
-	got, err := e.store.AcquireLock(ctx, l)
-	var held *LockHeldError
-	if errors.As(err, &held) && force {
-		prev, ferr := e.store.ForceLock(ctx, l)
-		if ferr != nil {
-			return Lock{}, fmt.Errorf("force lock %s: %w", ref, ferr)
-		}
-		got = l
-		from := ""
-		if prev != nil {
-			from = prev.Holder.String()
-		}
-		if _, aerr := e.Audit(ctx, AuditEntry{Actor: actor, Action: "lock-force", Ref: ref, From: from, Reason: reason, Outcome: "taken over"}); aerr != nil {
-			return got, aerr
-		}
-		err = nil
-	}
-	if err != nil {
-		return Lock{}, err
-	}
-	e.keepAlive(got)
-	e.Publish(Event{Kind: EvLock, Ref: ref, Final: true, Lock: &got})
-	return got, nil
-}
-
-// keepAlive heartbeats l every third of the TTL until it is released, so
-// an operation (or a CLI command following a rollout) that lasts longer
-// than the TTL keeps its lock, while a process that dies loses it within
-// one TTL. A lock found taken over is published as a notice and no longer
-// heartbeated.
-func (e *Engine) keepAlive(l Lock) {
-	e.hold.Lock()
-	defer e.hold.Unlock()
-	if _, ok := e.beats[l.Token]; ok {
-		return // re-acquired by its holder: already beating
-	}
-	stop := make(chan struct{})
-	e.beats[l.Token] = stop
-	go func() {
-		t := time.NewTicker(e.lockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), e.lockTTL/3)
-			err := e.store.Heartbeat(ctx, l.Ref, l.Token, e.clock().Add(e.lockTTL))
-			cancel()
-			if errors.Is(err, ErrLockLost) {
-				e.stopBeat(l.Token)
-				e.Publish(Event{Kind: EvNotice, Ref: l.Ref, Final: true, Severity: SeverityWarn, Notice: fmt.Sprintf("lock on %s held by %s was lost: it expired or was taken over", l.Ref, l.Holder)})
-				return
-			}
-		}
-	}()
-}
-
-// stopBeat ends the heartbeat of the lock with token, if it runs.
-func (e *Engine) stopBeat(token string) {
-	e.hold.Lock()
-	defer e.hold.Unlock()
-	if stop, ok := e.beats[token]; ok {
-		close(stop)
-		delete(e.beats, token)
-	}
-}
-
-// ReleaseLock gives a lock back and publishes that.
-func (e *Engine) ReleaseLock(ctx context.Context, l Lock) error {
-	e.hold.Lock()
-	h, ok := e.held[l.Ref]
-	e.hold.Unlock()
-	if ok && h.Token == l.Token {
-		return nil // Hold's caller gives it back with Unhold
-	}
-	e.stopBeat(l.Token)
-	if err := e.store.ReleaseLock(ctx, l.Ref, l.Token); err != nil {
-		return fmt.Errorf("release lock %s: %w", l.Ref, err)
-	}
-	e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true})
-	return nil
-}
-
-func lockHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
-	l, err := e.AcquireLock(ctx, cmd.Ref, cmd.Actor, cmd.Reason, cmd.Force)
-	if err != nil {
-		return Result{Outcome: "refused", Message: err.Error()}, err
-	}
-	if _, err := e.Audit(ctx, AuditEntry{Actor: cmd.Actor, Action: "lock", Ref: cmd.Ref, Reason: cmd.Reason, Outcome: "locked"}); err != nil {
-		return Result{}, err
-	}
-	return Result{Outcome: "locked", Message: fmt.Sprintf("%s locked by %s until %s", cmd.Ref, cmd.Actor, l.ExpiresAt.UTC().Format(time.RFC3339))}, nil
-}
-
-func unlockHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
-	locks, err := e.store.Locks(ctx)
-	if err != nil {
-		return Result{}, fmt.Errorf("unlock %s: %w", cmd.Ref, err)
-	}
-	for _, l := range locks {
-		if l.Ref != cmd.Ref {
-			continue
-		}
-		if l.Holder.Name != cmd.Actor.Name && !cmd.Force && !l.Expired(e.clock()) {
-			err := &LockHeldError{Lock: l}
-			return Result{Outcome: "refused", Message: err.Error() + "; use force to break it"}, err
-		}
-		if err := e.ReleaseLock(ctx, l); err != nil {
-			return Result{}, err
-		}
-		action := "unlock"
-		if l.Holder.Name != cmd.Actor.Name {
-			action = "unlock-force"
-		}
-		if _, err := e.Audit(ctx, AuditEntry{Actor: cmd.Actor, Action: action, Ref: cmd.Ref, From: l.Holder.String(), Reason: cmd.Reason, Outcome: "unlocked"}); err != nil {
-			return Result{}, err
-		}
-		return Result{Outcome: "unlocked", Message: cmd.Ref.String() + " unlocked"}, nil
-	}
-	return Result{Outcome: "unlocked", Message: cmd.Ref.String() + " was not locked"}, nil
-}
-
 func clearHoldHandler(ctx context.Context, e *Engine, cmd Command) (Result, error) {
 	if cmd.Version == "" {
 		return Result{}, errors.New("clear-hold: name the release version")
@@ -420,34 +298,6 @@ func (e *Engine) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
-}
-
-// Hold takes ref's lock for actor before anything else happens and keeps
-// it until Unhold. A process that must start its providers before it can
-// act (the CLI) thereby meets a rival at the lock — told who holds it —
-// rather than halfway through an operation. Commands this engine runs for
-// the same actor and ref use the held lock.
-func (e *Engine) Hold(ctx context.Context, ref Ref, actor Actor, reason string, force bool) error {
-	l, err := e.AcquireLock(ctx, ref, actor, reason, force)
-	if err != nil {
-		return err
-	}
-	e.hold.Lock()
-	e.held[ref] = l
-	e.hold.Unlock()
-	return nil
-}
-
-// Unhold releases a lock taken with Hold.
-func (e *Engine) Unhold(ctx context.Context, ref Ref) error {
-	e.hold.Lock()
-	l, ok := e.held[ref]
-	delete(e.held, ref)
-	e.hold.Unlock()
-	if !ok {
-		return nil
-	}
-	return e.ReleaseLock(ctx, l)
 }
 
 // Watch records actor's console as watching the project until ctx ends or
@@ -694,11 +544,9 @@ func (e *Engine) refresh(ctx context.Context) error {
 		return fmt.Errorf("locks: %w", err)
 	}
 	held := map[Ref]bool{}
-	for i := range locks {
-		l := locks[i]
-		l.Token = ""
+	for _, l := range effectiveLocks(locks) {
 		held[l.Ref] = true
-		if cur, ok := snap.Locks[l.Ref]; !ok || cur.Holder != l.Holder || !cur.Since.Equal(l.Since) || !cur.ExpiresAt.Equal(l.ExpiresAt) {
+		if cur, ok := snap.Locks[l.Ref]; !ok || cur.Holder != l.Holder || cur.Kind != l.Kind || !cur.Since.Equal(l.Since) || !cur.ExpiresAt.Equal(l.ExpiresAt) {
 			e.Publish(Event{Kind: EvLock, Ref: l.Ref, Final: true, Lock: &l})
 		}
 	}

@@ -3,12 +3,16 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/procid"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
@@ -72,18 +76,134 @@ func TestLockCommandsNameTheHolderAndAuditForce(t *testing.T) {
 	}
 }
 
-func TestExpiredLockIsTakenOverWithoutForce(t *testing.T) {
+// A person's lock holds until they unlock it — no silent expiry — or
+// until the TTL they gave; an expiry is audited, naming whose lock it was.
+func TestPersonLockHoldsUntilUnlockOrItsTTLAndExpiryIsAudited(t *testing.T) {
 	now := time.Now()
 	e := engineWithStore(t, func() time.Time { return now })
 	ctx := context.Background()
 	ref := core.Ref{Service: "api", Env: "production"}
-	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: core.Actor{Name: "ana"}}); err != nil {
+	ana, bo := core.Actor{Name: "ana"}, core.Actor{Name: "bo"}
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: ana, Reason: "db migration"}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * time.Minute) // ana's console died: no heartbeat
-	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: core.Actor{Name: "bo"}}); err != nil {
-		t.Fatalf("taking over an expired lock: %v", err)
+	now = now.Add(72 * time.Hour) // nobody heartbeats a person's lock
+	var held *core.LockHeldError
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: bo}); !errors.As(err, &held) || held.Lock.Holder.Name != "ana" {
+		t.Fatalf("bo's lock three days later = %v; want refused: ana's lock holds until she unlocks it", err)
 	}
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdUnlock, Ref: ref, Actor: ana}); err != nil {
+		t.Fatalf("ana unlocks her own lock from another process: %v", err)
+	}
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: ana, Reason: "lunch", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * time.Minute)
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: bo}); !errors.As(err, &held) {
+		t.Fatalf("bo's lock within ana's TTL = %v; want refused", err)
+	}
+	now = now.Add(31 * time.Minute)
+	if err := e.ExpireLocks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Snapshot().Locks[ref]; ok {
+		t.Fatalf("the expired lock is still shown: %+v", e.Snapshot().Locks[ref])
+	}
+	entries, err := e.Store().Audit(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := entries[len(entries)-1]
+	if last.Action != "lock-expired" || last.From != "ana" || last.Reason != "lunch" || !strings.Contains(last.Outcome, "TTL ran out") {
+		t.Fatalf("last audit entry = %+v; want ana's lock's expiry with its reason", last)
+	}
+	if _, err := e.Do(ctx, core.Command{Kind: core.CmdLock, Ref: ref, Actor: bo}); err != nil {
+		t.Fatalf("bo after ana's TTL: %v", err)
+	}
+}
+
+// An operation's lock belongs to the command holding its token, not to a
+// name: another process of the same person cannot unlock it without
+// force, and so cannot start a second operation beside it.
+func TestOperationLockIsReleasedOnlyByItsOwner(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	rollbackProcess := engineAt(t, path, core.EngineOptions{})
+	otherProcess := engineAt(t, path, core.EngineOptions{})
+	ana := core.Actor{Name: "ana", Host: "bastion-1"}
+	l, err := rollbackProcess.AcquireLock(ctx, ref, ana, "rollback", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held *core.LockHeldError
+	_, err = otherProcess.Do(ctx, core.Command{Kind: core.CmdUnlock, Ref: ref, Actor: ana})
+	if !errors.As(err, &held) || held.Lock.Reason != "rollback" {
+		t.Fatalf("ana's unlock from another process = %v; want refused naming the rollback", err)
+	}
+	if _, err := otherProcess.AcquireLock(ctx, ref, ana, "promote", false); !errors.As(err, &held) {
+		t.Fatalf("a promote beside the running rollback = %v; want refused", err)
+	}
+	if locks, _ := otherProcess.Store().Locks(ctx); len(locks) != 1 || locks[0].Token != l.Token {
+		t.Fatalf("locks = %+v; want the rollback's, untouched", locks)
+	}
+	// With force it goes, audited as forced, and the rollback's engine is
+	// told it lost the lock.
+	if _, err := otherProcess.Do(ctx, core.Command{Kind: core.CmdUnlock, Ref: ref, Actor: ana, Force: true, Reason: "stuck"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := otherProcess.Store().Audit(ctx, 0, 10)
+	if n := len(entries); n == 0 || entries[n-1].Action != "unlock-force" || !strings.Contains(entries[n-1].Outcome, "is running") {
+		t.Fatalf("audit = %+v; want a forced unlock saying the holder's process runs", entries)
+	}
+	if err := rollbackProcess.ReleaseLock(ctx, l); !errors.Is(err, core.ErrLockLost) {
+		t.Fatalf("the rollback's release after the force = %v; want ErrLockLost", err)
+	}
+}
+
+// A lock whose process died is named as such, and its holder takes it
+// over with force (audited) instead of waiting for it to expire.
+func TestStaleLockOfADeadProcessIsTakenOverWithForce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	ref := core.Ref{Service: "api", Env: "production"}
+	dead := exitedProcess(t)
+	crashed := engineAt(t, path, core.EngineOptions{Process: dead, LockTTL: time.Hour})
+	next := engineAt(t, path, core.EngineOptions{})
+	ana := core.Actor{Name: "ana"}
+	if _, err := crashed.AcquireLock(ctx, ref, ana, "rollback", false); err != nil {
+		t.Fatal(err)
+	}
+	var held *core.LockHeldError
+	_, err := next.AcquireLock(ctx, ref, ana, "rollback", false)
+	if !errors.As(err, &held) || !held.OwnerGone || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", dead.PID)) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("ana's next command = %v; want refused, saying the holder's process is gone and --force takes it over", err)
+	}
+	if _, err := next.AcquireLock(ctx, ref, ana, "rollback", true); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := next.Store().Audit(ctx, 0, 10)
+	if len(entries) != 1 || entries[0].Action != "lock-force" || !strings.Contains(entries[0].Outcome, "gone") {
+		t.Fatalf("audit = %+v; want the takeover from a dead process", entries)
+	}
+}
+
+// exitedProcess is the ID of a process that ran on this machine and has
+// ended.
+func exitedProcess(t *testing.T) procid.ID {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := procid.Of(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // A console started after another one shows what the store remembers: the

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/ripcordhq/ripcord/core/procid"
 )
 
 // Ref names one environment of one service, the unit that rollouts, locks
@@ -399,18 +401,54 @@ func (a Actor) String() string {
 	return s
 }
 
-// Lock serialises operations on one service and environment.
+// LockKind says what a lock protects and how it ends.
+type LockKind string
+
+const (
+	// LockOperation is held by one command while it runs (a promote, a
+	// rollback, a CLI command from before its providers start until it
+	// exits), in one process: heartbeated by the engine that holds it, it
+	// expires a TTL after that process stops beating, and only its token
+	// releases it (anyone else needs force, audited).
+	LockOperation LockKind = "operation"
+	// LockPerson is a person holding an environment (`ripcord lock`):
+	// held until that person unlocks it, or until the TTL they gave.
+	// Their own commands run under it; everyone else meets it.
+	LockPerson LockKind = "person"
+)
+
+// Lock serialises operations on one service and environment. An
+// environment has at most one lock of each kind.
 type Lock struct {
-	Ref       Ref       `json:"ref"`
-	Holder    Actor     `json:"holder"`
-	Reason    string    `json:"reason"`
-	Since     time.Time `json:"since"`
-	ExpiresAt time.Time `json:"expires_at"` // heartbeat expiry
+	Ref    Ref       `json:"ref"`
+	Kind   LockKind  `json:"kind,omitempty"` // "" reads as LockOperation
+	Holder Actor     `json:"holder"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// ExpiresAt is the heartbeat expiry of an operation lock, or the TTL
+	// a person gave; zero holds the lock until it is released.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Token     string    `json:"token"`
+	// Owner is the process that took the lock, so a lock whose process has
+	// died can be told from one that is merely quiet.
+	Owner procid.ID `json:"owner,omitzero"`
 }
 
-// Expired reports whether the holder stopped heartbeating.
-func (l Lock) Expired(now time.Time) bool { return !now.Before(l.ExpiresAt) }
+// Expired reports whether the lock's time is up: its holder stopped
+// heartbeating, or the TTL a person gave has passed.
+func (l Lock) Expired(now time.Time) bool {
+	return !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt)
+}
+
+// IsPerson reports whether a person holds the lock for themselves.
+func (l Lock) IsPerson() bool { return l.Kind == LockPerson }
+
+// SamePerson reports whether two actors are the same person (or the same
+// automation): the name, and the SSH key where one is known. The host is
+// not part of it: a person's lock is theirs from any terminal.
+func SamePerson(a, b Actor) bool {
+	return a.Name == b.Name && a.Automation == b.Automation && a.KeyFingerprint == b.KeyFingerprint
+}
 
 // AuditEntry is one line of the append-only, hash-chained audit log.
 type AuditEntry struct {

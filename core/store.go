@@ -32,15 +32,26 @@ type Store interface {
 	// Audit lists entries with Seq > after, oldest first.
 	Audit(ctx context.Context, after int64, limit int) ([]AuditEntry, error)
 
-	// AcquireLock takes the lock for ref, or takes over an expired one.
-	// When someone else holds a live lock it returns *LockHeldError.
-	AcquireLock(ctx context.Context, l Lock) (Lock, error)
-	// ForceLock takes the lock whoever holds it; the caller audits it.
+	// AcquireLock takes l (of l.Kind) for l.Ref. It refuses with
+	// *LockHeldError when a live lock of the same kind has another token,
+	// or a live lock of the other kind belongs to someone else: a person's
+	// own commands run under their person lock, everyone else meets it.
+	// Locks in the way whose time is up are removed and returned, so the
+	// caller can audit that they expired.
+	AcquireLock(ctx context.Context, l Lock) (got Lock, expired []Lock, err error)
+	// ForceLock takes l whoever holds a lock of its kind and returns the
+	// live lock that stood in the way, nil when none did; the caller
+	// audits it. A person's lock of the other kind stays in place.
 	ForceLock(ctx context.Context, l Lock) (prev *Lock, err error)
 	// Heartbeat extends a lock held with token.
 	Heartbeat(ctx context.Context, ref Ref, token string, until time.Time) error
 	ReleaseLock(ctx context.Context, ref Ref, token string) error
+	// Locks lists every lock, expired ones included (an abandoned lock
+	// stays visible until it is taken over or expired by ExpireLocks).
 	Locks(ctx context.Context) ([]Lock, error)
+	// ExpireLocks removes the locks whose time is up at now and returns
+	// them, for the caller to audit.
+	ExpireLocks(ctx context.Context, now time.Time) ([]Lock, error)
 
 	// Journal writes or updates an operation (intent before any provider
 	// call); Unfinished lists those not succeeded or failed.
@@ -105,13 +116,24 @@ type ErrorCount struct {
 var ErrNotFound = errors.New("not found")
 
 // LockHeldError says who holds a lock the caller wanted.
-type LockHeldError struct{ Lock Lock }
+type LockHeldError struct {
+	Lock Lock
+	// OwnerGone is set when the process that took the lock no longer
+	// runs: its holder may take it over with force (audited).
+	OwnerGone bool
+}
 
 func (e *LockHeldError) Error() string {
 	l := e.Lock
 	msg := fmt.Sprintf("%s is locked by %s since %s", l.Ref, l.Holder, l.Since.UTC().Format(time.RFC3339))
 	if l.Reason != "" {
 		msg += " (" + l.Reason + ")"
+	}
+	if l.IsPerson() && !l.ExpiresAt.IsZero() {
+		msg += " until " + l.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if e.OwnerGone {
+		msg += fmt.Sprintf("; the process that held it (pid %d on %s) is gone: take it over with --force (audited)", l.Owner.PID, l.Owner.Host)
 	}
 	return msg
 }

@@ -149,6 +149,13 @@ func (c *Controller) promote(ctx context.Context, _ *core.Engine, cmd core.Comma
 		return c.advance(ctx, cmd, r)
 	}
 	return c.withLock(ctx, cmd, func() (core.Result, error) {
+		if op, err := c.interruptedUndo(ctx, cmd.Ref); err != nil {
+			return core.Result{}, err
+		} else if op != nil {
+			err := fmt.Errorf("promote %s refused: the %s of %s (%s → %s) by %s at %s was interrupted and is unfinished; run the %s again to finish it first",
+				cmd.Ref, op.Kind, cmd.Ref, dash(op.From), dash(op.To), op.Actor, op.StartedAt.UTC().Format("15:04 UTC"), op.Kind)
+			return core.Result{Outcome: "refused", Message: err.Error()}, err
+		}
 		rel, err := c.candidate(ctx, cmd, env)
 		if err != nil {
 			return core.Result{Outcome: "refused", Message: err.Error()}, err
@@ -295,8 +302,18 @@ func (c *Controller) journal(ctx context.Context, op core.Operation) error {
 }
 
 func (c *Controller) saveDeployment(ctx context.Context, d core.Deployment) {
-	_ = c.eng.Store().UpdateDeployment(context.WithoutCancel(ctx), d)
+	_ = c.saveDeploymentErr(ctx, d)
+}
+
+// saveDeploymentErr records and publishes d, saying when the store failed:
+// where the record decides what the next engine does (a stopped rollout
+// must not be resumed), the caller must know.
+func (c *Controller) saveDeploymentErr(ctx context.Context, d core.Deployment) error {
+	if err := c.eng.Store().UpdateDeployment(context.WithoutCancel(ctx), d); err != nil {
+		return fmt.Errorf("record the deployment of %s in %s: %w", d.Version, d.Ref, err)
+	}
 	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: d.Ref, Final: true, Deployment: &d})
+	return nil
 }
 
 // opEvents turns a provider's operation stream into log events.

@@ -388,10 +388,10 @@ func BenchmarkConfirmToRollbackCall(b *testing.B) {
 func TestRecoverShowsAnInterruptedOperationWithItsOwner(t *testing.T) {
 	w := newWorld(t, Env{})
 	ctx := context.Background()
-	// A previous console journaled its intent and was killed before the
-	// provider call.
+	// A previous console journaled its intent to promote and was killed
+	// before the provider call.
 	started := time.Date(2026, 11, 25, 21, 4, 0, 0, time.UTC)
-	op := core.Operation{ID: "op-killed", Ref: prod, Kind: "rollback", From: "v2", To: "v1", Actor: ana, State: core.OpIntent, StartedAt: started}
+	op := core.Operation{ID: "op-killed", Ref: prod, Kind: "promote", From: "v1", To: "v2", Actor: ana, State: core.OpIntent, StartedAt: started}
 	if err := w.eng.Store().Journal(ctx, op); err != nil {
 		t.Fatal(err)
 	}

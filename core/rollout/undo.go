@@ -6,8 +6,10 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/procid"
 )
 
 // rollback puts an environment back on the last good release (or the one
@@ -23,6 +25,10 @@ func (c *Controller) rollback(ctx context.Context, _ *core.Engine, cmd core.Comm
 	})
 }
 
+// doRollback journals its intent first and then, before any provider
+// call, holds the release it leaves and stops that release's deployment:
+// whatever point a crash interrupts it at, the next engine finds a
+// rollback to finish, never a rollout to continue (see Recover).
 func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env, why string) (core.Result, error) {
 	start := c.eng.Now()
 	var bad core.Deployment
@@ -40,50 +46,124 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 		}
 	}
 	from := bad.Version
-	op := core.Operation{ID: core.NewID(), Ref: cmd.Ref, Kind: "rollback", From: from, To: to, Actor: cmd.Actor, State: core.OpIntent, StartedAt: start}
+	reason := cmd.Reason
+	if why != "" {
+		reason = why
+	}
+	op := core.Operation{ID: core.NewID(), Ref: cmd.Ref, Kind: "rollback", From: from, To: to, Actor: cmd.Actor, State: core.OpIntent, StartedAt: start, Message: reason}
 	if err := c.journal(ctx, op); err != nil {
 		return core.Result{}, err
 	}
-	op.State = core.OpRunning
-	_ = c.journal(ctx, op)
-	rerr := env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref))
-	if rerr != nil {
-		op.State, op.Message = core.OpFailed, rerr.Error()
-		_ = c.journal(ctx, op)
-		_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "rollback", Ref: cmd.Ref, From: from, To: to, Reason: cmd.Reason, Outcome: "failed: " + rerr.Error(), Duration: c.eng.Now().Sub(start)})
-		return core.Result{OperationID: op.ID, Outcome: "failed", Message: rerr.Error()}, fmt.Errorf("rollback %s to %s: %w", cmd.Ref, to, rerr)
+	if err := c.leave(ctx, op, bad); err != nil {
+		return c.undoFailed(ctx, op, err)
 	}
-	op.State = core.OpSucceeded
-	_ = c.journal(ctx, op)
-	if bad.ID != 0 && bad.Version != to {
-		bad.State, bad.FinishedAt = core.DeployRolledBack, c.eng.Now()
-		c.saveDeployment(ctx, bad)
-		reason := fmt.Sprintf("rolled back by %s", cmd.Actor)
-		if why != "" {
-			reason += ": " + why
+	op.State = core.OpRunning
+	if err := c.journal(ctx, op); err != nil {
+		return c.undoFailed(ctx, op, err)
+	}
+	if err := env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref)); err != nil {
+		return c.undoFailed(ctx, op, err)
+	}
+	msg, err := c.finishRollback(ctx, op, bad, start)
+	if err != nil {
+		return core.Result{}, err
+	}
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityInfo, Notice: msg})
+	return core.Result{OperationID: op.ID, Outcome: "rolled back", Message: msg}, nil
+}
+
+// leave holds the release a rollback leaves and stops its deployment
+// (degraded, so no engine resumes it) before the provider is called.
+func (c *Controller) leave(ctx context.Context, op core.Operation, bad core.Deployment) error {
+	if bad.ID == 0 || bad.Version == op.To {
+		return nil
+	}
+	if err := c.eng.Store().SetHold(ctx, op.Ref.Service, bad.Version, true, holdReason(op)); err != nil {
+		return fmt.Errorf("hold %s: %w", bad.Version, err)
+	}
+	if !bad.State.Terminal() && bad.State != core.DeployDegraded {
+		bad.State = core.DeployDegraded
+		if err := c.saveDeploymentErr(ctx, bad); err != nil {
+			return fmt.Errorf("stop the rollout of %s: %w", bad.Version, err)
 		}
-		if err := c.eng.Store().SetHold(ctx, cmd.Ref.Service, bad.Version, true, reason); err != nil {
-			return core.Result{}, fmt.Errorf("hold %s: %w", bad.Version, err)
+	}
+	return nil
+}
+
+func holdReason(op core.Operation) string {
+	r := fmt.Sprintf("rolled back by %s", op.Actor)
+	if op.Message != "" {
+		r += ": " + op.Message
+	}
+	return r
+}
+
+// finishRollback records a rollback the target has done: the release it
+// left is rolled back, the one it restored serves, the audit log says so,
+// and only then is the operation marked done — so a crash before that
+// leaves it for Recover to finish. Every step may run twice.
+func (c *Controller) finishRollback(ctx context.Context, op core.Operation, bad core.Deployment, start time.Time) (string, error) {
+	if bad.ID != 0 && bad.Version != op.To && bad.State != core.DeployRolledBack {
+		bad.State, bad.FinishedAt = core.DeployRolledBack, c.eng.Now()
+		if err := c.saveDeploymentErr(ctx, bad); err != nil {
+			return "", err
 		}
 	}
 	now := c.eng.Now()
 	// No From: a restored release is not a rollout to be judged against the
 	// release it replaced (the audit entry says where it came from).
-	restored := core.Deployment{Ref: cmd.Ref, Version: to, State: core.DeployHealthy, Weight: 100, StartedAt: start, FinishedAt: now, Actor: cmd.Actor}
-	if id, err := c.eng.Store().AddDeployment(ctx, restored); err == nil {
+	restored := core.Deployment{Ref: op.Ref, Version: op.To, State: core.DeployHealthy, Weight: 100, StartedAt: start, FinishedAt: now, Actor: op.Actor}
+	if hist, err := c.eng.Store().Deployments(ctx, op.Ref, 1); err == nil && len(hist) > 0 &&
+		hist[0].Version == op.To && hist[0].State == core.DeployHealthy && !hist[0].StartedAt.Before(op.StartedAt.Truncate(time.Microsecond)) {
+		restored = hist[0] // recorded before a crash
+	} else {
+		id, err := c.eng.Store().AddDeployment(ctx, restored)
+		if err != nil {
+			return "", fmt.Errorf("record the restored release %s: %w", op.To, err)
+		}
 		restored.ID = id
 	}
-	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: cmd.Ref, Final: true, Deployment: &restored})
-	reason := cmd.Reason
-	if why != "" {
-		reason = why
+	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: op.Ref, Final: true, Deployment: &restored})
+	if !c.audited(ctx, op) { // a crash may have come after the entry
+		if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: op.Actor, Action: "rollback", Ref: op.Ref, From: op.From, To: op.To, Reason: op.Message, Outcome: "rolled back to " + op.To, Duration: now.Sub(op.StartedAt)}); err != nil {
+			return "", err
+		}
 	}
-	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "rollback", Ref: cmd.Ref, From: from, To: to, Reason: reason, Outcome: "rolled back to " + to, Duration: now.Sub(start)}); err != nil {
-		return core.Result{}, err
+	op.State, op.Message = core.OpSucceeded, ""
+	if err := c.journal(ctx, op); err != nil {
+		return "", err
 	}
-	msg := "rolled back to " + to
-	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityInfo, Notice: msg})
-	return core.Result{OperationID: op.ID, Outcome: "rolled back", Message: msg}, nil
+	c.closeInterrupted(ctx, op)
+	return "rolled back to " + op.To, nil
+}
+
+// undoFailed records a rollback or abort that failed: the release it was
+// leaving stays held and its rollout stopped, for a person to decide.
+func (c *Controller) undoFailed(ctx context.Context, op core.Operation, cause error) (core.Result, error) {
+	reason := op.Message
+	op.State, op.Message = core.OpFailed, cause.Error()
+	_ = c.journal(ctx, op)
+	_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: op.Actor, Action: op.Kind, Ref: op.Ref, From: op.From, To: op.To, Reason: reason, Outcome: "failed: " + cause.Error(), Duration: c.eng.Now().Sub(op.StartedAt)})
+	c.closeInterrupted(ctx, op)
+	return core.Result{OperationID: op.ID, Outcome: "failed", Message: cause.Error()}, fmt.Errorf("%s %s to %s: %w", op.Kind, op.Ref, dash(op.To), cause)
+}
+
+// closeInterrupted marks the operations a crash left on op's environment
+// as settled by op: a person's rollback or abort after the crash is the
+// decision the needs-attention note asked for.
+func (c *Controller) closeInterrupted(ctx context.Context, op core.Operation) {
+	ops, err := c.eng.Store().Unfinished(ctx)
+	if err != nil {
+		return
+	}
+	for _, o := range ops {
+		if o.Ref != op.Ref || o.ID == op.ID || o.State != core.OpAttention {
+			continue
+		}
+		o.State = core.OpFailed
+		o.Message = fmt.Sprintf("interrupted; settled by the %s of %s by %s at %s", op.Kind, dash(op.To), op.Actor, c.eng.Now().UTC().Format("15:04 UTC"))
+		_ = c.journal(ctx, o)
+	}
 }
 
 // lastGood is the newest release that was healthy in ref before the bad
@@ -129,27 +209,63 @@ func (c *Controller) abort(ctx context.Context, _ *core.Engine, cmd core.Command
 
 // doAbort sends all traffic back to stable: of the rollout r runs, or
 // (r nil) of dep, a rollout that stopped with its candidate taking
-// traffic.
+// traffic. Like a rollback it journals its intent and stops the rollout
+// before the provider is called.
 func (c *Controller) doAbort(ctx context.Context, cmd core.Command, env *Env, r *run, dep core.Deployment, why string) (core.Result, error) {
 	start := c.eng.Now()
 	if r != nil {
 		c.stopRun(r)
 		dep = r.dep
 	}
-	op := core.OpRequest{ID: core.NewID(), Ref: cmd.Ref, Actor: cmd.Actor}
-	if err := env.Target.SetWeight(ctx, op, 0, c.opEvents(cmd.Ref)); err != nil {
-		return core.Result{Outcome: "failed", Message: err.Error()}, fmt.Errorf("abort %s: %w", cmd.Ref, err)
-	}
-	dep.State, dep.Weight, dep.FinishedAt = core.DeployAborted, 0, c.eng.Now()
-	c.saveDeployment(ctx, dep)
 	reason := cmd.Reason
 	if why != "" {
 		reason = why
 	}
-	if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "abort", Ref: cmd.Ref, From: dep.Version, To: dep.From, Reason: reason, Outcome: "traffic back on " + dep.From + "; " + dep.Version + " kept for inspection", Duration: c.eng.Now().Sub(start)}); err != nil {
+	op := core.Operation{ID: core.NewID(), Ref: cmd.Ref, Kind: "abort", From: dep.Version, To: dep.From, Actor: cmd.Actor, State: core.OpIntent, StartedAt: start, Message: reason}
+	if err := c.journal(ctx, op); err != nil {
 		return core.Result{}, err
 	}
-	return core.Result{Outcome: "aborted", Message: fmt.Sprintf("aborted: %s serves all traffic; %s kept for inspection", dep.From, dep.Version)}, nil
+	// Stopped before the provider is called: an abort a crash interrupts
+	// is finished by the next engine, never turned back into the rollout.
+	if dep.State != core.DeployDegraded {
+		dep.State = core.DeployDegraded
+		if err := c.saveDeploymentErr(ctx, dep); err != nil {
+			return c.undoFailed(ctx, op, err)
+		}
+	}
+	op.State = core.OpRunning
+	if err := c.journal(ctx, op); err != nil {
+		return c.undoFailed(ctx, op, err)
+	}
+	if err := env.Target.SetWeight(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, 0, c.opEvents(cmd.Ref)); err != nil {
+		return c.undoFailed(ctx, op, err)
+	}
+	msg, err := c.finishAbort(ctx, op, dep)
+	if err != nil {
+		return core.Result{}, err
+	}
+	return core.Result{OperationID: op.ID, Outcome: "aborted", Message: msg}, nil
+}
+
+// finishAbort records an abort the target has done, the operation last.
+func (c *Controller) finishAbort(ctx context.Context, op core.Operation, dep core.Deployment) (string, error) {
+	if dep.ID != 0 && dep.State != core.DeployAborted {
+		dep.State, dep.Weight, dep.FinishedAt = core.DeployAborted, 0, c.eng.Now()
+		if err := c.saveDeploymentErr(ctx, dep); err != nil {
+			return "", err
+		}
+	}
+	if !c.audited(ctx, op) {
+		if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: op.Actor, Action: "abort", Ref: op.Ref, From: op.From, To: op.To, Reason: op.Message, Outcome: "traffic back on " + op.To + "; " + op.From + " kept for inspection", Duration: c.eng.Now().Sub(op.StartedAt)}); err != nil {
+			return "", err
+		}
+	}
+	op.State, op.Message = core.OpSucceeded, ""
+	if err := c.journal(ctx, op); err != nil {
+		return "", err
+	}
+	c.closeInterrupted(ctx, op)
+	return fmt.Sprintf("aborted: %s serves all traffic; %s kept for inspection", op.To, op.From), nil
 }
 
 // auto reacts to a failed analysis on its own, as policy says, and says
@@ -181,18 +297,42 @@ func (c *Controller) auto(r *run, v *core.SpikeVerdict) {
 	}
 }
 
-// Recover runs when an engine starts: every operation a previous engine
-// journaled but never finished (it was killed mid-call) is re-attached
-// through the target where it can be, and otherwise shown as needing
-// attention with the person who started it, never silently dropped.
+// Recover runs when an engine starts and applies the recovery rules
+// (docs/architecture.md, "Recovery"). An operation a live process still
+// runs (it holds the environment's lock) is left to it. Otherwise an
+// interrupted rollback or abort wins over the rollout it interrupted: it
+// is finished — re-attached, or done again, since the target's rollback
+// is idempotent — or left for a person, and in both cases the release it
+// was leaving stays held and its rollout stopped. Any other interrupted
+// operation is re-attached or shown as needing attention with the person
+// who started it. Rollouts resume only in environments with nothing left
+// unfinished.
 func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 	ops, err := c.eng.Store().Unfinished(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading unfinished operations: %w", err)
 	}
 	var out []core.Operation
+	busy := map[core.Ref]bool{}
 	for _, op := range ops {
+		if c.ownedElsewhere(ctx, op.Ref) {
+			busy[op.Ref] = true
+			c.eng.Publish(core.Event{Kind: core.EvOperation, Ref: op.Ref, Final: true, Operation: &op})
+			continue
+		}
+		if isUndo(op.Kind) {
+			busy[op.Ref] = true
+			left, err := c.finishUndo(ctx, op)
+			if err != nil {
+				return out, err
+			}
+			if left != nil {
+				out = append(out, *left)
+			}
+			continue
+		}
 		if op.State == core.OpAttention {
+			busy[op.Ref] = true
 			out = append(out, op)
 			c.eng.Publish(core.Event{Kind: core.EvOperation, Ref: op.Ref, Final: true, Operation: &op})
 			continue
@@ -208,26 +348,189 @@ func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 				continue
 			}
 		}
-		op.State = core.OpAttention
-		op.Message = fmt.Sprintf("%s of %s (%s → %s) started by %s at %s did not finish: the console stopped mid-operation; check the target and roll forward or back",
-			op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, op.StartedAt.UTC().Format("15:04 UTC"))
-		if err := c.journal(ctx, op); err != nil {
+		busy[op.Ref] = true
+		op, err = c.attention(ctx, op, "the console stopped mid-operation; check the target and roll forward or back")
+		if err != nil {
 			return out, err
 		}
-		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Severity: core.SeverityCritical, Notice: op.Message})
 		out = append(out, op)
 	}
-	return out, c.resume(ctx)
+	return out, c.resume(ctx, busy)
+}
+
+func isUndo(kind string) bool { return kind == "rollback" || kind == "abort" }
+
+// ownedElsewhere reports whether a live process other than this one holds
+// ref's operation lock: what it journaled is still its own.
+func (c *Controller) ownedElsewhere(ctx context.Context, ref core.Ref) bool {
+	locks, err := c.eng.Store().Locks(ctx)
+	if err != nil {
+		return true // cannot tell: touch nothing
+	}
+	for _, l := range locks {
+		if l.Ref != ref || l.IsPerson() || c.eng.Owns(l.Token) || l.Expired(c.eng.Now()) {
+			continue
+		}
+		if l.Owner.Check() != procid.Gone {
+			return true
+		}
+	}
+	return false
+}
+
+// attention marks op as needing a person, with why.
+func (c *Controller) attention(ctx context.Context, op core.Operation, why string) (core.Operation, error) {
+	op.State = core.OpAttention
+	op.Message = fmt.Sprintf("%s of %s (%s → %s) started by %s at %s did not finish: %s",
+		op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, op.StartedAt.UTC().Format("15:04 UTC"), why)
+	if err := c.journal(ctx, op); err != nil {
+		return op, err
+	}
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Severity: core.SeverityCritical, Notice: op.Message})
+	return op, nil
+}
+
+// finishUndo finishes a rollback or abort a previous engine left: under
+// the environment's lock (taken over from a dead process, audited), the
+// release it leaves is held and its rollout stopped first, then the
+// target is asked again with the same operation ID (the idempotency key)
+// and the bookkeeping completed. It returns the operation when it is left
+// for a person.
+func (c *Controller) finishUndo(ctx context.Context, op core.Operation) (*core.Operation, error) {
+	leaveFor := func(why string) (*core.Operation, error) {
+		op, err := c.attention(ctx, op, why)
+		return &op, err
+	}
+	env, err := c.env(op.Ref)
+	if err != nil {
+		return leaveFor("no deploy target here to finish it with (" + err.Error() + ")")
+	}
+	if !c.eng.Holds(op.Ref) {
+		l, err := c.eng.RecoverLock(ctx, op.Ref, "finish the interrupted "+op.Kind)
+		if err != nil {
+			return leaveFor("cannot take the lock to finish it: " + err.Error())
+		}
+		defer func() { _ = c.eng.ReleaseLock(context.WithoutCancel(ctx), l) }()
+	}
+	bad, err := c.deploymentOf(ctx, op.Ref, op.From)
+	if err != nil {
+		return nil, err
+	}
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Severity: core.SeverityWarn, Notice: fmt.Sprintf("finishing the %s of %s (%s → %s) that %s started at %s: the process running it stopped",
+		op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, op.StartedAt.UTC().Format("15:04 UTC"))})
+	req := core.OpRequest{ID: op.ID, Ref: op.Ref, Actor: op.Actor}
+	if op.Kind == "rollback" {
+		if err := c.leave(ctx, op, bad); err != nil {
+			return leaveFor(err.Error())
+		}
+	} else if bad.ID != 0 && !bad.State.Terminal() && bad.State != core.DeployDegraded {
+		bad.State = core.DeployDegraded
+		if err := c.saveDeploymentErr(ctx, bad); err != nil {
+			return leaveFor(err.Error())
+		}
+	}
+	if op.State == core.OpIntent {
+		op.State = core.OpRunning
+		if err := c.journal(ctx, op); err != nil {
+			return nil, err
+		}
+	}
+	var perr error
+	if op.ExternalRef != "" {
+		perr = env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
+	}
+	if op.ExternalRef == "" || perr != nil {
+		if op.Kind == "rollback" {
+			perr = env.Target.Rollback(ctx, req, op.To, c.opEvents(op.Ref))
+		} else {
+			perr = env.Target.SetWeight(ctx, req, 0, c.opEvents(op.Ref))
+		}
+	}
+	if perr != nil {
+		held := ""
+		if op.Kind == "rollback" && op.From != "" {
+			held = "; " + op.From + " stays held and its rollout stopped"
+		}
+		return leaveFor(fmt.Sprintf("finishing it after a restart failed: %v%s; run the %s again", perr, held, op.Kind))
+	}
+	if op.Message == "" {
+		op.Message = "finished after a restart"
+	} else {
+		op.Message += " (finished after a restart)"
+	}
+	var msg string
+	if op.Kind == "rollback" {
+		msg, err = c.finishRollback(ctx, op, bad, op.StartedAt)
+	} else {
+		msg, err = c.finishAbort(ctx, op, bad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: op.Ref, Final: true, Severity: core.SeverityInfo, Notice: msg + " (an interrupted " + op.Kind + ", finished)"})
+	return nil, nil
+}
+
+// deploymentOf is the newest deployment of version in ref (zero when
+// there is none).
+func (c *Controller) deploymentOf(ctx context.Context, ref core.Ref, version string) (core.Deployment, error) {
+	if version == "" {
+		return core.Deployment{}, nil
+	}
+	hist, err := c.eng.Store().Deployments(ctx, ref, 50)
+	if err != nil {
+		return core.Deployment{}, fmt.Errorf("reading the history of %s: %w", ref, err)
+	}
+	for _, d := range hist {
+		if d.Version == version {
+			return d, nil
+		}
+	}
+	return core.Deployment{}, nil
+}
+
+// audited reports whether op's outcome is already in the audit log (a
+// crash after the entry and before the journal's last write).
+func (c *Controller) audited(ctx context.Context, op core.Operation) bool {
+	snap := c.eng.Snapshot()
+	entries := snap.Audit
+	for i := len(entries) - 1; i >= 0; i-- {
+		a := entries[i]
+		if a.At.Before(op.StartedAt) {
+			break
+		}
+		if a.Action == op.Kind && a.Ref == op.Ref && a.From == op.From && a.To == op.To && !strings.HasPrefix(a.Outcome, "failed") {
+			return true
+		}
+	}
+	return false
+}
+
+// interruptedUndo is an unfinished rollback or abort of ref left for a
+// person, if any: until it is settled, nothing is promoted there.
+func (c *Controller) interruptedUndo(ctx context.Context, ref core.Ref) (*core.Operation, error) {
+	ops, err := c.eng.Store().Unfinished(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading unfinished operations: %w", err)
+	}
+	for _, op := range ops {
+		if op.Ref == ref && isUndo(op.Kind) {
+			return &op, nil
+		}
+	}
+	return nil, nil
 }
 
 // resume continues the rollouts a previous engine left in flight from the
 // step they were at: a weight step is idempotent, an analysis starts its
 // window again, a pause waits again. A rollout someone paused stays paused.
-func (c *Controller) resume(ctx context.Context) error {
+// Environments in busy have an operation unfinished (or just finished by
+// recovery): their rollouts stay where they are.
+func (c *Controller) resume(ctx context.Context, busy map[core.Ref]bool) error {
 	refs := slices.SortedFunc(maps.Keys(c.envs), func(a, b core.Ref) int { return strings.Compare(a.String(), b.String()) })
 	for _, ref := range refs {
 		env := c.envs[ref]
-		if env.Target == nil {
+		if env.Target == nil || busy[ref] {
 			continue
 		}
 		deps, err := c.eng.Store().Deployments(ctx, ref, 1)

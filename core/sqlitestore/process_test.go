@@ -62,7 +62,7 @@ func TestHelperProcess(t *testing.T) {
 	for i := range raceRefs {
 		ref := raceRef(i)
 		r := raceResult{Env: ref.Env}
-		l, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: holder, Reason: "race", ExpiresAt: time.Now().Add(time.Hour)})
+		l, _, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: holder, Reason: "race", ExpiresAt: time.Now().Add(time.Hour)})
 		var held *core.LockHeldError
 		switch {
 		case err == nil:

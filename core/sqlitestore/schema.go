@@ -124,4 +124,24 @@ CREATE TABLE shared (
 );
 CREATE INDEX shared_by_at ON shared (at);
 `,
+	// 4: locks of two kinds per environment (an operation's and a
+	// person's), owned by a process; expires_at 0 holds until released.
+	`
+ALTER TABLE locks RENAME TO locks_v3;
+CREATE TABLE locks (
+	service    TEXT    NOT NULL,
+	env        TEXT    NOT NULL,
+	kind       TEXT    NOT NULL, -- core.LockKind
+	holder     TEXT    NOT NULL, -- JSON core.Actor
+	reason     TEXT    NOT NULL DEFAULT '',
+	since      INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL, -- 0: until released
+	token      TEXT    NOT NULL UNIQUE,
+	owner      TEXT    NOT NULL DEFAULT '{}', -- JSON procid.ID
+	PRIMARY KEY (service, env, kind)
+);
+INSERT INTO locks (service, env, kind, holder, reason, since, expires_at, token)
+	SELECT service, env, 'operation', holder, reason, since, expires_at, token FROM locks_v3;
+DROP TABLE locks_v3;
+`,
 }

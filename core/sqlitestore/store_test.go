@@ -315,7 +315,7 @@ func TestLockExpiryFollowsTheStoreClock(t *testing.T) {
 	defer s.Close()
 	ref := core.Ref{Service: "api", Env: "production"}
 
-	a, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: core.Actor{Name: "alice"}, ExpiresAt: clock.Now().Add(time.Minute)})
+	a, _, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: core.Actor{Name: "alice"}, ExpiresAt: clock.Now().Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,11 +325,11 @@ func TestLockExpiryFollowsTheStoreClock(t *testing.T) {
 	clock.Advance(59 * time.Second)
 	bobLock := core.Lock{Ref: ref, Holder: core.Actor{Name: "bob"}, ExpiresAt: clock.Now().Add(time.Hour)}
 	var held *core.LockHeldError
-	if _, err := s.AcquireLock(ctx, bobLock); !errors.As(err, &held) {
+	if _, _, err := s.AcquireLock(ctx, bobLock); !errors.As(err, &held) {
 		t.Fatalf("bob one second before expiry: got %v, want *core.LockHeldError", err)
 	}
 	clock.Advance(time.Second)
-	if _, err := s.AcquireLock(ctx, bobLock); err != nil {
+	if _, _, err := s.AcquireLock(ctx, bobLock); err != nil {
 		t.Fatalf("bob at expiry: %v", err)
 	}
 	if err := s.Heartbeat(ctx, ref, a.Token, clock.Now().Add(time.Hour)); !errors.Is(err, core.ErrLockLost) {
@@ -340,7 +340,7 @@ func TestLockExpiryFollowsTheStoreClock(t *testing.T) {
 func TestAcquireLockNeedsExpiry(t *testing.T) {
 	s, _ := openTemp(t)
 	defer s.Close()
-	_, err := s.AcquireLock(testContext(t), core.Lock{Ref: core.Ref{Service: "api", Env: "prod"}, Holder: core.Actor{Name: "alice"}})
+	_, _, err := s.AcquireLock(testContext(t), core.Lock{Ref: core.Ref{Service: "api", Env: "prod"}, Holder: core.Actor{Name: "alice"}})
 	if err == nil || !strings.Contains(err.Error(), "expiry") {
 		t.Fatalf("a lock with no expiry: got %v, want an error about the expiry", err)
 	}
@@ -366,7 +366,7 @@ func BenchmarkAcquireReleaseLock(b *testing.B) {
 	ctx := testContext(b)
 	ref := core.Ref{Service: "api", Env: "production"}
 	for b.Loop() {
-		l, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: core.Actor{Name: "alice"}, ExpiresAt: time.Now().Add(time.Minute)})
+		l, _, err := s.AcquireLock(ctx, core.Lock{Ref: ref, Holder: core.Actor{Name: "alice"}, ExpiresAt: time.Now().Add(time.Minute)})
 		if err != nil {
 			b.Fatal(err)
 		}

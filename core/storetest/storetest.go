@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"LockTakeoverAfterExpiry", testLockTakeover},
 		{"LockReacquireAndRelease", testLockReacquireAndRelease},
 		{"ForceLock", testForceLock},
+		{"PersonLockAndOperations", testPersonLock},
+		{"ExpireLocks", testExpireLocks},
 		{"Journal", testJournal},
 		{"ErrorCounts", testErrorCounts},
 		{"Watchers", testWatchers},
@@ -410,7 +412,7 @@ func testLockContention(t *testing.T, s core.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			l, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: h, Reason: "promote v1.43.0 by " + h.Name,
+			l, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: h, Reason: "promote v1.43.0 by " + h.Name,
 				ExpiresAt: time.Now().Add(time.Hour)})
 			results[i] = result{l, err}
 		}()
@@ -461,7 +463,7 @@ func testLockContention(t *testing.T, s core.Store) {
 
 func testLockTakeover(t *testing.T, s core.Store) {
 	ctx := ctxFor(t)
-	a, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(minute)})
+	a, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(minute)})
 	if err != nil {
 		t.Fatalf("alice acquires: %v", err)
 	}
@@ -470,16 +472,19 @@ func testLockTakeover(t *testing.T, s core.Store) {
 	}
 
 	// Before the expiry bob is refused.
-	_, err = s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Since: base.Add(30 * time.Second), ExpiresAt: base.Add(2 * minute)})
+	_, _, err = s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Since: base.Add(30 * time.Second), ExpiresAt: base.Add(2 * minute)})
 	var held *core.LockHeldError
 	if !errors.As(err, &held) || held.Lock.Holder != alice {
 		t.Fatalf("bob before expiry: got %v, want *core.LockHeldError naming alice", err)
 	}
 
 	// At the expiry alice stopped heartbeating: bob takes over.
-	b, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Reason: "rollback", Since: base.Add(minute), ExpiresAt: base.Add(3 * minute)})
+	b, expired, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Reason: "rollback", Since: base.Add(minute), ExpiresAt: base.Add(3 * minute)})
 	if err != nil {
 		t.Fatalf("bob takes over the expired lock: %v", err)
+	}
+	if len(expired) != 1 || expired[0].Holder != alice || expired[0].Token != a.Token {
+		t.Fatalf("takeover reported expired locks %+v, want alice's (for the audit log)", expired)
 	}
 	if b.Token == a.Token {
 		t.Fatalf("bob's takeover reused alice's token")
@@ -499,7 +504,7 @@ func testLockTakeover(t *testing.T, s core.Store) {
 	if err := s.Heartbeat(ctx, api, b.Token, base.Add(10*minute)); err != nil {
 		t.Fatalf("bob's heartbeat: %v", err)
 	}
-	_, err = s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Since: base.Add(5 * minute), ExpiresAt: base.Add(6 * minute)})
+	_, _, err = s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Since: base.Add(5 * minute), ExpiresAt: base.Add(6 * minute)})
 	if !errors.As(err, &held) || held.Lock.Holder != bob {
 		t.Fatalf("alice after bob's heartbeat: got %v, want *core.LockHeldError naming bob", err)
 	}
@@ -507,11 +512,11 @@ func testLockTakeover(t *testing.T, s core.Store) {
 
 func testLockReacquireAndRelease(t *testing.T, s core.Store) {
 	ctx := ctxFor(t)
-	a, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(minute)})
+	a, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(minute)})
 	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}
-	other, err := s.AcquireLock(ctx, core.Lock{Ref: apiStg, Holder: bob, Since: base, ExpiresAt: base.Add(minute)})
+	other, _, err := s.AcquireLock(ctx, core.Lock{Ref: apiStg, Holder: bob, Since: base, ExpiresAt: base.Add(minute)})
 	if err != nil {
 		t.Fatalf("a lock on another environment is independent: %v", err)
 	}
@@ -520,7 +525,7 @@ func testLockReacquireAndRelease(t *testing.T, s core.Store) {
 	}
 
 	// The holder re-acquiring with its token succeeds and keeps Since.
-	again, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote, step 2", Token: a.Token,
+	again, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote, step 2", Token: a.Token,
 		Since: base.Add(30 * time.Second), ExpiresAt: base.Add(2 * minute)})
 	if err != nil {
 		t.Fatalf("re-acquire with own token: %v", err)
@@ -543,7 +548,7 @@ func testLockReacquireAndRelease(t *testing.T, s core.Store) {
 		t.Fatalf("Locks after release = %+v, %v; want only %s", locks, err, apiStg)
 	}
 	// Free again: anyone may take it.
-	if _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Since: base.Add(40 * time.Second), ExpiresAt: base.Add(minute)}); err != nil {
+	if _, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Since: base.Add(40 * time.Second), ExpiresAt: base.Add(minute)}); err != nil {
 		t.Fatalf("acquire after release: %v", err)
 	}
 }
@@ -555,7 +560,7 @@ func testForceLock(t *testing.T, s core.Store) {
 		t.Fatalf("ForceLock on a free lock = %+v, %v; want nil, nil", prev, err)
 	}
 
-	a, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(time.Hour)})
+	a, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base, ExpiresAt: base.Add(time.Hour)})
 	if err != nil {
 		t.Fatalf("acquire: %v", err)
 	}
@@ -840,5 +845,62 @@ func testConcurrentAudit(t *testing.T, s core.Store) {
 			t.Fatalf("entry %q stored twice", e.Reason)
 		}
 		seen[e.Reason] = true
+	}
+}
+
+// A person's lock and an operation's lock live side by side: the person's
+// own commands run under it, everyone else's meet it, and it never expires
+// unless the person gave a TTL.
+func testPersonLock(t *testing.T, s core.Store) {
+	ctx := ctxFor(t)
+	mine, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Kind: core.LockPerson, Holder: alice, Reason: "db migration", Since: base})
+	if err != nil {
+		t.Fatalf("alice locks: %v", err)
+	}
+	if !mine.ExpiresAt.IsZero() {
+		t.Fatalf("a person's lock without a TTL got an expiry: %v", mine.ExpiresAt)
+	}
+	op, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "rollback", Since: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour + minute)})
+	if err != nil {
+		t.Fatalf("alice's own rollback under her lock: %v", err)
+	}
+	var held *core.LockHeldError
+	if _, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: alice, Reason: "promote", Since: base.Add(time.Hour), ExpiresAt: base.Add(time.Hour + minute)}); !errors.As(err, &held) || held.Lock.Reason != "rollback" {
+		t.Fatalf("a second operation of alice's beside her running rollback = %v; want refused naming the rollback", err)
+	}
+	if _, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Holder: bob, Reason: "promote", Since: base.Add(48 * time.Hour), ExpiresAt: base.Add(49 * time.Hour)}); !errors.As(err, &held) || held.Lock.Holder != alice || held.Lock.Kind != core.LockPerson {
+		t.Fatalf("bob's promote two days later = %v; want refused by alice's lock, which does not expire", err)
+	}
+	if _, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Kind: core.LockPerson, Holder: bob, Since: base.Add(48 * time.Hour)}); !errors.As(err, &held) {
+		t.Fatalf("bob's lock = %v; want refused", err)
+	}
+	if err := s.ReleaseLock(ctx, api, op.Token); err != nil {
+		t.Fatal(err)
+	}
+	locks, err := s.Locks(ctx)
+	if err != nil || len(locks) != 1 || locks[0].Token != mine.Token || locks[0].Kind != core.LockPerson {
+		t.Fatalf("Locks after the rollback ended = %+v, %v; want alice's own lock", locks, err)
+	}
+}
+
+func testExpireLocks(t *testing.T, s core.Store) {
+	ctx := ctxFor(t)
+	ttl, _, err := s.AcquireLock(ctx, core.Lock{Ref: api, Kind: core.LockPerson, Holder: alice, Since: base, ExpiresAt: base.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AcquireLock(ctx, core.Lock{Ref: apiStg, Kind: core.LockPerson, Holder: bob, Since: base}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ExpireLocks(ctx, base.Add(minute)); err != nil || len(got) != 0 {
+		t.Fatalf("ExpireLocks before any expiry = %+v, %v", got, err)
+	}
+	got, err := s.ExpireLocks(ctx, base.Add(time.Hour))
+	if err != nil || len(got) != 1 || got[0].Token != ttl.Token {
+		t.Fatalf("ExpireLocks at alice's TTL = %+v, %v; want alice's lock only", got, err)
+	}
+	locks, err := s.Locks(ctx)
+	if err != nil || len(locks) != 1 || locks[0].Holder != bob {
+		t.Fatalf("Locks after expiry = %+v, %v; want bob's lock, which has no TTL", locks, err)
 	}
 }
