@@ -42,8 +42,8 @@ func serveTestService(version string) int {
 	return 0
 }
 
-// cliWorld is a project on this machine with two releases built: v1 and
-// v2 of api, whose artifacts are scripts starting the test service.
+// cliWorld is a project on this machine with three releases built: v1,
+// v2 and v3 of api, whose artifacts are scripts starting the test service.
 type cliWorld struct {
 	dir, cfg string
 }
@@ -84,7 +84,7 @@ environments:
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for _, v := range []string{"v1", "v2"} {
+	for _, v := range []string{"v1", "v2", "v3"} {
 		script := fmt.Sprintf("#!/bin/sh\nRIPCORD_TEST_SERVICE=%s exec %s \"$@\"\n", v, self)
 		sum := sha256.Sum256([]byte(script))
 		digest := hex.EncodeToString(sum[:])

@@ -160,12 +160,13 @@ func newHistoryCmd(g *globals) *cobra.Command {
 func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 	var env, reason string
 	var force bool
+	var ttl time.Duration
 	cmd := &cobra.Command{
 		Use:   string(kind) + " SERVICE --env ENV",
 		Short: map[core.CommandKind]string{core.CmdLock: "Lock a service's environment against promote and rollback", core.CmdUnlock: "Release a lock (--force breaks someone else's, audited)"}[kind],
 		Args:  cobra.ExactArgs(1),
 		RunE: g.withState(func(cmd *cobra.Command, args []string, _ *config.File, eng *core.Engine) error {
-			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force})
+			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force, TTL: ttl})
 			var held *core.LockHeldError
 			switch {
 			case errors.As(err, &held):
@@ -180,7 +181,10 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
 	_ = cmd.MarkFlagRequired("env")
 	cmd.Flags().StringVar(&reason, "reason", "", "why (shown to whoever meets the lock)")
-	cmd.Flags().BoolVar(&force, "force", false, "take over or break a lock someone else holds (audited)")
+	cmd.Flags().BoolVar(&force, "force", false, "take over or break a lock someone else holds, or a command's (audited)")
+	if kind == core.CmdLock {
+		cmd.Flags().DurationVar(&ttl, "ttl", 0, "release the lock by itself after this long (audited); default: held until you unlock it")
+	}
 	return cmd
 }
 

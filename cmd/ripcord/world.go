@@ -280,6 +280,8 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		shareCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		w.stopShare = cancel
 		w.eng.Share(shareCtx, followEvery)
+		// A lock whose TTL ran out is released, and the audit log says so.
+		w.eng.KeepLocks(shareCtx, 30*time.Second)
 	} else {
 		// The gates read the targets' status from the engine: fetch it once.
 		for ref, t := range oopts.Targets {

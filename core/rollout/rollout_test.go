@@ -25,14 +25,21 @@ type memTarget struct {
 	weight    int
 	calls     []string
 	failNext  error
+	// done holds the request IDs of operations it finished: the ones
+	// WatchOperation re-attaches to.
+	done map[string]bool
 }
 
-func (m *memTarget) record(call string) error {
+func (m *memTarget) record(id, call string) error {
 	m.calls = append(m.calls, call)
 	if err := m.failNext; err != nil {
 		m.failNext = nil
 		return err
 	}
+	if m.done == nil {
+		m.done = map[string]bool{}
+	}
+	m.done[id] = true
 	return nil
 }
 
@@ -45,10 +52,10 @@ func (m *memTarget) WatchStatus(ctx context.Context, _ core.Ref, _ func(core.Tar
 	<-ctx.Done()
 	return ctx.Err()
 }
-func (m *memTarget) Deploy(_ context.Context, _ core.OpRequest, rel core.Release, w int, fn func(core.OpEvent)) error {
+func (m *memTarget) Deploy(_ context.Context, op core.OpRequest, rel core.Release, w int, fn func(core.OpEvent)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.record(fmt.Sprintf("deploy %s@%d", rel.Version, w)); err != nil {
+	if err := m.record(op.ID, fmt.Sprintf("deploy %s@%d", rel.Version, w)); err != nil {
 		return err
 	}
 	fn(core.OpEvent{Seq: 1, Message: "started " + rel.Version})
@@ -58,10 +65,10 @@ func (m *memTarget) Deploy(_ context.Context, _ core.OpRequest, rel core.Release
 	}
 	return nil
 }
-func (m *memTarget) SetWeight(_ context.Context, _ core.OpRequest, w int, _ func(core.OpEvent)) error {
+func (m *memTarget) SetWeight(_ context.Context, op core.OpRequest, w int, _ func(core.OpEvent)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.record(fmt.Sprintf("weight %d", w)); err != nil {
+	if err := m.record(op.ID, fmt.Sprintf("weight %d", w)); err != nil {
 		return err
 	}
 	m.weight = w
@@ -70,16 +77,25 @@ func (m *memTarget) SetWeight(_ context.Context, _ core.OpRequest, w int, _ func
 	}
 	return nil
 }
-func (m *memTarget) Rollback(_ context.Context, _ core.OpRequest, to string, _ func(core.OpEvent)) error {
+func (m *memTarget) Rollback(_ context.Context, op core.OpRequest, to string, _ func(core.OpEvent)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.record("rollback " + to); err != nil {
+	if err := m.record(op.ID, "rollback "+to); err != nil {
 		return err
 	}
 	m.current, m.candidate, m.weight = to, "", 0
 	return nil
 }
-func (m *memTarget) WatchOperation(context.Context, core.OpRequest, string, func(core.OpEvent)) error {
+func (m *memTarget) WatchOperation(_ context.Context, op core.OpRequest, externalRef string, _ func(core.OpEvent)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := op.ID
+	if externalRef != "" {
+		id = externalRef
+	}
+	if !m.done[id] {
+		return fmt.Errorf("operation %s: %w", id, core.ErrNotFound)
+	}
 	return nil
 }
 func (m *memTarget) Calls() []string {
@@ -417,6 +433,7 @@ func TestRecoverShowsAnInterruptedOperationWithItsOwner(t *testing.T) {
 func TestRecoverReattachesARunningOperation(t *testing.T) {
 	w := newWorld(t, Env{})
 	ctx := context.Background()
+	w.target.done = map[string]bool{"rollback-1": true} // it finished while nobody watched
 	op := core.Operation{ID: "op-running", Ref: prod, Kind: "rollback", From: "v2", To: "v1", Actor: ana, State: core.OpRunning, ExternalRef: "rollback-1", StartedAt: time.Now()}
 	if err := w.eng.Store().Journal(ctx, op); err != nil {
 		t.Fatal(err)

@@ -435,15 +435,17 @@ func (c *Controller) finishUndo(ctx context.Context, op core.Operation) (*core.O
 			return nil, err
 		}
 	}
-	var perr error
-	if op.ExternalRef != "" {
-		perr = env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
-	}
-	if op.ExternalRef == "" || perr != nil {
+	// Re-attach first: the target may have finished it, or still run it.
+	// Where there is nothing to re-attach to (the provider restarted, or
+	// the call never reached it), do it again under a new request ID: a
+	// rollback to the release that already serves changes nothing.
+	perr := env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
+	if perr != nil {
+		redo := core.OpRequest{ID: core.NewID(), Ref: op.Ref, Actor: op.Actor}
 		if op.Kind == "rollback" {
-			perr = env.Target.Rollback(ctx, req, op.To, c.opEvents(op.Ref))
+			perr = env.Target.Rollback(ctx, redo, op.To, c.opEvents(op.Ref))
 		} else {
-			perr = env.Target.SetWeight(ctx, req, 0, c.opEvents(op.Ref))
+			perr = env.Target.SetWeight(ctx, redo, 0, c.opEvents(op.Ref))
 		}
 	}
 	if perr != nil {
