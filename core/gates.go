@@ -50,11 +50,16 @@ type GateInput struct {
 	Pipeline *PipelineRun // the candidate's run, if found
 	Prev     *Predecessor // nil for the first environment
 	Verdict  *SpikeVerdict
-	Backups  []Freshness
-	Branches []string // allowed; empty means main
-	Lock     *Lock
-	Actor    Actor
-	Now      time.Time
+	// StableVersion is what runs in Ref's environment now (the release the
+	// candidate replaces); Stable is its record, nil when the store does
+	// not hold it.
+	StableVersion string
+	Stable        *Release
+	Backups       []Freshness
+	Branches      []string // allowed; empty means main
+	Lock          *Lock
+	Actor         Actor
+	Now           time.Time
 }
 
 // EvaluateGates runs each configured gate. A gate named in overrides that
@@ -185,26 +190,6 @@ func errorsGate(in GateInput) GateResult {
 	return pass("no spike verdict in %s: %d errors so far, too few to judge", v.Ref.Env, ev.CandidateCount+ev.BaselineCount)
 }
 
-func migrationsGate(in GateInput) GateResult {
-	rel := in.Release
-	var contract []string
-	for _, m := range rel.Migrations {
-		if m.Kind == MigrationContract {
-			contract = append(contract, m.ID)
-		}
-	}
-	if len(contract) == 0 {
-		if len(rel.Migrations) == 0 {
-			return pass("%s carries no migrations", rel.Version)
-		}
-		return pass("%s carries expand-only migrations: rollback is free", rel.Version)
-	}
-	if p := backupContractProblem(in.Backups, rel.BuiltAt); p != "" {
-		return fail("%s (%s): %s", rel.Version, strings.Join(contract, ", "), strings.TrimPrefix(p, "release carries a contract migration: "))
-	}
-	return pass("%s carries contract migration %s; a backup newer than its build exists", rel.Version, strings.Join(contract, ", "))
-}
-
 func branchGate(in GateInput) GateResult {
 	allowed := in.Branches
 	if len(allowed) == 0 {
@@ -212,7 +197,14 @@ func branchGate(in GateInput) GateResult {
 	}
 	b := in.Release.Branch
 	if b == "" {
-		return unknown("%s records no branch; allowed: %s", in.Release.Version, strings.Join(allowed, ", "))
+		// Never a guess: a release whose branch is not known is not shown
+		// to come from an allowed one.
+		commit := ""
+		if c := in.Release.Commit; c != "" {
+			commit = " (commit " + short(c) + ")"
+		}
+		return fail("%s was built from an unknown branch%s: its pipeline could not tell which branch it is on; only %s may be promoted (override with a reason if you know where it came from)",
+			in.Release.Version, commit, strings.Join(allowed, ", "))
 	}
 	if slices.Contains(allowed, b) {
 		return pass("built from %s", b)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,11 @@ func TestGates(t *testing.T) {
 	green := &PipelineRun{Version: "v1.43.0", State: RunSucceeded, Stages: []Stage{{Name: "build", State: RunSucceeded}, {Name: "lint", State: RunSkipped}}}
 	soaked := &Predecessor{Env: "staging", Version: "v1.43.0", Digest: rel.ArtifactDigest, Since: now.Add(-10 * time.Minute), Healthy: true}
 	fresh := []Freshness{{Ref: prod, Facts: BackupFacts{Set: "db", LastEnd: now.Add(-time.Hour)}, State: FreshOK, Reason: "db backed up 1h ago"}}
+	stable := Release{Service: "api", Version: "v1.42.0", Migrations: []Migration{
+		{ID: "0041_create_orders", Kind: MigrationExpand, Changes: []SchemaChange{{Kind: MigrationExpand, Action: "create table", Table: "orders"}}},
+	}}
+	addNote := Migration{ID: "0042_add_note", Kind: MigrationExpand, Changes: []SchemaChange{{Kind: MigrationExpand, Action: "add column", Table: "orders", Column: "note"}}}
+	dropComment := Migration{ID: "0043_drop_comment", Kind: MigrationContract, Changes: []SchemaChange{{Kind: MigrationContract, Action: "drop column", Table: "orders", Column: "comment"}}}
 	base := GateInput{Ref: prod, Release: rel, Pipeline: green, Prev: soaked, Backups: fresh, Actor: Actor{Name: "ana"}, Now: now}
 
 	cases := []struct {
@@ -54,23 +60,48 @@ func TestGates(t *testing.T) {
 		{"backups stale", "backups", func(in *GateInput) {
 			in.Backups = []Freshness{{Facts: BackupFacts{Set: "uploads"}, State: FreshCritical, Reason: "uploads backup is 2d old, expected every 24h"}}
 		}, GateFail, "uploads backup is 2d old, expected every 24h"},
-		{"expand only", "migrations", func(in *GateInput) { in.Release.Migrations = []Migration{{ID: "0042_add_col", Kind: MigrationExpand}} },
-			GatePass, "v1.43.0 carries expand-only migrations: rollback is free"},
-		{"contract with fresh backup", "migrations", func(in *GateInput) {
-			in.Release.Migrations = []Migration{{ID: "0043_drop_col", Kind: MigrationContract}}
-		},
-			GatePass, "v1.43.0 carries contract migration 0043_drop_col; a backup newer than its build exists"},
+		{"no migrations", "migrations", func(in *GateInput) { in.StableVersion, in.Stable = "v1.42.0", &stable }, GatePass, "v1.43.0 adds no migrations over v1.42.0"},
+		{"expand only", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable = "v1.42.0", &stable
+			in.Release.Migrations = append(slices.Clone(stable.Migrations), addNote)
+		}, GatePass, "v1.43.0 adds expand-only migrations over v1.42.0 (0042_add_note): v1.42.0 keeps working on the new schema; rollback is free"},
+		{"contract after its expand", "migrations", func(in *GateInput) {
+			prev := stable
+			prev.Migrations = append(slices.Clone(stable.Migrations), addNote)
+			in.StableVersion, in.Stable = "v1.42.0", &prev
+			in.Release.Migrations = append(slices.Clone(prev.Migrations), dropComment)
+		}, GatePass, "v1.43.0 contracts (0043_drop_comment: drop column orders.comment) one release after v1.42.0 expanded the same tables; a backup newer than its build exists"},
+		{"contract without an expand", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable = "v1.42.0", &stable
+			in.Release.Migrations = append(slices.Clone(stable.Migrations), dropComment)
+		}, GateFail, "0043_drop_comment (drop column orders.comment), but v1.42.0 shipped no expand step on orders (a new column written alongside the old): ship the expand one release before the contract"},
+		{"contract in the release of its expand", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable = "v1.42.0", &stable
+			in.Release.Migrations = append(slices.Clone(stable.Migrations), addNote, dropComment)
+		}, GateFail, "0043_drop_comment (drop column orders.comment) ships in the same release as its expand step 0042_add_note: ship the expand one release earlier (expand → migrate → contract)"},
 		{"contract with old backup", "migrations", func(in *GateInput) {
-			in.Release.Migrations = []Migration{{ID: "0043_drop_col", Kind: MigrationContract}}
+			prev := stable
+			prev.Migrations = append(slices.Clone(stable.Migrations), addNote)
+			in.StableVersion, in.Stable = "v1.42.0", &prev
+			in.Release.Migrations = append(slices.Clone(prev.Migrations), dropComment)
 			in.Backups = []Freshness{{Facts: BackupFacts{Set: "db", LastEnd: built.Add(-time.Hour)}, State: FreshOK}}
-		}, GateFail, "v1.43.0 (0043_drop_col): needs a backup newer than its build at 19:14 UTC; db newest is from 18:14 UTC"},
+		}, GateFail, "v1.43.0 (0043_drop_comment): needs a backup newer than its build at 19:14 UTC; db newest is from 18:14 UTC"},
+		{"contract unparseable", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable = "v1.42.0", &stable
+			in.Release.Migrations = []Migration{{ID: "0044_typo", Kind: MigrationContract, Reason: "line 2 cannot be parsed as PostgreSQL (syntax error at or near \"text\"): counted as contract",
+				Changes: []SchemaChange{{Kind: MigrationContract, Action: "unparseable statement", Line: 2}}}}
+		}, GateFail, `0044_typo is a contract (line 2 cannot be parsed as PostgreSQL (syntax error at or near "text"): counted as contract) and names no table to match an expand step against`},
+		{"first deploy", "migrations", func(in *GateInput) { in.Release.Migrations = []Migration{dropComment} }, GatePass, "nothing runs in production yet"},
+		{"stable not recorded", "migrations", func(in *GateInput) { in.StableVersion = "v1.41.0" }, GateUnknown, "v1.41.0, which runs in production, is not in the release store: cannot tell which migrations v1.43.0 adds"},
+		{"migrations unread", "migrations", func(in *GateInput) { in.Release.MigrationsUnknown = "db/migrations is outside the git repository /src" }, GateUnknown, "v1.43.0: its migrations could not be read: db/migrations is outside the git repository /src"},
 		{"branch main", "branch", nil, GatePass, "built from main"},
 		{"branch feature", "branch", func(in *GateInput) { in.Release.Branch = "feature/x" }, GateFail, "v1.43.0 was built from feature/x; only main may be promoted"},
 		{"branch allowed list", "branch", func(in *GateInput) {
 			in.Release.Branch = "release/1.43"
 			in.Branches = []string{"main", "release/1.43"}
 		}, GatePass, "built from release/1.43"},
-		{"branch unknown", "branch", func(in *GateInput) { in.Release.Branch = "" }, GateUnknown, "v1.43.0 records no branch; allowed: main"},
+		{"branch unknown", "branch", func(in *GateInput) { in.Release.Branch, in.Release.Commit = "", "1a2b3c4d5e6f7a8b" },
+			GateFail, "v1.43.0 was built from an unknown branch (commit 1a2b3c4d…): its pipeline could not tell which branch it is on; only main may be promoted"},
 		{"lock free", "lock", nil, GatePass, "lock free"},
 		{"lock mine", "lock", func(in *GateInput) { in.Lock = &Lock{Holder: Actor{Name: "ana"}, ExpiresAt: now.Add(time.Minute)} }, GatePass, "locked by you"},
 		{"lock other", "lock", func(in *GateInput) {

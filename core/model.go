@@ -36,29 +36,55 @@ const (
 	MigrationContract MigrationKind = "contract"
 )
 
-// Migration is one schema change a release carries.
+// Migration is one schema migration file as it stands at a release's
+// commit, classified by what it does to the schema.
 type Migration struct {
 	ID   string        `json:"id"`
 	Kind MigrationKind `json:"kind"`
+	// File is the migration's path in the repository; Layout the tool whose
+	// naming it follows (golang-migrate, goose, flyway, dbmate, plain).
+	File   string `json:"file,omitempty"`
+	Layout string `json:"layout,omitempty"`
+	// Reason says in a sentence why it is Kind: the statement that made it
+	// a contract, the annotation a person wrote, or the parser's error.
+	Reason string `json:"reason,omitempty"`
+	// Changes are its statements' effects, in file order.
+	Changes []SchemaChange `json:"changes,omitempty"`
+}
+
+// SchemaChange is what one statement of a migration does.
+type SchemaChange struct {
+	Kind MigrationKind `json:"kind"`
+	// Action is what a person reads: "add column", "drop table",
+	// "set not null", "delete rows".
+	Action string `json:"action"`
+	Table  string `json:"table,omitempty"`
+	Column string `json:"column,omitempty"`
+	Line   int    `json:"line,omitempty"`
 }
 
 // Release is one build of a service: built once, deployed everywhere, so
 // the artifact digest is its identity across environments.
 type Release struct {
-	Service        string      `json:"service"`
-	Version        string      `json:"version"`
-	Commit         string      `json:"commit,omitempty"`
-	Branch         string      `json:"branch,omitempty"`
-	ArtifactDigest string      `json:"artifact_digest,omitempty"`
-	BuiltAt        time.Time   `json:"built_at,omitzero"`
-	Migrations     []Migration `json:"migrations,omitempty"`
+	Service        string    `json:"service"`
+	Version        string    `json:"version"`
+	Commit         string    `json:"commit,omitempty"`
+	Branch         string    `json:"branch,omitempty"`
+	ArtifactDigest string    `json:"artifact_digest,omitempty"`
+	BuiltAt        time.Time `json:"built_at,omitzero"`
+	// Migrations are every migration in the service's migrations dir at
+	// Commit, in the order they apply; MigrationsUnknown says why they
+	// could not be read (the gates then cannot tell, and say so).
+	Migrations        []Migration `json:"migrations,omitempty"`
+	MigrationsUnknown string      `json:"migrations_unknown,omitempty"`
 	// Held is set when the release was rolled back: automation must not
 	// promote it again until a person clears the hold.
 	Held       bool   `json:"held,omitempty"`
 	HeldReason string `json:"held_reason,omitempty"`
 }
 
-// HasContract reports whether the release carries a destructive migration.
+// HasContract reports whether any of the release's migrations is a
+// contract.
 func (r Release) HasContract() bool {
 	for _, m := range r.Migrations {
 		if m.Kind == MigrationContract {
@@ -172,16 +198,19 @@ func (s RunState) Terminal() bool {
 
 // PipelineRun is one run of a service's pipeline for one release.
 type PipelineRun struct {
-	ID             string    `json:"id"`
-	Service        string    `json:"service"`
-	Version        string    `json:"version"`
-	Commit         string    `json:"commit,omitempty"`
-	Branch         string    `json:"branch,omitempty"`
-	State          RunState  `json:"state"`
-	Stages         []Stage   `json:"stages"`
-	ArtifactDigest string    `json:"artifact_digest,omitempty"`
-	StartedAt      time.Time `json:"started_at,omitzero"`
-	FinishedAt     time.Time `json:"finished_at,omitzero"`
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+	Branch  string `json:"branch,omitempty"`
+	// Migrations are the migrations at Commit (see Release.Migrations).
+	Migrations        []Migration `json:"migrations,omitempty"`
+	MigrationsUnknown string      `json:"migrations_unknown,omitempty"`
+	State             RunState    `json:"state"`
+	Stages            []Stage     `json:"stages"`
+	ArtifactDigest    string      `json:"artifact_digest,omitempty"`
+	StartedAt         time.Time   `json:"started_at,omitzero"`
+	FinishedAt        time.Time   `json:"finished_at,omitzero"`
 }
 
 // Stage groups steps; a failed step stops its stage.

@@ -307,21 +307,7 @@ func (m *Model) rollbackDialog(p *picker) *confirmDialog {
 	c := &confirmDialog{cmd: core.Command{Kind: core.CmdRollback, Ref: ref, Version: to, Actor: m.opts.Actor}}
 	c.title = fmt.Sprintf("rollback %s in %s: %s → %s", ref.Service, ref.Env, p.from, to)
 	s := m.st
-	switch {
-	case p.rel == nil:
-		c.lines = append(c.lines, " migrations: "+s.warn.Render("unknown: "+p.from+" is not in the release store"))
-	case len(p.rel.Migrations) == 0:
-		c.lines = append(c.lines, " migrations: none in "+p.from)
-	default:
-		c.lines = append(c.lines, " migrations "+p.from+" carried:")
-		for _, mg := range p.rel.Migrations {
-			if mg.Kind == core.MigrationContract {
-				c.lines = append(c.lines, "   "+s.danger.Render("✗ "+mg.ID+" contract")+" not safe to keep: rows written by the new schema may be lost")
-			} else {
-				c.lines = append(c.lines, "   "+s.ok.Render("✓ "+mg.ID+" "+string(mg.Kind))+" safe to keep")
-			}
-		}
-	}
+	c.lines = append(c.lines, m.migrationLines(p, to)...)
 	c.lines = append(c.lines, " newest backups: "+m.backupAges(ref))
 	if fails := m.checkLines(m.checks(ref, p.from), true); len(fails) > 0 {
 		c.lines = append(c.lines, " failing gates:")
@@ -333,6 +319,41 @@ func (m *Model) rollbackDialog(p *picker) *confirmDialog {
 	c.lines = append(c.lines, "")
 	c.lines = append(c.lines, m.tailLines(ref)...)
 	return c
+}
+
+// migrationLines states what the rollback leaves in the schema, in the
+// words the engine's own check uses (core.RollbackCrossing), and how a
+// person goes ahead when that check refuses.
+func (m *Model) migrationLines(p *picker, to string) []string {
+	s := m.st
+	var from, target *core.Release
+	if r, ok := p.rels[p.from]; ok {
+		from = &r
+	} else {
+		from = p.rel
+	}
+	if r, ok := p.rels[to]; ok {
+		target = &r
+	}
+	crossing := core.NewRollbackCrossing(p.ref, p.from, from, to, target, p.since, m.backupSets(p.ref))
+	var out []string
+	for _, l := range crossing.Lines() {
+		switch {
+		case strings.HasPrefix(l, "  ✗"):
+			out = append(out, " "+s.danger.Render(l))
+		case strings.HasPrefix(l, "  ✓"):
+			out = append(out, " "+s.ok.Render(l))
+		case strings.HasPrefix(l, "migrations: unknown"):
+			out = append(out, " "+s.warn.Render(l))
+		default:
+			out = append(out, " "+l)
+		}
+	}
+	if g := crossing.Gate(); g.Status != core.GatePass {
+		out = append(out, " "+s.danger.Render("blocked: the engine refuses this rollback across a contract migration"))
+		out = append(out, " "+s.muted.Render(fmt.Sprintf("to go ahead anyway: ripcord rollback %s --env %s --to %s --override migrations --reason \"why\"", p.ref.Service, p.ref.Env, to)))
+	}
+	return out
 }
 
 // backupAges lists each backup set of ref with the age of its newest

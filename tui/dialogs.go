@@ -25,9 +25,13 @@ type historyItem struct {
 // picker is the rollback history: releases that ran in one environment,
 // newest first, with the last good one preselected.
 type picker struct {
-	ref   core.Ref
-	from  string // the release being rolled back
-	rel   *core.Release
+	ref  core.Ref
+	from string // the release being rolled back
+	rel  *core.Release
+	// rels are the releases the store holds among from and the items;
+	// since is when from reached the environment.
+	rels  map[string]core.Release
+	since time.Time
 	items []historyItem
 	sel   int
 }

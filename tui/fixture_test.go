@@ -138,12 +138,17 @@ func history() []core.Deployment {
 	}
 }
 
-// releases carry the migrations the rollback confirmation reports.
+var addCartIndex = core.Migration{ID: "0041_add_cart_index", Kind: core.MigrationExpand, Changes: []core.SchemaChange{{Kind: core.MigrationExpand, Action: "create index", Table: "carts"}}}
+
+// releases carry the migrations the rollback confirmation reports: each
+// every migration at its commit.
 func releases() []core.Release {
 	return []core.Release{
-		{Service: "api", Version: "v1.42.0", Migrations: []core.Migration{{ID: "0041_add_cart_index", Kind: core.MigrationExpand}}},
-		{Service: "api", Version: "v1.43.0", Migrations: []core.Migration{
-			{ID: "0042_add_cart_owner", Kind: core.MigrationExpand}, {ID: "0043_drop_legacy_cart", Kind: core.MigrationContract}}},
+		{Service: "api", Version: "v1.41.2"},
+		{Service: "api", Version: "v1.42.0", Migrations: []core.Migration{addCartIndex}},
+		{Service: "api", Version: "v1.43.0", Migrations: []core.Migration{addCartIndex,
+			{ID: "0042_add_cart_owner", Kind: core.MigrationExpand, Changes: []core.SchemaChange{{Kind: core.MigrationExpand, Action: "add column", Table: "carts", Column: "owner_id"}}},
+			{ID: "0043_drop_legacy_cart", Kind: core.MigrationContract, Changes: []core.SchemaChange{{Kind: core.MigrationContract, Action: "drop table", Table: "legacy_cart"}}}}},
 	}
 }
 

@@ -265,7 +265,7 @@ func TestFlowPromoteSpikeRollback(t *testing.T) {
 
 	s.press("enter")
 	s.waitShows("Confirm rollback", "rollback api in production: v1.43.0 → v1.42.0",
-		"0043_drop_legacy_cart contract not safe to keep", "as bob@laptop")
+		"✗ 0043_drop_legacy_cart contract: drop table legacy_cart", "as bob@laptop")
 	if len(w.commands(core.CmdRollback)) != 0 {
 		t.Fatal("choosing in the picker sent the rollback without confirmation")
 	}

@@ -693,9 +693,18 @@ func (m *Model) startRollback() tea.Cmd {
 		if from == "" && len(msg.deps) > 0 {
 			from = msg.deps[0].Version
 		}
-		if from != "" {
-			if r, err := eng.Release(ctx, ref.Service, from); err == nil {
-				msg.rel[from] = r
+		// Every release the picker offers, so the confirmation can say which
+		// migrations a rollback to it leaves in place.
+		versions := []string{from}
+		for _, d := range msg.deps {
+			versions = append(versions, d.Version)
+		}
+		for _, v := range versions {
+			if _, seen := msg.rel[v]; seen || v == "" {
+				continue
+			}
+			if r, err := eng.Release(ctx, ref.Service, v); err == nil {
+				msg.rel[v] = r
 			}
 		}
 		return msg
@@ -729,6 +738,13 @@ func (m *Model) openPicker(msg historyMsg) {
 	p := newPicker(msg.ref, from, msg.deps, m.snap.Targets[msg.ref].Kept)
 	if r, ok := msg.rel[from]; ok {
 		p.rel = &r
+	}
+	p.rels = msg.rel
+	for _, d := range msg.deps {
+		if d.Version == from {
+			p.since = d.StartedAt
+			break
+		}
 	}
 	if len(p.items) == 0 {
 		m.setStatus(fmt.Sprintf("rollback refused: nothing to roll back to in %s: no other release ran there", msg.ref.Env), true)

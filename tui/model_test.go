@@ -168,8 +168,8 @@ func TestRollbackPickerAndConfirmation(t *testing.T) {
 	}
 	mustContain(t, view(m),
 		"rollback api in production: v1.43.0 → v1.42.0",
-		"0043_drop_legacy_cart contract not safe to keep: rows written by the new schema may be lost",
-		"0042_add_cart_owner expand safe to keep",
+		"✗ 0043_drop_legacy_cart contract: drop table legacy_cart — v1.42.0 may fail on the schema it leaves, and rows written since may be lost",
+		"✓ 0042_add_cart_owner expand: add column carts.owner_id — safe to keep", "blocked: the engine refuses this rollback across a contract migration",
 		"newest backups: media unknown · postgres 3h ago · uploads 26h ago STALE",
 		"✗ errors SPIKE", "✗ lock held by alice@ops1",
 		"lock: held by alice@ops1 for 3m",
@@ -206,7 +206,7 @@ func TestRollbackFromIdlePreselectsPrevious(t *testing.T) {
 		t.Fatalf("picker = %+v", m.picker)
 	}
 	update(m, press("enter"))
-	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carried:", "0041_add_cart_index expand safe to keep", "failing gates: none")
+	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carries over v1.41.2 (they stay applied):", "✓ 0041_add_cart_index expand: create index carts — safe to keep", "failing gates: none")
 }
 
 func TestRollbackWithNothingToRollBackTo(t *testing.T) {

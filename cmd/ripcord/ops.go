@@ -52,7 +52,15 @@ and the rollout continues in the next console or command that runs.`,
 	rollback := &cobra.Command{
 		Use:   "rollback SERVICE --env ENV [--to VERSION]",
 		Short: "Roll back to the last good release (or --to any kept one), skipping steps and analysis",
-		Args:  cobra.ExactArgs(1),
+		Long: `Roll back to the last good release (or --to any kept one), skipping steps
+and analysis.
+
+The code goes back; the schema does not. Rolling back across a contract
+migration (one that dropped, renamed or rewrote what the older release
+reads) is refused with the migrations, the tables and columns they changed
+and the newest backup from before them; a person may go ahead with
+--override migrations --reason "why" (audited).`,
+		Args: cobra.ExactArgs(1),
 	}
 	abort := &cobra.Command{
 		Use:   "abort SERVICE --env ENV",
@@ -76,6 +84,7 @@ and the rollout continues in the next console or command that runs.`,
 	promote.Flags().StringSliceVar(&f.overrides, "override", nil, "override a failing gate (needs --reason; audited)")
 	promote.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation (required without a terminal)")
 	rollback.Flags().StringVar(&f.version, "to", "", "release to roll back to (default: the last good one)")
+	rollback.Flags().StringSliceVar(&f.overrides, "override", nil, "go ahead past a failing check: migrations (needs --reason; audited)")
 	for _, c := range []*cobra.Command{rollback, abort, pause, resume} {
 		c.Flags().StringVar(&f.env, "env", "", "environment (required)")
 		_ = c.MarkFlagRequired("env")

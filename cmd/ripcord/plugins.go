@@ -171,7 +171,10 @@ func usedProviders(f *config.File) []providerUse {
 			s["service"] = svc.Name
 			setDefault(s, "state_dir", pipelineState(f, svc.Name))
 			setDefault(s, "work_dir", f.Dir)
-			resolve(f, s, "state_dir", "work_dir")
+			if svc.Migrations != nil {
+				s["migrations_dir"] = svc.Migrations.Dir
+			}
+			resolve(f, s, "state_dir", "work_dir", "migrations_dir")
 		})
 	}
 	backup := func(b *config.Backup, refs []core.Ref, where string) {

@@ -213,14 +213,11 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	oopts := observe.Options{
 		Engine: w.eng, Targets: map[core.Ref]core.Target{}, Pipelines: w.pipelines,
 		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
-		Spike: map[core.Ref]spike.Policy{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{}, Branches: map[string]string{},
+		Spike: map[core.Ref]spike.Policy{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{},
 	}
 	branches := map[string][]string{}
 	for _, s := range f.Services {
 		branches[s.Name] = s.Branches
-		if len(s.Branches) > 0 {
-			oopts.Branches[s.Name] = s.Branches[0]
-		}
 	}
 	// Each use is its own provider instance, wired to the service and
 	// environment it was written for.

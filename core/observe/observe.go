@@ -39,7 +39,6 @@ type Options struct {
 	Spike     map[core.Ref]spike.Policy // zero = defaults
 	From      map[core.Ref]string       // the environment ref's service is promoted from ("" for the first)
 	Auto      map[core.Ref]bool         // deploy automatically when the predecessor is green
-	Branches  map[string]string         // service -> branch for releases the pipeline reports without one
 	// Retry is the pause between failed watch attempts (default 1s).
 	Retry time.Duration
 	// Rejudge is how often backup ages and verdicts are re-evaluated

@@ -69,7 +69,6 @@ func newAutoWorld(t *testing.T) *autoWorld {
 		Pipelines: map[string]core.PipelineSource{"api": w.pipe},
 		From:      map[core.Ref]string{staging: "", prod: "staging"},
 		Auto:      map[core.Ref]bool{staging: true, prod: true},
-		Branches:  map[string]string{"api": "main"},
 		Retry:     5 * time.Millisecond,
 	})
 	t.Cleanup(func() { w.ob.Close(); ctl.Close(); w.sub.Close() })
@@ -113,7 +112,8 @@ func TestGreenRunBecomesReleaseAndIsPromotedThroughTheEnvironmentsOnce(t *testin
 	w := newAutoWorld(t)
 	ctx := context.Background()
 	run := greenRun("v2", time.Now().Truncate(time.Second)) // the store keeps microseconds
-	run.Branch = ""                                         // the pipeline did not say: the configured branch is recorded
+	run.Branch = ""                                         // the pipeline could not tell: recorded as unknown, never guessed from the config
+	run.Migrations = []core.Migration{{ID: "001_add_note", Kind: core.MigrationExpand, Changes: []core.SchemaChange{{Kind: core.MigrationExpand, Action: "add column", Table: "orders", Column: "note"}}}}
 	w.emit(t, run)
 
 	waitFor(t, w.sub, "staging healthy on v2", func(ev core.Event) bool {
@@ -123,8 +123,9 @@ func TestGreenRunBecomesReleaseAndIsPromotedThroughTheEnvironmentsOnce(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rel.ArtifactDigest != "sha256:v2" || rel.Branch != "main" || rel.Commit != "c0ffee" || !rel.BuiltAt.Equal(run.FinishedAt) {
-		t.Fatalf("release = %+v, want the run's digest, commit and build time on branch main", rel)
+	if rel.ArtifactDigest != "sha256:v2" || rel.Branch != "" || rel.Commit != "c0ffee" || !rel.BuiltAt.Equal(run.FinishedAt) ||
+		len(rel.Migrations) != 1 || rel.Migrations[0].Affects() != "add column orders.note" {
+		t.Fatalf("release = %+v, want the run's digest, commit, build time and migrations, and no branch", rel)
 	}
 	// Production follows once staging's target reports v2 healthy.
 	waitFor(t, w.sub, "production healthy on v2", func(ev core.Event) bool {

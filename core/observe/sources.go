@@ -69,15 +69,15 @@ func (ob *Observer) pipelineRun(ctx context.Context, svc string, r core.Pipeline
 	}
 }
 
-// recordRelease stores the release a green run built, unless the store
-// already holds it with the same digest. A hold and migrations recorded
-// earlier are kept: the pipeline knows neither.
+// recordRelease stores the release a green run built, with the commit,
+// branch and migrations its pipeline read, unless the store already holds
+// it with the same digest. A hold recorded earlier is kept. A branch the
+// pipeline did not report stays unknown: the branch gate says so rather
+// than assume one.
 func (ob *Observer) recordRelease(ctx context.Context, r core.PipelineRun) error {
 	st := ob.eng.Store()
-	rel := core.Release{Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch, ArtifactDigest: r.ArtifactDigest, BuiltAt: r.FinishedAt}
-	if rel.Branch == "" {
-		rel.Branch = ob.o.Branches[r.Service]
-	}
+	rel := core.Release{Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch, ArtifactDigest: r.ArtifactDigest, BuiltAt: r.FinishedAt,
+		Migrations: r.Migrations, MigrationsUnknown: r.MigrationsUnknown}
 	old, err := st.Release(ctx, r.Service, r.Version)
 	switch {
 	case err == nil:
@@ -85,8 +85,8 @@ func (ob *Observer) recordRelease(ctx context.Context, r core.PipelineRun) error
 			return nil
 		}
 		rel.Held, rel.HeldReason = old.Held, old.HeldReason
-		if len(rel.Migrations) == 0 {
-			rel.Migrations = old.Migrations
+		if len(rel.Migrations) == 0 && rel.MigrationsUnknown == "" {
+			rel.Migrations, rel.MigrationsUnknown = old.Migrations, old.MigrationsUnknown
 		}
 	case !errors.Is(err, core.ErrNotFound):
 		return fmt.Errorf("record release %s %s: %w", r.Service, r.Version, err)

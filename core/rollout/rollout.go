@@ -202,6 +202,14 @@ func (c *Controller) gateInput(ctx context.Context, cmd core.Command, env *Env, 
 	if run, ok := snap.Pipelines[cmd.Ref.Service]; ok && run.Version == rel.Version {
 		in.Pipeline = &run
 	}
+	// The migrations gate judges what the candidate adds over the release
+	// it replaces here.
+	if stable := snap.Targets[cmd.Ref].Current; stable != "" {
+		in.StableVersion = stable
+		if srel, err := c.eng.Store().Release(ctx, cmd.Ref.Service, stable); err == nil {
+			in.Stable = &srel
+		}
+	}
 	if env.From != "" {
 		from := core.Ref{Service: cmd.Ref.Service, Env: env.From}
 		ts := snap.Targets[from]
@@ -223,17 +231,23 @@ func (c *Controller) gateInput(ctx context.Context, cmd core.Command, env *Env, 
 	if v, ok := snap.Verdicts[cmd.Ref]; ok && v.Candidate == rel.Version {
 		in.Verdict = &v
 	}
-	if c.opts.Backups != nil {
-		in.Backups = c.opts.Backups(cmd.Ref)
-	} else {
-		for _, f := range snap.Backups[cmd.Ref] {
-			in.Backups = append(in.Backups, f)
-		}
-	}
+	in.Backups = c.backups(cmd.Ref)
 	if l, ok := snap.Locks[cmd.Ref]; ok {
 		in.Lock = &l
 	}
 	return in
+}
+
+// backups is ref's backup freshness, as the gates see it.
+func (c *Controller) backups(ref core.Ref) []core.Freshness {
+	if c.opts.Backups != nil {
+		return c.opts.Backups(ref)
+	}
+	var out []core.Freshness
+	for _, f := range c.eng.Snapshot().Backups[ref] {
+		out = append(out, f)
+	}
+	return out
 }
 
 func (c *Controller) steps(env *Env) []Step {
@@ -289,7 +303,7 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	c.register(r) // a screen sees the rollout in flight as soon as it is recorded
 	c.saveDeployment(ctx, r.dep)
 	c.launch(r, first) // from here on the goroutine owns r.dep
-	return core.Result{OperationID: op.ID, Outcome: "promoted", Message: fmt.Sprintf("%s is taking %d%% of %s", rel.Version, weight, cmd.Ref)}, nil
+	return core.Result{OperationID: op.ID, Outcome: "promoted", Message: fmt.Sprintf("%s is taking %d%% of %s", rel.Version, weight, cmd.Ref), Gates: gates}, nil
 }
 
 func (c *Controller) journal(ctx context.Context, op core.Operation) error {

@@ -46,6 +46,10 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 		}
 	}
 	from := bad.Version
+	gates, err := c.rollbackGates(ctx, cmd, bad, to)
+	if err != nil {
+		return core.Result{Outcome: "blocked", Message: err.Error(), Gates: gates}, err
+	}
 	reason := cmd.Reason
 	if why != "" {
 		reason = why
@@ -64,12 +68,56 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 	if err := env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref)); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
-	msg, err := c.finishRollback(ctx, op, bad, start)
+	msg, err := c.finishRollback(ctx, op, bad, start, gates...)
 	if err != nil {
 		return core.Result{}, err
 	}
 	c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: cmd.Ref, Final: true, Severity: core.SeverityInfo, Notice: msg})
-	return core.Result{OperationID: op.ID, Outcome: "rolled back", Message: msg}, nil
+	return core.Result{OperationID: op.ID, Outcome: "rolled back", Message: msg, Gates: gates}, nil
+}
+
+// rollbackGates checks what the rollback does to the schema: crossing a
+// contract migration (the code goes back, the schema does not) is refused
+// unless a person overrides the migrations gate with a reason; automation
+// never may. A refusal is audited.
+func (c *Controller) rollbackGates(ctx context.Context, cmd core.Command, bad core.Deployment, to string) ([]core.GateResult, error) {
+	crossing := c.Crossing(ctx, cmd.Ref, bad, to)
+	g := crossing.Gate()
+	if g.Status == core.GatePass {
+		return []core.GateResult{g}, nil
+	}
+	if slices.Contains(cmd.Overrides, core.GateMigrations) && !cmd.Actor.Automation {
+		g.Overridden = true
+		return []core.GateResult{g}, nil
+	}
+	gates := []core.GateResult{g}
+	_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: "rollback", Ref: cmd.Ref, From: bad.Version, To: to, Gates: gates, Reason: cmd.Reason, Outcome: "blocked"})
+	return gates, fmt.Errorf("rollback %s from %s to %s blocked: %s\n  %s\n%w", cmd.Ref, bad.Version, to, g.Reason, strings.Join(crossing.Lines(), "\n  "), core.ErrBlocked)
+}
+
+// Crossing works out which migrations rolling ref back from the
+// deployment bad to the release `to` leaves applied, with the backups a
+// person would restore from.
+func (c *Controller) Crossing(ctx context.Context, ref core.Ref, bad core.Deployment, to string) core.RollbackCrossing {
+	var from, target *core.Release
+	if r, err := c.eng.Store().Release(ctx, ref.Service, bad.Version); err == nil {
+		from = &r
+	}
+	if r, err := c.eng.Store().Release(ctx, ref.Service, to); err == nil {
+		target = &r
+	}
+	return core.NewRollbackCrossing(ref, bad.Version, from, to, target, bad.StartedAt, c.backups(ref))
+}
+
+// overridden names the gates a person overrode.
+func overridden(gates []core.GateResult) []string {
+	var out []string
+	for _, g := range gates {
+		if g.Overridden {
+			out = append(out, g.Gate)
+		}
+	}
+	return out
 }
 
 // leave holds the release a rollback leaves and stops its deployment
@@ -102,7 +150,10 @@ func holdReason(op core.Operation) string {
 // left is rolled back, the one it restored serves, the audit log says so,
 // and only then is the operation marked done — so a crash before that
 // leaves it for Recover to finish. Every step may run twice.
-func (c *Controller) finishRollback(ctx context.Context, op core.Operation, bad core.Deployment, start time.Time) (string, error) {
+//
+// gates are the rollback's checks when the person's command is finishing
+// it (a rollback Recover finishes has none to add).
+func (c *Controller) finishRollback(ctx context.Context, op core.Operation, bad core.Deployment, start time.Time, gates ...core.GateResult) (string, error) {
 	if bad.ID != 0 && bad.Version != op.To && bad.State != core.DeployRolledBack {
 		bad.State, bad.FinishedAt = core.DeployRolledBack, c.eng.Now()
 		if err := c.saveDeploymentErr(ctx, bad); err != nil {
@@ -125,7 +176,7 @@ func (c *Controller) finishRollback(ctx context.Context, op core.Operation, bad 
 	}
 	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: op.Ref, Final: true, Deployment: &restored})
 	if !c.audited(ctx, op) { // a crash may have come after the entry
-		if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: op.Actor, Action: "rollback", Ref: op.Ref, From: op.From, To: op.To, Reason: op.Message, Outcome: "rolled back to " + op.To, Duration: now.Sub(op.StartedAt)}); err != nil {
+		if _, err := c.eng.Audit(ctx, core.AuditEntry{Actor: op.Actor, Action: "rollback", Ref: op.Ref, From: op.From, To: op.To, Gates: gates, Overrides: overridden(gates), Reason: op.Message, Outcome: "rolled back to " + op.To, Duration: now.Sub(op.StartedAt)}); err != nil {
 			return "", err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -18,8 +19,13 @@ func (s *Store) PutRelease(ctx context.Context, r core.Release) error {
 	if r.Service == "" || r.Version == "" {
 		return fmt.Errorf("put release: service and version are required")
 	}
-	migs := r.Migrations
-	if migs == nil {
+	var migs any = r.Migrations
+	switch {
+	case r.MigrationsUnknown != "":
+		// The column holds the list, or why there is none; an object keeps
+		// the schema as it is and stays readable by older code as an error.
+		migs = unknownMigrations{Unknown: r.MigrationsUnknown}
+	case r.Migrations == nil:
 		migs = []core.Migration{}
 	}
 	mj, err := json.Marshal(migs)
@@ -46,6 +52,12 @@ ON CONFLICT (service, version) DO UPDATE SET
 	})
 }
 
+// unknownMigrations is what the migrations column holds when the
+// pipeline could not read a release's migrations.
+type unknownMigrations struct {
+	Unknown string `json:"unknown"`
+}
+
 const releaseColumns = `service, version, commit_sha, branch, artifact_digest, built_at, migrations, held, held_reason`
 
 func scanRelease(sc interface{ Scan(...any) error }) (core.Release, error) {
@@ -58,7 +70,13 @@ func scanRelease(sc interface{ Scan(...any) error }) (core.Release, error) {
 		return r, err
 	}
 	r.BuiltAt = fromMicros(builtAt)
-	if err := json.Unmarshal([]byte(migs), &r.Migrations); err != nil {
+	if strings.HasPrefix(migs, "{") {
+		var u unknownMigrations
+		if err := json.Unmarshal([]byte(migs), &u); err != nil {
+			return r, fmt.Errorf("decode migrations: %w", err)
+		}
+		r.MigrationsUnknown = u.Unknown
+	} else if err := json.Unmarshal([]byte(migs), &r.Migrations); err != nil {
 		return r, fmt.Errorf("decode migrations: %w", err)
 	}
 	if len(r.Migrations) == 0 {

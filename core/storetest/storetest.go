@@ -93,8 +93,10 @@ func testReleaseRoundTrip(t *testing.T, s core.Store) {
 		ArtifactDigest: "sha256:9f3c2ab4",
 		BuiltAt:        base,
 		Migrations: []core.Migration{
-			{ID: "0042_add_orders_index", Kind: core.MigrationExpand},
-			{ID: "0043_drop_legacy_status", Kind: core.MigrationContract},
+			{ID: "0042_add_orders_index", Kind: core.MigrationExpand, File: "db/migrations/0042_add_orders_index.up.sql", Layout: "golang-migrate",
+				Reason: "only adds", Changes: []core.SchemaChange{{Kind: core.MigrationExpand, Action: "create index", Table: "orders", Line: 1}}},
+			{ID: "0043_drop_legacy_status", Kind: core.MigrationContract, Reason: "drop column orders.legacy_status",
+				Changes: []core.SchemaChange{{Kind: core.MigrationContract, Action: "drop column", Table: "orders", Column: "legacy_status", Line: 3}}},
 		},
 	}
 	if err := s.PutRelease(ctx, want); err != nil {
@@ -123,6 +125,17 @@ func testReleaseRoundTrip(t *testing.T, s core.Store) {
 	if rs, err := s.Releases(ctx, "api", noLimit); err != nil || len(rs) != 1 {
 		t.Fatalf("Releases after re-recording one version: %d releases, err %v; want 1", len(rs), err)
 	}
+
+	// Migrations that could not be read stay unknown, with the reason.
+	unread := core.Release{Service: "api", Version: "v1.44.0", BuiltAt: base, MigrationsUnknown: "db/migrations is not in the repository at 9f3c2ab"}
+	if err := s.PutRelease(ctx, unread); err != nil {
+		t.Fatalf("PutRelease with unknown migrations: %v", err)
+	}
+	got, err = s.Release(ctx, "api", "v1.44.0")
+	if err != nil {
+		t.Fatalf("Release with unknown migrations: %v", err)
+	}
+	assertRelease(t, got, unread)
 
 	_, err = s.Release(ctx, "api", "v0.0.0")
 	mustNotFound(t, "Release of an unknown version", err)

@@ -21,9 +21,12 @@ type execSettings struct {
 	// StateDir keeps runs, logs and the artifact store.
 	StateDir string `json:"state_dir" required:"true"`
 	// WorkDir is where steps run; default the provider's working directory.
-	WorkDir string              `json:"work_dir"`
-	Grace   time.Duration       `json:"grace"`
-	Stages  []execStageSettings `json:"stages" required:"true"`
+	WorkDir string `json:"work_dir"`
+	// MigrationsDir is filled in by the console from the service's
+	// migrations.dir: read at each run's commit.
+	MigrationsDir string              `json:"migrations_dir"`
+	Grace         time.Duration       `json:"grace"`
+	Stages        []execStageSettings `json:"stages" required:"true"`
 }
 
 type execStageSettings struct {
@@ -72,7 +75,7 @@ func (e *execServer) Configure(_ context.Context, settings json.RawMessage, _ ma
 	if err := decodeStrict(settings, &s); err != nil {
 		return err
 	}
-	cfg := exec.Config{StateDir: s.StateDir, WorkDir: s.WorkDir, Grace: s.Grace}
+	cfg := exec.Config{StateDir: s.StateDir, WorkDir: s.WorkDir, MigrationsDir: s.MigrationsDir, Grace: s.Grace}
 	for i, st := range s.Stages {
 		if st.Run != "" && len(st.Steps) > 0 {
 			return sdk.SettingErrors{{Path: fmt.Sprintf("stages.%d", i), Message: "has both run and steps; use one"}}

@@ -24,9 +24,13 @@ import (
 type Config struct {
 	// StateDir keeps runs, logs and the artifact store.
 	StateDir string
-	// WorkDir is where steps run (and artifact paths are relative to).
+	// WorkDir is where steps run (and artifact paths are relative to). When
+	// it is a git working tree, each run records its commit and branch.
 	WorkDir string
-	Stages  []StageConfig
+	// MigrationsDir, when set, is read at each run's commit and its
+	// migrations classed expand or contract.
+	MigrationsDir string
+	Stages        []StageConfig
 	// Grace is how long a canceled or timed-out step gets between SIGTERM
 	// and SIGKILL (default 2s).
 	Grace time.Duration

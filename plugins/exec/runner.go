@@ -21,9 +21,17 @@ import (
 	"github.com/ripcordhq/ripcord/core"
 )
 
-// execute runs a run's stages in order from stage index from on.
-func (s *Source) execute(ctx context.Context, r *run, from int) {
+// execute runs a run's stages in order from stage index from on. facts,
+// when not nil, delivers what the run is built from; it is recorded first
+// thing and, for the migrations, before the run can end green.
+func (s *Source) execute(ctx context.Context, r *run, from int, facts <-chan sourceFacts) {
 	defer close(r.done)
+	var pending <-chan sourceFacts
+	if facts != nil {
+		f := <-facts // commit and branch: read before any step changes the tree
+		s.update(r, func(info *core.PipelineRun) { info.Commit, info.Branch = f.commit, f.branch })
+		pending = f.migrations
+	}
 	stopped := false // a failure or cancel skips everything after it
 	for i := from; i < len(s.stages); i++ {
 		sc := s.stages[i]
@@ -52,7 +60,14 @@ func (s *Source) execute(ctx context.Context, r *run, from int) {
 			stopped = true
 		}
 	}
+	var mf sourceFacts
+	if pending != nil {
+		mf = <-pending
+	}
 	s.update(r, func(info *core.PipelineRun) {
+		if pending != nil {
+			info.Migrations, info.MigrationsUnknown = mf.list, mf.unknown
+		}
 		info.State = core.RunSucceeded
 		for _, st := range info.Stages {
 			switch st.State {

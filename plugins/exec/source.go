@@ -203,6 +203,9 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		info.Stages = append(info.Stages, st)
 	}
 	if prev != nil {
+		// The stages kept were built from the earlier run's tree.
+		info.Commit, info.Branch = prev.Commit, prev.Branch
+		info.Migrations, info.MigrationsUnknown = prev.Migrations, prev.MigrationsUnknown
 		info.ArtifactDigest = prev.ArtifactDigest
 		for i := 0; i < from; i++ {
 			// Keep the earlier run's logs of the stages it ran for us.
@@ -211,6 +214,10 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 			}
 		}
 	}
+	var facts <-chan sourceFacts
+	if prev == nil {
+		facts = s.readFacts(id)
+	}
 	r.info = info
 	s.mu.Lock()
 	s.runs[id] = r
@@ -218,7 +225,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 	s.pruneRunsLocked()
 	s.mu.Unlock()
 	s.update(r, func(*core.PipelineRun) {})
-	go s.execute(runCtx, r, from)
+	go s.execute(runCtx, r, from, facts)
 	return id, nil
 }
 

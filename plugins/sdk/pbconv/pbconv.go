@@ -68,9 +68,31 @@ func Release(r core.Release) *pb.Release {
 	out := &pb.Release{
 		Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
 		ArtifactDigest: r.ArtifactDigest, BuiltAt: Time(r.BuiltAt),
+		Migrations: Migrations(r.Migrations), MigrationsUnknown: r.MigrationsUnknown,
 	}
-	for _, m := range r.Migrations {
-		out.Migrations = append(out.Migrations, &pb.Migration{Id: m.ID, Kind: string(m.Kind)})
+	return out
+}
+
+func Migrations(ms []core.Migration) []*pb.Migration {
+	var out []*pb.Migration
+	for _, m := range ms {
+		pm := &pb.Migration{Id: m.ID, Kind: string(m.Kind), File: m.File, Layout: m.Layout, Reason: m.Reason}
+		for _, c := range m.Changes {
+			pm.Changes = append(pm.Changes, &pb.SchemaChange{Kind: string(c.Kind), Action: c.Action, Table: c.Table, Column: c.Column, Line: int32(c.Line)})
+		}
+		out = append(out, pm)
+	}
+	return out
+}
+
+func FromMigrations(ms []*pb.Migration) []core.Migration {
+	var out []core.Migration
+	for _, m := range ms {
+		cm := core.Migration{ID: m.GetId(), Kind: core.MigrationKind(m.GetKind()), File: m.GetFile(), Layout: m.GetLayout(), Reason: m.GetReason()}
+		for _, c := range m.GetChanges() {
+			cm.Changes = append(cm.Changes, core.SchemaChange{Kind: core.MigrationKind(c.GetKind()), Action: c.GetAction(), Table: c.GetTable(), Column: c.GetColumn(), Line: int(c.GetLine())})
+		}
+		out = append(out, cm)
 	}
 	return out
 }
@@ -79,9 +101,7 @@ func FromRelease(r *pb.Release) core.Release {
 	out := core.Release{
 		Service: r.GetService(), Version: r.GetVersion(), Commit: r.GetCommit(), Branch: r.GetBranch(),
 		ArtifactDigest: r.GetArtifactDigest(), BuiltAt: FromTime(r.GetBuiltAt()),
-	}
-	for _, m := range r.GetMigrations() {
-		out.Migrations = append(out.Migrations, core.Migration{ID: m.GetId(), Kind: core.MigrationKind(m.GetKind())})
+		Migrations: FromMigrations(r.GetMigrations()), MigrationsUnknown: r.GetMigrationsUnknown(),
 	}
 	return out
 }
@@ -112,6 +132,7 @@ func PipelineRun(r core.PipelineRun) *pb.PipelineRun {
 		Id: r.ID, Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
 		State: RunState(r.State), ArtifactDigest: r.ArtifactDigest,
 		StartedAt: Time(r.StartedAt), FinishedAt: Time(r.FinishedAt),
+		Migrations: Migrations(r.Migrations), MigrationsUnknown: r.MigrationsUnknown,
 	}
 	for _, st := range r.Stages {
 		ps := &pb.Stage{Name: st.Name, State: RunState(st.State)}
@@ -131,6 +152,7 @@ func FromPipelineRun(r *pb.PipelineRun) core.PipelineRun {
 		ID: r.GetId(), Service: r.GetService(), Version: r.GetVersion(), Commit: r.GetCommit(), Branch: r.GetBranch(),
 		State: FromRunState(r.GetState()), ArtifactDigest: r.GetArtifactDigest(),
 		StartedAt: FromTime(r.GetStartedAt()), FinishedAt: FromTime(r.GetFinishedAt()),
+		Migrations: FromMigrations(r.GetMigrations()), MigrationsUnknown: r.GetMigrationsUnknown(),
 	}
 	for _, ps := range r.GetStages() {
 		st := core.Stage{Name: ps.GetName(), State: FromRunState(ps.GetState())}

@@ -1262,10 +1262,16 @@ func (x *TargetStatus) GetProblems() []string {
 	return nil
 }
 
+// Migration is one schema migration file at a release's commit, classed
+// "expand" or "contract".
 type Migration struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	File          string                 `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	Layout        string                 `protobuf:"bytes,4,opt,name=layout,proto3" json:"layout,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Changes       []*SchemaChange        `protobuf:"bytes,6,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1314,22 +1320,128 @@ func (x *Migration) GetKind() string {
 	return ""
 }
 
+func (x *Migration) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *Migration) GetLayout() string {
+	if x != nil {
+		return x.Layout
+	}
+	return ""
+}
+
+func (x *Migration) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Migration) GetChanges() []*SchemaChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// SchemaChange is what one statement of a migration does.
+type SchemaChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Table         string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
+	Column        string                 `protobuf:"bytes,4,opt,name=column,proto3" json:"column,omitempty"`
+	Line          int32                  `protobuf:"varint,5,opt,name=line,proto3" json:"line,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaChange) Reset() {
+	*x = SchemaChange{}
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaChange) ProtoMessage() {}
+
+func (x *SchemaChange) ProtoReflect() protoreflect.Message {
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaChange.ProtoReflect.Descriptor instead.
+func (*SchemaChange) Descriptor() ([]byte, []int) {
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SchemaChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetColumn() string {
+	if x != nil {
+		return x.Column
+	}
+	return ""
+}
+
+func (x *SchemaChange) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
 type Release struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Service        string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Version        string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Commit         string                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
-	Branch         string                 `protobuf:"bytes,4,opt,name=branch,proto3" json:"branch,omitempty"`
-	ArtifactDigest string                 `protobuf:"bytes,5,opt,name=artifact_digest,json=artifactDigest,proto3" json:"artifact_digest,omitempty"`
-	BuiltAt        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=built_at,json=builtAt,proto3" json:"built_at,omitempty"`
-	Migrations     []*Migration           `protobuf:"bytes,7,rep,name=migrations,proto3" json:"migrations,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Service           string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Version           string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Commit            string                 `protobuf:"bytes,3,opt,name=commit,proto3" json:"commit,omitempty"`
+	Branch            string                 `protobuf:"bytes,4,opt,name=branch,proto3" json:"branch,omitempty"`
+	ArtifactDigest    string                 `protobuf:"bytes,5,opt,name=artifact_digest,json=artifactDigest,proto3" json:"artifact_digest,omitempty"`
+	BuiltAt           *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=built_at,json=builtAt,proto3" json:"built_at,omitempty"`
+	Migrations        []*Migration           `protobuf:"bytes,7,rep,name=migrations,proto3" json:"migrations,omitempty"`
+	MigrationsUnknown string                 `protobuf:"bytes,8,opt,name=migrations_unknown,json=migrationsUnknown,proto3" json:"migrations_unknown,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1453,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1466,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Release) GetService() string {
@@ -1406,6 +1518,13 @@ func (x *Release) GetMigrations() []*Migration {
 	return nil
 }
 
+func (x *Release) GetMigrationsUnknown() string {
+	if x != nil {
+		return x.MigrationsUnknown
+	}
+	return ""
+}
+
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Ref           *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
@@ -1415,7 +1534,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1546,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1559,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StatusRequest) GetRef() *Ref {
@@ -1459,7 +1578,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1590,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1603,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetStatus() *TargetStatus {
@@ -1503,7 +1622,7 @@ type WatchStatusRequest struct {
 
 func (x *WatchStatusRequest) Reset() {
 	*x = WatchStatusRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1634,7 @@ func (x *WatchStatusRequest) String() string {
 func (*WatchStatusRequest) ProtoMessage() {}
 
 func (x *WatchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1647,7 @@ func (x *WatchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatusRequest.ProtoReflect.Descriptor instead.
 func (*WatchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{20}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchStatusRequest) GetRef() *Ref {
@@ -1547,7 +1666,7 @@ type WatchStatusResponse struct {
 
 func (x *WatchStatusResponse) Reset() {
 	*x = WatchStatusResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1678,7 @@ func (x *WatchStatusResponse) String() string {
 func (*WatchStatusResponse) ProtoMessage() {}
 
 func (x *WatchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1691,7 @@ func (x *WatchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatusResponse.ProtoReflect.Descriptor instead.
 func (*WatchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{21}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchStatusResponse) GetStatus() *TargetStatus {
@@ -1592,7 +1711,7 @@ type ReleasesRequest struct {
 
 func (x *ReleasesRequest) Reset() {
 	*x = ReleasesRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1723,7 @@ func (x *ReleasesRequest) String() string {
 func (*ReleasesRequest) ProtoMessage() {}
 
 func (x *ReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1736,7 @@ func (x *ReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{22}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReleasesRequest) GetRef() *Ref {
@@ -1643,7 +1762,7 @@ type ReleasesResponse struct {
 
 func (x *ReleasesResponse) Reset() {
 	*x = ReleasesResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1774,7 @@ func (x *ReleasesResponse) String() string {
 func (*ReleasesResponse) ProtoMessage() {}
 
 func (x *ReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1787,7 @@ func (x *ReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{23}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReleasesResponse) GetReleases() []*Release {
@@ -1689,7 +1808,7 @@ type PlanRequest struct {
 
 func (x *PlanRequest) Reset() {
 	*x = PlanRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1820,7 @@ func (x *PlanRequest) String() string {
 func (*PlanRequest) ProtoMessage() {}
 
 func (x *PlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1833,7 @@ func (x *PlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
 func (*PlanRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{24}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PlanRequest) GetRef() *Ref {
@@ -1747,7 +1866,7 @@ type PlanResponse struct {
 
 func (x *PlanResponse) Reset() {
 	*x = PlanResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1878,7 @@ func (x *PlanResponse) String() string {
 func (*PlanResponse) ProtoMessage() {}
 
 func (x *PlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1891,7 @@ func (x *PlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
 func (*PlanResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{25}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlanResponse) GetChanges() []string {
@@ -1793,7 +1912,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1924,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1937,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{26}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeployRequest) GetOperation() *Operation {
@@ -1851,7 +1970,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1982,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1995,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{27}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeployResponse) GetEvent() *OperationEvent {
@@ -1896,7 +2015,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2027,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,7 +2040,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{28}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RollbackRequest) GetOperation() *Operation {
@@ -1947,7 +2066,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2078,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2091,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{29}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RollbackResponse) GetEvent() *OperationEvent {
@@ -1992,7 +2111,7 @@ type SetWeightRequest struct {
 
 func (x *SetWeightRequest) Reset() {
 	*x = SetWeightRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2123,7 @@ func (x *SetWeightRequest) String() string {
 func (*SetWeightRequest) ProtoMessage() {}
 
 func (x *SetWeightRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2136,7 @@ func (x *SetWeightRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWeightRequest.ProtoReflect.Descriptor instead.
 func (*SetWeightRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{30}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetWeightRequest) GetOperation() *Operation {
@@ -2043,7 +2162,7 @@ type SetWeightResponse struct {
 
 func (x *SetWeightResponse) Reset() {
 	*x = SetWeightResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2174,7 @@ func (x *SetWeightResponse) String() string {
 func (*SetWeightResponse) ProtoMessage() {}
 
 func (x *SetWeightResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2187,7 @@ func (x *SetWeightResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWeightResponse.ProtoReflect.Descriptor instead.
 func (*SetWeightResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{31}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetWeightResponse) GetEvent() *OperationEvent {
@@ -2088,7 +2207,7 @@ type WatchOperationRequest struct {
 
 func (x *WatchOperationRequest) Reset() {
 	*x = WatchOperationRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2219,7 @@ func (x *WatchOperationRequest) String() string {
 func (*WatchOperationRequest) ProtoMessage() {}
 
 func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2232,7 @@ func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationRequest.ProtoReflect.Descriptor instead.
 func (*WatchOperationRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{32}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchOperationRequest) GetOperation() *Operation {
@@ -2139,7 +2258,7 @@ type WatchOperationResponse struct {
 
 func (x *WatchOperationResponse) Reset() {
 	*x = WatchOperationResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2270,7 @@ func (x *WatchOperationResponse) String() string {
 func (*WatchOperationResponse) ProtoMessage() {}
 
 func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2283,7 @@ func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationResponse.ProtoReflect.Descriptor instead.
 func (*WatchOperationResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{33}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchOperationResponse) GetEvent() *OperationEvent {
@@ -2186,13 +2305,17 @@ type PipelineRun struct {
 	ArtifactDigest string                 `protobuf:"bytes,8,opt,name=artifact_digest,json=artifactDigest,proto3" json:"artifact_digest,omitempty"`
 	StartedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	FinishedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// migrations are every migration in the service's migrations dir at
+	// commit; migrations_unknown says why they could not be read.
+	Migrations        []*Migration `protobuf:"bytes,11,rep,name=migrations,proto3" json:"migrations,omitempty"`
+	MigrationsUnknown string       `protobuf:"bytes,12,opt,name=migrations_unknown,json=migrationsUnknown,proto3" json:"migrations_unknown,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2327,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2340,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{34}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -2290,6 +2413,20 @@ func (x *PipelineRun) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PipelineRun) GetMigrations() []*Migration {
+	if x != nil {
+		return x.Migrations
+	}
+	return nil
+}
+
+func (x *PipelineRun) GetMigrationsUnknown() string {
+	if x != nil {
+		return x.MigrationsUnknown
+	}
+	return ""
+}
+
 type Stage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2301,7 +2438,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2450,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2463,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{35}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Stage) GetName() string {
@@ -2364,7 +2501,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2513,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2526,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{36}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Step) GetName() string {
@@ -2446,7 +2583,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2458,7 +2595,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2471,7 +2608,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{37}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LogLine) GetTime() *timestamppb.Timestamp {
@@ -2512,7 +2649,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2661,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2674,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{38}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRunsRequest) GetService() string {
@@ -2563,7 +2700,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2712,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2725,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{39}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRunsResponse) GetRuns() []*PipelineRun {
@@ -2607,7 +2744,7 @@ type WatchRunsRequest struct {
 
 func (x *WatchRunsRequest) Reset() {
 	*x = WatchRunsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2619,7 +2756,7 @@ func (x *WatchRunsRequest) String() string {
 func (*WatchRunsRequest) ProtoMessage() {}
 
 func (x *WatchRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2632,7 +2769,7 @@ func (x *WatchRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{40}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WatchRunsRequest) GetService() string {
@@ -2651,7 +2788,7 @@ type WatchRunsResponse struct {
 
 func (x *WatchRunsResponse) Reset() {
 	*x = WatchRunsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +2800,7 @@ func (x *WatchRunsResponse) String() string {
 func (*WatchRunsResponse) ProtoMessage() {}
 
 func (x *WatchRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +2813,7 @@ func (x *WatchRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunsResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{41}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchRunsResponse) GetRun() *PipelineRun {
@@ -2697,7 +2834,7 @@ type StreamLogsRequest struct {
 
 func (x *StreamLogsRequest) Reset() {
 	*x = StreamLogsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2846,7 @@ func (x *StreamLogsRequest) String() string {
 func (*StreamLogsRequest) ProtoMessage() {}
 
 func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2859,7 @@ func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsRequest.ProtoReflect.Descriptor instead.
 func (*StreamLogsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{42}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StreamLogsRequest) GetRunId() string {
@@ -2755,7 +2892,7 @@ type StreamLogsResponse struct {
 
 func (x *StreamLogsResponse) Reset() {
 	*x = StreamLogsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2904,7 @@ func (x *StreamLogsResponse) String() string {
 func (*StreamLogsResponse) ProtoMessage() {}
 
 func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2917,7 @@ func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsResponse.ProtoReflect.Descriptor instead.
 func (*StreamLogsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{43}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StreamLogsResponse) GetLine() *LogLine {
@@ -2801,7 +2938,7 @@ type TriggerRequest struct {
 
 func (x *TriggerRequest) Reset() {
 	*x = TriggerRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2950,7 @@ func (x *TriggerRequest) String() string {
 func (*TriggerRequest) ProtoMessage() {}
 
 func (x *TriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +2963,7 @@ func (x *TriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerRequest.ProtoReflect.Descriptor instead.
 func (*TriggerRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{44}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TriggerRequest) GetService() string {
@@ -2859,7 +2996,7 @@ type TriggerResponse struct {
 
 func (x *TriggerResponse) Reset() {
 	*x = TriggerResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +3008,7 @@ func (x *TriggerResponse) String() string {
 func (*TriggerResponse) ProtoMessage() {}
 
 func (x *TriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3021,7 @@ func (x *TriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerResponse.ProtoReflect.Descriptor instead.
 func (*TriggerResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{45}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TriggerResponse) GetRunId() string {
@@ -2903,7 +3040,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +3052,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +3065,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{46}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CancelRequest) GetRunId() string {
@@ -2946,7 +3083,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2958,7 +3095,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2971,7 +3108,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{47}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{48}
 }
 
 type ErrorBucket struct {
@@ -2984,7 +3121,7 @@ type ErrorBucket struct {
 
 func (x *ErrorBucket) Reset() {
 	*x = ErrorBucket{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3133,7 @@ func (x *ErrorBucket) String() string {
 func (*ErrorBucket) ProtoMessage() {}
 
 func (x *ErrorBucket) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3146,7 @@ func (x *ErrorBucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBucket.ProtoReflect.Descriptor instead.
 func (*ErrorBucket) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{48}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ErrorBucket) GetStart() *timestamppb.Timestamp {
@@ -3039,7 +3176,7 @@ type ErrorIssue struct {
 
 func (x *ErrorIssue) Reset() {
 	*x = ErrorIssue{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3188,7 @@ func (x *ErrorIssue) String() string {
 func (*ErrorIssue) ProtoMessage() {}
 
 func (x *ErrorIssue) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3201,7 @@ func (x *ErrorIssue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorIssue.ProtoReflect.Descriptor instead.
 func (*ErrorIssue) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{49}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ErrorIssue) GetFingerprint() string {
@@ -3116,7 +3253,7 @@ type ErrorWindow struct {
 
 func (x *ErrorWindow) Reset() {
 	*x = ErrorWindow{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3128,7 +3265,7 @@ func (x *ErrorWindow) String() string {
 func (*ErrorWindow) ProtoMessage() {}
 
 func (x *ErrorWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3141,7 +3278,7 @@ func (x *ErrorWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorWindow.ProtoReflect.Descriptor instead.
 func (*ErrorWindow) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{50}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ErrorWindow) GetRef() *Ref {
@@ -3188,7 +3325,7 @@ type WatchCountsRequest struct {
 
 func (x *WatchCountsRequest) Reset() {
 	*x = WatchCountsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3200,7 +3337,7 @@ func (x *WatchCountsRequest) String() string {
 func (*WatchCountsRequest) ProtoMessage() {}
 
 func (x *WatchCountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3350,7 @@ func (x *WatchCountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCountsRequest.ProtoReflect.Descriptor instead.
 func (*WatchCountsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{51}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchCountsRequest) GetRef() *Ref {
@@ -3232,7 +3369,7 @@ type WatchCountsResponse struct {
 
 func (x *WatchCountsResponse) Reset() {
 	*x = WatchCountsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3381,7 @@ func (x *WatchCountsResponse) String() string {
 func (*WatchCountsResponse) ProtoMessage() {}
 
 func (x *WatchCountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3394,7 @@ func (x *WatchCountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCountsResponse.ProtoReflect.Descriptor instead.
 func (*WatchCountsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{52}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchCountsResponse) GetWindow() *ErrorWindow {
@@ -3277,7 +3414,7 @@ type ListIssuesRequest struct {
 
 func (x *ListIssuesRequest) Reset() {
 	*x = ListIssuesRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3289,7 +3426,7 @@ func (x *ListIssuesRequest) String() string {
 func (*ListIssuesRequest) ProtoMessage() {}
 
 func (x *ListIssuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3302,7 +3439,7 @@ func (x *ListIssuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIssuesRequest.ProtoReflect.Descriptor instead.
 func (*ListIssuesRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{53}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListIssuesRequest) GetRef() *Ref {
@@ -3328,7 +3465,7 @@ type ListIssuesResponse struct {
 
 func (x *ListIssuesResponse) Reset() {
 	*x = ListIssuesResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3477,7 @@ func (x *ListIssuesResponse) String() string {
 func (*ListIssuesResponse) ProtoMessage() {}
 
 func (x *ListIssuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3490,7 @@ func (x *ListIssuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIssuesResponse.ProtoReflect.Descriptor instead.
 func (*ListIssuesResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{54}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListIssuesResponse) GetIssues() []*ErrorIssue {
@@ -3373,7 +3510,7 @@ type MarkDeployRequest struct {
 
 func (x *MarkDeployRequest) Reset() {
 	*x = MarkDeployRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3385,7 +3522,7 @@ func (x *MarkDeployRequest) String() string {
 func (*MarkDeployRequest) ProtoMessage() {}
 
 func (x *MarkDeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3398,7 +3535,7 @@ func (x *MarkDeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeployRequest.ProtoReflect.Descriptor instead.
 func (*MarkDeployRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{55}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *MarkDeployRequest) GetRef() *Ref {
@@ -3423,7 +3560,7 @@ type MarkDeployResponse struct {
 
 func (x *MarkDeployResponse) Reset() {
 	*x = MarkDeployResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3435,7 +3572,7 @@ func (x *MarkDeployResponse) String() string {
 func (*MarkDeployResponse) ProtoMessage() {}
 
 func (x *MarkDeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3448,7 +3585,7 @@ func (x *MarkDeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeployResponse.ProtoReflect.Descriptor instead.
 func (*MarkDeployResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{56}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{57}
 }
 
 // BackupFacts are facts only; the host applies freshness policy.
@@ -3475,7 +3612,7 @@ type BackupFacts struct {
 
 func (x *BackupFacts) Reset() {
 	*x = BackupFacts{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3624,7 @@ func (x *BackupFacts) String() string {
 func (*BackupFacts) ProtoMessage() {}
 
 func (x *BackupFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3500,7 +3637,7 @@ func (x *BackupFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFacts.ProtoReflect.Descriptor instead.
 func (*BackupFacts) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{57}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *BackupFacts) GetSet() string {
@@ -3618,7 +3755,7 @@ type BackupSet struct {
 
 func (x *BackupSet) Reset() {
 	*x = BackupSet{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3630,7 +3767,7 @@ func (x *BackupSet) String() string {
 func (*BackupSet) ProtoMessage() {}
 
 func (x *BackupSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3643,7 +3780,7 @@ func (x *BackupSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupSet.ProtoReflect.Descriptor instead.
 func (*BackupSet) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{58}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BackupSet) GetName() string {
@@ -3668,7 +3805,7 @@ type ListSetsRequest struct {
 
 func (x *ListSetsRequest) Reset() {
 	*x = ListSetsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3817,7 @@ func (x *ListSetsRequest) String() string {
 func (*ListSetsRequest) ProtoMessage() {}
 
 func (x *ListSetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3830,7 @@ func (x *ListSetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSetsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{59}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{60}
 }
 
 type ListSetsResponse struct {
@@ -3705,7 +3842,7 @@ type ListSetsResponse struct {
 
 func (x *ListSetsResponse) Reset() {
 	*x = ListSetsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +3854,7 @@ func (x *ListSetsResponse) String() string {
 func (*ListSetsResponse) ProtoMessage() {}
 
 func (x *ListSetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +3867,7 @@ func (x *ListSetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSetsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{60}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListSetsResponse) GetSets() []*BackupSet {
@@ -3748,7 +3885,7 @@ type WatchFreshnessRequest struct {
 
 func (x *WatchFreshnessRequest) Reset() {
 	*x = WatchFreshnessRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3897,7 @@ func (x *WatchFreshnessRequest) String() string {
 func (*WatchFreshnessRequest) ProtoMessage() {}
 
 func (x *WatchFreshnessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3910,7 @@ func (x *WatchFreshnessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFreshnessRequest.ProtoReflect.Descriptor instead.
 func (*WatchFreshnessRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{61}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{62}
 }
 
 type WatchFreshnessResponse struct {
@@ -3785,7 +3922,7 @@ type WatchFreshnessResponse struct {
 
 func (x *WatchFreshnessResponse) Reset() {
 	*x = WatchFreshnessResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +3934,7 @@ func (x *WatchFreshnessResponse) String() string {
 func (*WatchFreshnessResponse) ProtoMessage() {}
 
 func (x *WatchFreshnessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +3947,7 @@ func (x *WatchFreshnessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFreshnessResponse.ProtoReflect.Descriptor instead.
 func (*WatchFreshnessResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{62}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *WatchFreshnessResponse) GetFacts() *BackupFacts {
@@ -3830,7 +3967,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +3979,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +3992,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{63}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *VerifyRequest) GetOperation() *Operation {
@@ -3881,7 +4018,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3893,7 +4030,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3906,7 +4043,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{64}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *VerifyResponse) GetEvent() *OperationEvent {
@@ -3926,7 +4063,7 @@ type RunBackupRequest struct {
 
 func (x *RunBackupRequest) Reset() {
 	*x = RunBackupRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3938,7 +4075,7 @@ func (x *RunBackupRequest) String() string {
 func (*RunBackupRequest) ProtoMessage() {}
 
 func (x *RunBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3951,7 +4088,7 @@ func (x *RunBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunBackupRequest.ProtoReflect.Descriptor instead.
 func (*RunBackupRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{65}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RunBackupRequest) GetOperation() *Operation {
@@ -3977,7 +4114,7 @@ type RunBackupResponse struct {
 
 func (x *RunBackupResponse) Reset() {
 	*x = RunBackupResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4126,7 @@ func (x *RunBackupResponse) String() string {
 func (*RunBackupResponse) ProtoMessage() {}
 
 func (x *RunBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4139,7 @@ func (x *RunBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunBackupResponse.ProtoReflect.Descriptor instead.
 func (*RunBackupResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{66}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RunBackupResponse) GetEvent() *OperationEvent {
@@ -4083,10 +4220,20 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\x06weight\x18\x04 \x01(\x05R\x06weight\x12\x18\n" +
 	"\ahealthy\x18\x05 \x01(\bR\ahealthy\x12\x12\n" +
 	"\x04kept\x18\x06 \x03(\tR\x04kept\x12\x1a\n" +
-	"\bproblems\x18\a \x03(\tR\bproblems\"/\n" +
+	"\bproblems\x18\a \x03(\tR\bproblems\"\xae\x01\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04kind\x18\x02 \x01(\tR\x04kind\"\x8b\x02\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04file\x18\x03 \x01(\tR\x04file\x12\x16\n" +
+	"\x06layout\x18\x04 \x01(\tR\x06layout\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x129\n" +
+	"\achanges\x18\x06 \x03(\v2\x1f.ripcord.plugin.v1.SchemaChangeR\achanges\"|\n" +
+	"\fSchemaChange\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x14\n" +
+	"\x05table\x18\x03 \x01(\tR\x05table\x12\x16\n" +
+	"\x06column\x18\x04 \x01(\tR\x06column\x12\x12\n" +
+	"\x04line\x18\x05 \x01(\x05R\x04line\"\xba\x02\n" +
 	"\aRelease\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
@@ -4096,7 +4243,8 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\bbuilt_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\abuiltAt\x12<\n" +
 	"\n" +
 	"migrations\x18\a \x03(\v2\x1c.ripcord.plugin.v1.MigrationR\n" +
-	"migrations\"9\n" +
+	"migrations\x12-\n" +
+	"\x12migrations_unknown\x18\b \x01(\tR\x11migrationsUnknown\"9\n" +
 	"\rStatusRequest\x12(\n" +
 	"\x03ref\x18\x01 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\"I\n" +
 	"\x0eStatusResponse\x127\n" +
@@ -4137,7 +4285,7 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\toperation\x18\x01 \x01(\v2\x1c.ripcord.plugin.v1.OperationR\toperation\x12!\n" +
 	"\fexternal_ref\x18\x02 \x01(\tR\vexternalRef\"Q\n" +
 	"\x16WatchOperationResponse\x127\n" +
-	"\x05event\x18\x01 \x01(\v2!.ripcord.plugin.v1.OperationEventR\x05event\"\x87\x03\n" +
+	"\x05event\x18\x01 \x01(\v2!.ripcord.plugin.v1.OperationEventR\x05event\"\xf4\x03\n" +
 	"\vPipelineRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x18\n" +
@@ -4151,7 +4299,11 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"started_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"}\n" +
+	"finishedAt\x12<\n" +
+	"\n" +
+	"migrations\x18\v \x03(\v2\x1c.ripcord.plugin.v1.MigrationR\n" +
+	"migrations\x12-\n" +
+	"\x12migrations_unknown\x18\f \x01(\tR\x11migrationsUnknown\"}\n" +
 	"\x05Stage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.ripcord.plugin.v1.RunStateR\x05state\x12-\n" +
@@ -4337,7 +4489,7 @@ func file_ripcord_plugin_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_ripcord_plugin_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ripcord_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_ripcord_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_ripcord_plugin_v1_provider_proto_goTypes = []any{
 	(Kind)(0),                      // 0: ripcord.plugin.v1.Kind
 	(HealthState)(0),               // 1: ripcord.plugin.v1.HealthState
@@ -4360,179 +4512,182 @@ var file_ripcord_plugin_v1_provider_proto_goTypes = []any{
 	(*Completed)(nil),              // 18: ripcord.plugin.v1.Completed
 	(*TargetStatus)(nil),           // 19: ripcord.plugin.v1.TargetStatus
 	(*Migration)(nil),              // 20: ripcord.plugin.v1.Migration
-	(*Release)(nil),                // 21: ripcord.plugin.v1.Release
-	(*StatusRequest)(nil),          // 22: ripcord.plugin.v1.StatusRequest
-	(*StatusResponse)(nil),         // 23: ripcord.plugin.v1.StatusResponse
-	(*WatchStatusRequest)(nil),     // 24: ripcord.plugin.v1.WatchStatusRequest
-	(*WatchStatusResponse)(nil),    // 25: ripcord.plugin.v1.WatchStatusResponse
-	(*ReleasesRequest)(nil),        // 26: ripcord.plugin.v1.ReleasesRequest
-	(*ReleasesResponse)(nil),       // 27: ripcord.plugin.v1.ReleasesResponse
-	(*PlanRequest)(nil),            // 28: ripcord.plugin.v1.PlanRequest
-	(*PlanResponse)(nil),           // 29: ripcord.plugin.v1.PlanResponse
-	(*DeployRequest)(nil),          // 30: ripcord.plugin.v1.DeployRequest
-	(*DeployResponse)(nil),         // 31: ripcord.plugin.v1.DeployResponse
-	(*RollbackRequest)(nil),        // 32: ripcord.plugin.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 33: ripcord.plugin.v1.RollbackResponse
-	(*SetWeightRequest)(nil),       // 34: ripcord.plugin.v1.SetWeightRequest
-	(*SetWeightResponse)(nil),      // 35: ripcord.plugin.v1.SetWeightResponse
-	(*WatchOperationRequest)(nil),  // 36: ripcord.plugin.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil), // 37: ripcord.plugin.v1.WatchOperationResponse
-	(*PipelineRun)(nil),            // 38: ripcord.plugin.v1.PipelineRun
-	(*Stage)(nil),                  // 39: ripcord.plugin.v1.Stage
-	(*Step)(nil),                   // 40: ripcord.plugin.v1.Step
-	(*LogLine)(nil),                // 41: ripcord.plugin.v1.LogLine
-	(*ListRunsRequest)(nil),        // 42: ripcord.plugin.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),       // 43: ripcord.plugin.v1.ListRunsResponse
-	(*WatchRunsRequest)(nil),       // 44: ripcord.plugin.v1.WatchRunsRequest
-	(*WatchRunsResponse)(nil),      // 45: ripcord.plugin.v1.WatchRunsResponse
-	(*StreamLogsRequest)(nil),      // 46: ripcord.plugin.v1.StreamLogsRequest
-	(*StreamLogsResponse)(nil),     // 47: ripcord.plugin.v1.StreamLogsResponse
-	(*TriggerRequest)(nil),         // 48: ripcord.plugin.v1.TriggerRequest
-	(*TriggerResponse)(nil),        // 49: ripcord.plugin.v1.TriggerResponse
-	(*CancelRequest)(nil),          // 50: ripcord.plugin.v1.CancelRequest
-	(*CancelResponse)(nil),         // 51: ripcord.plugin.v1.CancelResponse
-	(*ErrorBucket)(nil),            // 52: ripcord.plugin.v1.ErrorBucket
-	(*ErrorIssue)(nil),             // 53: ripcord.plugin.v1.ErrorIssue
-	(*ErrorWindow)(nil),            // 54: ripcord.plugin.v1.ErrorWindow
-	(*WatchCountsRequest)(nil),     // 55: ripcord.plugin.v1.WatchCountsRequest
-	(*WatchCountsResponse)(nil),    // 56: ripcord.plugin.v1.WatchCountsResponse
-	(*ListIssuesRequest)(nil),      // 57: ripcord.plugin.v1.ListIssuesRequest
-	(*ListIssuesResponse)(nil),     // 58: ripcord.plugin.v1.ListIssuesResponse
-	(*MarkDeployRequest)(nil),      // 59: ripcord.plugin.v1.MarkDeployRequest
-	(*MarkDeployResponse)(nil),     // 60: ripcord.plugin.v1.MarkDeployResponse
-	(*BackupFacts)(nil),            // 61: ripcord.plugin.v1.BackupFacts
-	(*BackupSet)(nil),              // 62: ripcord.plugin.v1.BackupSet
-	(*ListSetsRequest)(nil),        // 63: ripcord.plugin.v1.ListSetsRequest
-	(*ListSetsResponse)(nil),       // 64: ripcord.plugin.v1.ListSetsResponse
-	(*WatchFreshnessRequest)(nil),  // 65: ripcord.plugin.v1.WatchFreshnessRequest
-	(*WatchFreshnessResponse)(nil), // 66: ripcord.plugin.v1.WatchFreshnessResponse
-	(*VerifyRequest)(nil),          // 67: ripcord.plugin.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 68: ripcord.plugin.v1.VerifyResponse
-	(*RunBackupRequest)(nil),       // 69: ripcord.plugin.v1.RunBackupRequest
-	(*RunBackupResponse)(nil),      // 70: ripcord.plugin.v1.RunBackupResponse
-	nil,                            // 71: ripcord.plugin.v1.ConfigureRequest.SecretsEntry
-	(*timestamppb.Timestamp)(nil),  // 72: google.protobuf.Timestamp
+	(*SchemaChange)(nil),           // 21: ripcord.plugin.v1.SchemaChange
+	(*Release)(nil),                // 22: ripcord.plugin.v1.Release
+	(*StatusRequest)(nil),          // 23: ripcord.plugin.v1.StatusRequest
+	(*StatusResponse)(nil),         // 24: ripcord.plugin.v1.StatusResponse
+	(*WatchStatusRequest)(nil),     // 25: ripcord.plugin.v1.WatchStatusRequest
+	(*WatchStatusResponse)(nil),    // 26: ripcord.plugin.v1.WatchStatusResponse
+	(*ReleasesRequest)(nil),        // 27: ripcord.plugin.v1.ReleasesRequest
+	(*ReleasesResponse)(nil),       // 28: ripcord.plugin.v1.ReleasesResponse
+	(*PlanRequest)(nil),            // 29: ripcord.plugin.v1.PlanRequest
+	(*PlanResponse)(nil),           // 30: ripcord.plugin.v1.PlanResponse
+	(*DeployRequest)(nil),          // 31: ripcord.plugin.v1.DeployRequest
+	(*DeployResponse)(nil),         // 32: ripcord.plugin.v1.DeployResponse
+	(*RollbackRequest)(nil),        // 33: ripcord.plugin.v1.RollbackRequest
+	(*RollbackResponse)(nil),       // 34: ripcord.plugin.v1.RollbackResponse
+	(*SetWeightRequest)(nil),       // 35: ripcord.plugin.v1.SetWeightRequest
+	(*SetWeightResponse)(nil),      // 36: ripcord.plugin.v1.SetWeightResponse
+	(*WatchOperationRequest)(nil),  // 37: ripcord.plugin.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil), // 38: ripcord.plugin.v1.WatchOperationResponse
+	(*PipelineRun)(nil),            // 39: ripcord.plugin.v1.PipelineRun
+	(*Stage)(nil),                  // 40: ripcord.plugin.v1.Stage
+	(*Step)(nil),                   // 41: ripcord.plugin.v1.Step
+	(*LogLine)(nil),                // 42: ripcord.plugin.v1.LogLine
+	(*ListRunsRequest)(nil),        // 43: ripcord.plugin.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),       // 44: ripcord.plugin.v1.ListRunsResponse
+	(*WatchRunsRequest)(nil),       // 45: ripcord.plugin.v1.WatchRunsRequest
+	(*WatchRunsResponse)(nil),      // 46: ripcord.plugin.v1.WatchRunsResponse
+	(*StreamLogsRequest)(nil),      // 47: ripcord.plugin.v1.StreamLogsRequest
+	(*StreamLogsResponse)(nil),     // 48: ripcord.plugin.v1.StreamLogsResponse
+	(*TriggerRequest)(nil),         // 49: ripcord.plugin.v1.TriggerRequest
+	(*TriggerResponse)(nil),        // 50: ripcord.plugin.v1.TriggerResponse
+	(*CancelRequest)(nil),          // 51: ripcord.plugin.v1.CancelRequest
+	(*CancelResponse)(nil),         // 52: ripcord.plugin.v1.CancelResponse
+	(*ErrorBucket)(nil),            // 53: ripcord.plugin.v1.ErrorBucket
+	(*ErrorIssue)(nil),             // 54: ripcord.plugin.v1.ErrorIssue
+	(*ErrorWindow)(nil),            // 55: ripcord.plugin.v1.ErrorWindow
+	(*WatchCountsRequest)(nil),     // 56: ripcord.plugin.v1.WatchCountsRequest
+	(*WatchCountsResponse)(nil),    // 57: ripcord.plugin.v1.WatchCountsResponse
+	(*ListIssuesRequest)(nil),      // 58: ripcord.plugin.v1.ListIssuesRequest
+	(*ListIssuesResponse)(nil),     // 59: ripcord.plugin.v1.ListIssuesResponse
+	(*MarkDeployRequest)(nil),      // 60: ripcord.plugin.v1.MarkDeployRequest
+	(*MarkDeployResponse)(nil),     // 61: ripcord.plugin.v1.MarkDeployResponse
+	(*BackupFacts)(nil),            // 62: ripcord.plugin.v1.BackupFacts
+	(*BackupSet)(nil),              // 63: ripcord.plugin.v1.BackupSet
+	(*ListSetsRequest)(nil),        // 64: ripcord.plugin.v1.ListSetsRequest
+	(*ListSetsResponse)(nil),       // 65: ripcord.plugin.v1.ListSetsResponse
+	(*WatchFreshnessRequest)(nil),  // 66: ripcord.plugin.v1.WatchFreshnessRequest
+	(*WatchFreshnessResponse)(nil), // 67: ripcord.plugin.v1.WatchFreshnessResponse
+	(*VerifyRequest)(nil),          // 68: ripcord.plugin.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 69: ripcord.plugin.v1.VerifyResponse
+	(*RunBackupRequest)(nil),       // 70: ripcord.plugin.v1.RunBackupRequest
+	(*RunBackupResponse)(nil),      // 71: ripcord.plugin.v1.RunBackupResponse
+	nil,                            // 72: ripcord.plugin.v1.ConfigureRequest.SecretsEntry
+	(*timestamppb.Timestamp)(nil),  // 73: google.protobuf.Timestamp
 }
 var file_ripcord_plugin_v1_provider_proto_depIdxs = []int32{
 	6,  // 0: ripcord.plugin.v1.GetInfoResponse.info:type_name -> ripcord.plugin.v1.ProviderInfo
 	0,  // 1: ripcord.plugin.v1.ProviderInfo.kinds:type_name -> ripcord.plugin.v1.Kind
-	71, // 2: ripcord.plugin.v1.ConfigureRequest.secrets:type_name -> ripcord.plugin.v1.ConfigureRequest.SecretsEntry
+	72, // 2: ripcord.plugin.v1.ConfigureRequest.secrets:type_name -> ripcord.plugin.v1.ConfigureRequest.SecretsEntry
 	9,  // 3: ripcord.plugin.v1.ConfigureResponse.errors:type_name -> ripcord.plugin.v1.SettingError
 	1,  // 4: ripcord.plugin.v1.CheckHealthResponse.state:type_name -> ripcord.plugin.v1.HealthState
 	12, // 5: ripcord.plugin.v1.Operation.ref:type_name -> ripcord.plugin.v1.Ref
 	13, // 6: ripcord.plugin.v1.Operation.actor:type_name -> ripcord.plugin.v1.Actor
-	72, // 7: ripcord.plugin.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
+	73, // 7: ripcord.plugin.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
 	16, // 8: ripcord.plugin.v1.OperationEvent.progress:type_name -> ripcord.plugin.v1.Progress
 	17, // 9: ripcord.plugin.v1.OperationEvent.log:type_name -> ripcord.plugin.v1.LogEntry
 	18, // 10: ripcord.plugin.v1.OperationEvent.completed:type_name -> ripcord.plugin.v1.Completed
 	2,  // 11: ripcord.plugin.v1.Completed.outcome:type_name -> ripcord.plugin.v1.Outcome
-	61, // 12: ripcord.plugin.v1.Completed.backup_facts:type_name -> ripcord.plugin.v1.BackupFacts
+	62, // 12: ripcord.plugin.v1.Completed.backup_facts:type_name -> ripcord.plugin.v1.BackupFacts
 	12, // 13: ripcord.plugin.v1.TargetStatus.ref:type_name -> ripcord.plugin.v1.Ref
-	72, // 14: ripcord.plugin.v1.Release.built_at:type_name -> google.protobuf.Timestamp
-	20, // 15: ripcord.plugin.v1.Release.migrations:type_name -> ripcord.plugin.v1.Migration
-	12, // 16: ripcord.plugin.v1.StatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	19, // 17: ripcord.plugin.v1.StatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
-	12, // 18: ripcord.plugin.v1.WatchStatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	19, // 19: ripcord.plugin.v1.WatchStatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
-	12, // 20: ripcord.plugin.v1.ReleasesRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	21, // 21: ripcord.plugin.v1.ReleasesResponse.releases:type_name -> ripcord.plugin.v1.Release
-	12, // 22: ripcord.plugin.v1.PlanRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	21, // 23: ripcord.plugin.v1.PlanRequest.release:type_name -> ripcord.plugin.v1.Release
-	14, // 24: ripcord.plugin.v1.DeployRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	21, // 25: ripcord.plugin.v1.DeployRequest.release:type_name -> ripcord.plugin.v1.Release
-	15, // 26: ripcord.plugin.v1.DeployResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 27: ripcord.plugin.v1.RollbackRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 28: ripcord.plugin.v1.RollbackResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 29: ripcord.plugin.v1.SetWeightRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 30: ripcord.plugin.v1.SetWeightResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 31: ripcord.plugin.v1.WatchOperationRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 32: ripcord.plugin.v1.WatchOperationResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	3,  // 33: ripcord.plugin.v1.PipelineRun.state:type_name -> ripcord.plugin.v1.RunState
-	39, // 34: ripcord.plugin.v1.PipelineRun.stages:type_name -> ripcord.plugin.v1.Stage
-	72, // 35: ripcord.plugin.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	72, // 36: ripcord.plugin.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	3,  // 37: ripcord.plugin.v1.Stage.state:type_name -> ripcord.plugin.v1.RunState
-	40, // 38: ripcord.plugin.v1.Stage.steps:type_name -> ripcord.plugin.v1.Step
-	3,  // 39: ripcord.plugin.v1.Step.state:type_name -> ripcord.plugin.v1.RunState
-	72, // 40: ripcord.plugin.v1.Step.started_at:type_name -> google.protobuf.Timestamp
-	72, // 41: ripcord.plugin.v1.Step.finished_at:type_name -> google.protobuf.Timestamp
-	72, // 42: ripcord.plugin.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	38, // 43: ripcord.plugin.v1.ListRunsResponse.runs:type_name -> ripcord.plugin.v1.PipelineRun
-	38, // 44: ripcord.plugin.v1.WatchRunsResponse.run:type_name -> ripcord.plugin.v1.PipelineRun
-	41, // 45: ripcord.plugin.v1.StreamLogsResponse.line:type_name -> ripcord.plugin.v1.LogLine
-	72, // 46: ripcord.plugin.v1.ErrorBucket.start:type_name -> google.protobuf.Timestamp
-	72, // 47: ripcord.plugin.v1.ErrorIssue.first_seen:type_name -> google.protobuf.Timestamp
-	12, // 48: ripcord.plugin.v1.ErrorWindow.ref:type_name -> ripcord.plugin.v1.Ref
-	52, // 49: ripcord.plugin.v1.ErrorWindow.buckets:type_name -> ripcord.plugin.v1.ErrorBucket
-	53, // 50: ripcord.plugin.v1.ErrorWindow.issues:type_name -> ripcord.plugin.v1.ErrorIssue
-	12, // 51: ripcord.plugin.v1.WatchCountsRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	54, // 52: ripcord.plugin.v1.WatchCountsResponse.window:type_name -> ripcord.plugin.v1.ErrorWindow
-	12, // 53: ripcord.plugin.v1.ListIssuesRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	53, // 54: ripcord.plugin.v1.ListIssuesResponse.issues:type_name -> ripcord.plugin.v1.ErrorIssue
-	12, // 55: ripcord.plugin.v1.MarkDeployRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	72, // 56: ripcord.plugin.v1.BackupFacts.last_start:type_name -> google.protobuf.Timestamp
-	72, // 57: ripcord.plugin.v1.BackupFacts.last_end:type_name -> google.protobuf.Timestamp
-	72, // 58: ripcord.plugin.v1.BackupFacts.last_full:type_name -> google.protobuf.Timestamp
-	72, // 59: ripcord.plugin.v1.BackupFacts.attempted:type_name -> google.protobuf.Timestamp
-	72, // 60: ripcord.plugin.v1.BackupFacts.verified_at:type_name -> google.protobuf.Timestamp
-	72, // 61: ripcord.plugin.v1.BackupFacts.reported_at:type_name -> google.protobuf.Timestamp
-	62, // 62: ripcord.plugin.v1.ListSetsResponse.sets:type_name -> ripcord.plugin.v1.BackupSet
-	61, // 63: ripcord.plugin.v1.WatchFreshnessResponse.facts:type_name -> ripcord.plugin.v1.BackupFacts
-	14, // 64: ripcord.plugin.v1.VerifyRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 65: ripcord.plugin.v1.VerifyResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 66: ripcord.plugin.v1.RunBackupRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 67: ripcord.plugin.v1.RunBackupResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	4,  // 68: ripcord.plugin.v1.ProviderService.GetInfo:input_type -> ripcord.plugin.v1.GetInfoRequest
-	7,  // 69: ripcord.plugin.v1.ProviderService.Configure:input_type -> ripcord.plugin.v1.ConfigureRequest
-	10, // 70: ripcord.plugin.v1.ProviderService.CheckHealth:input_type -> ripcord.plugin.v1.CheckHealthRequest
-	22, // 71: ripcord.plugin.v1.DeployTargetService.Status:input_type -> ripcord.plugin.v1.StatusRequest
-	24, // 72: ripcord.plugin.v1.DeployTargetService.WatchStatus:input_type -> ripcord.plugin.v1.WatchStatusRequest
-	26, // 73: ripcord.plugin.v1.DeployTargetService.Releases:input_type -> ripcord.plugin.v1.ReleasesRequest
-	28, // 74: ripcord.plugin.v1.DeployTargetService.Plan:input_type -> ripcord.plugin.v1.PlanRequest
-	30, // 75: ripcord.plugin.v1.DeployTargetService.Deploy:input_type -> ripcord.plugin.v1.DeployRequest
-	32, // 76: ripcord.plugin.v1.DeployTargetService.Rollback:input_type -> ripcord.plugin.v1.RollbackRequest
-	34, // 77: ripcord.plugin.v1.DeployTargetService.SetWeight:input_type -> ripcord.plugin.v1.SetWeightRequest
-	36, // 78: ripcord.plugin.v1.DeployTargetService.WatchOperation:input_type -> ripcord.plugin.v1.WatchOperationRequest
-	42, // 79: ripcord.plugin.v1.PipelineSourceService.ListRuns:input_type -> ripcord.plugin.v1.ListRunsRequest
-	44, // 80: ripcord.plugin.v1.PipelineSourceService.WatchRuns:input_type -> ripcord.plugin.v1.WatchRunsRequest
-	46, // 81: ripcord.plugin.v1.PipelineSourceService.StreamLogs:input_type -> ripcord.plugin.v1.StreamLogsRequest
-	48, // 82: ripcord.plugin.v1.PipelineSourceService.Trigger:input_type -> ripcord.plugin.v1.TriggerRequest
-	50, // 83: ripcord.plugin.v1.PipelineSourceService.Cancel:input_type -> ripcord.plugin.v1.CancelRequest
-	55, // 84: ripcord.plugin.v1.ErrorSourceService.WatchCounts:input_type -> ripcord.plugin.v1.WatchCountsRequest
-	57, // 85: ripcord.plugin.v1.ErrorSourceService.ListIssues:input_type -> ripcord.plugin.v1.ListIssuesRequest
-	59, // 86: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:input_type -> ripcord.plugin.v1.MarkDeployRequest
-	63, // 87: ripcord.plugin.v1.BackupSourceService.ListSets:input_type -> ripcord.plugin.v1.ListSetsRequest
-	65, // 88: ripcord.plugin.v1.BackupSourceService.WatchFreshness:input_type -> ripcord.plugin.v1.WatchFreshnessRequest
-	67, // 89: ripcord.plugin.v1.BackupSourceService.Verify:input_type -> ripcord.plugin.v1.VerifyRequest
-	69, // 90: ripcord.plugin.v1.BackupSourceService.RunBackup:input_type -> ripcord.plugin.v1.RunBackupRequest
-	5,  // 91: ripcord.plugin.v1.ProviderService.GetInfo:output_type -> ripcord.plugin.v1.GetInfoResponse
-	8,  // 92: ripcord.plugin.v1.ProviderService.Configure:output_type -> ripcord.plugin.v1.ConfigureResponse
-	11, // 93: ripcord.plugin.v1.ProviderService.CheckHealth:output_type -> ripcord.plugin.v1.CheckHealthResponse
-	23, // 94: ripcord.plugin.v1.DeployTargetService.Status:output_type -> ripcord.plugin.v1.StatusResponse
-	25, // 95: ripcord.plugin.v1.DeployTargetService.WatchStatus:output_type -> ripcord.plugin.v1.WatchStatusResponse
-	27, // 96: ripcord.plugin.v1.DeployTargetService.Releases:output_type -> ripcord.plugin.v1.ReleasesResponse
-	29, // 97: ripcord.plugin.v1.DeployTargetService.Plan:output_type -> ripcord.plugin.v1.PlanResponse
-	31, // 98: ripcord.plugin.v1.DeployTargetService.Deploy:output_type -> ripcord.plugin.v1.DeployResponse
-	33, // 99: ripcord.plugin.v1.DeployTargetService.Rollback:output_type -> ripcord.plugin.v1.RollbackResponse
-	35, // 100: ripcord.plugin.v1.DeployTargetService.SetWeight:output_type -> ripcord.plugin.v1.SetWeightResponse
-	37, // 101: ripcord.plugin.v1.DeployTargetService.WatchOperation:output_type -> ripcord.plugin.v1.WatchOperationResponse
-	43, // 102: ripcord.plugin.v1.PipelineSourceService.ListRuns:output_type -> ripcord.plugin.v1.ListRunsResponse
-	45, // 103: ripcord.plugin.v1.PipelineSourceService.WatchRuns:output_type -> ripcord.plugin.v1.WatchRunsResponse
-	47, // 104: ripcord.plugin.v1.PipelineSourceService.StreamLogs:output_type -> ripcord.plugin.v1.StreamLogsResponse
-	49, // 105: ripcord.plugin.v1.PipelineSourceService.Trigger:output_type -> ripcord.plugin.v1.TriggerResponse
-	51, // 106: ripcord.plugin.v1.PipelineSourceService.Cancel:output_type -> ripcord.plugin.v1.CancelResponse
-	56, // 107: ripcord.plugin.v1.ErrorSourceService.WatchCounts:output_type -> ripcord.plugin.v1.WatchCountsResponse
-	58, // 108: ripcord.plugin.v1.ErrorSourceService.ListIssues:output_type -> ripcord.plugin.v1.ListIssuesResponse
-	60, // 109: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:output_type -> ripcord.plugin.v1.MarkDeployResponse
-	64, // 110: ripcord.plugin.v1.BackupSourceService.ListSets:output_type -> ripcord.plugin.v1.ListSetsResponse
-	66, // 111: ripcord.plugin.v1.BackupSourceService.WatchFreshness:output_type -> ripcord.plugin.v1.WatchFreshnessResponse
-	68, // 112: ripcord.plugin.v1.BackupSourceService.Verify:output_type -> ripcord.plugin.v1.VerifyResponse
-	70, // 113: ripcord.plugin.v1.BackupSourceService.RunBackup:output_type -> ripcord.plugin.v1.RunBackupResponse
-	91, // [91:114] is the sub-list for method output_type
-	68, // [68:91] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	21, // 14: ripcord.plugin.v1.Migration.changes:type_name -> ripcord.plugin.v1.SchemaChange
+	73, // 15: ripcord.plugin.v1.Release.built_at:type_name -> google.protobuf.Timestamp
+	20, // 16: ripcord.plugin.v1.Release.migrations:type_name -> ripcord.plugin.v1.Migration
+	12, // 17: ripcord.plugin.v1.StatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	19, // 18: ripcord.plugin.v1.StatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
+	12, // 19: ripcord.plugin.v1.WatchStatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	19, // 20: ripcord.plugin.v1.WatchStatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
+	12, // 21: ripcord.plugin.v1.ReleasesRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	22, // 22: ripcord.plugin.v1.ReleasesResponse.releases:type_name -> ripcord.plugin.v1.Release
+	12, // 23: ripcord.plugin.v1.PlanRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	22, // 24: ripcord.plugin.v1.PlanRequest.release:type_name -> ripcord.plugin.v1.Release
+	14, // 25: ripcord.plugin.v1.DeployRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	22, // 26: ripcord.plugin.v1.DeployRequest.release:type_name -> ripcord.plugin.v1.Release
+	15, // 27: ripcord.plugin.v1.DeployResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 28: ripcord.plugin.v1.RollbackRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 29: ripcord.plugin.v1.RollbackResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 30: ripcord.plugin.v1.SetWeightRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 31: ripcord.plugin.v1.SetWeightResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 32: ripcord.plugin.v1.WatchOperationRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 33: ripcord.plugin.v1.WatchOperationResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	3,  // 34: ripcord.plugin.v1.PipelineRun.state:type_name -> ripcord.plugin.v1.RunState
+	40, // 35: ripcord.plugin.v1.PipelineRun.stages:type_name -> ripcord.plugin.v1.Stage
+	73, // 36: ripcord.plugin.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	73, // 37: ripcord.plugin.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	20, // 38: ripcord.plugin.v1.PipelineRun.migrations:type_name -> ripcord.plugin.v1.Migration
+	3,  // 39: ripcord.plugin.v1.Stage.state:type_name -> ripcord.plugin.v1.RunState
+	41, // 40: ripcord.plugin.v1.Stage.steps:type_name -> ripcord.plugin.v1.Step
+	3,  // 41: ripcord.plugin.v1.Step.state:type_name -> ripcord.plugin.v1.RunState
+	73, // 42: ripcord.plugin.v1.Step.started_at:type_name -> google.protobuf.Timestamp
+	73, // 43: ripcord.plugin.v1.Step.finished_at:type_name -> google.protobuf.Timestamp
+	73, // 44: ripcord.plugin.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	39, // 45: ripcord.plugin.v1.ListRunsResponse.runs:type_name -> ripcord.plugin.v1.PipelineRun
+	39, // 46: ripcord.plugin.v1.WatchRunsResponse.run:type_name -> ripcord.plugin.v1.PipelineRun
+	42, // 47: ripcord.plugin.v1.StreamLogsResponse.line:type_name -> ripcord.plugin.v1.LogLine
+	73, // 48: ripcord.plugin.v1.ErrorBucket.start:type_name -> google.protobuf.Timestamp
+	73, // 49: ripcord.plugin.v1.ErrorIssue.first_seen:type_name -> google.protobuf.Timestamp
+	12, // 50: ripcord.plugin.v1.ErrorWindow.ref:type_name -> ripcord.plugin.v1.Ref
+	53, // 51: ripcord.plugin.v1.ErrorWindow.buckets:type_name -> ripcord.plugin.v1.ErrorBucket
+	54, // 52: ripcord.plugin.v1.ErrorWindow.issues:type_name -> ripcord.plugin.v1.ErrorIssue
+	12, // 53: ripcord.plugin.v1.WatchCountsRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	55, // 54: ripcord.plugin.v1.WatchCountsResponse.window:type_name -> ripcord.plugin.v1.ErrorWindow
+	12, // 55: ripcord.plugin.v1.ListIssuesRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	54, // 56: ripcord.plugin.v1.ListIssuesResponse.issues:type_name -> ripcord.plugin.v1.ErrorIssue
+	12, // 57: ripcord.plugin.v1.MarkDeployRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	73, // 58: ripcord.plugin.v1.BackupFacts.last_start:type_name -> google.protobuf.Timestamp
+	73, // 59: ripcord.plugin.v1.BackupFacts.last_end:type_name -> google.protobuf.Timestamp
+	73, // 60: ripcord.plugin.v1.BackupFacts.last_full:type_name -> google.protobuf.Timestamp
+	73, // 61: ripcord.plugin.v1.BackupFacts.attempted:type_name -> google.protobuf.Timestamp
+	73, // 62: ripcord.plugin.v1.BackupFacts.verified_at:type_name -> google.protobuf.Timestamp
+	73, // 63: ripcord.plugin.v1.BackupFacts.reported_at:type_name -> google.protobuf.Timestamp
+	63, // 64: ripcord.plugin.v1.ListSetsResponse.sets:type_name -> ripcord.plugin.v1.BackupSet
+	62, // 65: ripcord.plugin.v1.WatchFreshnessResponse.facts:type_name -> ripcord.plugin.v1.BackupFacts
+	14, // 66: ripcord.plugin.v1.VerifyRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 67: ripcord.plugin.v1.VerifyResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 68: ripcord.plugin.v1.RunBackupRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 69: ripcord.plugin.v1.RunBackupResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	4,  // 70: ripcord.plugin.v1.ProviderService.GetInfo:input_type -> ripcord.plugin.v1.GetInfoRequest
+	7,  // 71: ripcord.plugin.v1.ProviderService.Configure:input_type -> ripcord.plugin.v1.ConfigureRequest
+	10, // 72: ripcord.plugin.v1.ProviderService.CheckHealth:input_type -> ripcord.plugin.v1.CheckHealthRequest
+	23, // 73: ripcord.plugin.v1.DeployTargetService.Status:input_type -> ripcord.plugin.v1.StatusRequest
+	25, // 74: ripcord.plugin.v1.DeployTargetService.WatchStatus:input_type -> ripcord.plugin.v1.WatchStatusRequest
+	27, // 75: ripcord.plugin.v1.DeployTargetService.Releases:input_type -> ripcord.plugin.v1.ReleasesRequest
+	29, // 76: ripcord.plugin.v1.DeployTargetService.Plan:input_type -> ripcord.plugin.v1.PlanRequest
+	31, // 77: ripcord.plugin.v1.DeployTargetService.Deploy:input_type -> ripcord.plugin.v1.DeployRequest
+	33, // 78: ripcord.plugin.v1.DeployTargetService.Rollback:input_type -> ripcord.plugin.v1.RollbackRequest
+	35, // 79: ripcord.plugin.v1.DeployTargetService.SetWeight:input_type -> ripcord.plugin.v1.SetWeightRequest
+	37, // 80: ripcord.plugin.v1.DeployTargetService.WatchOperation:input_type -> ripcord.plugin.v1.WatchOperationRequest
+	43, // 81: ripcord.plugin.v1.PipelineSourceService.ListRuns:input_type -> ripcord.plugin.v1.ListRunsRequest
+	45, // 82: ripcord.plugin.v1.PipelineSourceService.WatchRuns:input_type -> ripcord.plugin.v1.WatchRunsRequest
+	47, // 83: ripcord.plugin.v1.PipelineSourceService.StreamLogs:input_type -> ripcord.plugin.v1.StreamLogsRequest
+	49, // 84: ripcord.plugin.v1.PipelineSourceService.Trigger:input_type -> ripcord.plugin.v1.TriggerRequest
+	51, // 85: ripcord.plugin.v1.PipelineSourceService.Cancel:input_type -> ripcord.plugin.v1.CancelRequest
+	56, // 86: ripcord.plugin.v1.ErrorSourceService.WatchCounts:input_type -> ripcord.plugin.v1.WatchCountsRequest
+	58, // 87: ripcord.plugin.v1.ErrorSourceService.ListIssues:input_type -> ripcord.plugin.v1.ListIssuesRequest
+	60, // 88: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:input_type -> ripcord.plugin.v1.MarkDeployRequest
+	64, // 89: ripcord.plugin.v1.BackupSourceService.ListSets:input_type -> ripcord.plugin.v1.ListSetsRequest
+	66, // 90: ripcord.plugin.v1.BackupSourceService.WatchFreshness:input_type -> ripcord.plugin.v1.WatchFreshnessRequest
+	68, // 91: ripcord.plugin.v1.BackupSourceService.Verify:input_type -> ripcord.plugin.v1.VerifyRequest
+	70, // 92: ripcord.plugin.v1.BackupSourceService.RunBackup:input_type -> ripcord.plugin.v1.RunBackupRequest
+	5,  // 93: ripcord.plugin.v1.ProviderService.GetInfo:output_type -> ripcord.plugin.v1.GetInfoResponse
+	8,  // 94: ripcord.plugin.v1.ProviderService.Configure:output_type -> ripcord.plugin.v1.ConfigureResponse
+	11, // 95: ripcord.plugin.v1.ProviderService.CheckHealth:output_type -> ripcord.plugin.v1.CheckHealthResponse
+	24, // 96: ripcord.plugin.v1.DeployTargetService.Status:output_type -> ripcord.plugin.v1.StatusResponse
+	26, // 97: ripcord.plugin.v1.DeployTargetService.WatchStatus:output_type -> ripcord.plugin.v1.WatchStatusResponse
+	28, // 98: ripcord.plugin.v1.DeployTargetService.Releases:output_type -> ripcord.plugin.v1.ReleasesResponse
+	30, // 99: ripcord.plugin.v1.DeployTargetService.Plan:output_type -> ripcord.plugin.v1.PlanResponse
+	32, // 100: ripcord.plugin.v1.DeployTargetService.Deploy:output_type -> ripcord.plugin.v1.DeployResponse
+	34, // 101: ripcord.plugin.v1.DeployTargetService.Rollback:output_type -> ripcord.plugin.v1.RollbackResponse
+	36, // 102: ripcord.plugin.v1.DeployTargetService.SetWeight:output_type -> ripcord.plugin.v1.SetWeightResponse
+	38, // 103: ripcord.plugin.v1.DeployTargetService.WatchOperation:output_type -> ripcord.plugin.v1.WatchOperationResponse
+	44, // 104: ripcord.plugin.v1.PipelineSourceService.ListRuns:output_type -> ripcord.plugin.v1.ListRunsResponse
+	46, // 105: ripcord.plugin.v1.PipelineSourceService.WatchRuns:output_type -> ripcord.plugin.v1.WatchRunsResponse
+	48, // 106: ripcord.plugin.v1.PipelineSourceService.StreamLogs:output_type -> ripcord.plugin.v1.StreamLogsResponse
+	50, // 107: ripcord.plugin.v1.PipelineSourceService.Trigger:output_type -> ripcord.plugin.v1.TriggerResponse
+	52, // 108: ripcord.plugin.v1.PipelineSourceService.Cancel:output_type -> ripcord.plugin.v1.CancelResponse
+	57, // 109: ripcord.plugin.v1.ErrorSourceService.WatchCounts:output_type -> ripcord.plugin.v1.WatchCountsResponse
+	59, // 110: ripcord.plugin.v1.ErrorSourceService.ListIssues:output_type -> ripcord.plugin.v1.ListIssuesResponse
+	61, // 111: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:output_type -> ripcord.plugin.v1.MarkDeployResponse
+	65, // 112: ripcord.plugin.v1.BackupSourceService.ListSets:output_type -> ripcord.plugin.v1.ListSetsResponse
+	67, // 113: ripcord.plugin.v1.BackupSourceService.WatchFreshness:output_type -> ripcord.plugin.v1.WatchFreshnessResponse
+	69, // 114: ripcord.plugin.v1.BackupSourceService.Verify:output_type -> ripcord.plugin.v1.VerifyResponse
+	71, // 115: ripcord.plugin.v1.BackupSourceService.RunBackup:output_type -> ripcord.plugin.v1.RunBackupResponse
+	93, // [93:116] is the sub-list for method output_type
+	70, // [70:93] is the sub-list for method input_type
+	70, // [70:70] is the sub-list for extension type_name
+	70, // [70:70] is the sub-list for extension extendee
+	0,  // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_ripcord_plugin_v1_provider_proto_init() }
@@ -4551,7 +4706,7 @@ func file_ripcord_plugin_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ripcord_plugin_v1_provider_proto_rawDesc), len(file_ripcord_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   68,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1,0 +1,3 @@
+-- migrate:up
+truncate user_sessions;
+-- migrate:down

@@ -1,0 +1,1 @@
+ALTER TABLE billing.invoices ALTER COLUMN due_on DROP NOT NULL;
