@@ -119,7 +119,7 @@ func eventLine(ev core.Event) string {
 		if r.ArtifactDigest != "" {
 			line += " · artifact " + shortDigest(r.ArtifactDigest)
 		}
-		return line
+		return line + buildFacts(*r)
 	case core.EvDeployment:
 		d := ev.Deployment
 		return fmt.Sprintf("%s %s %s: %s at %d%% (by %s)", at, d.Ref, d.Version, d.State, d.Weight, d.Actor)
@@ -136,7 +136,13 @@ func eventLine(ev core.Event) string {
 		return fmt.Sprintf("%s backup %s %s: %s · %s", at, b.Ref.Env, b.Facts.Set, b.State, b.Reason)
 	case core.EvAudit:
 		a := ev.Audit
-		return fmt.Sprintf("%s audit: %s %s %s → %s by %s: %s", at, a.Action, a.Ref, dash(a.From), dash(a.To), a.Actor, a.Outcome)
+		line := fmt.Sprintf("%s audit: %s %s %s → %s by %s: %s", at, a.Action, a.Ref, dash(a.From), dash(a.To), a.Actor, a.Outcome)
+		for _, g := range a.Gates {
+			if g.Gate == core.GateMigrations {
+				line += " · migrations: " + g.Reason
+			}
+		}
+		return line
 	case core.EvOperation:
 		op := ev.Operation
 		if op.State == core.OpAttention {
@@ -149,6 +155,39 @@ func eventLine(ev core.Event) string {
 		}
 	}
 	return ""
+}
+
+// buildFacts says what a run was built from: " · main@1a2b3c4d5e6f ·
+// 2 migrations (0 contract)".
+func buildFacts(r core.PipelineRun) string {
+	var s string
+	switch {
+	case r.Commit == "":
+	case r.Branch == "":
+		s += " · " + shortCommit(r.Commit) + " on an unknown branch"
+	default:
+		s += " · " + r.Branch + "@" + shortCommit(r.Commit)
+	}
+	switch {
+	case r.MigrationsUnknown != "":
+		s += " · migrations unknown: " + r.MigrationsUnknown
+	case len(r.Migrations) > 0:
+		contract := 0
+		for _, m := range r.Migrations {
+			if m.Kind == core.MigrationContract {
+				contract++
+			}
+		}
+		s += fmt.Sprintf(" · %d migration(s), %d contract", len(r.Migrations), contract)
+	}
+	return s
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }
 
 func shortDigest(d string) string {

@@ -197,6 +197,10 @@ func (d *demoRun) setUp(ctx context.Context, w *world) error {
 			return err
 		}
 	}
+	// The candidate's change lands on main before its build.
+	if err := d.ws.MergeCandidate(demoCandidate); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	if _, err := pipeline.Trigger(ctx, demoService, demoCandidate, ""); err != nil {
 		return fmt.Errorf("demo: building %s: %w", demoCandidate, err)
 	}

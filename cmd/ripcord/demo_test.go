@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -10,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 // The front door, played without a terminal: the pipeline builds, v1.5.0
@@ -39,6 +43,32 @@ func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
 	}
 	if !regexp.MustCompile(`verdict SPIKE: v1\.5\.0 in production against v1\.4\.2 · p=[0-9.e-]+ · \d+ vs \d+ errors at 25% share`).MatchString(out) {
 		t.Fatalf("no SPIKE verdict with its evidence:\n%s", out)
+	}
+	// Each release records the commit and branch of the workspace's git
+	// repository and the migrations there: v1.5.0 adds one expand step, so
+	// promoting it and rolling it back are both free.
+	head := strings.TrimSpace(gitOut(t, dir, "rev-parse", "HEAD"))
+	if !strings.Contains(out, "pipeline api v1.5.0: succeeded · artifact sha256:") || !strings.Contains(out, "· main@"+head[:12]+" · 2 migration(s), 0 contract") {
+		t.Fatalf("the v1.5.0 build does not say it was built from main@%s with its migrations:\n%s", head[:12], out)
+	}
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, ".ripcord", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := st.Release(context.Background(), "api", "v1.5.0")
+	st.Close()
+	if err != nil || rel.Commit != head || rel.Branch != "main" || len(rel.Migrations) != 2 || rel.Migrations[1].ID != "0002_add_orders_gift_note" ||
+		rel.Migrations[1].Kind != core.MigrationExpand || rel.Migrations[1].Affects() != "add column orders.gift_note" {
+		t.Fatalf("release v1.5.0 = %+v (%v); want commit %s on main with the gift-note expand", rel, err, head)
+	}
+	// The event lines say what the migrations gate found at each step.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`audit: promote api/production v1\.4\.2 → v1\.5\.0 by ana@\S*: deployed at 25% · migrations: v1\.5\.0 adds expand-only migrations over v1\.4\.2 \(0002_add_orders_gift_note\)`),
+		regexp.MustCompile(`audit: rollback api/production v1\.5\.0 → v1\.4\.2 by ana@\S*: rolled back to v1\.4\.2 · migrations: v1\.5\.0's migrations over v1\.4\.2 are expand-only`),
+	} {
+		if !want.MatchString(out) {
+			t.Fatalf("the story lacks %s:\n%s", want, out)
+		}
 	}
 	audit := strings.Join(lines[auditAt:], "\n")
 	for _, want := range []*regexp.Regexp{
@@ -86,6 +116,17 @@ func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
 			t.Fatalf("%s (%s at %s) still listens after the demo exited", addr, p.Name, p.Pos)
 		}
 	}
+}
+
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %v in %s: %v", args, dir, err)
+	}
+	return string(out)
 }
 
 func toString(v any) string {

@@ -58,6 +58,13 @@ project: shop
 
 services:
   - name: api
+    # Schema migrations, read at the commit each release is built from and
+    # classed expand (the release before keeps working) or contract. The
+    # workspace is a git repository; the pipeline records each release's
+    # commit and branch. (The demo's own SQLite database does not apply
+    # these PostgreSQL migrations.)
+    migrations:
+      dir: db/migrations
     # The pipeline builds and checks each release. The exec provider runs
     # every stage as a shell command in this directory, in order; a failed
     # stage stops the run. Each stage sees RIPCORD_SERVICE, RIPCORD_VERSION
@@ -127,9 +134,9 @@ environments:
       - name: web
 {{- template "target" (envArgs .Root "web" .WebProduction)}}
     # Promote is enabled when all of these pass: a green pipeline, no error
-    # spike in staging, fresh backups, migrations safe to ship, and nobody
-    # else holding the lock.
-    gates: [pipeline, errors, backups, migrations, lock]
+    # spike in staging, fresh backups, migrations safe to ship, built from
+    # an allowed branch (main by default), and nobody else holding the lock.
+    gates: [pipeline, errors, backups, migrations, branch, lock]
     # A canary: 25% of requests go to the new release while its error rate
     # is compared with the old one's for 10 minutes, then everything.
     rollout:

@@ -81,7 +81,9 @@ func (w World) Envs() []Env { return []Env{w.Staging, w.Production} }
 func (w World) WebEnvs() []Env { return []Env{w.WebStaging, w.WebProduction} }
 
 // Workspace writes a demo world into dir: ripcord.yaml, the build
-// script, data and backup directories and an old uploads backup. The
+// script, the schema migrations, data and backup directories and an old
+// uploads backup, and makes it a git repository on main with the stable
+// release committed. The
 // ports in the file were free when it was written, so two demos can run
 // side by side. dir must not hold a ripcord.yaml already.
 func Workspace(dir string, o WorkspaceOptions) (World, error) {
@@ -109,6 +111,7 @@ func Workspace(dir string, o WorkspaceOptions) (World, error) {
 		func() error { return writeBuildScript(filepath.Join(abs, BuildScript), o.Self) },
 		func() error { return writeUploadsBackup(w.uploadsBackup(), time.Now().Add(-uploadsAge)) },
 		func() error { return w.writeConfig() },
+		func() error { return w.initRepo() },
 	} {
 		if err := step(); err != nil {
 			return World{}, fmt.Errorf("creating the demo workspace in %s: %w", abs, err)

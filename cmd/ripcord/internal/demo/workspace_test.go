@@ -63,7 +63,7 @@ func TestWorkspaceConfigDescribesTheDemoWorld(t *testing.T) {
 	if staging.Name != "staging" || !staging.Auto || prod.Name != "production" || prod.From != "staging" {
 		t.Errorf("environments: %s auto=%v, %s from %q", staging.Name, staging.Auto, prod.Name, prod.From)
 	}
-	if got := strings.Join(prod.Gates, ","); got != "pipeline,errors,backups,migrations,lock" {
+	if got := strings.Join(prod.Gates, ","); got != "pipeline,errors,backups,migrations,branch,lock" {
 		t.Errorf("production gates %s", got)
 	}
 	if len(prod.Rollout) != 3 || *prod.Rollout[0].Weight != 25 || prod.Rollout[1].Analysis != "errors" ||
@@ -78,6 +78,9 @@ func TestWorkspaceConfigDescribesTheDemoWorld(t *testing.T) {
 	}
 	for i, env := range []Env{w.WebStaging, w.WebProduction} {
 		checkEnvWiring(t, f.Environments[i], "web", env)
+	}
+	if m := f.Services[0].Migrations; m == nil || m.Dir != filepath.Join(w.Dir, MigrationsDir) {
+		t.Errorf("api migrations %+v, want %s", m, MigrationsDir)
 	}
 	if n := len(prod.SharedBackups()); n != 2 || prod.Backups[1].Name != "uploads" || prod.Backups[1].Every.D() != 24*time.Hour {
 		t.Errorf("production backups %+v, want orders and uploads every 24h, shared by both services", prod.Backups)
