@@ -470,6 +470,7 @@ func TestRelativePathsResolveAgainstTheFile(t *testing.T) {
 	yaml := `project: shop
 services:
   - name: api
+    pipeline: {provider: exec, stages: [{name: build, run: "true"}]}
     migrations: {dir: db/migrations}
 environments:
   - name: staging

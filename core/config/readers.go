@@ -19,6 +19,7 @@ var Readers = map[string]string{
 	"services[].name":              "cmd/ripcord.openEngine",
 	"services[].pipeline.provider": "cmd/ripcord.usedProviders",
 	"services[].branches":          "cmd/ripcord.(*world).start",
+	"services[].migrations.dir":    "cmd/ripcord.usedProviders",
 
 	"environments[].name":    "cmd/ripcord.openEngine",
 	"environments[].from":    "cmd/ripcord.(*world).start",
@@ -72,5 +73,4 @@ var Readers = map[string]string{
 // them; an entry moves to Readers when its reader lands.
 var Pending = map[string]string{
 	"environments[].spike.window": "the post-rollout error comparison (core/observe) takes its window from here",
-	"services[].migrations.dir":   "the migrations reader lists each release's migrations from this directory",
 }

@@ -74,6 +74,11 @@ func validate(f *File, d *decoder, opts Options, errs *errorSet) {
 		if s.Migrations != nil && strings.TrimSpace(s.Migrations.Dir) == "" {
 			errs.add(v.at(p+".migrations.dir", s.Pos), "%s.migrations.dir must not be empty", p)
 		}
+		// The exec pipeline reads the migrations at each run's commit; no
+		// other pipeline provider is handed the directory.
+		if s.Migrations != nil && (s.Pipeline == nil || s.Pipeline.Name != "exec") {
+			errs.add(v.at(p+".migrations", s.Pos), "%s.migrations is read by the exec pipeline, which builds in a git working tree; this service's pipeline is not exec, so nothing would read it", p)
+		}
 		for j, b := range s.Branches {
 			if strings.TrimSpace(b) == "" {
 				errs.add(v.at(fmt.Sprintf("%s.branches[%d]", p, j), s.Pos), "%s.branches[%d] must not be empty", p, j)
