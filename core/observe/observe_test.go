@@ -50,7 +50,7 @@ type autoWorld struct {
 	stg, prd *fakeTarget
 }
 
-func newAutoWorld(t *testing.T) *autoWorld {
+func newAutoWorld(t *testing.T, gates ...core.GateSpec) *autoWorld {
 	t.Helper()
 	ctx := context.Background()
 	eng := newEngine(t, nil, "staging", "production")
@@ -59,8 +59,8 @@ func newAutoWorld(t *testing.T) *autoWorld {
 	}
 	w := &autoWorld{eng: eng, pipe: &fakePipeline{runs: make(chan core.PipelineRun)}, stg: newFakeTarget("v1"), prd: newFakeTarget("v1")}
 	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{
-		{Ref: staging, Target: w.stg},
-		{Ref: prod, From: "staging", Target: w.prd},
+		{Ref: staging, Target: w.stg, Gates: gates},
+		{Ref: prod, From: "staging", Target: w.prd, Gates: gates},
 	}})
 	_, w.sub = eng.Subscribe()
 	w.ob = Start(ctx, Options{
@@ -82,6 +82,24 @@ func newAutoWorld(t *testing.T) *autoWorld {
 func greenRun(version string, finished time.Time) core.PipelineRun {
 	return core.PipelineRun{ID: "run-" + version, Service: "api", Version: version, Commit: "c0ffee", State: core.RunSucceeded,
 		Stages: []core.Stage{{Name: "build", State: core.RunSucceeded}}, ArtifactDigest: "sha256:" + version, FinishedAt: finished}
+}
+
+// A build from a feature branch is recorded with its branch, and the
+// branch gate keeps automation from deploying it anywhere.
+func TestFeatureBranchBuildFailsTheBranchGate(t *testing.T) {
+	w := newAutoWorld(t, core.GateSpec{Name: core.GateBranch})
+	run := greenRun("v2", time.Now())
+	run.Branch = "feature/cart"
+	w.emit(t, run)
+	ev := waitFor(t, w.sub, "the blocked promote", func(ev core.Event) bool {
+		return ev.Kind == core.EvAudit && ev.Audit.Action == "promote" && ev.Audit.Outcome == "blocked"
+	})
+	if g := ev.Audit.Gates; len(g) != 1 || g[0].Status != core.GateFail || g[0].Reason != "v2 was built from feature/cart; only main may be promoted" {
+		t.Fatalf("blocked promote gates = %+v", g)
+	}
+	if st, _ := w.stg.Status(context.Background(), staging); st.Current != "v1" || st.Candidate != "" {
+		t.Fatalf("staging after a feature-branch build = %+v; want v1 alone", st)
+	}
 }
 
 // emit sends a run and returns the Seq of its pipeline event.

@@ -17,7 +17,7 @@ func change(c core.SchemaChange) string {
 	return fmt.Sprintf("%d %s: %s", c.Line, c.Kind, describe(c))
 }
 
-func readDir(t *testing.T, dir string) []File {
+func readDir(t testing.TB, dir string) []File {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
