@@ -75,6 +75,16 @@ func TestRollbackAcrossAContractNeedsAPersonWithAReason(t *testing.T) {
 	w.promoteTo(t, "v3")
 	ctx := context.Background()
 
+	// What the screen shows before anyone presses a key: rollback is
+	// possible, and crosses the contract.
+	w.waitFor(t, "the rollback note", func(ev core.Event) bool {
+		if ev.Kind != core.EvSituation || ev.Situation.Ref != prod {
+			return false
+		}
+		p := ev.Situation.Command(core.CmdRollback)
+		return p.To == "v2" && strings.Contains(p.Note, "rolling back to v2 crosses contract migration 003_drop_comment: drop column orders.comment")
+	})
+
 	// A plain rollback to v2 is refused and says why.
 	_, err := w.eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v2", Actor: ana})
 	if !errors.Is(err, core.ErrBlocked) || !strings.Contains(err.Error(), "rolling back to v2 crosses contract migration 003_drop_comment: drop column orders.comment") {

@@ -416,6 +416,13 @@ func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s
 	if from != to {
 		p.Note = fmt.Sprintf("%s will be held: automation will not promote it again until a person clears it", from)
 	}
+	if to != "" {
+		// The code goes back, the schema does not: say so before anyone asks.
+		bad.Version = from
+		if g := c.Crossing(ctx, ref, bad, to).Gate(); g.Status != core.GatePass {
+			p.Note = g.Reason + " (--override migrations with a reason); " + p.Note
+		}
+	}
 	return p
 }
 
