@@ -94,6 +94,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RIPCORD_TEST_CLI") != "" || (len(os.Args) > 2 && os.Args[1] == "demo" && !strings.HasPrefix(os.Args[2], "-test.")) {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// ...and an external plugin whose Deploy hangs.
+	if dir := os.Getenv("RIPCORD_TEST_HANGING_PLUGIN"); dir != "" {
+		serveHangingPlugin(dir)
+		os.Exit(0)
+	}
 	if v := os.Getenv("RIPCORD_TEST_SERVICE"); v != "" {
 		os.Exit(serveTestService(v))
 	}

@@ -170,7 +170,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	}
 	w.host, err = host.New(host.Options{
 		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
-		LockFile: filepath.Join(f.Dir, host.LockFileName),
+		LockFile: filepath.Join(f.Dir, host.LockFileName), Deadlines: f.Deadlines.Core(),
 		Log: func(l core.LogLine) {
 			l.Text = f.Redact(l.Text)
 			if o.Log != nil {
@@ -209,7 +209,8 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		}
 	}
 
-	ropts := rollout.Options{}
+	ropts := rollout.Options{Deadlines: f.Deadlines.Core()}
+	providerOf := map[core.Ref]string{} // the target's process, named in messages
 	oopts := observe.Options{
 		Engine: w.eng, Targets: map[core.Ref]core.Target{}, Pipelines: w.pipelines,
 		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
@@ -232,6 +233,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			if oopts.Targets[u.ref], err = w.host.Target(name); err != nil {
 				return err
 			}
+			providerOf[u.ref] = name
 		case config.KindErrors:
 			if oopts.Errors[u.ref], err = w.host.Errors(name); err != nil {
 				return err
@@ -256,7 +258,8 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		for _, pl := range e.Services {
 			ref := core.Ref{Service: pl.Name, Env: e.Name}
 			ropts.Envs = append(ropts.Envs, rollout.Env{Ref: ref, From: e.From, Target: oopts.Targets[ref], Steps: steps, Gates: e.GateSpecs,
-				Branches: branches[pl.Name], AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort"})
+				Branches: branches[pl.Name], AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort",
+				Provider: providerOf[ref]})
 			oopts.Spike[ref] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
 			oopts.From[ref] = e.From
 			oopts.Auto[ref] = e.Auto
@@ -282,9 +285,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	} else {
 		// The gates read the targets' status from the engine: fetch it once.
 		for ref, t := range oopts.Targets {
-			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ts, err := t.Status(sctx, ref)
-			cancel()
+			ts, err := t.Status(ctx, ref) // within the status deadline
 			if err != nil {
 				return fmt.Errorf("reading the status of %s: %w", ref, err)
 			}

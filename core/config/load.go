@@ -16,6 +16,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/ripcordhq/ripcord/core"
 )
 
 // MaxFileSize is the largest config file Ripcord reads. Real files are a
@@ -312,6 +314,17 @@ func applyDefaults(f *File, d *decoder) {
 	}
 	if f.Store.Driver == "sqlite" && f.Store.Path == "" {
 		f.Store.Path = filepath.Join(".ripcord", "state.db")
+	}
+	def := core.DefaultDeadlines()
+	for _, d := range []struct {
+		key string
+		v   *Duration
+		def time.Duration
+	}{{"deploy", &f.Deadlines.Deploy, def.Deploy}, {"rollback", &f.Deadlines.Rollback, def.Rollback}, {"health", &f.Deadlines.Health, def.Health},
+		{"status", &f.Deadlines.Status, def.Status}, {"backup", &f.Deadlines.Backup, def.Backup}, {"stall", &f.Deadlines.Stall, def.Stall}} {
+		if !isSet("deadlines." + d.key) {
+			*d.v = Duration(d.def)
+		}
 	}
 	if f.Notify.Bell == nil {
 		f.Notify.Bell = &t

@@ -48,7 +48,13 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 			name: "unknown key at top level",
 			yaml: "project: shop\nservics:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n",
 			want: "ripcord.yaml:1:1: missing required key \"services\"\n" +
-				`ripcord.yaml:2:1: unknown key "servics" at top level; did you mean "services"? valid keys: project, services, environments, plugins, store, notify`,
+				`ripcord.yaml:2:1: unknown key "servics" at top level; did you mean "services"? valid keys: project, services, environments, plugins, store, notify, deadlines`,
+		},
+		{
+			name: "a deadline of zero",
+			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\ndeadlines:\n  deploy: 0s\n  stall: 100ms\n",
+			want: "ripcord.yaml:8:11: deadlines.deploy must be longer than zero\n" +
+				"ripcord.yaml:9:10: deadlines.stall must be at least 1s: a quiet stream is normal for a moment",
 		},
 		{
 			name: "unknown key in an environment",

@@ -64,6 +64,13 @@ var Readers = map[string]string{
 	"store.driver": "cmd/ripcord.openEngine",
 	"store.path":   "cmd/ripcord.openEngine",
 
+	"deadlines.deploy":   "core/config.(Deadlines).Core",
+	"deadlines.rollback": "core/config.(Deadlines).Core",
+	"deadlines.health":   "core/config.(Deadlines).Core",
+	"deadlines.status":   "core/config.(Deadlines).Core",
+	"deadlines.backup":   "core/config.(Deadlines).Core",
+	"deadlines.stall":    "core/config.(Deadlines).Core",
+
 	"notify.bell":    "cmd/ripcord.consoleOptions",
 	"notify.desktop": "cmd/ripcord.consoleOptions",
 }

@@ -18,6 +18,7 @@ type File struct {
 	Plugins      []Plugin      `yaml:"plugins" doc:"External provider plugins."`
 	Store        Store         `yaml:"store" doc:"Where Ripcord keeps its state."`
 	Notify       Notify        `yaml:"notify" doc:"How the console gets a person's attention."`
+	Deadlines    Deadlines     `yaml:"deadlines" doc:"How long each kind of provider call may take before it is cancelled and fails saying so."`
 
 	// Path is the file this was loaded from; Dir its directory, against
 	// which relative paths resolve.
@@ -173,6 +174,23 @@ type Plugin struct {
 type Store struct {
 	Driver string `yaml:"driver" enum:"sqlite" doc:"sqlite, the only store of this build (default)."`
 	Path   string `yaml:"path" doc:"SQLite file (default .ripcord/state.db)."`
+}
+
+// Deadlines bound provider calls, per kind. Past one the call is
+// cancelled through the plugin protocol and the operation fails ("deploy
+// did not finish within 10m (provider fleet)"); its lock is released.
+type Deadlines struct {
+	Deploy   Duration `yaml:"deploy" doc:"A deploy, or a shift of traffic between steps (default 10m)."`
+	Rollback Duration `yaml:"rollback" doc:"A rollback, or an abort's return to the stable release (default 10m)."`
+	Health   Duration `yaml:"health" doc:"A provider's health check (default 30s)."`
+	Status   Duration `yaml:"status" doc:"A status read and the other quick calls (default 10s)."`
+	Backup   Duration `yaml:"backup" doc:"A backup or verify started from Ripcord (default 6h)."`
+	Stall    Duration `yaml:"stall" doc:"A provider stream silent this long gets its provider's health checked; one that does not answer is shown as not answering and reconnected (default 30s)."`
+}
+
+// Core returns the deadlines as the engine takes them.
+func (d Deadlines) Core() core.Deadlines {
+	return core.Deadlines{Deploy: d.Deploy.D(), Rollback: d.Rollback.D(), Health: d.Health.D(), Status: d.Status.D(), Backup: d.Backup.D(), Stall: d.Stall.D()}
 }
 
 // Notify configures the bell and desktop notifications.

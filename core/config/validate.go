@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -97,6 +98,7 @@ func validate(f *File, d *decoder, opts Options, errs *errorSet) {
 		v.environment(i)
 	}
 	v.promotionOrder()
+	v.deadlines()
 }
 
 // provider checks that a provider exists and can serve as kind.
@@ -478,4 +480,23 @@ func withArticle(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// deadlines checks each deadline is a time a call can take: longer than
+// zero, and the stall check no shorter than a second.
+func (v *validator) deadlines() {
+	d := v.f.Deadlines
+	top := Pos{File: v.d.file, Line: 1, Col: 1}
+	for _, k := range []struct {
+		key string
+		val Duration
+	}{{"deploy", d.Deploy}, {"rollback", d.Rollback}, {"health", d.Health}, {"status", d.Status}, {"backup", d.Backup}, {"stall", d.Stall}} {
+		path := "deadlines." + k.key
+		switch {
+		case k.val <= 0:
+			v.errs.add(v.at(path, v.at("deadlines", top)), "%s must be longer than zero", path)
+		case k.key == "stall" && k.val.D() < time.Second:
+			v.errs.add(v.at(path, v.at("deadlines", top)), "%s must be at least 1s: a quiet stream is normal for a moment", path)
+		}
+	}
 }

@@ -106,7 +106,9 @@ func (c *Controller) degrade(ctx context.Context, r *run, err error) outcome {
 
 func (c *Controller) setWeight(ctx context.Context, r *run, w int) error {
 	op := core.OpRequest{ID: core.NewID(), Ref: r.dep.Ref, Actor: r.dep.Actor}
-	if err := r.env.Target.SetWeight(ctx, op, w, c.opEvents(r.dep.Ref)); err != nil {
+	if err := c.bounded(ctx, r.env, fmt.Sprintf("traffic shift to %d%%", w), c.opts.Deadlines.Deploy, func(ctx context.Context) error {
+		return r.env.Target.SetWeight(ctx, op, w, c.opEvents(r.dep.Ref))
+	}); err != nil {
 		return fmt.Errorf("set %s weight to %d%%: %w", r.rel.Version, w, err)
 	}
 	r.dep.Weight, r.dep.State = w, core.DeployProgressing

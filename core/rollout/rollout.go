@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -41,10 +42,15 @@ type Env struct {
 	AutoAbort    bool
 	// Branches are the service's branches releases may come from.
 	Branches []string
+	// Provider names the target's provider in messages ("deploy did not
+	// finish within 10m (provider fleet)").
+	Provider string
 }
 
 // Options configure a Controller.
 type Options struct {
+	// Deadlines bound every call to a target (zero fields: the defaults).
+	Deadlines core.Deadlines
 	// Envs holds one Env per service and environment.
 	Envs []Env
 	// Backups returns an environment's backup freshness for the gates;
@@ -60,9 +66,12 @@ type Controller struct {
 
 	mu   sync.Mutex
 	runs map[core.Ref]*run
-	wg   sync.WaitGroup
-	ctx  context.Context
-	stop context.CancelFunc
+	// promoting is the promote holding each environment's lock in this
+	// engine: a rollback or abort stops it rather than wait for it.
+	promoting map[core.Ref]*promoting
+	wg        sync.WaitGroup
+	ctx       context.Context
+	stop      context.CancelFunc
 }
 
 // run is one rollout in flight. Its goroutine belongs to the controller,
@@ -80,7 +89,8 @@ type run struct {
 // New registers the controller's handlers on eng.
 func New(eng *core.Engine, o Options) *Controller {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Controller{eng: eng, envs: map[core.Ref]*Env{}, opts: o, runs: map[core.Ref]*run{}, ctx: ctx, stop: cancel}
+	o.Deadlines = o.Deadlines.OrDefaults()
+	c := &Controller{eng: eng, envs: map[core.Ref]*Env{}, opts: o, runs: map[core.Ref]*run{}, promoting: map[core.Ref]*promoting{}, ctx: ctx, stop: cancel}
 	for i := range o.Envs {
 		e := o.Envs[i]
 		c.envs[e.Ref] = &e
@@ -148,6 +158,8 @@ func (c *Controller) promote(ctx context.Context, _ *core.Engine, cmd core.Comma
 	if r := c.current(cmd.Ref); r != nil {
 		return c.advance(ctx, cmd, r)
 	}
+	ctx, done := c.startPromoting(ctx, cmd.Ref)
+	defer done()
 	return c.withLock(ctx, cmd, func() (core.Result, error) {
 		if op, err := c.interruptedUndo(ctx, cmd.Ref); err != nil {
 			return core.Result{}, err
@@ -280,7 +292,12 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	dep.ID = id
 	op.State = core.OpRunning
 	_ = c.journal(ctx, op)
-	derr := env.Target.Deploy(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, rel, weight, c.opEvents(cmd.Ref))
+	derr := c.bounded(ctx, env, "deploy", c.opts.Deadlines.Deploy, func(ctx context.Context) error {
+		return env.Target.Deploy(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, rel, weight, c.opEvents(cmd.Ref))
+	})
+	if derr != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
+		derr = fmt.Errorf("deploy stopped: %w", context.Cause(ctx)) // a rollback or abort took over
+	}
 	if derr != nil {
 		dep.State, dep.FinishedAt = core.DeployFailed, c.eng.Now()
 		c.saveDeployment(ctx, dep)
@@ -304,6 +321,58 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	c.saveDeployment(ctx, r.dep)
 	c.launch(r, first) // from here on the goroutine owns r.dep
 	return core.Result{OperationID: op.ID, Outcome: "promoted", Message: fmt.Sprintf("%s is taking %d%% of %s", rel.Version, weight, cmd.Ref), Gates: gates}, nil
+}
+
+// bounded runs one call to env's target under its deadline.
+func (c *Controller) bounded(ctx context.Context, env *Env, what string, within time.Duration, fn func(context.Context) error) error {
+	return core.WithDeadline(ctx, what, env.Provider, within, fn)
+}
+
+// promoting is a promote holding an environment's lock in this engine.
+type promoting struct {
+	stop func(cause error)
+	done chan struct{}
+}
+
+// startPromoting registers a promote of ref; the context it returns ends
+// when a rollback or abort takes over (preempt), and done must be called
+// once the promote has let go of the lock.
+func (c *Controller) startPromoting(ctx context.Context, ref core.Ref) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	p := &promoting{stop: cancel, done: make(chan struct{})}
+	c.mu.Lock()
+	prev := c.promoting[ref]
+	if prev == nil {
+		c.promoting[ref] = p
+	}
+	c.mu.Unlock()
+	return ctx, func() {
+		cancel(nil)
+		if prev == nil {
+			c.mu.Lock()
+			delete(c.promoting, ref)
+			c.mu.Unlock()
+			close(p.done)
+		}
+	}
+}
+
+// preempt stops a promote this engine runs on ref — its provider call is
+// cancelled through the protocol — and waits until it has released the
+// lock: in an incident a rollback or abort must not wait out a deploy
+// (or a provider that hangs) first.
+func (c *Controller) preempt(ctx context.Context, cmd core.Command) {
+	c.mu.Lock()
+	p := c.promoting[cmd.Ref]
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.stop(fmt.Errorf("the %s by %s took over", cmd.Kind, cmd.Actor))
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+	}
 }
 
 func (c *Controller) journal(ctx context.Context, op core.Operation) error {

@@ -20,6 +20,7 @@ func (c *Controller) rollback(ctx context.Context, _ *core.Engine, cmd core.Comm
 	if err != nil {
 		return core.Result{}, err
 	}
+	c.preempt(ctx, cmd)
 	return c.withLock(ctx, cmd, func() (core.Result, error) {
 		return c.doRollback(ctx, cmd, env, "")
 	})
@@ -65,7 +66,9 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 	if err := c.journal(ctx, op); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
-	if err := env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref)); err != nil {
+	if err := c.bounded(ctx, env, "rollback", c.opts.Deadlines.Rollback, func(ctx context.Context) error {
+		return env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref))
+	}); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
 	msg, err := c.finishRollback(ctx, op, bad, start, gates...)
@@ -249,6 +252,7 @@ func (c *Controller) abort(ctx context.Context, _ *core.Engine, cmd core.Command
 	if err != nil {
 		return core.Result{}, err
 	}
+	c.preempt(ctx, cmd)
 	return c.withLock(ctx, cmd, func() (core.Result, error) {
 		r, dep, err := c.abortable(ctx, cmd.Ref)
 		if err != nil {
@@ -288,7 +292,9 @@ func (c *Controller) doAbort(ctx context.Context, cmd core.Command, env *Env, r 
 	if err := c.journal(ctx, op); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
-	if err := env.Target.SetWeight(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, 0, c.opEvents(cmd.Ref)); err != nil {
+	if err := c.bounded(ctx, env, "abort", c.opts.Deadlines.Rollback, func(ctx context.Context) error {
+		return env.Target.SetWeight(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, 0, c.opEvents(cmd.Ref))
+	}); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
 	msg, err := c.finishAbort(ctx, op, dep)
@@ -391,7 +397,10 @@ func (c *Controller) Recover(ctx context.Context) ([]core.Operation, error) {
 		env, envErr := c.env(op.Ref)
 		if envErr == nil && op.State == core.OpRunning {
 			req := core.OpRequest{ID: op.ID, Ref: op.Ref, Actor: op.Actor}
-			if werr := env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref)); werr == nil {
+			werr := c.bounded(ctx, env, "re-attach to the "+op.Kind, c.opts.Deadlines.Deploy, func(ctx context.Context) error {
+				return env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
+			})
+			if werr == nil {
 				op.State, op.Message = core.OpSucceeded, "re-attached after restart and finished"
 				if err := c.journal(ctx, op); err != nil {
 					return out, err
@@ -490,14 +499,18 @@ func (c *Controller) finishUndo(ctx context.Context, op core.Operation) (*core.O
 	// Where there is nothing to re-attach to (the provider restarted, or
 	// the call never reached it), do it again under a new request ID: a
 	// rollback to the release that already serves changes nothing.
-	perr := env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
+	within := c.opts.Deadlines.Rollback
+	perr := c.bounded(ctx, env, "re-attach to the "+op.Kind, within, func(ctx context.Context) error {
+		return env.Target.WatchOperation(ctx, req, op.ExternalRef, c.opEvents(op.Ref))
+	})
 	if perr != nil {
 		redo := core.OpRequest{ID: core.NewID(), Ref: op.Ref, Actor: op.Actor}
-		if op.Kind == "rollback" {
-			perr = env.Target.Rollback(ctx, redo, op.To, c.opEvents(op.Ref))
-		} else {
-			perr = env.Target.SetWeight(ctx, redo, 0, c.opEvents(op.Ref))
-		}
+		perr = c.bounded(ctx, env, op.Kind, within, func(ctx context.Context) error {
+			if op.Kind == "rollback" {
+				return env.Target.Rollback(ctx, redo, op.To, c.opEvents(op.Ref))
+			}
+			return env.Target.SetWeight(ctx, redo, 0, c.opEvents(op.Ref))
+		})
 	}
 	if perr != nil {
 		held := ""

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -95,17 +96,31 @@ func gone(err error) bool {
 
 // unary runs an idempotent call, once more on a restarted process when the
 // first one died under it.
-func unary[T any](ctx context.Context, m *managed, call string, retry bool, fn func(*grpc.ClientConn) (T, error)) (T, error) {
+func unary[T any](ctx context.Context, m *managed, call string, retry bool, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
 	var zero T
-	l, err := m.current(ctx, 0)
-	if err != nil {
-		return zero, err
+	var out T
+	// The status deadline bounds the call unless the caller's own is
+	// sooner; passing it cancels the call through the protocol.
+	within := m.h.opts.Deadlines.Status
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < within {
+		within = 0
 	}
-	out, err := fn(l.conn)
-	if err != nil && retry && gone(err) && ctx.Err() == nil {
-		if l, err2 := m.current(ctx, l.gen); err2 == nil {
-			out, err = fn(l.conn)
+	err := core.WithDeadline(ctx, call, m.name, within, func(ctx context.Context) error {
+		l, err := m.current(ctx, 0)
+		if err != nil {
+			return err
 		}
+		out, err = fn(ctx, l.conn)
+		if err != nil && retry && gone(err) && ctx.Err() == nil {
+			if l, err2 := m.current(ctx, l.gen); err2 == nil {
+				out, err = fn(ctx, l.conn)
+			}
+		}
+		return err
+	})
+	var late *core.DeadlineError
+	if errors.As(err, &late) {
+		return zero, err
 	}
 	if err != nil {
 		return zero, m.callError(call, err)
@@ -120,22 +135,72 @@ func watch[T any](ctx context.Context, m *managed, call string, open func(contex
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	stream, err := open(ctx, l.conn)
 	if err != nil {
 		return m.callError(call, err)
 	}
+	beat := m.stallWatch(ctx, func() *live { return l }, call, func(why error) { cancel(why) })
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
+			if cause := context.Cause(ctx); ctx.Err() != nil && cause != ctx.Err() {
+				return m.callError(call, cause) // stalled: the caller reconnects
+			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return m.callError(call, err)
 		}
+		beat()
 		fn(msg)
+	}
+}
+
+// stallWatch watches a stream for silence: each call to the returned beat
+// marks a message. After Stall without one it checks the plugin still
+// answers; when it does not, stalled is called with why (once).
+func (m *managed) stallWatch(ctx context.Context, l func() *live, call string, stalled func(error)) (beat func()) {
+	stall := m.h.opts.Deadlines.Stall
+	last := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(stall)
+		defer t.Stop()
+		since := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-last:
+				since = time.Now()
+				if !t.Stop() {
+					select {
+					case <-t.C:
+					default:
+					}
+				}
+				t.Reset(stall)
+				continue
+			case <-t.C:
+			}
+			if err := m.answers(ctx, l(), call, time.Since(since)); err != nil {
+				if ctx.Err() == nil {
+					stalled(err)
+				}
+				return
+			}
+			t.Reset(stall)
+		}
+	}()
+	return func() {
+		select {
+		case last <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -204,6 +269,16 @@ func (m *managed) runOp(ctx context.Context, call, opID string, open func(contex
 	if err != nil {
 		return finish(err)
 	}
+	// A silent operation gets its plugin's health checked; one that does
+	// not answer is said so in the log and the plugin's health (the
+	// operation's own deadline ends it).
+	var cur atomic.Pointer[live]
+	cur.Store(l)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	beat := m.stallWatch(watchCtx, cur.Load, call, func(why error) {
+		m.h.logf(m.name, "%s (operation %s): %v", call, opID, why)
+	})
 	stream, err := open(ctx, l.conn)
 	for reattaches := 0; ; {
 		if err != nil {
@@ -211,6 +286,7 @@ func (m *managed) runOp(ctx context.Context, call, opID string, open func(contex
 		}
 		ev, rerr := stream.Recv()
 		if rerr == nil {
+			beat()
 			if ev.GetExternalRef() != "" {
 				externalRef = ev.GetExternalRef()
 			}
@@ -238,6 +314,7 @@ func (m *managed) runOp(ctx context.Context, call, opID string, open func(contex
 		if l, err = m.current(ctx, l.gen); err != nil {
 			return finish(fmt.Errorf("plugin %q: %s (operation %s): re-attach: %w", m.name, call, opID, err))
 		}
+		cur.Store(l)
 		stream, err = reattach(ctx, l.conn, externalRef)
 	}
 }
@@ -253,7 +330,7 @@ func newOpID() string {
 type TargetAdapter struct{ m *managed }
 
 func (t *TargetAdapter) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
-	resp, err := unary(ctx, t.m, "Status", true, func(c *grpc.ClientConn) (*pb.StatusResponse, error) {
+	resp, err := unary(ctx, t.m, "Status", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.StatusResponse, error) {
 		return pb.NewDeployTargetServiceClient(c).Status(ctx, &pb.StatusRequest{Ref: pbconv.Ref(ref)})
 	})
 	if err != nil {
@@ -270,7 +347,7 @@ func (t *TargetAdapter) WatchStatus(ctx context.Context, ref core.Ref, fn func(c
 
 // Releases lists the releases the target keeps.
 func (t *TargetAdapter) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
-	resp, err := unary(ctx, t.m, "Releases", true, func(c *grpc.ClientConn) (*pb.ReleasesResponse, error) {
+	resp, err := unary(ctx, t.m, "Releases", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ReleasesResponse, error) {
 		return pb.NewDeployTargetServiceClient(c).Releases(ctx, &pb.ReleasesRequest{Ref: pbconv.Ref(ref), Limit: int32(limit)})
 	})
 	if err != nil {
@@ -285,7 +362,7 @@ func (t *TargetAdapter) Releases(ctx context.Context, ref core.Ref, limit int) (
 
 // Plan says what a deploy would do.
 func (t *TargetAdapter) Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
-	resp, err := unary(ctx, t.m, "Plan", true, func(c *grpc.ClientConn) (*pb.PlanResponse, error) {
+	resp, err := unary(ctx, t.m, "Plan", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.PlanResponse, error) {
 		return pb.NewDeployTargetServiceClient(c).Plan(ctx, &pb.PlanRequest{Ref: pbconv.Ref(ref), Release: pbconv.Release(rel), Weight: int32(weight)})
 	})
 	if err != nil {
@@ -331,7 +408,7 @@ func (t *TargetAdapter) WatchOperation(ctx context.Context, op core.OpRequest, e
 type pipelineAdapter struct{ m *managed }
 
 func (p *pipelineAdapter) Runs(ctx context.Context, service string, limit int) ([]core.PipelineRun, error) {
-	resp, err := unary(ctx, p.m, "ListRuns", true, func(c *grpc.ClientConn) (*pb.ListRunsResponse, error) {
+	resp, err := unary(ctx, p.m, "ListRuns", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ListRunsResponse, error) {
 		return pb.NewPipelineSourceServiceClient(c).ListRuns(ctx, &pb.ListRunsRequest{Service: service, Limit: int32(limit)})
 	})
 	if err != nil {
@@ -357,7 +434,7 @@ func (p *pipelineAdapter) Logs(ctx context.Context, runID, step string, follow b
 }
 
 func (p *pipelineAdapter) Trigger(ctx context.Context, service, version, fromStage string) (string, error) {
-	resp, err := unary(ctx, p.m, "Trigger", false, func(c *grpc.ClientConn) (*pb.TriggerResponse, error) {
+	resp, err := unary(ctx, p.m, "Trigger", false, func(ctx context.Context, c *grpc.ClientConn) (*pb.TriggerResponse, error) {
 		return pb.NewPipelineSourceServiceClient(c).Trigger(ctx, &pb.TriggerRequest{Service: service, Version: version, FromStage: fromStage})
 	})
 	if err != nil {
@@ -367,7 +444,7 @@ func (p *pipelineAdapter) Trigger(ctx context.Context, service, version, fromSta
 }
 
 func (p *pipelineAdapter) Cancel(ctx context.Context, runID string) error {
-	_, err := unary(ctx, p.m, "Cancel", true, func(c *grpc.ClientConn) (*pb.CancelResponse, error) {
+	_, err := unary(ctx, p.m, "Cancel", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.CancelResponse, error) {
 		return pb.NewPipelineSourceServiceClient(c).Cancel(ctx, &pb.CancelRequest{RunId: runID})
 	})
 	return err
@@ -382,7 +459,7 @@ func (e *errorsAdapter) WatchCounts(ctx context.Context, ref core.Ref, fn func(c
 }
 
 func (e *errorsAdapter) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
-	resp, err := unary(ctx, e.m, "ListIssues", true, func(c *grpc.ClientConn) (*pb.ListIssuesResponse, error) {
+	resp, err := unary(ctx, e.m, "ListIssues", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ListIssuesResponse, error) {
 		return pb.NewErrorSourceServiceClient(c).ListIssues(ctx, &pb.ListIssuesRequest{Ref: pbconv.Ref(ref), Release: release})
 	})
 	if err != nil {
@@ -396,7 +473,7 @@ func (e *errorsAdapter) Issues(ctx context.Context, ref core.Ref, release string
 }
 
 func (e *errorsAdapter) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
-	_, err := unary(ctx, e.m, "MarkDeploy", false, func(c *grpc.ClientConn) (*pb.MarkDeployResponse, error) {
+	_, err := unary(ctx, e.m, "MarkDeploy", false, func(ctx context.Context, c *grpc.ClientConn) (*pb.MarkDeployResponse, error) {
 		return pb.NewErrorSourceServiceClient(c).MarkDeploy(ctx, &pb.MarkDeployRequest{Ref: pbconv.Ref(ref), Release: release})
 	})
 	return err
@@ -410,7 +487,7 @@ type BackupAdapter struct{ m *managed }
 
 // Sets lists the backup sets the source knows.
 func (b *BackupAdapter) Sets(ctx context.Context) ([]sdk.BackupSet, error) {
-	resp, err := unary(ctx, b.m, "ListSets", true, func(c *grpc.ClientConn) (*pb.ListSetsResponse, error) {
+	resp, err := unary(ctx, b.m, "ListSets", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ListSetsResponse, error) {
 		return pb.NewBackupSourceServiceClient(c).ListSets(ctx, &pb.ListSetsRequest{})
 	})
 	if err != nil {
@@ -436,9 +513,14 @@ func (b *BackupAdapter) Verify(ctx context.Context, set string) (core.BackupFact
 
 // VerifyOp is Verify with the caller's operation id and progress events.
 func (b *BackupAdapter) VerifyOp(ctx context.Context, op core.OpRequest, set string, fn func(core.OpEvent)) (core.BackupFacts, error) {
-	c, err := b.m.runOp(ctx, "Verify", op.ID, func(ctx context.Context, c *grpc.ClientConn) (eventStream, error) {
-		return events(pb.NewBackupSourceServiceClient(c).Verify(ctx, &pb.VerifyRequest{Operation: pbconv.Operation(op), Set: set}))
-	}, nil, fn)
+	var c *pb.Completed
+	err := core.WithDeadline(ctx, "verify of "+set, b.m.name, b.m.h.opts.Deadlines.Backup, func(ctx context.Context) error {
+		var err error
+		c, err = b.m.runOp(ctx, "Verify", op.ID, func(ctx context.Context, c *grpc.ClientConn) (eventStream, error) {
+			return events(pb.NewBackupSourceServiceClient(c).Verify(ctx, &pb.VerifyRequest{Operation: pbconv.Operation(op), Set: set}))
+		}, nil, fn)
+		return err
+	})
 	if err != nil {
 		return core.BackupFacts{}, err
 	}
@@ -451,8 +533,10 @@ func (b *BackupAdapter) RunNow(ctx context.Context, set string) error {
 
 // RunBackupOp is RunNow with the caller's operation id and progress events.
 func (b *BackupAdapter) RunBackupOp(ctx context.Context, op core.OpRequest, set string, fn func(core.OpEvent)) error {
-	_, err := b.m.runOp(ctx, "RunBackup", op.ID, func(ctx context.Context, c *grpc.ClientConn) (eventStream, error) {
-		return events(pb.NewBackupSourceServiceClient(c).RunBackup(ctx, &pb.RunBackupRequest{Operation: pbconv.Operation(op), Set: set}))
-	}, nil, fn)
-	return err
+	return core.WithDeadline(ctx, "backup of "+set, b.m.name, b.m.h.opts.Deadlines.Backup, func(ctx context.Context) error {
+		_, err := b.m.runOp(ctx, "RunBackup", op.ID, func(ctx context.Context, c *grpc.ClientConn) (eventStream, error) {
+			return events(pb.NewBackupSourceServiceClient(c).RunBackup(ctx, &pb.RunBackupRequest{Operation: pbconv.Operation(op), Set: set}))
+		}, nil, fn)
+		return err
+	})
 }

@@ -80,8 +80,14 @@ type Options struct {
 	// after a process stayed up for HealthyReset (100ms, 10s, 1m).
 	MinBackoff, MaxBackoff, HealthyReset time.Duration
 	// CallTimeout bounds unary calls made by the host itself (GetInfo,
-	// Configure, CheckHealth) (default 10s).
+	// Configure) (default 10s).
 	CallTimeout time.Duration
+	// Deadlines bound the calls the host makes for others: Health its
+	// health checks, Status the quick unary calls (when the caller's
+	// context allows longer), Backup backups and verifies; a stream silent
+	// for Stall gets its provider's health checked, and one that does not
+	// answer is reported and its stream ended (zero fields: the defaults).
+	Deadlines core.Deadlines
 }
 
 // EnvAllowlist is passed from the host's environment to every plugin;
@@ -121,6 +127,7 @@ func New(opts Options) (*Host, error) {
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 10 * time.Second
 	}
+	opts.Deadlines = opts.Deadlines.OrDefaults()
 	if opts.LogLevel == hclog.NoLevel {
 		opts.LogLevel = hclog.Debug
 	}
@@ -375,7 +382,7 @@ func (h *Host) Configure(ctx context.Context, name string, settings map[string]a
 	m.mu.Unlock()
 	// Settings usually change a provider's health (from "waiting for its
 	// settings" to healthy, or to degraded on a bad repository).
-	m.setHealth(checkHealth(ctx, l))
+	m.setHealth(m.checkHealth(ctx, l))
 	return nil
 }
 
@@ -754,7 +761,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 			return fail("re-configure after start", err)
 		}
 	}
-	state, msg := checkHealth(callCtx, l)
+	state, msg := m.checkHealth(callCtx, l)
 	m.mu.Lock()
 	m.gen++
 	l.gen = m.gen
@@ -766,10 +773,18 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	return l, nil
 }
 
-// checkHealth asks a live plugin how it is.
-func checkHealth(ctx context.Context, l *live) (state, msg string) {
-	hr, err := pb.NewProviderServiceClient(l.conn).CheckHealth(ctx, &pb.CheckHealthRequest{})
+// checkHealth asks a live plugin how it is, within the health deadline.
+func (m *managed) checkHealth(ctx context.Context, l *live) (state, msg string) {
+	var hr *pb.CheckHealthResponse
+	err := core.WithDeadline(ctx, "CheckHealth", m.name, m.h.opts.Deadlines.Health, func(ctx context.Context) error {
+		var err error
+		hr, err = pb.NewProviderServiceClient(l.conn).CheckHealth(ctx, &pb.CheckHealthRequest{})
+		return err
+	})
+	var late *core.DeadlineError
 	switch {
+	case errors.As(err, &late):
+		return StateDegraded, "not answering: " + late.Error()
 	case err != nil:
 		return StateDegraded, "CheckHealth: " + err.Error()
 	case hr.GetState() == pb.HealthState_HEALTH_STATE_DEGRADED:
@@ -778,6 +793,23 @@ func checkHealth(ctx context.Context, l *live) (state, msg string) {
 		return StateFailed, hr.GetMessage()
 	}
 	return StateHealthy, ""
+}
+
+// answers reports whether the plugin still answers a health check, for a
+// stream that has been silent for the stall time: quiet is normal, a
+// process that does not answer is not. It says so in the plugin's health
+// when it does not.
+func (m *managed) answers(ctx context.Context, l *live, call string, silent time.Duration) error {
+	state, msg := m.checkHealth(ctx, l)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if state == StateHealthy || !strings.HasPrefix(msg, "not answering") {
+		return nil
+	}
+	why := fmt.Sprintf("%s has been silent for %s and %s", call, core.ShortDuration(silent), strings.TrimPrefix(msg, "not answering: "))
+	m.setHealth(StateDegraded, "not answering: "+why)
+	return errors.New(why)
 }
 
 func (m *managed) configure(ctx context.Context, l *live, settings []byte, secrets map[string]string) error {
