@@ -48,7 +48,7 @@ terminal or a dropped SSH session never leaves a rollback without an owner.`,
 			defer stop()
 			// The screen shows the stored state at once; providers start
 			// behind it and report their health as they come up.
-			wo := worldOptions{Observe: true}
+			wo := worldOptions{Observe: true, CreateState: true}
 			w, err := openEngine(ctx, f, wo)
 			if err != nil {
 				return err

@@ -165,6 +165,7 @@ environments:
 // end with the test.
 func consoleWorld(t *testing.T, ctx context.Context, f *config.File, wo worldOptions) (*world, *core.Subscription) {
 	t.Helper()
+	wo.CreateState = true // as the console does
 	w, err := openEngine(ctx, f, wo)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +20,7 @@ import (
 	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/demo"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/plugins/local"
 	"github.com/ripcordhq/ripcord/tui"
 )
 
@@ -112,7 +113,7 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 	if err := d.startJobs(df.rate); err != nil {
 		return err
 	}
-	wo := worldOptions{Observe: true}
+	wo := worldOptions{Observe: true, CreateState: true}
 	if !df.headless {
 		w, err := openEngine(ctx, f, wo)
 		if err != nil {
@@ -329,25 +330,15 @@ func (d *demoRun) cleanup(dir string) {
 // envsDir/* started, found through their pid files: SIGTERM to the process
 // group, SIGKILL after a grace period.
 func stopReleases(envsDir string) {
-	var pgids []int
-	files, _ := filepath.Glob(filepath.Join(envsDir, "*", "run", "*.json"))
-	for _, p := range files {
-		var pf struct {
-			Pid int `json:"pid"`
+	var roots []string
+	_ = filepath.WalkDir(envsDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "run" {
+			roots = append(roots, filepath.Dir(path))
+			return filepath.SkipDir
 		}
-		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &pf) == nil && pf.Pid > 1 {
-			if syscall.Kill(-pf.Pid, syscall.SIGTERM) == nil {
-				pgids = append(pgids, pf.Pid)
-			}
-		}
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for _, pg := range pgids {
-		for syscall.Kill(-pg, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		_ = syscall.Kill(-pg, syscall.SIGKILL)
-	}
+		return nil
+	})
+	local.StopReleases(roots, 3*time.Second)
 }
 
 func hostname() string {

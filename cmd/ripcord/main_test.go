@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 func ripcord(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -275,5 +278,11 @@ environments:
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The project's state exists, as after its first console.
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, ".ripcord", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	return cfg
 }

@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(g),
 		newHistoryCmd(g),
 		newAuditCmd(g),
+		newStateCmd(g),
 		newLockCmd(g, core.CmdLock),
 		newLockCmd(g, core.CmdUnlock),
 	)

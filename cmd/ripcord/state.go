@@ -45,7 +45,7 @@ func (g *globals) openState(ctx context.Context) (*config.File, *core.Engine, fu
 	if f.Store.Driver != "" && f.Store.Driver != "sqlite" {
 		return nil, nil, nil, fmt.Errorf("store driver %q is not available in this build", f.Store.Driver)
 	}
-	st, err := sqlitestore.Open(ctx, f.Store.Path)
+	st, err := openStore(ctx, f, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -280,4 +280,35 @@ func (g *globals) withState(fn func(cmd *cobra.Command, args []string, f *config
 		defer done()
 		return fn(cmd, args, f, eng)
 	}
+}
+
+// newStateCmd builds `state check`: SQLite's full integrity check of the
+// state file, read-only (every command runs the quick check when it opens
+// the file, and refuses to write to one that fails it).
+func newStateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "state", Short: "Look after the state file"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Run SQLite's full integrity check on the state file (read-only); exits 1 listing any damage",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			problems, err := sqlitestore.Check(cmd.Context(), f.Store.Path)
+			if err != nil {
+				return &exitError{code: exitFailed, err: fmt.Errorf("%w (store.path in %s)", err, f.Path)}
+			}
+			if len(problems) > 0 {
+				for _, p := range problems {
+					fmt.Fprintln(cmd.OutOrStdout(), p)
+				}
+				return &exitError{code: exitFailed, err: fmt.Errorf("state file %s is damaged: %d problems found; restore it from a backup", f.Store.Path, len(problems))}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "state file %s: intact\n", f.Store.Path)
+			return nil
+		},
+	})
+	return cmd
 }

@@ -63,7 +63,30 @@ type worldOptions struct {
 	Log func(core.LogLine)
 	// Hold takes this command's lock before any provider starts, so a
 	// rival command is refused at once, naming the holder.
-	Hold *core.Command
+	Hold *core.Command	// CreateState creates the state file when it is missing or empty:
+	// only the commands that start a project's state by design (the
+	// console, the demo, the server) do; every other one refuses, naming
+	// the path, so a mistyped store.path is not taken for a new project.
+	CreateState bool
+}
+
+// openStore opens the config's state file: created when create is set
+// and it is missing, else refused with the path and the config key.
+func openStore(ctx context.Context, f *config.File, create bool) (*sqlitestore.Store, error) {
+	var opts []sqlitestore.Option
+	if !create {
+		opts = append(opts, sqlitestore.Existing())
+	}
+	st, err := sqlitestore.Open(ctx, f.Store.Path, opts...)
+	var missing *sqlitestore.MissingError
+	if errors.As(err, &missing) {
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%w (store.path in %s); this command does not create state: check store.path, or run `ripcord console` once to start a new state there", err, f.Path)}
+	}
+	var corrupt *sqlitestore.CorruptError
+	if errors.As(err, &corrupt) {
+		return nil, &exitError{code: exitFailed, err: err}
+	}
+	return st, err
 }
 
 // openWorld starts everything a config describes. On error, whatever was
@@ -87,10 +110,7 @@ func openEngine(ctx context.Context, f *config.File, o worldOptions) (w *world, 
 	if f.Store.Driver != "" && f.Store.Driver != "sqlite" {
 		return nil, fmt.Errorf("store driver %q is not available in this build", f.Store.Driver)
 	}
-	if err := os.MkdirAll(filepath.Dir(f.Store.Path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the state directory: %w", err)
-	}
-	st, err := sqlitestore.Open(ctx, f.Store.Path)
+	st, err := openStore(ctx, f, o.CreateState)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +131,9 @@ func openEngine(ctx context.Context, f *config.File, o worldOptions) (w *world, 
 	w.eng = core.NewEngine(core.EngineOptions{Project: f.Project, Services: services, Envs: envs, Store: st})
 	if err := w.eng.Restore(ctx); err != nil {
 		return nil, err
+	}
+	if st.Created() {
+		w.notice(core.Ref{}, "created new state at "+st.Path())
 	}
 	if h := o.Hold; h != nil {
 		if err := w.eng.Hold(ctx, h.Ref, h.Actor, string(h.Kind), h.Force); err != nil {

@@ -77,3 +77,12 @@ func Group(pid int) int {
 	}
 	return g
 }
+
+// Cwd is the process's working directory ("" when it cannot be read).
+func Cwd(pid int) string {
+	p, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+	if err != nil {
+		return ""
+	}
+	return p
+}

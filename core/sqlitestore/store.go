@@ -12,9 +12,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -29,6 +31,9 @@ const busyTimeout = 10 * time.Second
 // Store is the SQLite implementation of core.Store.
 type Store struct {
 	path string
+	// mustExist refuses a missing or empty file instead of creating one;
+	// created says Open created the file.
+	mustExist, created bool
 	// w holds the single writer connection: every transaction on it begins
 	// IMMEDIATE. r serves reads, which WAL lets run beside the writer.
 	w, r  *sql.DB
@@ -46,6 +51,44 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.clock = now }
 }
 
+// Existing makes Open refuse a missing or empty file (a *MissingError)
+// instead of creating a new, empty state there: a mistyped path or a
+// truncated file must not pass for a project with no history.
+func Existing() Option {
+	return func(s *Store) { s.mustExist = true }
+}
+
+// MissingError is returned by Open with Existing when there is no state
+// to open.
+type MissingError struct {
+	Path  string
+	Empty bool // the file exists with 0 bytes
+}
+
+func (e *MissingError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("state file %s is empty (0 bytes): it holds no state; refusing to start a new one in its place", e.Path)
+	}
+	return fmt.Sprintf("no state file at %s", e.Path)
+}
+
+// CorruptError is returned by Open when the file fails SQLite's
+// quick_check. Open wrote nothing to it.
+type CorruptError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *CorruptError) Error() string {
+	p := e.Problems
+	more := ""
+	if len(p) > 3 {
+		more = fmt.Sprintf(" (and %d more)", len(p)-3)
+		p = p[:3]
+	}
+	return fmt.Sprintf("state file %s is damaged (%s%s); nothing was written to it: run `ripcord state check` for the full report, and restore it from a backup", e.Path, strings.Join(p, "; "), more)
+}
+
 // SchemaTooNewError is returned by Open when the database was written by a
 // newer Ripcord than this one. The file is left untouched.
 type SchemaTooNewError struct {
@@ -58,12 +101,33 @@ func (e *SchemaTooNewError) Error() string {
 	return fmt.Sprintf("%s has schema version %d; this ripcord knows up to %d: upgrade ripcord", e.File, e.Version, e.Known)
 }
 
-// Open opens (creating if needed) the state database at path and brings
-// its schema up to date.
+// Open opens the state database at path — creating it when missing or
+// empty, unless Existing is given — and brings its schema up to date. A
+// file that fails SQLite's quick_check is refused before anything is
+// written to it.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	s := &Store{path: abs, clock: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	switch st, err := os.Stat(abs); {
+	case errors.Is(err, fs.ErrNotExist) || err == nil && st.Size() == 0:
+		if s.mustExist {
+			return nil, &MissingError{Path: abs, Empty: err == nil}
+		}
+		s.created = true
+	case err != nil:
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("open state %s: not a regular file (%s)", path, st.Mode().Type())
+	default:
+		if err := quickCheck(ctx, abs); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open state %s: create directory: %w", path, err)
@@ -76,11 +140,6 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
-	}
-
-	s := &Store{path: abs, clock: time.Now}
-	for _, o := range opts {
-		o(s)
 	}
 
 	// The writer is opened without touching the journal mode: a database
@@ -177,6 +236,71 @@ func (s *Store) checkVersion(ctx context.Context, q queryer) error {
 		return &SchemaTooNewError{File: filepath.Base(s.path), Version: v, Known: len(migrations)}
 	}
 	return nil
+}
+
+// Created reports whether Open created the file (it was missing or
+// empty): the command says so, since the state starts from nothing.
+func (s *Store) Created() bool { return s.created }
+
+// quickCheck runs PRAGMA quick_check on a read-only connection: a file
+// SQLite cannot read correctly is refused before it is written to.
+func quickCheck(ctx context.Context, path string) error {
+	problems, err := check(ctx, path, "quick_check")
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return &CorruptError{Path: path, Problems: problems}
+	}
+	return nil
+}
+
+// Check runs SQLite's full integrity_check on the state file at path,
+// read-only, and returns what it found: nothing for a sound file.
+func Check(ctx context.Context, path string) ([]string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("check state %s: %w", path, err)
+	}
+	switch st, err := os.Stat(abs); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &MissingError{Path: abs}
+	case err != nil:
+		return nil, fmt.Errorf("check state %s: %w", path, err)
+	case st.Size() == 0:
+		return nil, &MissingError{Path: abs, Empty: true}
+	}
+	return check(ctx, abs, "integrity_check")
+}
+
+// check runs one of SQLite's checks (its own pragma name) read-only.
+func check(ctx context.Context, path, pragma string) ([]string, error) {
+	db, err := sql.Open("sqlite", dsn(path, "mode=ro&_query_only=1"))
+	if err != nil {
+		return nil, fmt.Errorf("check state %s: %w", path, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	rows, err := db.QueryContext(ctx, "PRAGMA "+pragma)
+	if err != nil {
+		// A file that is not a database at all fails here.
+		return []string{err.Error()}, nil
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, fmt.Errorf("check state %s: %w", path, err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	return problems, nil
 }
 
 // SchemaVersion is the number of migrations this binary knows.

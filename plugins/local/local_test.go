@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/procid"
 )
 
 var svcBin string // the test service, built once in TestMain
@@ -394,6 +395,12 @@ func TestKeepNeverRemovesCurrentOrLastGood(t *testing.T) {
 // crashChild deploys v1, then v2 and stops dead between writing
 // current.tmp and renaming it, announcing the point on stdout so the
 // parent can kill -9 it there.
+// alive reports whether pid is a running process (not a zombie).
+func alive(pid int) bool {
+	id, err := procid.Of(pid)
+	return err == nil && id.Check() == procid.Running
+}
+
 func crashChild() {
 	port, _ := strconv.Atoi(os.Getenv("RIPCORD_LOCAL_PORT"))
 	cfg := testConfig(os.Getenv("RIPCORD_LOCAL_ROOT"), os.Getenv("RIPCORD_LOCAL_STORE"), port)

@@ -3,18 +3,21 @@ package local
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/procid"
 )
 
 // process is one running release. Its output goes to files under run/ and
@@ -24,17 +27,26 @@ type process struct {
 	version string
 	port    int
 	pid     int // also the process group id (Setpgid)
+	// ident names the process beyond its pid (start time, boot): a
+	// process is signalled only while it is still the one started here.
+	ident   procid.ID
+	exe     string // the executable it ran when started
 	adopted bool
 	exited  chan struct{} // closed once the process has ended
 	be      *backend      // its proxy backend, made on first use (under Target.mu)
 }
 
-// pidfile lets a restarted provider find processes started earlier.
+// pidfile lets a restarted provider find processes started earlier. A
+// pid alone proves nothing — the kernel hands it to another process once
+// the release's ends — so the file also records the process's start time
+// (from /proc/PID/stat) and its executable.
 type pidfile struct {
 	Version string    `json:"version"`
 	Pid     int       `json:"pid"`
 	Port    int       `json:"port"`
 	Started time.Time `json:"started"`
+	Process procid.ID `json:"process,omitzero"`
+	Exe     string    `json:"exe,omitempty"`
 }
 
 // runSpec is what the run command template sees.
@@ -92,11 +104,14 @@ func (t *Target) startProcess(version string) (*process, error) {
 		return nil, fmt.Errorf("start %s: %w", version, err)
 	}
 	p := &process{version: version, port: port, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	// Read before anything can reap it: until Wait, the pid is ours.
+	p.ident, _ = procid.Of(p.pid)
+	p.exe = procid.Exe(p.pid)
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
-	if err := writeJSONAtomic(t.lay.pidfilePath(version), pidfile{Version: version, Pid: p.pid, Port: port, Started: time.Now().UTC()}); err != nil {
+	if err := writeJSONAtomic(t.lay.pidfilePath(version), pidfile{Version: version, Pid: p.pid, Port: port, Started: time.Now().UTC(), Process: p.ident, Exe: p.exe}); err != nil {
 		t.stopProcess(p)
 		return nil, fmt.Errorf("write pidfile of %s: %w", version, err)
 	}
@@ -107,9 +122,14 @@ func (t *Target) startProcess(version string) (*process, error) {
 // adoptProcess takes over a process a previous provider started. It cannot
 // wait(2) for it, so it polls for its end.
 func (t *Target) adoptProcess(pf pidfile) *process {
-	p := &process{version: pf.Version, port: pf.Port, pid: pf.Pid, adopted: true, exited: make(chan struct{})}
+	p := &process{version: pf.Version, port: pf.Port, pid: pf.Pid, ident: pf.Process, exe: pf.Exe, adopted: true, exited: make(chan struct{})}
+	if p.ident.IsZero() {
+		// A pidfile from before start times were recorded: identified
+		// by its executable and working directory (see ownedBy).
+		p.ident, _ = procid.Of(pf.Pid)
+	}
 	go func() {
-		for alive(p.pid) {
+		for p.ident.Check() == procid.Running {
 			time.Sleep(50 * time.Millisecond)
 		}
 		close(p.exited)
@@ -120,20 +140,75 @@ func (t *Target) adoptProcess(pf pidfile) *process {
 
 // stopProcess ends the whole process group: SIGTERM, then SIGKILL after the
 // grace period.
+//
+// Only a process this target started is signalled (signalGroup): a
+// release whose pid another process has taken since is left alone.
 func (t *Target) stopProcess(p *process) {
-	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
+	signalGroup(p, syscall.SIGTERM)
 	select {
 	case <-p.exited:
 	case <-time.After(t.cfg.Grace):
-		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		signalGroup(p, syscall.SIGKILL)
 		select {
 		case <-p.exited:
 		case <-time.After(5 * time.Second):
 		}
 	}
 	// Members of the group that outlived the leader go too.
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	signalGroup(p, syscall.SIGKILL)
 	os.Remove(t.lay.pidfilePath(p.version))
+}
+
+// signalGroup sends sig to the release's process group while its leader
+// is still the process started for it — same pid, same start time — or,
+// the leader gone and reaped, while no other process has taken its pid
+// (then only the group's stragglers can carry its id). It reports whether
+// it signalled.
+func signalGroup(p *process, sig syscall.Signal) bool {
+	now, err := procid.Of(p.pid)
+	switch {
+	case err != nil:
+		// No process has the pid: the group id can only be ours.
+	case p.ident.Start == 0 || now.Start != p.ident.Start:
+		return false // the pid now names another process
+	}
+	return syscall.Kill(-p.pid, sig) == nil
+}
+
+// ownedBy reports whether the process a pidfile names is still the
+// release it recorded, and if not, why. With a recorded start time that
+// decides; a pidfile without one (written before they were recorded) is
+// trusted only for a group leader running in the release's directory.
+func (t *Target) ownedBy(pf pidfile) (bool, string) {
+	id := pf.Process
+	if id.IsZero() {
+		if procid.Group(pf.Pid) != pf.Pid {
+			return false, "is not running"
+		}
+		if cwd := procid.Cwd(pf.Pid); !sameDir(cwd, t.lay.releaseDir(pf.Version)) {
+			return false, fmt.Sprintf("now belongs to another process (working in %q, not the release's directory)", cwd)
+		}
+		return true, ""
+	}
+	switch id.Check() {
+	case procid.Running:
+	case procid.Gone:
+		if _, err := procid.Of(pf.Pid); err == nil {
+			return false, "now belongs to another process (it started later than the release did)"
+		}
+		return false, "is not running"
+	default:
+		return false, fmt.Sprintf("cannot be checked from here (recorded on %s)", id.Host)
+	}
+	if procid.Group(pf.Pid) != pf.Pid {
+		return false, "is no longer its own process group"
+	}
+	// The start time settles it; the executable is checked too, allowing
+	// for a launcher that exec'd the service in the release's directory.
+	if exe := procid.Exe(pf.Pid); pf.Exe != "" && exe != "" && exe != pf.Exe && !sameDir(procid.Cwd(pf.Pid), t.lay.releaseDir(pf.Version)) {
+		return false, fmt.Sprintf("runs %s, not %s", exe, pf.Exe)
+	}
+	return true, ""
 }
 
 // followOutput relays the process's output files line by line to logf
@@ -184,24 +259,15 @@ func (t *Target) tail(f *os.File, p *process, stream string) {
 	}
 }
 
-// alive reports whether pid is a running process of its own group. A
-// zombie counts as dead: nobody may be left to reap it.
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+// sameDir reports whether two paths name one directory (the kernel
+// reports a process's directory with symlinks resolved).
+func sameDir(a, b string) bool {
+	if a == "" || b == "" {
 		return false
 	}
-	if pgid, err := syscall.Getpgid(pid); err != nil || pgid != pid {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// The state follows the parenthesised command name.
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
-		return false
-	}
-	return true
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
 }
 
 func freePort() (int, error) {
@@ -214,3 +280,32 @@ func freePort() (int, error) {
 }
 
 func removeAll(dir string) error { return os.RemoveAll(dir) }
+
+// StopReleases ends the release processes a local target started under
+// each root in roots, as their pidfiles record them — for whoever owns a
+// whole world and ends it (the demo when it quits): SIGTERM, then SIGKILL
+// after grace. A pidfile whose pid now names another process is skipped.
+func StopReleases(roots []string, grace time.Duration) {
+	var procs []*process
+	for _, root := range roots {
+		files, _ := filepath.Glob(filepath.Join(root, "run", "*.json"))
+		for _, path := range files {
+			var pf pidfile
+			b, err := os.ReadFile(path)
+			if err != nil || json.Unmarshal(b, &pf) != nil || pf.Pid <= 1 || pf.Process.IsZero() {
+				continue
+			}
+			p := &process{version: pf.Version, pid: pf.Pid, ident: pf.Process}
+			if signalGroup(p, syscall.SIGTERM) {
+				procs = append(procs, p)
+			}
+		}
+	}
+	deadline := time.Now().Add(grace)
+	for _, p := range procs {
+		for p.ident.Check() == procid.Running && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		signalGroup(p, syscall.SIGKILL)
+	}
+}

@@ -72,8 +72,10 @@ func (t *Target) reconcile(ctx context.Context) {
 			os.Remove(path)
 			continue
 		}
-		if !alive(pf.Pid) {
-			add("process of release %s (pid %d) is not running", pf.Version, pf.Pid)
+		if ok, why := t.ownedBy(pf); !ok {
+			// Never adopted, never signalled: whatever has the pid now
+			// is not this target's.
+			add("process of release %s (pid %d) %s: left alone, pidfile removed", pf.Version, pf.Pid, why)
 			os.Remove(path)
 			continue
 		}

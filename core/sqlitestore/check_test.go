@@ -1,0 +1,118 @@
+package sqlitestore
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+)
+
+// A missing or empty file is not a project with no history: with Existing
+// it is refused, naming the path, and nothing is created.
+func TestExistingRefusesAMissingOrEmptyFile(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo", "stat.db")
+	var me *MissingError
+	if _, err := Open(ctx, missing, Existing()); !errors.As(err, &me) || me.Empty || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("open of a missing file = %v; want a MissingError naming it", err)
+	}
+	if _, err := os.Stat(filepath.Dir(missing)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused open created %s", filepath.Dir(missing))
+	}
+	empty := filepath.Join(dir, "state.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, empty, Existing()); !errors.As(err, &me) || !me.Empty {
+		t.Fatalf("open of an empty file = %v; want a MissingError saying it is empty", err)
+	}
+	if st, _ := os.Stat(empty); st.Size() != 0 {
+		t.Fatal("the refused open wrote to the empty file")
+	}
+	// Without Existing (the commands that create state) it is created,
+	// and says so.
+	s, err := Open(ctx, empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Created() {
+		t.Fatal("Created() = false for a new state file")
+	}
+}
+
+// A state file with a damaged page — one the commands do not read — is
+// refused at open (quick_check), byte for byte untouched, and the full
+// check names the damage.
+func TestADamagedPageIsRefusedAndLeftUntouched(t *testing.T) {
+	ctx := testContext(t)
+	s, path := openTemp(t)
+	var counts []core.ErrorCount
+	for i := range 2000 {
+		counts = append(counts, core.ErrorCount{Project: "shop", Ref: core.Ref{Service: "api", Env: "production"}, Release: "v1", Level: "error",
+			Fingerprint: fmt.Sprintf("fp-%04d", i), Title: strings.Repeat("TypeError: cart is undefined ", 3), Bucket: time.Unix(1_700_000_000, 0), Count: 1})
+	}
+	if err := s.PutErrorCounts(ctx, counts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, core.AuditEntry{Action: "lock", Outcome: "locked"}); err != nil {
+		t.Fatal(err)
+	}
+	var root, pageSize int64
+	if err := s.r.QueryRowContext(ctx, `SELECT rootpage FROM sqlite_master WHERE name = 'error_counts'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // checkpoints the WAL into the file
+		t.Fatal(err)
+	}
+	corruptPage(t, path, root, pageSize)
+	before := fileSum(t, path)
+
+	_, err := Open(ctx, path, Existing())
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "nothing was written to it") {
+		t.Fatalf("open of a damaged file = %v; want a CorruptError", err)
+	}
+	if after := fileSum(t, path); !bytes.Equal(before, after) {
+		t.Fatal("the refused open changed the file")
+	}
+	problems, err := Check(ctx, path)
+	if err != nil || len(problems) == 0 {
+		t.Fatalf("Check = %v, %v; want the damage listed", problems, err)
+	}
+}
+
+// corruptPage overwrites the b-tree header of page n with garbage, as a
+// bad sector or a stray write would.
+func corruptPage(t *testing.T, path string, n, size int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 24), (n-1)*size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSum(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}

@@ -1,0 +1,110 @@
+package local
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core/procid"
+)
+
+// unrelated starts a process that has nothing to do with any release: its
+// own session and process group (setsid), like a daemon that happened to
+// get a pid a release once had.
+func unrelated(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("setsid", "sleep", "300")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("setsid (Debian package util-linux): %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for procid.Group(cmd.Process.Pid) != cmd.Process.Pid {
+		if time.Now().After(deadline) {
+			t.Fatal("setsid never made its own group")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cmd
+}
+
+// A stale pidfile whose pid now belongs to an unrelated process — one that
+// leads its own process group, so a pid and a group check alone would take
+// it for the release — is neither adopted nor signalled: the target
+// checks the start time it recorded (and, for a pidfile from before start
+// times were recorded, the executable's working directory).
+func TestAStalePidfileNeverGetsAnUnrelatedProcessStopped(t *testing.T) {
+	e := newEnv(t, 5)
+	if err := e.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	recorded := readPidfile(t, e.root, "v1")
+	if recorded.Process.Start == 0 || recorded.Exe == "" {
+		t.Fatalf("the pidfile records no identity: %+v", recorded)
+	}
+	e.tgt.Close() // the provider stops, and with it v1
+
+	// Since then the kernel handed v1's pid... to someone else: two
+	// unrelated processes, behind a current pidfile and an old one.
+	a, b := unrelated(t), unrelated(t)
+	stale := recorded
+	stale.Pid, stale.Process.PID = a.Process.Pid, a.Process.Pid
+	if err := writeJSONAtomic(filepath.Join(e.root, "run", "v1.json"), stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSONAtomic(filepath.Join(e.root, "run", "v2.json"), pidfile{Version: "v2", Pid: b.Process.Pid, Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	tgt, err := New(testConfig(e.root, e.store, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	for _, c := range []*exec.Cmd{a, b} {
+		if err := syscall.Kill(c.Process.Pid, 0); err != nil {
+			t.Fatalf("the unrelated process %d was signalled: %v", c.Process.Pid, err)
+		}
+		if st := procState(c.Process.Pid); st == "Z" {
+			t.Fatalf("the unrelated process %d was killed", c.Process.Pid)
+		}
+	}
+	st, _ := tgt.Status(t.Context(), ref)
+	problems := strings.Join(st.Problems, "\n")
+	for _, want := range []string{
+		"release v1 (pid " + itoa(a.Process.Pid) + ") now belongs to another process (it started later than the release did): left alone",
+		"release v2 (pid " + itoa(b.Process.Pid) + ") now belongs to another process (working in",
+	} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems lack %q:\n%s", want, problems)
+		}
+	}
+	// The release itself is running again, started afresh.
+	if got := readPidfile(t, e.root, "v1"); got.Pid == a.Process.Pid || !alive(got.Pid) {
+		t.Fatalf("v1 after reconcile: %+v", got)
+	}
+	tgt.Close()
+	if err := syscall.Kill(a.Process.Pid, 0); err != nil {
+		t.Fatalf("closing the target signalled the unrelated process: %v", err)
+	}
+}
+
+func procState(pid int) string {
+	b, err := os.ReadFile(filepath.Join("/proc", itoa(pid), "stat"))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
