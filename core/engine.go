@@ -206,6 +206,17 @@ func (e *Engine) Subscribers() int {
 
 // Do runs a command on behalf of its actor.
 func (e *Engine) Do(ctx context.Context, cmd Command) (Result, error) {
+	// What a person typed reaches screens, terminals and the audit log:
+	// control characters in it are kept escaped from here on.
+	cmd.Actor = PrintableActor(cmd.Actor)
+	cmd.Reason, cmd.Version = Printable(cmd.Reason), Printable(cmd.Version)
+	if len(cmd.Overrides) > 0 {
+		overrides := make([]string, len(cmd.Overrides))
+		for i, o := range cmd.Overrides {
+			overrides[i] = Printable(o)
+		}
+		cmd.Overrides = overrides
+	}
 	if cmd.Actor.Name == "" {
 		return Result{}, fmt.Errorf("%s: the command names no actor: every action is recorded against a person", cmd.Kind)
 	}

@@ -206,7 +206,7 @@ func printEvents(ctx context.Context, out io.Writer, sub *core.Subscription, fn 
 			return
 		}
 		if line := eventLine(ev); line != "" {
-			fmt.Fprintln(out, line)
+			fmt.Fprintln(out, core.Printable(line))
 		}
 		if fn != nil {
 			fn(ev)

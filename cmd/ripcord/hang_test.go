@@ -39,7 +39,9 @@ func (h hangingTarget) WatchStatus(ctx context.Context, ref core.Ref, send func(
 	<-ctx.Done()
 	return nil
 }
-func (hangingTarget) Releases(context.Context, core.Ref, int) ([]core.Release, error) { return nil, nil }
+func (hangingTarget) Releases(context.Context, core.Ref, int) ([]core.Release, error) {
+	return nil, nil
+}
 func (hangingTarget) Plan(context.Context, core.Ref, core.Release, int) ([]string, error) {
 	return nil, nil
 }

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"github.com/ripcordhq/ripcord/core"
+
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "ripcord:", err)
+	// Errors quote names, reasons and providers' words: shown, never
+	// interpreted by the terminal.
+	fmt.Fprintln(stderr, "ripcord:", core.PrintableLines(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

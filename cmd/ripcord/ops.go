@@ -146,13 +146,13 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 		out := cmd.OutOrStdout()
 		for _, gr := range res.Gates {
 			if gr.Status != core.GatePass || gr.Reason != "" {
-				fmt.Fprintf(out, "gate %-10s %-7s %s\n", gr.Gate, gr.Status, gr.Reason)
+				fmt.Fprintf(out, "gate %-10s %-7s %s\n", gr.Gate, gr.Status, core.Printable(gr.Reason))
 			}
 		}
 		if err != nil {
 			return opExit(err)
 		}
-		fmt.Fprintf(out, "%s: %s (%s)\n", k, res.Message, time.Since(started).Round(time.Millisecond))
+		fmt.Fprintf(out, "%s: %s (%s)\n", k, core.Printable(res.Message), time.Since(started).Round(time.Millisecond))
 		if !f.wait || (k != core.CmdPromote && k != core.CmdFullPromote) {
 			return nil
 		}
@@ -174,14 +174,14 @@ func followRollout(ctx context.Context, out io.Writer, sub *core.Subscription, r
 		}
 		switch ev.Kind {
 		case core.EvNotice:
-			fmt.Fprintln(out, ev.Notice)
+			fmt.Fprintln(out, core.Printable(ev.Notice))
 		case core.EvVerdict:
 			if ev.Final {
-				fmt.Fprintln(out, verdictLine(*ev.Verdict))
+				fmt.Fprintln(out, core.Printable(verdictLine(*ev.Verdict)))
 			}
 		case core.EvDeployment:
 			d := ev.Deployment
-			fmt.Fprintf(out, "%s %s: %s at %d%%\n", ref, d.Version, d.State, d.Weight)
+			fmt.Fprintf(out, "%s %s: %s at %d%%\n", ref, core.Printable(d.Version), d.State, d.Weight)
 			switch d.State {
 			case core.DeployHealthy:
 				return nil

@@ -84,7 +84,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tWHERE\tFROM → TO\tOUTCOME")
 			for _, e := range entries {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Ref, dash(e.From), dash(e.To), e.Outcome)
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), p(e.Actor.String()), p(e.Action), p(e.Ref.String()), p(dash(e.From)), p(dash(e.To)), p(e.Outcome))
 			}
 			return w.Flush()
 		}),
@@ -118,6 +118,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// p shows text that came from outside — names, reasons, versions,
+// outcomes — with its control characters escaped.
+func p(s string) string { return core.Printable(s) }
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -144,7 +148,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tSTATE\tWEIGHT\tFROM\tSTARTED\tBY")
 			for _, d := range deps {
-				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", d.Version, d.State, d.Weight, dash(d.From), d.StartedAt.UTC().Format(time.RFC3339), d.Actor)
+				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", p(d.Version), d.State, d.Weight, p(dash(d.From)), d.StartedAt.UTC().Format(time.RFC3339), p(d.Actor.String()))
 			}
 			return w.Flush()
 		}),
@@ -174,7 +178,7 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 			case err != nil:
 				return &exitError{code: exitFailed, err: err}
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
+			fmt.Fprintln(cmd.OutOrStdout(), core.Printable(res.Message))
 			return nil
 		}),
 	}
@@ -252,15 +256,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 					}
 				}
 				if l := es.Lock; l != nil {
-					lock = fmt.Sprintf("%s since %s", l.Holder, l.Since.UTC().Format("15:04 UTC"))
+					lock = fmt.Sprintf("%s since %s", p(l.Holder.String()), l.Since.UTC().Format("15:04 UTC"))
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", es.Service, es.Env, version, state, lock)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", es.Service, es.Env, p(version), state, lock)
 			}
 			for _, op := range out.Unfinished {
-				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, dash(op.From), dash(op.To), op.Actor, strings.ToLower(string(op.State)))
+				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, p(dash(op.From)), p(dash(op.To)), p(op.Actor.String()), strings.ToLower(string(op.State)))
 			}
 			for _, wt := range out.Watching {
-				fmt.Fprintf(w, "watching: %s since %s\n", wt.Actor, wt.Since.UTC().Format("15:04 UTC"))
+				fmt.Fprintf(w, "watching: %s since %s\n", p(wt.Actor.String()), wt.Since.UTC().Format("15:04 UTC"))
 			}
 			return w.Flush()
 		}),

@@ -63,7 +63,7 @@ type worldOptions struct {
 	Log func(core.LogLine)
 	// Hold takes this command's lock before any provider starts, so a
 	// rival command is refused at once, naming the holder.
-	Hold *core.Command	// CreateState creates the state file when it is missing or empty:
+	Hold *core.Command // CreateState creates the state file when it is missing or empty:
 	// only the commands that start a project's state by design (the
 	// console, the demo, the server) do; every other one refuses, naming
 	// the path, so a mistyped store.path is not taken for a new project.
@@ -193,16 +193,16 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	}
 	w.host, err = host.New(host.Options{
 		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
-		LockFile: filepath.Join(f.Dir, host.LockFileName), Deadlines: f.Deadlines.Core(),
+		LockFile: filepath.Join(f.Dir, host.LockFileName), Deadlines: f.Deadlines.Core(), Redact: f.Redact,
 		Log: func(l core.LogLine) {
-			l.Text = f.Redact(l.Text)
+			l.Text = core.Printable(f.Redact(l.Text))
 			if o.Log != nil {
 				o.Log(l)
 			}
 			w.eng.Publish(core.Event{Kind: core.EvLog, Log: &l})
 		},
 		Health: func(h core.ProviderHealth) {
-			h.Message = f.Redact(h.Message)
+			h.Message = core.Printable(f.Redact(h.Message))
 			w.eng.Publish(core.Event{Kind: core.EvProvider, Final: true, Provider: &h})
 		},
 	})

@@ -79,6 +79,10 @@ func (h *Host) kind(name string, k pb.Kind) (*managed, error) {
 
 // callError wraps an RPC error with the plugin and the call.
 func (m *managed) callError(call string, err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() != codes.OK {
+		// The message is the plugin's own text.
+		return fmt.Errorf("plugin %q: %s: %w", m.name, call, status.Error(st.Code(), m.h.text(st.Message())))
+	}
 	return fmt.Errorf("plugin %q: %s: %w", m.name, call, err)
 }
 
@@ -290,7 +294,7 @@ func (m *managed) runOp(ctx context.Context, call, opID string, open func(contex
 			if ev.GetExternalRef() != "" {
 				externalRef = ev.GetExternalRef()
 			}
-			out := pbconv.OpEvent(ev)
+			out := m.h.scrubEvent(pbconv.OpEvent(ev))
 			emit(out)
 			if c := ev.GetCompleted(); c != nil {
 				if c.GetOutcome() != pb.Outcome_OUTCOME_SUCCEEDED {
@@ -336,13 +340,13 @@ func (t *TargetAdapter) Status(ctx context.Context, ref core.Ref) (core.TargetSt
 	if err != nil {
 		return core.TargetStatus{}, err
 	}
-	return pbconv.FromTargetStatus(resp.GetStatus()), nil
+	return t.m.h.scrubStatus(pbconv.FromTargetStatus(resp.GetStatus())), nil
 }
 
 func (t *TargetAdapter) WatchStatus(ctx context.Context, ref core.Ref, fn func(core.TargetStatus)) error {
 	return watch(ctx, t.m, "WatchStatus", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchStatusResponse], error) {
 		return pb.NewDeployTargetServiceClient(c).WatchStatus(ctx, &pb.WatchStatusRequest{Ref: pbconv.Ref(ref)})
-	}, func(r *pb.WatchStatusResponse) { fn(pbconv.FromTargetStatus(r.GetStatus())) })
+	}, func(r *pb.WatchStatusResponse) { fn(t.m.h.scrubStatus(pbconv.FromTargetStatus(r.GetStatus()))) })
 }
 
 // Releases lists the releases the target keeps.
@@ -355,7 +359,7 @@ func (t *TargetAdapter) Releases(ctx context.Context, ref core.Ref, limit int) (
 	}
 	var out []core.Release
 	for _, r := range resp.GetReleases() {
-		out = append(out, pbconv.FromRelease(r))
+		out = append(out, t.m.h.scrubRelease(pbconv.FromRelease(r)))
 	}
 	return out, nil
 }
@@ -416,7 +420,7 @@ func (p *pipelineAdapter) Runs(ctx context.Context, service string, limit int) (
 	}
 	var out []core.PipelineRun
 	for _, r := range resp.GetRuns() {
-		out = append(out, pbconv.FromPipelineRun(r))
+		out = append(out, p.m.h.scrubRun(pbconv.FromPipelineRun(r)))
 	}
 	return out, nil
 }
@@ -424,13 +428,13 @@ func (p *pipelineAdapter) Runs(ctx context.Context, service string, limit int) (
 func (p *pipelineAdapter) WatchRuns(ctx context.Context, service string, fn func(core.PipelineRun)) error {
 	return watch(ctx, p.m, "WatchRuns", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchRunsResponse], error) {
 		return pb.NewPipelineSourceServiceClient(c).WatchRuns(ctx, &pb.WatchRunsRequest{Service: service})
-	}, func(r *pb.WatchRunsResponse) { fn(pbconv.FromPipelineRun(r.GetRun())) })
+	}, func(r *pb.WatchRunsResponse) { fn(p.m.h.scrubRun(pbconv.FromPipelineRun(r.GetRun()))) })
 }
 
 func (p *pipelineAdapter) Logs(ctx context.Context, runID, step string, follow bool, fn func(core.LogLine)) error {
 	return watch(ctx, p.m, "StreamLogs", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.StreamLogsResponse], error) {
 		return pb.NewPipelineSourceServiceClient(c).StreamLogs(ctx, &pb.StreamLogsRequest{RunId: runID, Step: step, Follow: follow})
-	}, func(r *pb.StreamLogsResponse) { fn(pbconv.FromLogLine(r.GetLine())) })
+	}, func(r *pb.StreamLogsResponse) { fn(p.m.h.scrubLine(pbconv.FromLogLine(r.GetLine()))) })
 }
 
 func (p *pipelineAdapter) Trigger(ctx context.Context, service, version, fromStage string) (string, error) {
@@ -455,7 +459,7 @@ type errorsAdapter struct{ m *managed }
 func (e *errorsAdapter) WatchCounts(ctx context.Context, ref core.Ref, fn func(core.ErrorWindow)) error {
 	return watch(ctx, e.m, "WatchCounts", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchCountsResponse], error) {
 		return pb.NewErrorSourceServiceClient(c).WatchCounts(ctx, &pb.WatchCountsRequest{Ref: pbconv.Ref(ref)})
-	}, func(r *pb.WatchCountsResponse) { fn(pbconv.FromErrorWindow(r.GetWindow())) })
+	}, func(r *pb.WatchCountsResponse) { fn(e.m.h.scrubWindow(pbconv.FromErrorWindow(r.GetWindow()))) })
 }
 
 func (e *errorsAdapter) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
@@ -467,7 +471,7 @@ func (e *errorsAdapter) Issues(ctx context.Context, ref core.Ref, release string
 	}
 	var out []core.ErrorIssue
 	for _, i := range resp.GetIssues() {
-		out = append(out, pbconv.FromErrorIssue(i))
+		out = append(out, e.m.h.scrubIssue(pbconv.FromErrorIssue(i)))
 	}
 	return out, nil
 }
@@ -503,7 +507,7 @@ func (b *BackupAdapter) Sets(ctx context.Context) ([]sdk.BackupSet, error) {
 func (b *BackupAdapter) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)) error {
 	return watch(ctx, b.m, "WatchFreshness", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchFreshnessResponse], error) {
 		return pb.NewBackupSourceServiceClient(c).WatchFreshness(ctx, &pb.WatchFreshnessRequest{})
-	}, func(r *pb.WatchFreshnessResponse) { fn(pbconv.FromBackupFacts(r.GetFacts())) })
+	}, func(r *pb.WatchFreshnessResponse) { fn(b.m.h.scrubFacts(pbconv.FromBackupFacts(r.GetFacts()))) })
 }
 
 // Verify runs the set's integrity check and returns its facts afterwards.
@@ -524,7 +528,7 @@ func (b *BackupAdapter) VerifyOp(ctx context.Context, op core.OpRequest, set str
 	if err != nil {
 		return core.BackupFacts{}, err
 	}
-	return pbconv.FromBackupFacts(c.GetBackupFacts()), nil
+	return b.m.h.scrubFacts(pbconv.FromBackupFacts(c.GetBackupFacts())), nil
 }
 
 func (b *BackupAdapter) RunNow(ctx context.Context, set string) error {

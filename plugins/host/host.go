@@ -82,6 +82,9 @@ type Options struct {
 	// CallTimeout bounds unary calls made by the host itself (GetInfo,
 	// Configure) (default 10s).
 	CallTimeout time.Duration
+	// Redact removes configured secret values from text a provider
+	// reports; the host also escapes control characters in it.
+	Redact func(string) string
 	// Deadlines bound the calls the host makes for others: Health its
 	// health checks, Status the quick unary calls (when the caller's
 	// context allows longer), Backup backups and verifies; a stream silent

@@ -1,0 +1,84 @@
+package host
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+)
+
+// noisyErrors is an error source reporting an error whose title carries
+// a terminal escape, a forged line and a configured secret.
+type noisyErrors struct{}
+
+const noisyTitle = "TypeError: \x1b[41mROOT\x1b[0m\nforged line, db password hunter2-secret"
+
+func (noisyErrors) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
+	if err := send(core.ErrorWindow{Ref: ref, Release: "v1", Issues: []core.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle, Count: 3}}}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+func (noisyErrors) Issues(context.Context, core.Ref, string) ([]core.ErrorIssue, error) {
+	return []core.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle}}, nil
+}
+func (noisyErrors) MarkDeploy(context.Context, core.Ref, string) error { return nil }
+
+func init() {
+	builtinRegistry["noisy"] = func() sdk.ServeConfig {
+		return sdk.ServeConfig{Info: sdk.Info{Name: "noisy", Version: "1.0.0"}, Errors: noisyErrors{}}
+	}
+}
+
+// What a provider reports reaches the engine with configured secrets
+// redacted and control characters escaped: an error title cannot paint
+// the console or forge a line, and does not show the password it carried.
+func TestProviderTextIsRedactedAndEscaped(t *testing.T) {
+	self, _ := os.Executable()
+	h, err := New(Options{Self: self, Builtins: []string{"noisy"}, Workdir: t.TempDir(), SocketDir: filepath.Join(t.TempDir(), "s"),
+		LockFile: filepath.Join(t.TempDir(), "none.lock"),
+		Redact:   func(s string) string { return strings.ReplaceAll(s, "hunter2-secret", "[redacted]") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx := testCtx(t)
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src, err := h.Errors("noisy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `TypeError: \x1b[41mROOT\x1b[0m\nforged line, db password [redacted]`
+	issues, err := src.Issues(ctx, core.Ref{Service: "api", Env: "production"}, "v1")
+	if err != nil || len(issues) != 1 || issues[0].Title != want {
+		t.Fatalf("Issues = %+v, %v; want the title as %q", issues, err, want)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got := make(chan string, 1)
+	go func() {
+		_ = src.WatchCounts(wctx, core.Ref{Service: "api", Env: "production"}, func(w core.ErrorWindow) {
+			select {
+			case got <- w.Issues[0].Title:
+			default:
+			}
+			cancel()
+		})
+	}()
+	select {
+	case title := <-got:
+		if title != want {
+			t.Fatalf("streamed title %q, want %q", title, want)
+		}
+	case <-wctx.Done():
+		t.Fatal("no error window arrived")
+	}
+}
