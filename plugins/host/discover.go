@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -13,8 +14,40 @@ const BinaryPrefix = "ripcord-provider-"
 
 // SearchDirs returns where external plugins are looked for, in order: the
 // project's ./.ripcord/plugins (relative to workdir), then
-// $XDG_DATA_HOME/ripcord/plugins (default ~/.local/share/ripcord/plugins).
+// $XDG_DATA_HOME/ripcord/plugins (default ~/.local/share/ripcord/plugins),
+// then the release's plugin directories (ReleaseDirs).
 func SearchDirs(workdir string) []string {
+	dirs := userSearchDirs(workdir)
+	for _, d := range ReleaseDirs() {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// executable is the running binary (a variable so tests can place a
+// release layout around a binary of their own).
+var executable = os.Executable
+
+// ReleaseDirs are where a Ripcord release puts the providers it ships,
+// relative to the ripcord binary: plugins/ beside it (the archive) and
+// ../lib/ripcord/plugins (the deb and rpm packages: /usr/bin/ripcord and
+// /usr/lib/ripcord/plugins). A plugin there is trusted by the SHA256SUMS
+// file the release wrote beside it (see VerifyLock).
+func ReleaseDirs() []string {
+	exe, err := executable()
+	if err != nil {
+		return nil
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	dir := filepath.Dir(exe)
+	return []string{filepath.Join(dir, "plugins"), filepath.Clean(filepath.Join(dir, "..", "lib", "ripcord", "plugins"))}
+}
+
+func userSearchDirs(workdir string) []string {
 	dirs := []string{filepath.Join(workdir, ".ripcord", "plugins")}
 	data := os.Getenv("XDG_DATA_HOME")
 	if data == "" {
