@@ -293,11 +293,7 @@ type world struct {
 func newWorld(t *testing.T, p *provider, steps []rollout.Step, autoAbort bool, stable string, releases ...string) *world {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	ref := core.Ref{Service: "api", Env: "production"}
 	for _, v := range releases {
 		if err := st.PutRelease(ctx, release(v)); err != nil {
@@ -324,6 +320,16 @@ func newWorld(t *testing.T, p *provider, steps []rollout.Step, autoAbort bool, s
 	w := &world{eng: eng, ctl: ctl, sub: sub, ref: ref, logs: make(chan string, 1000)}
 	w.waitTarget(t, func(ts core.TargetStatus) bool { return ts.Current == stable && ts.Healthy })
 	return w
+}
+
+func openStore(t testing.TB) *sqlitestore.Store {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // wait reads the engine's events until pred holds, collecting log lines.
