@@ -141,7 +141,7 @@ func newBenchWorld(b *testing.B, p *provider, versions []string) *benchWorld {
 			eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Final: true, Target: &ts})
 		})
 	}()
-	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{{Name: "production", Target: p.target,
+	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{{Ref: ref, Target: p.target,
 		Steps: []rollout.Step{{Kind: rollout.StepWeight, Weight: 25}, {Kind: rollout.StepPause}, {Kind: rollout.StepWeight, Weight: 100}}}}})
 	b.Cleanup(func() { ctl.Close() })
 	w := &benchWorld{eng: eng, sub: sub, ref: ref}

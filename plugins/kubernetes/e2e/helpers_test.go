@@ -313,7 +313,7 @@ func newWorld(t *testing.T, p *provider, steps []rollout.Step, autoAbort bool, s
 			eng.Publish(core.Event{Kind: core.EvTarget, Ref: ref, Final: true, Target: &ts})
 		})
 	}()
-	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{{Name: "production", Target: p.target, Steps: steps, AutoRollback: autoAbort, AutoAbort: autoAbort}}})
+	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{{Ref: ref, Target: p.target, Steps: steps, AutoRollback: autoAbort, AutoAbort: autoAbort}}})
 	t.Cleanup(func() { ctl.Close() })
 	_, sub := eng.Subscribe()
 	t.Cleanup(func() { sub.Close() })
