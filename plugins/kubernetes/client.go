@@ -157,11 +157,41 @@ func (c *cluster) ready(ctx context.Context) error {
 	select {
 	case <-c.synced:
 		return nil
-	case <-c.stop:
-		return errors.New("provider reconfigured")
-	case <-ctx.Done():
-		return fmt.Errorf("the API server did not answer the first list of namespace %s before the operation's deadline: %w", c.s.Namespace, ctx.Err())
+	default:
 	}
+	// Informers retry a denied list forever; ask once directly so a
+	// missing permission is reported instead of waited on.
+	probe := make(chan error, 1)
+	go func() { probe <- c.probeList(ctx) }()
+	for {
+		select {
+		case <-c.synced:
+			return nil
+		case err := <-probe:
+			if err != nil && !transient(err) && ctx.Err() == nil {
+				return err
+			}
+			probe = nil
+		case <-c.stop:
+			return errors.New("provider reconfigured")
+		case <-ctx.Done():
+			return fmt.Errorf("the API server did not answer the first list of namespace %s before the operation's deadline: %w", c.s.Namespace, ctx.Err())
+		}
+	}
+}
+
+// probeList lists what the informers list, once.
+func (c *cluster) probeList(ctx context.Context) error {
+	opts := metav1.ListOptions{Limit: 1}
+	if c.s.Mode == ModeArgo {
+		_, err := c.dyn.Resource(RolloutGVR).Namespace(c.s.Namespace).List(ctx, opts)
+		return err
+	}
+	if _, err := c.kube.AppsV1().Deployments(c.s.Namespace).List(ctx, opts); err != nil {
+		return err
+	}
+	_, err := c.kube.AppsV1().ReplicaSets(c.s.Namespace).List(ctx, opts)
+	return err
 }
 
 func (c *cluster) close() {

@@ -197,12 +197,13 @@ func (p *Provider) Status(ctx context.Context, ref core.Ref) (core.TargetStatus,
 
 // WatchStatus sends the status, then every change the informers see.
 func (p *Provider) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
-	c, _, err := p.current()
-	if err != nil {
-		return err
-	}
 	var last *core.TargetStatus
 	for {
+		// Read the connection afresh: a new Configure replaces it.
+		c, _, err := p.current()
+		if err != nil {
+			return err
+		}
 		changed := c.changed.wait()
 		ts, err := p.Status(ctx, ref)
 		if err != nil {
@@ -219,6 +220,7 @@ func (p *Provider) WatchStatus(ctx context.Context, ref core.Ref, send func(core
 		}
 		select {
 		case <-changed:
+		case <-c.stop:
 		case <-ctx.Done():
 			return nil
 		}

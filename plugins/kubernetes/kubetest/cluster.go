@@ -125,7 +125,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 		"--leader-elect=false", "--use-service-account-credentials",
 		"--service-account-private-key-file="+c.pki.SAKey, "--root-ca-file="+c.pki.CACert,
 		"--cluster-signing-cert-file="+c.pki.CACert, "--cluster-signing-key-file="+c.pki.CAKey,
-		"--controllers=*,-nodeipam,-service-lb-controller,-route,-cloud-node-lifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume",
 		"--concurrent-deployment-syncs=5", "--concurrent-replicaset-syncs=5")
 	c.startComponent(ctx, "kube-scheduler", c.ports["scheduler"],
 		"--kubeconfig="+c.kubeconfigFor("scheduler"), "--authentication-kubeconfig="+c.kubeconfigFor("scheduler"),
