@@ -85,6 +85,7 @@ func New(log hclog.Logger) *Provider {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	routeKlog(log)
 	return &Provider{log: log, deployed: map[string]string{}}
 }
 
