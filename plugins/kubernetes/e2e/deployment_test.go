@@ -14,6 +14,7 @@ import (
 	"github.com/ripcordhq/ripcord/core/rollout"
 	"github.com/ripcordhq/ripcord/plugins/kubernetes"
 	"github.com/ripcordhq/ripcord/plugins/kubernetes/kubetest"
+	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ func TestDeploymentMode(t *testing.T) {
 	c := kubetest.Start(t, kubetest.Options{NeverReady: []string{image("v-broken")}})
 	t.Run("canary 25% then 100% then rollback", func(t *testing.T) { testCanaryPromoteRollback(t, c) })
 	t.Run("a release that never becomes ready fails on its progress deadline", func(t *testing.T) { testProgressDeadline(t, c) })
+	t.Run("the SDK's conformance kit", func(t *testing.T) { testConformance(t, c) })
 	t.Run("an RBAC-limited service account gets a clear error, the README's Role suffices", func(t *testing.T) { testRBAC(t, c) })
 	t.Run("the API server killed mid-operation", func(t *testing.T) { testAPIServerKilled(t, c) })
 }
@@ -133,6 +135,22 @@ func testProgressDeadline(t *testing.T, c *kubetest.Cluster) {
 	if got := readyPods(t, c, ns, "api")[image("v1")]; got < 1 {
 		t.Fatalf("no v1 pod serves after the stuck rollout: %v", readyPods(t, c, ns, "api"))
 	}
+}
+
+// The provider passes the kit every third-party provider runs: handshake,
+// settings errors at their key, health, and for Deploy the event order,
+// cancellation within a second and idempotency on the operation id.
+func testConformance(t *testing.T, c *kubetest.Cluster) {
+	ns := "shop-conformance"
+	c.Namespace(ns)
+	createWorkload(t, c, ns, "api", 2, "v1", nil)
+	good := settings(c, c.AdminKubeconfig, "admin", ns, kubernetes.ModeDeployment, "api")
+	bad := settings(c, c.AdminKubeconfig, "admin", "Not_A_Namespace", kubernetes.ModeDeployment, "api")
+	conformance.Run(t, conformance.Options{
+		Binary: providerBinary(t), Name: "kubernetes",
+		Settings: good, BadSettings: bad, BadPath: "namespace",
+		Kinds: []string{"target"}, Ref: core.Ref{Service: "api", Env: "production"}, Release: release("v2"),
+	})
 }
 
 func testRBAC(t *testing.T, c *kubetest.Cluster) {
