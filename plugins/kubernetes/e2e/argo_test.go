@@ -81,6 +81,11 @@ func TestArgoRollouts(t *testing.T) {
 		t.Fatalf("Argo went past the gated pause: currentStepIndex %s", idx)
 	}
 	waitPods(t, c, ns, "api", map[string]int{image("v1"): 4})
+	// The automatic abort holds the environment's lock until it is done.
+	eventually(t, "the automatic abort to release its lock", func() bool {
+		_, held := w.eng.Snapshot().Locks[ref]
+		return !held
+	}, nil)
 
 	// Undo: back on v1, the abort cleared, Healthy.
 	w.do(t, core.CmdRollback, "")
