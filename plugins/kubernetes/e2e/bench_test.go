@@ -29,7 +29,8 @@ func BenchmarkKubernetes(b *testing.B) {
 // write the API server accepted (the intent annotation on the stable
 // Deployment), as the provider reports it.
 func benchConfirmToFirstWrite(b *testing.B, c *kubetest.Cluster) {
-	ns := "bench-confirm"
+	// Each run (b.N = 1, then the asked count) gets its own namespace.
+	ns := fmt.Sprintf("bench-confirm-%d", b.N)
 	c.Namespace(ns)
 	createWorkload(b, c, ns, "api", 4, "v1", nil)
 	p := startProvider(b, settings(c, c.AdminKubeconfig, "admin", ns, kubernetes.ModeDeployment, "api"))
@@ -60,7 +61,8 @@ func benchConfirmToFirstWrite(b *testing.B, c *kubetest.Cluster) {
 // A rollback of a 4-replica Deployment, timed from the call until the
 // provider reports the Deployment rolled out and Ready on kwok's pods.
 func benchRollback(b *testing.B, c *kubetest.Cluster) {
-	ns := "bench-rollback"
+	// Each run (b.N = 1, then the asked count) gets its own namespace.
+	ns := fmt.Sprintf("bench-rollback-%d", b.N)
 	c.Namespace(ns)
 	createWorkload(b, c, ns, "api", 4, "v1", nil)
 	p := startProvider(b, settings(c, c.AdminKubeconfig, "admin", ns, kubernetes.ModeDeployment, "api"))
@@ -85,7 +87,8 @@ func benchRollback(b *testing.B, c *kubetest.Cluster) {
 // changed status arriving in the engine, whose subscribers (the screen)
 // draw it on their next frame.
 func benchWatch(b *testing.B, c *kubetest.Cluster) {
-	ns := "bench-watch"
+	// Each run (b.N = 1, then the asked count) gets its own namespace.
+	ns := fmt.Sprintf("bench-watch-%d", b.N)
 	c.Namespace(ns)
 	createWorkload(b, c, ns, "api", 4, "v1", nil)
 	p := startProvider(b, settings(c, c.AdminKubeconfig, "admin", ns, kubernetes.ModeDeployment, "api"))
