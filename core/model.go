@@ -497,6 +497,10 @@ type AuditEntry struct {
 	// entry's hash, so editing any line breaks every hash after it.
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
+	// Sig is the audit key's signature of Hash ("KEYID:BASE64"): an entry
+	// edited and the chain recomputed after it no longer carries a valid
+	// one, since the key is not in the database.
+	Sig string `json:"sig,omitempty"`
 }
 
 // OpState is where a journaled operation is.

@@ -122,11 +122,13 @@ func (w *cliWorld) audit(t *testing.T) []core.AuditEntry {
 	if code != exitOK {
 		t.Fatalf("audit: exit %d: %s", code, errs)
 	}
-	var entries []core.AuditEntry
-	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+	var export struct {
+		Entries []core.AuditEntry `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &export); err != nil {
 		t.Fatalf("audit --json: %v\n%s", err, out)
 	}
-	return entries
+	return export.Entries
 }
 
 func TestCLIPromotesThroughCanaryAndRollsBack(t *testing.T) {

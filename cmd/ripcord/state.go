@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strings"
@@ -72,14 +75,33 @@ func newAuditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List the audit log, oldest first (who did what, with gates and outcome)",
-		Args:  cobra.NoArgs,
+		Long: `List the audit log, oldest first.
+
+--json prints {"head": {"count", "hash"}, "entries": [...]}: keep the head
+somewhere else and "ripcord audit verify --head COUNT:HASH" later proves
+nothing was removed from or rewritten in the log up to it.`,
+		Args: cobra.NoArgs,
 		RunE: g.withState(func(cmd *cobra.Command, _ []string, _ *config.File, eng *core.Engine) error {
 			entries, err := eng.Store().Audit(cmd.Context(), 0, limit)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), entries)
+				head := core.AuditHead{Hash: core.GenesisHash}
+				if limit > 0 {
+					// A partial export still says where the whole log ends.
+					all, err := auditHead(cmd.Context(), eng.Store())
+					if err != nil {
+						return err
+					}
+					head = all
+				} else if n := len(entries); n > 0 {
+					head = core.AuditHead{Count: entries[n-1].Seq, Hash: entries[n-1].Hash}
+				}
+				return writeJSON(cmd.OutOrStdout(), struct {
+					Head    core.AuditHead    `json:"head"`
+					Entries []core.AuditEntry `json:"entries"`
+				}{head, entries})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tWHERE\tFROM → TO\tOUTCOME")
@@ -89,33 +111,155 @@ func newAuditCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with the log's head")
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify",
-		Short: "Check the audit log's hash chain; exits 1 naming the first broken entry",
+	cmd.AddCommand(newAuditVerifyCmd(g), &cobra.Command{
+		Use:   "pubkey",
+		Short: "Print the public key the audit log is signed with (keep it elsewhere; audit verify --pubkey checks against it)",
 		Args:  cobra.NoArgs,
-		RunE: g.withState(func(cmd *cobra.Command, _ []string, _ *config.File, eng *core.Engine) error {
-			prev, n := core.GenesisHash, 0
-			for after := int64(0); ; {
-				page, err := eng.Store().Audit(cmd.Context(), after, 1000)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			pub, err := sqlitestore.AuditPublicKey(f.Store.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return &exitError{code: exitFailed, err: fmt.Errorf("no audit key beside %s yet: it is made with the log's first entry", f.Store.Path)}
+			}
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ed25519:%s (key id %s)\n", base64.StdEncoding.EncodeToString(pub), core.AuditKeyID(pub))
+			return nil
+		},
+	})
+	return cmd
+}
+
+// auditHead reads the whole log's head.
+func auditHead(ctx context.Context, st core.Store) (core.AuditHead, error) {
+	head := core.AuditHead{Hash: core.GenesisHash}
+	for after := int64(0); ; {
+		page, err := st.Audit(ctx, after, 1000)
+		if err != nil {
+			return head, err
+		}
+		if len(page) == 0 {
+			return head, nil
+		}
+		last := page[len(page)-1]
+		head, after = core.AuditHead{Count: last.Seq, Hash: last.Hash}, last.Seq
+	}
+}
+
+// newAuditVerifyCmd checks the log: its hash chain, each entry's
+// signature, its index columns, and its head against the head file beside
+// the state and any head a person kept (--head).
+func newAuditVerifyCmd(g *globals) *cobra.Command {
+	var headArg, pubArg string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit log: hash chain, signatures, index columns and head; exits 1 naming the first broken entry",
+		Args:  cobra.NoArgs,
+		RunE: g.withState(func(cmd *cobra.Command, _ []string, f *config.File, eng *core.Engine) error {
+			ctx := cmd.Context()
+			fail := func(err error) error { return &exitError{code: exitFailed, err: err} }
+			keyFile := sqlitestore.AuditKeyPath(f.Store.Path)
+			pub, err := sqlitestore.AuditPublicKey(f.Store.Path)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				pub = nil
+			case err != nil:
+				return fail(err)
+			}
+			if pubArg != "" {
+				given, err := parsePubkey(pubArg)
 				if err != nil {
-					return err
+					return &exitError{code: exitUsage, err: err}
+				}
+				if pub != nil && !given.Equal(pub) {
+					return fail(fmt.Errorf("the audit key beside the state (%s, key id %s) is not the one given (key id %s): it was replaced", keyFile, core.AuditKeyID(pub), core.AuditKeyID(given)))
+				}
+				pub = given
+			}
+			check := core.NewAuditCheck(pub)
+			headFile := sqlitestore.AuditHeadPath(f.Store.Path)
+			fileHead, found, err := sqlitestore.ReadAuditHead(f.Store.Path)
+			if err != nil {
+				return fail(err)
+			}
+			if found {
+				check.Expect(fileHead, "the head file "+headFile)
+			}
+			if headArg != "" {
+				h, err := core.ParseAuditHead(headArg)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				check.Expect(h, "the head given ("+h.String()+")")
+			}
+			signed := false
+			for after := int64(0); ; {
+				page, err := eng.Store().Audit(ctx, after, 1000)
+				if err != nil {
+					return fail(err)
 				}
 				if len(page) == 0 {
 					break
 				}
-				if prev, err = core.VerifyAudit(prev, page); err != nil {
-					return &exitError{code: exitFailed, err: err}
+				for _, e := range page {
+					signed = signed || e.Sig != ""
 				}
-				n += len(page)
+				if signed && pub == nil {
+					return fail(fmt.Errorf("the log is signed but its audit key %s is missing: signatures cannot be checked (give the key you kept with --pubkey)", keyFile))
+				}
+				if err := check.Add(page); err != nil {
+					return fail(err)
+				}
 				after = page[len(page)-1].Seq
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d entries\n", n)
+			if ic, ok := eng.Store().(interface{ CheckAuditIndex(context.Context) error }); ok {
+				if err := ic.CheckAuditIndex(ctx); err != nil {
+					return fail(err)
+				}
+			}
+			head, err := check.Finish()
+			if err != nil {
+				return fail(err)
+			}
+			if signed && !found {
+				return fail(fmt.Errorf("the head file %s is missing, though it is written with every entry of a signed log: it was removed, so removed entries at the end could not be seen", headFile))
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "audit log intact: %d entries\n", head.Count)
+			if pub != nil && head.Count > check.Unsigned {
+				fmt.Fprintf(out, "signed by audit key %s", core.AuditKeyID(pub))
+				if check.Unsigned > 0 {
+					fmt.Fprintf(out, " (the first %d entries are from before signing)", check.Unsigned)
+				}
+				fmt.Fprintln(out)
+			}
+			if found && fileHead.Count < head.Count {
+				fmt.Fprintf(out, "the head file is %d entries behind (a process stopped between an entry and its head)\n", head.Count-fileHead.Count)
+			}
+			fmt.Fprintf(out, "head %s\n", head)
 			return nil
 		}),
-	})
+	}
+	cmd.Flags().StringVar(&headArg, "head", "", "a head (COUNT:HASH) kept elsewhere: the log must reach it, unchanged")
+	cmd.Flags().StringVar(&pubArg, "pubkey", "", "the audit public key kept elsewhere (as `ripcord audit pubkey` prints it)")
 	return cmd
+}
+
+// parsePubkey reads a public key as `audit pubkey` prints it
+// ("ed25519:BASE64 …") or as bare base64.
+func parsePubkey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimPrefix(strings.Fields(s + " ")[0], "ed25519:")
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("--pubkey %q: want the key as `ripcord audit pubkey` prints it", s)
+	}
+	return ed25519.PublicKey(b), nil
 }
 
 // p shows text that came from outside — names, reasons, versions,

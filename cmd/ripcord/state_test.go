@@ -61,12 +61,16 @@ func TestLockStatusUnlockAndAuditFromTheCLI(t *testing.T) {
 		t.Fatalf("forced unlock: exit %d: %s", code, errs)
 	}
 	code, out, _ = ripcord(t, "audit", "--json", "-c", cfg)
-	var entries []struct {
-		Action string
-		Actor  struct{ Name string }
-		From   string
+	var export struct {
+		Entries []struct {
+			Action string
+			Actor  struct{ Name string }
+			From   string
+		}
 	}
-	if code != exitOK || json.Unmarshal([]byte(out), &entries) != nil {
+	err := json.Unmarshal([]byte(out), &export)
+	entries := export.Entries
+	if code != exitOK || err != nil {
 		t.Fatalf("audit: exit %d, %s", code, out)
 	}
 	var got []string

@@ -9,6 +9,7 @@ package sqlitestore
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -38,6 +40,9 @@ type Store struct {
 	// IMMEDIATE. r serves reads, which WAL lets run beside the writer.
 	w, r  *sql.DB
 	clock func() time.Time
+
+	keyMu sync.Mutex
+	key   ed25519.PrivateKey // the audit signing key, once loaded
 }
 
 var _ core.Store = (*Store)(nil)
