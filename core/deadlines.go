@@ -70,8 +70,12 @@ func WithDeadline(ctx context.Context, what, provider string, within time.Durati
 	}
 	dctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
+	deadline, _ := dctx.Deadline()
 	err := fn(dctx)
-	if err != nil && ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+	// The call may see its deadline pass (gRPC compares the clock) before
+	// the context's own timer has fired: either one means it was late.
+	late := errors.Is(dctx.Err(), context.DeadlineExceeded) || !time.Now().Before(deadline)
+	if err != nil && ctx.Err() == nil && late {
 		return &DeadlineError{What: what, Within: within, Provider: provider}
 	}
 	return err
