@@ -160,9 +160,14 @@ func TestPluginsListReportsBadSettingsWithTheirPath(t *testing.T) {
 	cfg := writeConfig(t, dir, `    backups:
       - { name: db, provider: dir, pth: "*.sqlite" }
 `)
-	_, _, errs := ripcord(t, "plugins", "list", "-c", cfg)
+	code, out, errs := ripcord(t, "plugins", "list", "-c", cfg)
 	if want := cfg + ":8:41: provider dir: pth: unknown setting"; !strings.Contains(errs, want) {
 		t.Fatalf("stderr = %q, want %q", errs, want)
+	}
+	// The table still says how each plugin is, and the exit code says
+	// the config is not usable as written.
+	if code != exitFailed || !strings.Contains(out, "dir@production.db") {
+		t.Fatalf("plugins list with refused settings: exit %d, want %d, and the table\n%s", code, exitFailed, out)
 	}
 }
 
@@ -261,6 +266,12 @@ plugins:
 	if want := cfg + ":9:62: provider mine: pol: unknown setting"; !strings.Contains(errs, want) {
 		t.Fatalf("the second block's unknown setting is not reported at its place (%s…):\n%s", want, errs)
 	}
+	// validate asks the external plugin for its settings schema over the
+	// protocol and finds the same mistake without configuring anything.
+	code, _, errs := ripcord(t, "validate", "-c", cfg)
+	if want := cfg + ":9:62: provider mine: pol: unknown setting"; code != exitFailed || !strings.Contains(errs, want) {
+		t.Fatalf("validate: exit %d, want %d reporting %s:\n%s", code, exitFailed, want, errs)
+	}
 }
 
 // writeConfig writes dir/ripcord.yaml: project shop, service api, and a
@@ -285,4 +296,40 @@ environments:
 	}
 	st.Close()
 	return cfg
+}
+
+// validate checks each provider block against its provider's settings
+// schema, built-in or external, and says where: what start-up would
+// refuse, validate refuses first.
+func TestValidateChecksProviderSettingsAgainstTheirSchemas(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", helth: "tcp://127.0.0.1:1" }
+    errors: { provider: sentry, org: shop }
+    backups:
+      - { name: db, provider: dir, path: "*.sqlite", poll: soon, min_fraction: lots }
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := ripcord(t, "validate", "-c", cfg)
+	if code != exitFailed {
+		t.Fatalf("validate: exit %d, want %d\n%s%s", code, exitFailed, out, errs)
+	}
+	for _, want := range []string{
+		cfg + `:6:13: provider local: health: is required`,
+		cfg + `:6:76: provider local: helth: unknown setting; did you mean "health"? known settings: `,
+		cfg + `:7:13: provider sentry is not available in this build`,
+		cfg + `:9:80: provider dir: min_fraction: expected a number, got a string`,
+		cfg + `:9:60: provider dir: poll: expected a duration such as 30s, 5m or 1d`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validate does not report %q:\n%s", want, errs)
+		}
+	}
 }

@@ -287,9 +287,10 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 	defer cancel()
 	startErr := h.Start(ctx)
+	var refused []string
 	for _, name := range configured {
 		if err := h.Configure(ctx, name, first[name].settings, nil); err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), f.Redact(locate(err, first[name].p)))
+			refused = append(refused, f.Redact(locate(err, first[name].p)))
 		}
 	}
 	infos, err := h.List(ctx)
@@ -330,6 +331,9 @@ func listPlugins(cmd *cobra.Command, f *config.File, asJSON bool) error {
 	}
 	if startErr != nil {
 		return startErr
+	}
+	if len(refused) > 0 {
+		return &exitError{code: exitFailed, err: errors.New(strings.Join(refused, "\n"))}
 	}
 	return nil
 }

@@ -82,11 +82,14 @@ func (g *globals) loadConfig() (*config.File, error) {
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
-		Short: "Check the config file and report every problem as file:line:col",
+		Short: "Check the config file and every provider block against its provider's settings schema; report every problem as file:line:col",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := g.loadConfig()
 			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			if err := checkProviders(cmd.Context(), f); err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (project %s: %d services, %d environments)\n", f.Path, f.Project, len(f.Services), len(f.Environments))

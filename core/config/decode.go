@@ -623,6 +623,12 @@ func (d *decoder) setting(n ast.Node, path, dotted string, posOf map[string]Pos,
 		return out, good
 	case *ast.StringNode, *ast.LiteralNode:
 		val, _, ok := d.text(v, path)
+		if raw, _, _ := scalar(v); ok {
+			if why := inlineSecret(strings.TrimPrefix(dotted, "."), raw); why != "" {
+				d.errs.add(d.nodePos(v), "%s: %s", path, why)
+				return nil, false
+			}
+		}
 		return val, ok
 	case *ast.BoolNode:
 		return v.Value, true

@@ -147,3 +147,51 @@ environments:
 		t.Fatalf("shared backups = %+v; want orders with its defaults applied", shared)
 	}
 }
+
+// A secret written into the file is refused with the ${ENV} form to use;
+// the message never repeats the secret.
+func TestInlineSecretsAreRefused(t *testing.T) {
+	const head = "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n"
+	tests := []struct{ name, yaml, want string }{
+		{
+			name: "a password",
+			yaml: head + "    target: {provider: local}\n    backups:\n      - {name: db, provider: restic, repository: /r, password: hunter2-horse}\n",
+			want: "ripcord.yaml:8:64: environments[0].backups[0].password: a secret written inline; write password: ${PASSWORD} and set PASSWORD in the environment (secrets are only ${ENV} references)",
+		},
+		{
+			name: "a URL with a password",
+			yaml: head + "    target: {provider: local}\n    errors: {provider: sentry, dsn: \"https://ripcord:hunter2-horse@sentry.example/1\"}\n",
+			want: "ripcord.yaml:7:37: environments[0].errors.dsn: this URL carries a password written inline; write it as https://ripcord:${DSN_PASSWORD}@… and set DSN_PASSWORD in the environment",
+		},
+		{
+			name: "a token in a release's environment",
+			yaml: head + "    target:\n      provider: local\n      env: {STRIPE_TOKEN: hunter2-horse}\n",
+			want: "ripcord.yaml:8:27: environments[0].target.env.STRIPE_TOKEN: a secret written inline; write STRIPE_TOKEN: ${ENV_STRIPE_TOKEN} and set ENV_STRIPE_TOKEN in the environment (secrets are only ${ENV} references)",
+		},
+		{
+			name: "an ingest key",
+			yaml: head + "    target: {provider: local}\n    errors: {provider: sentry-ingest, keys: {\"1\": hunter2-horse}}\n",
+			want: "ripcord.yaml:7:51: environments[0].errors.keys.1: a secret written inline; write 1: ${KEYS} and set KEYS in the environment (secrets are only ${ENV} references)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("ripcord.yaml", []byte(tt.yaml), opts())
+			if err == nil {
+				t.Fatal("Parse accepted a secret written inline")
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error mismatch\n got: %s\nwant: %s", got, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the message repeats the secret: %s", err)
+			}
+		})
+	}
+	// References are how secrets are written; a default is the file's own
+	// placeholder for a machine without the variable.
+	ok := head + "    target: {provider: local, env: {STRIPE_TOKEN: \"${STRIPE_TOKEN}\"}}\n    errors: {provider: sentry-ingest, keys: {\"1\": \"${KEY:-dev-key}\"}}\n    backups:\n      - {name: db, provider: restic, repository: /r, password: \"${RESTIC_PASSWORD:-x}\"}\n"
+	if _, err := Parse("ripcord.yaml", []byte(ok), Options{Providers: BuiltinProviders, LookupEnv: envOf(map[string]string{"STRIPE_TOKEN": "t"})}); err != nil {
+		t.Fatal(err)
+	}
+}

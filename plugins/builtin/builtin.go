@@ -56,7 +56,7 @@ type dirSettings struct {
 	Set         string  `json:"set"`
 	Path        string  `json:"path" required:"true"`
 	MinFraction float64 `json:"min_fraction"`
-	Poll        string  `json:"poll"`
+	Poll        string  `json:"poll" format:"duration"`
 }
 
 type resticSettings struct {
@@ -68,7 +68,7 @@ type resticSettings struct {
 	Tags       []string `json:"tags"`
 	Backup     []string `json:"backup"`
 	Binary     string   `json:"binary"`
-	Poll       string   `json:"poll"`
+	Poll       string   `json:"poll" format:"duration"`
 }
 
 type borgSettings struct {
@@ -81,7 +81,7 @@ type borgSettings struct {
 	AcceptUnknownUnencrypted bool     `json:"accept_unknown_unencrypted"`
 	AcceptRelocated          bool     `json:"accept_relocated"`
 	Binary                   string   `json:"binary"`
-	Poll                     string   `json:"poll"`
+	Poll                     string   `json:"poll" format:"duration"`
 }
 
 type pgbackrestSettings struct {
@@ -92,7 +92,7 @@ type pgbackrestSettings struct {
 	Wrapper    []string `json:"wrapper"`
 	BackupType string   `json:"backup_type"`
 	Binary     string   `json:"binary"`
-	Poll       string   `json:"poll"`
+	Poll       string   `json:"poll" format:"duration"`
 }
 
 func buildDir(s dirSettings, poll time.Duration) (core.BackupSource, error) {
@@ -132,7 +132,7 @@ func backup[S any](name, version string, canRun bool, zero S, build func(S, time
 		caps = append(caps, sdk.CapabilityRunBackup)
 	}
 	return sdk.ServeConfig{
-		Info:     sdk.Info{Name: name, Version: version, Capabilities: caps, ConfigSchema: schemaOf(zero)},
+		Info:     sdk.Info{Name: name, Version: version, Capabilities: caps, ConfigSchema: schemaFor(zero)},
 		Provider: b,
 		Backup:   b,
 	}
@@ -262,34 +262,4 @@ func missing(s any) sdk.SettingErrors {
 func jsonName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 	return name
-}
-
-// schemaOf derives the JSON Schema of a settings struct.
-func schemaOf(s any) json.RawMessage {
-	t := reflect.TypeOf(s)
-	props := map[string]any{}
-	var required []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		var p map[string]any
-		switch f.Type.Kind() {
-		case reflect.String:
-			p = map[string]any{"type": "string"}
-		case reflect.Float64:
-			p = map[string]any{"type": "number"}
-		case reflect.Bool:
-			p = map[string]any{"type": "boolean"}
-		case reflect.Slice:
-			p = map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
-		}
-		props[jsonName(f)] = p
-		if f.Tag.Get("required") == "true" {
-			required = append(required, jsonName(f))
-		}
-	}
-	b, _ := json.Marshal(map[string]any{
-		"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-		"properties": props, "required": required, "additionalProperties": false,
-	})
-	return b
 }

@@ -182,13 +182,18 @@ func schemaFor(s any) json.RawMessage {
 func schemaOfType(t reflect.Type) map[string]any {
 	switch {
 	case t == durationType:
-		return map[string]any{"type": "string", "description": "a duration such as 30s, 5m or 1d"}
+		return map[string]any{"type": "string", "description": "a duration such as 30s, 5m or 1d",
+			"pattern": `^(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|[0-9]+d)$`}
 	case t.Kind() == reflect.Struct:
 		props := map[string]any{}
 		required := []string{}
 		for i := range t.NumField() {
 			f := t.Field(i)
 			props[jsonName(f)] = schemaOfType(f.Type)
+			if f.Tag.Get("format") == "duration" {
+				// A duration kept as text and parsed by the provider.
+				props[jsonName(f)] = schemaOfType(durationType)
+			}
 			if f.Tag.Get("required") == "true" {
 				required = append(required, jsonName(f))
 			}
