@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -74,6 +75,15 @@ func consoleOptions(f *config.File, cf consoleFlags) (tui.Options, error) {
 	}
 	if cf.readOnly {
 		o.ReadOnlyReason = "read-only console (--read-only)"
+	}
+	if cf.service != "" {
+		var names []string
+		for _, s := range f.Services {
+			names = append(names, s.Name)
+		}
+		if !slices.Contains(names, cf.service) {
+			return o, fmt.Errorf("--service: no service %q in %s%s services are %s", cf.service, f.Path, sep(cf.service, names), strings.Join(names, ", "))
+		}
 	}
 	for _, e := range f.Environments {
 		o.Confirm[e.Name] = e.Confirm

@@ -115,8 +115,8 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 		}
 		k := kind()
 		ref := core.Ref{Service: args[0], Env: f.env}
-		if err := checkRef(cfg, ref); err != nil {
-			return &exitError{code: exitUsage, err: err}
+		if err := g.checkArgs(cmd.Context(), cfg, cmdArgs{Service: ref.Service, Env: ref.Env, Version: f.version, Overrides: f.overrides}); err != nil {
+			return err
 		}
 		if len(f.overrides) > 0 && strings.TrimSpace(f.reason) == "" {
 			return &exitError{code: exitUsage, err: errors.New("--override needs --reason: say why the gate may be skipped")}
@@ -225,23 +225,6 @@ func opExit(err error) error {
 	return &exitError{code: exitFailed, err: err}
 }
 
-func checkRef(cfg *config.File, ref core.Ref) error {
-	svc, env := false, false
-	for _, s := range cfg.Services {
-		svc = svc || s.Name == ref.Service
-	}
-	for _, e := range cfg.Environments {
-		env = env || e.Name == ref.Env
-	}
-	switch {
-	case !svc:
-		return fmt.Errorf("no service %q in %s", ref.Service, cfg.Path)
-	case !env:
-		return fmt.Errorf("no environment %q in %s", ref.Env, cfg.Path)
-	}
-	return nil
-}
-
 // confirm asks the person at the terminal, the way the console does: y, or
 // the service name where the environment's policy says type-name. Without
 // a terminal there is nobody to ask, so it refuses instead of guessing.
@@ -291,8 +274,8 @@ func newBackupCmd(g *globals) *cobra.Command {
 				return &exitError{code: exitFailed, err: err}
 			}
 			ref := core.Ref{Service: args[0], Env: env}
-			if err := checkRef(cfg, ref); err != nil {
-				return &exitError{code: exitUsage, err: err}
+			if err := checkArgs(cmd.Context(), cfg, nil, cmdArgs{Service: ref.Service, Env: ref.Env, Set: set}); err != nil {
+				return err
 			}
 			w, err := openWorld(cmd.Context(), cfg, worldOptions{})
 			if err != nil {

@@ -280,8 +280,11 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history SERVICE --env ENV",
 		Short: "List a service's deployments in an environment, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withState(func(cmd *cobra.Command, args []string, _ *config.File, eng *core.Engine) error {
+		RunE: g.withState(func(cmd *cobra.Command, args []string, f *config.File, eng *core.Engine) error {
 			ref := core.Ref{Service: args[0], Env: env}
+			if err := checkArgs(cmd.Context(), f, eng.Store(), cmdArgs{Service: ref.Service, Env: ref.Env}); err != nil {
+				return err
+			}
 			deps, err := eng.Store().Deployments(cmd.Context(), ref, 50)
 			if err != nil {
 				return err
@@ -313,7 +316,10 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 		Use:   string(kind) + " SERVICE --env ENV",
 		Short: map[core.CommandKind]string{core.CmdLock: "Lock a service's environment against promote and rollback", core.CmdUnlock: "Release a lock (--force breaks someone else's, audited)"}[kind],
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withState(func(cmd *cobra.Command, args []string, _ *config.File, eng *core.Engine) error {
+		RunE: g.withState(func(cmd *cobra.Command, args []string, f *config.File, eng *core.Engine) error {
+			if err := checkArgs(cmd.Context(), f, eng.Store(), cmdArgs{Service: args[0], Env: env}); err != nil {
+				return err
+			}
 			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force, TTL: ttl})
 			var held *core.LockHeldError
 			switch {

@@ -140,6 +140,11 @@ func editDistance(a, b string) int {
 	return d[len(ra)][len(rb)]
 }
 
+// DidYouMean is "; did you mean "x"?" naming the candidate closest to got,
+// or "" when none is close: for messages about names given elsewhere than
+// the file (command-line arguments).
+func DidYouMean(got string, candidates []string) string { return didYouMean(got, candidates) }
+
 // didYouMean formats a suggestion as "; did you mean "x"?" or nothing.
 func didYouMean(got string, candidates []string) string {
 	if s := suggest(got, candidates); s != "" {

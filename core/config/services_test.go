@@ -190,8 +190,8 @@ func TestInlineSecretsAreRefused(t *testing.T) {
 	}
 	// References are how secrets are written; a default is the file's own
 	// placeholder for a machine without the variable.
-	ok := head + "    target: {provider: local, env: {STRIPE_TOKEN: \"${STRIPE_TOKEN}\"}}\n    errors: {provider: sentry-ingest, keys: {\"1\": \"${KEY:-dev-key}\"}}\n    backups:\n      - {name: db, provider: restic, repository: /r, password: \"${RESTIC_PASSWORD:-x}\"}\n"
-	if _, err := Parse("ripcord.yaml", []byte(ok), Options{Providers: BuiltinProviders, LookupEnv: envOf(map[string]string{"STRIPE_TOKEN": "t"})}); err != nil {
+	ok := head + "    target: {provider: local, env: {STRIPE_TOKEN: \"${STRIPE_TOKEN}\", DSN: \"http://${KEY:-dev-key}@127.0.0.1:1/1\", DB: \"postgres://u:${DB_PW}@db/x\"}}\n    errors: {provider: sentry-ingest, keys: {\"1\": \"${KEY:-dev-key}\"}}\n    backups:\n      - {name: db, provider: restic, repository: /r, password: \"${RESTIC_PASSWORD:-x}\"}\n"
+	if _, err := Parse("ripcord.yaml", []byte(ok), Options{Providers: BuiltinProviders, LookupEnv: envOf(map[string]string{"STRIPE_TOKEN": "t", "DB_PW": "p"})}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -308,6 +308,9 @@ func secretName(key string) bool {
 	return false
 }
 
+// envReference is one ${NAME} or ${NAME:-default} reference.
+var envReference = regexp.MustCompile(`\$\{[^}]*\}`)
+
 // urlPassword finds a password written in a URL: scheme://user:PASSWORD@.
 var urlPassword = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://([^/@:\s]*):([^@/\s]+)@`)
 
@@ -320,9 +323,16 @@ func inlineSecret(dotted, raw string) string {
 	if raw == "" {
 		return ""
 	}
-	if m := urlPassword.FindStringSubmatch(raw); m != nil && !strings.Contains(m[2], "${") {
+	// References are masked first: ${KEY:-default} holds a colon of its
+	// own, and a reference is how a password is meant to be written.
+	masked := envReference.ReplaceAllString(raw, "\x00")
+	if m := urlPassword.FindStringSubmatch(masked); m != nil && !strings.Contains(m[2], "\x00") {
+		user := m[1]
+		if strings.Contains(user, "\x00") {
+			user = "USER"
+		}
 		return fmt.Sprintf("this URL carries a password written inline; write it as %s://%s:${%s}@… and set %s in the environment",
-			raw[:strings.Index(raw, "://")], m[1], envNameFor(dotted, "password"), envNameFor(dotted, "password"))
+			masked[:strings.Index(masked, "://")], user, envNameFor(dotted, "password"), envNameFor(dotted, "password"))
 	}
 	if strings.Contains(raw, "${") {
 		return ""
