@@ -200,6 +200,16 @@ func shortCommit(c string) string {
 	return c
 }
 
+// logEventLine is one log line as watch prints it: time, source, text.
+func logEventLine(ev core.Event) string {
+	l := ev.Log
+	at := l.Time
+	if at.IsZero() {
+		at = ev.Time
+	}
+	return fmt.Sprintf("%s log %s: %s", at.Local().Format("15:04:05"), l.Source, l.Text)
+}
+
 func shortDigest(d string) string {
 	d = strings.TrimPrefix(d, "sha256:")
 	if len(d) > 12 {
@@ -236,14 +246,27 @@ func newWatchCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			w, err := openWorld(ctx, f, worldOptions{Observe: true})
+			// Subscribed before the providers start, so what they log
+			// while they start (and their first reports) is printed too.
+			wo := worldOptions{Observe: true}
+			w, err := openEngine(ctx, f, wo)
 			if err != nil {
 				return err
 			}
 			defer w.Close()
 			_, sub := w.eng.Subscribe()
 			defer sub.Close()
-			printEvents(ctx, cmd.OutOrStdout(), sub, nil)
+			if err := w.start(ctx, wo); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			// watch is the engine's log for operators and CI: the lines
+			// providers log, and operations' output, come with the events.
+			printEvents(ctx, out, sub, func(ev core.Event) {
+				if ev.Kind == core.EvLog && ev.Log != nil {
+					fmt.Fprintln(out, logEventLine(ev))
+				}
+			})
 			return nil
 		},
 	}

@@ -27,25 +27,20 @@ func serveHangingPlugin(dir string) {
 
 func (h hangingTarget) note(name string) { _ = os.WriteFile(filepath.Join(h.dir, name), nil, 0o600) }
 
-func (h hangingTarget) Status(_ context.Context, ref core.Ref) (core.TargetStatus, error) {
+func (h hangingTarget) Status(_ context.Context, _ sdk.StatusRequest) (sdk.TargetStatus, error) {
 	cur, _ := os.ReadFile(filepath.Join(h.dir, "current"))
-	return core.TargetStatus{Ref: ref, Current: string(cur), Healthy: true}, nil
+	return sdk.TargetStatus{Current: string(cur), Healthy: true}, nil
 }
-func (h hangingTarget) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
-	st, _ := h.Status(ctx, ref)
+func (h hangingTarget) WatchStatus(ctx context.Context, req sdk.WatchStatusRequest, send func(sdk.TargetStatus) error) error {
+	st, _ := h.Status(ctx, sdk.StatusRequest{Ref: req.Ref})
 	if err := send(st); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	return nil
 }
-func (hangingTarget) Releases(context.Context, core.Ref, int) ([]core.Release, error) {
-	return nil, nil
-}
-func (hangingTarget) Plan(context.Context, core.Ref, core.Release, int) ([]string, error) {
-	return nil, nil
-}
-func (h hangingTarget) Deploy(ctx context.Context, _ *sdk.Op, rel core.Release, _ int) error {
+func (h hangingTarget) Deploy(ctx context.Context, _ *sdk.Op, req sdk.DeployRequest) error {
+	rel := req.Release
 	if _, err := os.Stat(filepath.Join(h.dir, "hang")); err == nil {
 		h.note("started")
 		<-ctx.Done()
@@ -54,8 +49,8 @@ func (h hangingTarget) Deploy(ctx context.Context, _ *sdk.Op, rel core.Release, 
 	}
 	return os.WriteFile(filepath.Join(h.dir, "current"), []byte(rel.Version), 0o600)
 }
-func (hangingTarget) SetWeight(context.Context, *sdk.Op, int) error { return nil }
-func (hangingTarget) Rollback(context.Context, *sdk.Op, string) error {
+func (hangingTarget) SetWeight(context.Context, *sdk.Op, sdk.SetWeightRequest) error { return nil }
+func (hangingTarget) Rollback(context.Context, *sdk.Op, sdk.RollbackRequest) error {
 	return errors.New("not in this test")
 }
 

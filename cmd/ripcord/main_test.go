@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
@@ -330,6 +333,74 @@ environments:
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("validate does not report %q:\n%s", want, errs)
+		}
+	}
+}
+
+// What a plugin logs reaches `ripcord watch`, with the plugin it came
+// from: here the README's plugin saying what it watches once configured.
+func TestWatchShowsWhatPluginsLog(t *testing.T) {
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, ".ripcord", "plugins")
+	if err := os.MkdirAll(pluginDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(pluginDir, "ripcord-provider-snapshots")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ripcordhq/ripcord/plugins/sdk/internal/readmeplugin").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	snaps := filepath.Join(dir, "snaps")
+	if err := os.MkdirAll(snaps, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, `    backups:
+      - { name: media, provider: snapshots, dir: "`+snaps+`" }
+plugins:
+  - name: snapshots
+`)
+	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
+		t.Fatalf("lock: exit %d %s %s", code, out, errs)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := exec.Command(self, "watch", "-c", cfg)
+	watch.Env = append(os.Environ(), "RIPCORD_TEST_CLI=1")
+	stdout, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = watch.Process.Signal(os.Interrupt)
+		_ = watch.Wait()
+		stopReleases(filepath.Join(dir, "envs"))
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(60 * time.Second)
+	var seen []string
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended before showing the plugin's log line:\n%s", strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if strings.Contains(l, " log plugin/snapshots@production.media: ") && strings.Contains(l, "watching snapshots") {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("watch never showed the plugin's log line within 60s:\n%s", strings.Join(seen, "\n"))
 		}
 	}
 }

@@ -179,9 +179,8 @@ func usedProviders(f *config.File) []providerUse {
 	}
 	backup := func(b *config.Backup, refs []core.Ref, where string) {
 		add(&b.Provider, providerUse{kind: config.KindBackup, ref: refs[0], refs: refs, backup: b, where: where + "." + b.Name}, func(s map[string]any) {
-			if _, builtin := builtin.Registry("")[b.Provider.Name]; !builtin {
-				return
-			}
+			// Every backup source is told which set it reports (the
+			// SDK's README says so), so its facts name the set.
 			s["set"] = b.Name
 			if b.Provider.Name == "dir" {
 				resolve(f, s, "path")

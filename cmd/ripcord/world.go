@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/core/observe"
@@ -194,6 +196,9 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	w.host, err = host.New(host.Options{
 		Self: self, Builtins: builtins, Plugins: pluginSpecs(f), Workdir: f.Dir,
 		LockFile: filepath.Join(f.Dir, host.LockFileName), Deadlines: f.Deadlines.Core(), Redact: f.Redact,
+		// What providers log at info and above reaches the logs pane and
+		// watch; go-plugin's own start-up chatter is debug.
+		LogLevel: hclog.Info,
 		Log: func(l core.LogLine) {
 			l.Text = core.Printable(f.Redact(l.Text))
 			if o.Log != nil {

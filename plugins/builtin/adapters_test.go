@@ -23,10 +23,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/host"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
+	pbconv "github.com/ripcordhq/ripcord/plugins/internal/convert"
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
-	"github.com/ripcordhq/ripcord/plugins/sdk/pbconv"
 )
 
 // storeArtifact builds testdata/svc and puts the binary into an artifact
@@ -53,7 +53,7 @@ func storeArtifact(t *testing.T) (store, digest string) {
 
 func TestLocalBuiltinPassesConformance(t *testing.T) {
 	store, digest := storeArtifact(t)
-	ref := core.Ref{Service: "conformance", Env: "test"}
+	ref := sdk.Ref{Service: "conformance", Env: "test"}
 	settings := func() map[string]any {
 		return map[string]any{
 			"ref":  map[string]any{"service": ref.Service, "env": ref.Env},
@@ -75,7 +75,8 @@ func TestLocalBuiltinPassesConformance(t *testing.T) {
 		BadPath:     "grace",
 		Kinds:       []string{"target"},
 		Ref:         ref,
-		Release:     core.Release{Service: ref.Service, Version: "v1", ArtifactDigest: digest},
+		Release:     sdk.Release{Service: ref.Service, Version: "v1", ArtifactDigest: digest},
+		Candidate:   sdk.Release{Service: ref.Service, Version: "v2", ArtifactDigest: digest},
 	})
 }
 
@@ -259,7 +260,7 @@ func TestSentryIngestBuiltinPassesConformance(t *testing.T) {
 		BadSettings: map[string]any{"service": "conformance", "keys": map[string]string{"shop": "publickey"}},
 		BadPath:     "keys.shop",
 		Kinds:       []string{"errors"},
-		Ref:         core.Ref{Service: "conformance", Env: "test"},
+		Ref:         sdk.Ref{Service: "conformance", Env: "test"},
 	})
 	cancel()
 	if err := <-reported; err != nil {
@@ -322,7 +323,7 @@ func TestBadSettingsNameTheirPath(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := c.provider.Configure(context.Background(), []byte(c.settings), nil)
+			err := c.provider.Configure(context.Background(), sdk.ConfigureRequest{Settings: []byte(c.settings)})
 			var se sdk.SettingErrors
 			if !errors.As(err, &se) {
 				t.Fatalf("Configure = %v, want setting errors", err)
@@ -450,7 +451,7 @@ func TestSentryIngestReconfigureReplacesTheListener(t *testing.T) {
 	defer cancel()
 	for _, key := range []string{"oldkey", "newkey"} {
 		set := fmt.Sprintf(`{"service":"api","listen":%q,"keys":{"42":%q}}`, listen, key)
-		if err := s.Configure(ctx, []byte(set), nil); err != nil {
+		if err := s.Configure(ctx, sdk.ConfigureRequest{Settings: []byte(set)}); err != nil {
 			t.Fatalf("configure with key %s: %v", key, err)
 		}
 	}

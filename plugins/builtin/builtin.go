@@ -125,23 +125,26 @@ type backupServer[S any] struct {
 	set string
 }
 
+// runnableBackup is a backup source that can also take a backup now.
+type runnableBackup[S any] struct{ *backupServer[S] }
+
 func backup[S any](name, version string, canRun bool, zero S, build func(S, time.Duration) (core.BackupSource, error)) sdk.ServeConfig {
 	b := &backupServer[S]{name: name, build: build}
-	var caps []string
-	if canRun {
-		caps = append(caps, sdk.CapabilityRunBackup)
-	}
-	return sdk.ServeConfig{
-		Info:     sdk.Info{Name: name, Version: version, Capabilities: caps, ConfigSchema: schemaFor(zero)},
+	cfg := sdk.ServeConfig{
+		Info:     sdk.Info{Name: name, Version: version, ConfigSchema: schemaFor(zero)},
 		Provider: b,
 		Backup:   b,
 	}
+	if canRun {
+		cfg.Backup = runnableBackup[S]{b}
+	}
+	return cfg
 }
 
 // Configure decodes the settings strictly; each problem names its path.
-func (b *backupServer[S]) Configure(_ context.Context, settings json.RawMessage, secrets map[string]string) error {
+func (b *backupServer[S]) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var s S
-	dec := json.NewDecoder(bytes.NewReader(settings))
+	dec := json.NewDecoder(bytes.NewReader(req.Settings))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return settingError(err)
@@ -151,7 +154,7 @@ func (b *backupServer[S]) Configure(_ context.Context, settings json.RawMessage,
 	}
 	poll := time.Duration(0)
 	if p := reflect.ValueOf(s).FieldByName("Poll").String(); p != "" {
-		d, err := time.ParseDuration(p)
+		d, err := parseDuration(p)
 		if err != nil {
 			return sdk.SettingErrors{{Path: "poll", Message: fmt.Sprintf("expected a duration like 1m, got %q", p)}}
 		}
@@ -188,16 +191,7 @@ func (b *backupServer[S]) source() core.BackupSource {
 
 var errNotConfigured = errors.New("not configured yet")
 
-func (b *backupServer[S]) Sets(context.Context) ([]sdk.BackupSet, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.src == nil {
-		return nil, nil
-	}
-	return []sdk.BackupSet{{Name: b.set, Tool: b.name}}, nil
-}
-
-func (b *backupServer[S]) WatchFreshness(ctx context.Context, send func(core.BackupFacts) error) error {
+func (b *backupServer[S]) WatchFreshness(ctx context.Context, _ sdk.WatchFreshnessRequest, send func(sdk.BackupFacts) error) error {
 	src := b.source()
 	if src == nil {
 		return fmt.Errorf("%s: %w", b.name, errNotConfigured)
@@ -205,7 +199,7 @@ func (b *backupServer[S]) WatchFreshness(ctx context.Context, send func(core.Bac
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	err := src.WatchFreshness(ctx, func(f core.BackupFacts) {
-		if err := send(f); err != nil {
+		if err := send(sdkFacts(f)); err != nil {
 			cancel(err)
 		}
 	})
@@ -215,22 +209,23 @@ func (b *backupServer[S]) WatchFreshness(ctx context.Context, send func(core.Bac
 	return err
 }
 
-func (b *backupServer[S]) Verify(ctx context.Context, op *sdk.Op, set string) (core.BackupFacts, error) {
+func (b *backupServer[S]) Verify(ctx context.Context, op *sdk.Op, req sdk.VerifyRequest) (sdk.BackupFacts, error) {
 	src := b.source()
 	if src == nil {
-		return core.BackupFacts{}, fmt.Errorf("%s: %w", b.name, errNotConfigured)
+		return sdk.BackupFacts{}, fmt.Errorf("%s: %w", b.name, errNotConfigured)
 	}
-	_ = op.Progress(0, "verifying "+set)
-	return src.Verify(ctx, set)
+	_ = op.Progress(0, "verifying "+req.Set)
+	f, err := src.Verify(ctx, req.Set)
+	return sdkFacts(f), err
 }
 
-func (b *backupServer[S]) RunBackup(ctx context.Context, op *sdk.Op, set string) error {
+func (b runnableBackup[S]) RunBackup(ctx context.Context, op *sdk.Op, req sdk.RunBackupRequest) error {
 	src := b.source()
 	if src == nil {
 		return fmt.Errorf("%s: %w", b.name, errNotConfigured)
 	}
-	_ = op.Progress(0, "backing up "+set)
-	return src.RunNow(ctx, set)
+	_ = op.Progress(0, "backing up "+req.Set)
+	return src.RunNow(ctx, req.Set)
 }
 
 // settingError turns a JSON decoding error into one naming the setting.

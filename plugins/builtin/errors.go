@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -50,7 +49,11 @@ type sentryIngestServer struct {
 	stPath string
 }
 
-var _ sdk.ErrorSource = (*sentryIngestServer)(nil)
+var (
+	_ sdk.ErrorSource  = (*sentryIngestServer)(nil)
+	_ sdk.DeployMarker = (*sentryIngestServer)(nil)
+	_ sdk.IssueLister  = (*sentryIngestServer)(nil)
+)
 
 func sentryIngestConfig(version string) sdk.ServeConfig {
 	log := sdk.NewLogger("sentry-ingest")
@@ -65,9 +68,9 @@ func sentryIngestConfig(version string) sdk.ServeConfig {
 
 // Configure replaces the ingest. The old one is closed first (flushing its
 // counts) so the new one can listen on the same address.
-func (s *sentryIngestServer) Configure(ctx context.Context, settings json.RawMessage, _ map[string]string) error {
+func (s *sentryIngestServer) Configure(ctx context.Context, req sdk.ConfigureRequest) error {
 	var set sentryIngestSettings
-	if err := decodeStrict(settings, &set); err != nil {
+	if err := decodeStrict(req.Settings, &set); err != nil {
 		return err
 	}
 	var errs sdk.SettingErrors
@@ -193,28 +196,29 @@ func (s *sentryIngestServer) ready() (*sentryingest.Ingest, error) {
 	return nil, fmt.Errorf("sentry-ingest: %w", errNotConfigured)
 }
 
-func (s *sentryIngestServer) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
+func (s *sentryIngestServer) WatchCounts(ctx context.Context, req sdk.WatchCountsRequest, send func(sdk.ErrorWindow) error) error {
 	ing, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.ErrorWindow)) error {
-		return ing.WatchCounts(ctx, ref, fn)
+	return watchWith(ctx, send, sdkWindow, func(ctx context.Context, fn func(core.ErrorWindow)) error {
+		return ing.WatchCounts(ctx, coreRef(req.Ref), fn)
 	})
 }
 
-func (s *sentryIngestServer) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
+func (s *sentryIngestServer) Issues(ctx context.Context, req sdk.IssuesRequest) ([]sdk.ErrorIssue, error) {
 	ing, err := s.ready()
 	if err != nil {
 		return nil, err
 	}
-	return ing.Issues(ctx, ref, release)
+	issues, err := ing.Issues(ctx, coreRef(req.Ref), req.Release)
+	return sdkIssues(issues), err
 }
 
-func (s *sentryIngestServer) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
+func (s *sentryIngestServer) MarkDeploy(ctx context.Context, req sdk.MarkDeployRequest) error {
 	ing, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return ing.MarkDeploy(ctx, ref, release)
+	return ing.MarkDeploy(ctx, coreRef(req.Ref), req.Release)
 }

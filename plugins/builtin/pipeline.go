@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -55,7 +54,12 @@ type execServer struct {
 	src *exec.Source
 }
 
-var _ sdk.PipelineSource = (*execServer)(nil)
+var (
+	_ sdk.PipelineSource = (*execServer)(nil)
+	_ sdk.Triggerer      = (*execServer)(nil)
+	_ sdk.LogStreamer    = (*execServer)(nil)
+	_ sdk.Canceller      = (*execServer)(nil)
+)
 
 func execConfig(version string) sdk.ServeConfig {
 	log := sdk.NewLogger("exec")
@@ -70,9 +74,9 @@ func execConfig(version string) sdk.ServeConfig {
 
 // Configure replaces the pipeline. The old one is closed first, which
 // cancels its runs: they ran the old stages.
-func (e *execServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+func (e *execServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var s execSettings
-	if err := decodeStrict(settings, &s); err != nil {
+	if err := decodeStrict(req.Settings, &s); err != nil {
 		return err
 	}
 	cfg := exec.Config{StateDir: s.StateDir, WorkDir: s.WorkDir, MigrationsDir: s.MigrationsDir, Grace: s.Grace}
@@ -127,53 +131,61 @@ func (e *execServer) ready() (*exec.Source, error) {
 	return nil, fmt.Errorf("exec: %w", errNotConfigured)
 }
 
-func (e *execServer) Runs(ctx context.Context, service string, limit int) ([]core.PipelineRun, error) {
+func (e *execServer) Runs(ctx context.Context, req sdk.RunsRequest) ([]sdk.PipelineRun, error) {
 	s, err := e.ready()
 	if err != nil {
 		return nil, err
 	}
-	return s.Runs(ctx, service, limit)
+	runs, err := s.Runs(ctx, req.Service, req.Limit)
+	out := make([]sdk.PipelineRun, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, sdkRun(r))
+	}
+	return out, err
 }
 
-func (e *execServer) WatchRuns(ctx context.Context, service string, send func(core.PipelineRun) error) error {
+func (e *execServer) WatchRuns(ctx context.Context, req sdk.WatchRunsRequest, send func(sdk.PipelineRun) error) error {
 	s, err := e.ready()
 	if err != nil {
 		return err
 	}
 	// exec's WatchRuns sends the runs that changed in this process, not
-	// those kept from an earlier one: every kept run goes first, oldest
-	// first, so a restarted console shows the last runs at once. A run
-	// may then arrive twice; watchers key runs by ID.
-	kept, err := s.Runs(ctx, service, 0)
+	// those kept from an earlier one: every kept run goes first, in the
+	// order they started, so a restarted console shows the last runs at
+	// once. A run may then arrive twice; the host keys runs by ID and
+	// orders them by start.
+	kept, err := s.Runs(ctx, req.Service, 0)
 	if err != nil {
 		return err
 	}
 	for i := len(kept) - 1; i >= 0; i-- {
-		if err := send(kept[i]); err != nil {
+		if err := send(sdkRun(kept[i])); err != nil {
 			return err
 		}
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.PipelineRun)) error {
-		return s.WatchRuns(ctx, service, fn)
+	return watchWith(ctx, send, sdkRun, func(ctx context.Context, fn func(core.PipelineRun)) error {
+		return s.WatchRuns(ctx, req.Service, fn)
 	})
 }
 
-func (e *execServer) Logs(ctx context.Context, runID, step string, follow bool, send func(core.LogLine) error) error {
+func (e *execServer) Logs(ctx context.Context, req sdk.LogsRequest, send func(sdk.LogLine) error) error {
 	s, err := e.ready()
 	if err != nil {
 		return err
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.LogLine)) error {
-		return s.Logs(ctx, runID, step, follow, fn)
+	return watchWith(ctx, send, func(l core.LogLine) sdk.LogLine {
+		return sdk.LogLine{Time: l.Time, Stream: l.Stream, Text: l.Text}
+	}, func(ctx context.Context, fn func(core.LogLine)) error {
+		return s.Logs(ctx, req.RunID, req.Step, req.Follow, fn)
 	})
 }
 
-func (e *execServer) Trigger(ctx context.Context, service, version, fromStage string) (string, error) {
+func (e *execServer) Trigger(ctx context.Context, req sdk.TriggerRequest) (string, error) {
 	s, err := e.ready()
 	if err != nil {
 		return "", err
 	}
-	return s.Trigger(ctx, service, version, fromStage)
+	return s.Trigger(ctx, req.Service, req.Version, req.FromStage)
 }
 
 func (e *execServer) Cancel(ctx context.Context, runID string) error {

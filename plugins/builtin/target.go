@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"text/template"
@@ -65,9 +64,9 @@ func localConfig(version string) sdk.ServeConfig {
 // Configure replaces the target. The old one is closed first: the new one
 // takes over the same root and public port, and adopts the releases the
 // old one left running from their pidfiles.
-func (l *localServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+func (l *localServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var s localSettings
-	if err := decodeStrict(settings, &s); err != nil {
+	if err := decodeStrict(req.Settings, &s); err != nil {
 		return err
 	}
 	var errs sdk.SettingErrors
@@ -123,97 +122,57 @@ func (l *localServer) ready() (*local.Target, error) {
 	return nil, fmt.Errorf("local: %w", errNotConfigured)
 }
 
-func (l *localServer) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
+func (l *localServer) Status(ctx context.Context, req sdk.StatusRequest) (sdk.TargetStatus, error) {
 	t, err := l.ready()
 	if err != nil {
-		return core.TargetStatus{}, err
+		return sdk.TargetStatus{}, err
 	}
-	return t.Status(ctx, ref)
+	st, err := t.Status(ctx, coreRef(req.Ref))
+	return sdkTargetStatus(st), err
 }
 
-func (l *localServer) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
+func (l *localServer) WatchStatus(ctx context.Context, req sdk.WatchStatusRequest, send func(sdk.TargetStatus) error) error {
 	t, err := l.ready()
 	if err != nil {
 		return err
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.TargetStatus)) error {
-		return t.WatchStatus(ctx, ref, fn)
+	return watchWith(ctx, send, sdkTargetStatus, func(ctx context.Context, fn func(core.TargetStatus)) error {
+		return t.WatchStatus(ctx, coreRef(req.Ref), fn)
 	})
 }
 
-// Releases lists the releases installed on the target, newest first: those
-// are the ones a rollback can return to.
-func (l *localServer) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
-	st, err := l.Status(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	var out []core.Release
-	for _, v := range st.Kept {
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		out = append(out, core.Release{Service: ref.Service, Version: v})
-	}
-	return out, nil
-}
-
-// Plan describes what Deploy would do now, without doing it.
-func (l *localServer) Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
-	st, err := l.Status(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	if rel.Version == st.Current {
-		return []string{rel.Version + " is already serving"}, nil
-	}
-	steps := []string{
-		fmt.Sprintf("install %s as releases/%s and verify its sha256", rel.ArtifactDigest, rel.Version),
-		"start " + rel.Version + " on a private port and check its health",
-	}
-	if st.Current == "" || weight >= 100 {
-		steps = append(steps, "switch current to "+rel.Version+" and send it all traffic")
-		if st.Current != "" {
-			steps = append(steps, "stop "+st.Current)
-		}
-	} else {
-		steps = append(steps, fmt.Sprintf("send %d%% of traffic to %s, the rest to %s", weight, rel.Version, st.Current))
-	}
-	return steps, nil
-}
-
-func (l *localServer) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, weight int) error {
+func (l *localServer) Deploy(ctx context.Context, op *sdk.Op, req sdk.DeployRequest) error {
 	t, err := l.ready()
 	if err != nil {
 		return err
 	}
-	return t.Deploy(ctx, op.Request, rel, weight, relayTo(op))
+	return t.Deploy(ctx, coreOp(op), coreRelease(req.Release), req.Weight, relayTo(op))
 }
 
-func (l *localServer) SetWeight(ctx context.Context, op *sdk.Op, weight int) error {
+func (l *localServer) SetWeight(ctx context.Context, op *sdk.Op, req sdk.SetWeightRequest) error {
 	t, err := l.ready()
 	if err != nil {
 		return err
 	}
-	return t.SetWeight(ctx, op.Request, weight, relayTo(op))
+	return t.SetWeight(ctx, coreOp(op), req.Weight, relayTo(op))
 }
 
-func (l *localServer) Rollback(ctx context.Context, op *sdk.Op, toVersion string) error {
+func (l *localServer) Rollback(ctx context.Context, op *sdk.Op, req sdk.RollbackRequest) error {
 	t, err := l.ready()
 	if err != nil {
 		return err
 	}
-	return t.Rollback(ctx, op.Request, toVersion, relayTo(op))
+	return t.Rollback(ctx, coreOp(op), req.ToVersion, relayTo(op))
 }
 
 // Reattach follows an operation a previous provider process started: the
 // local target keeps every operation's events under its root.
-func (l *localServer) Reattach(ctx context.Context, op *sdk.Op, externalRef string) error {
+func (l *localServer) Reattach(ctx context.Context, op *sdk.Op, req sdk.ReattachRequest) error {
 	t, err := l.ready()
 	if err != nil {
 		return err
 	}
-	return t.WatchOperation(ctx, op.Request, externalRef, relayTo(op))
+	return t.WatchOperation(ctx, coreOp(op), req.ExternalRef, relayTo(op))
 }
 
 // relayTo turns a provider's operation events into the op's. The final
@@ -244,16 +203,17 @@ func logTo(log hclog.Logger) func(core.LogLine) {
 	}
 }
 
-// watchWith runs a callback-style watch, sending each update; the first
-// failed send ends the watch with that error.
-func watchWith[T any](ctx context.Context, send func(T) error, watch func(context.Context, func(T)) error) error {
+// watchWith runs a callback-style watch of core values, sending each
+// update converted to the SDK's type; the first failed send ends the
+// watch with that error.
+func watchWith[C, S any](ctx context.Context, send func(S) error, conv func(C) S, watch func(context.Context, func(C)) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	err := watch(ctx, func(v T) {
+	err := watch(ctx, func(v C) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := send(v); err != nil {
+		if err := send(conv(v)); err != nil {
 			cancel(err)
 		}
 	})

@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
-	"github.com/ripcordhq/ripcord/plugins/sdk"
-	"github.com/ripcordhq/ripcord/plugins/sdk/pbconv"
+	pbconv "github.com/ripcordhq/ripcord/plugins/internal/convert"
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -329,8 +328,7 @@ func newOpID() string {
 	return "op-" + hex.EncodeToString(b[:])
 }
 
-// TargetAdapter is a deploy target plugin as a core.Target, plus the
-// protocol's calls core does not need (Releases, Plan).
+// TargetAdapter is a deploy target plugin as a core.Target.
 type TargetAdapter struct{ m *managed }
 
 func (t *TargetAdapter) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
@@ -347,32 +345,6 @@ func (t *TargetAdapter) WatchStatus(ctx context.Context, ref core.Ref, fn func(c
 	return watch(ctx, t.m, "WatchStatus", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchStatusResponse], error) {
 		return pb.NewDeployTargetServiceClient(c).WatchStatus(ctx, &pb.WatchStatusRequest{Ref: pbconv.Ref(ref)})
 	}, func(r *pb.WatchStatusResponse) { fn(t.m.h.scrubStatus(pbconv.FromTargetStatus(r.GetStatus()))) })
-}
-
-// Releases lists the releases the target keeps.
-func (t *TargetAdapter) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
-	resp, err := unary(ctx, t.m, "Releases", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ReleasesResponse, error) {
-		return pb.NewDeployTargetServiceClient(c).Releases(ctx, &pb.ReleasesRequest{Ref: pbconv.Ref(ref), Limit: int32(limit)})
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []core.Release
-	for _, r := range resp.GetReleases() {
-		out = append(out, t.m.h.scrubRelease(pbconv.FromRelease(r)))
-	}
-	return out, nil
-}
-
-// Plan says what a deploy would do.
-func (t *TargetAdapter) Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
-	resp, err := unary(ctx, t.m, "Plan", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.PlanResponse, error) {
-		return pb.NewDeployTargetServiceClient(c).Plan(ctx, &pb.PlanRequest{Ref: pbconv.Ref(ref), Release: pbconv.Release(rel), Weight: int32(weight)})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetChanges(), nil
 }
 
 func (t *TargetAdapter) reattach(op core.OpRequest) func(context.Context, *grpc.ClientConn, string) (eventStream, error) {
@@ -476,33 +448,22 @@ func (e *errorsAdapter) Issues(ctx context.Context, ref core.Ref, release string
 	return out, nil
 }
 
+// MarkDeploy records a deploy marker; a source without deploy markers
+// (it does not announce the capability) has nothing to record.
 func (e *errorsAdapter) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
 	_, err := unary(ctx, e.m, "MarkDeploy", false, func(ctx context.Context, c *grpc.ClientConn) (*pb.MarkDeployResponse, error) {
 		return pb.NewErrorSourceServiceClient(c).MarkDeploy(ctx, &pb.MarkDeployRequest{Ref: pbconv.Ref(ref), Release: release})
 	})
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
 	return err
 }
 
-// BackupAdapter is a backup source plugin as a core.BackupSource, plus
-// Sets. Backup operations are not re-attached after a plugin crash: the
+// BackupAdapter is a backup source plugin as a core.BackupSource. Backup operations are not re-attached after a plugin crash: the
 // protocol has no WatchOperation for them, and re-running a backup is the
 // caller's decision.
 type BackupAdapter struct{ m *managed }
-
-// Sets lists the backup sets the source knows.
-func (b *BackupAdapter) Sets(ctx context.Context) ([]sdk.BackupSet, error) {
-	resp, err := unary(ctx, b.m, "ListSets", true, func(ctx context.Context, c *grpc.ClientConn) (*pb.ListSetsResponse, error) {
-		return pb.NewBackupSourceServiceClient(c).ListSets(ctx, &pb.ListSetsRequest{})
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]sdk.BackupSet, 0, len(resp.GetSets()))
-	for _, s := range resp.GetSets() {
-		out = append(out, sdk.BackupSet{Name: s.GetName(), Tool: s.GetTool()})
-	}
-	return out, nil
-}
 
 func (b *BackupAdapter) WatchFreshness(ctx context.Context, fn func(core.BackupFacts)) error {
 	return watch(ctx, b.m, "WatchFreshness", func(ctx context.Context, c *grpc.ClientConn) (grpc.ServerStreamingClient[pb.WatchFreshnessResponse], error) {

@@ -21,8 +21,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/ripcordhq/ripcord/core"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
-	"github.com/ripcordhq/ripcord/plugins/sdk"
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
+	"github.com/ripcordhq/ripcord/plugins/internal/protocol"
 	"google.golang.org/grpc"
 )
 
@@ -96,7 +96,7 @@ type Options struct {
 // EnvAllowlist is passed from the host's environment to every plugin;
 // nothing else is, so cloud credentials in the console's environment never
 // reach a plugin that was not given them.
-var EnvAllowlist = []string{"PATH", "HOME", "TZ", "LANG", "TMPDIR", sdk.EnvLogLevel}
+var EnvAllowlist = []string{"PATH", "HOME", "TZ", "LANG", "TMPDIR", protocol.EnvLogLevel}
 
 // Host starts, supervises and adapts provider plugins.
 type Host struct {
@@ -580,7 +580,7 @@ func (m *managed) setHealth(state, msg string) {
 		h.Version = m.info.GetVersion()
 		h.Kinds = nil
 		for _, k := range m.info.GetKinds() {
-			h.Kinds = append(h.Kinds, sdk.KindName(k))
+			h.Kinds = append(h.Kinds, protocol.KindName(k))
 		}
 	}
 	m.health = h
@@ -712,8 +712,8 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	}
 	logFn := m.h.opts.Log
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{sdk.ProtocolVersion: {sdk.PluginName: connPlugin{}}},
+		HandshakeConfig:  protocol.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{protocol.Version: {protocol.PluginName: connPlugin{}}},
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -726,7 +726,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 		SyncStdout:       newLogWriter("plugin/"+m.name, "stdout", logFn),
 		SyncStderr:       newLogWriter("plugin/"+m.name, "stderr", logFn),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(sdk.MaxMessageSize), grpc.MaxCallSendMsgSize(sdk.MaxMessageSize))},
+			grpc.MaxCallRecvMsgSize(protocol.MaxMessageSize), grpc.MaxCallSendMsgSize(protocol.MaxMessageSize))},
 	})
 	fail := func(stage string, err error) (*live, error) {
 		client.Kill()
@@ -736,7 +736,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	if err != nil {
 		return fail("start", err)
 	}
-	raw, err := rpc.Dispense(sdk.PluginName)
+	raw, err := rpc.Dispense(protocol.PluginName)
 	if err != nil {
 		return fail("dispense", err)
 	}

@@ -67,23 +67,19 @@ func init() {
 
 type builtinBackup struct{}
 
-func (builtinBackup) Sets(context.Context) ([]sdk.BackupSet, error) {
-	return []sdk.BackupSet{{Name: "db", Tool: "builtin"}}, nil
-}
-
-func (builtinBackup) WatchFreshness(ctx context.Context, send func(core.BackupFacts) error) error {
-	if err := send(core.BackupFacts{Set: "db", Tool: "builtin", ReportedAt: time.Now()}); err != nil {
+func (builtinBackup) WatchFreshness(ctx context.Context, _ sdk.WatchFreshnessRequest, send func(sdk.BackupFacts) error) error {
+	if err := send(sdk.BackupFacts{Set: "db", Tool: "builtin", ReportedAt: time.Now()}); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	return nil
 }
 
-func (builtinBackup) Verify(_ context.Context, op *sdk.Op, set string) (core.BackupFacts, error) {
-	return core.BackupFacts{Set: set, Tool: "builtin", VerifyOK: true}, op.Progress(1, "verified")
+func (builtinBackup) Verify(_ context.Context, op *sdk.Op, req sdk.VerifyRequest) (sdk.BackupFacts, error) {
+	return sdk.BackupFacts{Set: req.Set, Tool: "builtin", VerifyOK: true}, op.Progress(1, "verified")
 }
 
-func (builtinBackup) RunBackup(context.Context, *sdk.Op, string) error { return nil }
+func (builtinBackup) RunBackup(context.Context, *sdk.Op, sdk.RunBackupRequest) error { return nil }
 
 // runChildHost starts the example plugin twice, prints their PIDs and
 // waits to be killed.

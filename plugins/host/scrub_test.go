@@ -18,17 +18,17 @@ type noisyErrors struct{}
 
 const noisyTitle = "TypeError: \x1b[41mROOT\x1b[0m\nforged line, db password hunter2-secret"
 
-func (noisyErrors) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
-	if err := send(core.ErrorWindow{Ref: ref, Release: "v1", Issues: []core.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle, Count: 3}}}); err != nil {
+func (noisyErrors) WatchCounts(ctx context.Context, _ sdk.WatchCountsRequest, send func(sdk.ErrorWindow) error) error {
+	if err := send(sdk.ErrorWindow{Release: "v1", Issues: []sdk.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle, Count: 3}}}); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	return nil
 }
-func (noisyErrors) Issues(context.Context, core.Ref, string) ([]core.ErrorIssue, error) {
-	return []core.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle}}, nil
+func (noisyErrors) Issues(context.Context, sdk.IssuesRequest) ([]sdk.ErrorIssue, error) {
+	return []sdk.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle}}, nil
 }
-func (noisyErrors) MarkDeploy(context.Context, core.Ref, string) error { return nil }
+func (noisyErrors) MarkDeploy(context.Context, sdk.MarkDeployRequest) error { return nil }
 
 func init() {
 	builtinRegistry["noisy"] = func() sdk.ServeConfig {

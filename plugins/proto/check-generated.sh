@@ -41,20 +41,21 @@ fi
 
 mkdir -p "$tmp/out"
 (cd "$here" && protoc -I . -I /usr/include \
-  --go_out="$tmp/out" --go_opt=paths=source_relative \
-  --go-grpc_out="$tmp/out" --go-grpc_opt=paths=source_relative \
+  --go_out="$tmp/out" --go_opt=module=github.com/ripcordhq/ripcord/plugins \
+  --go-grpc_out="$tmp/out" --go-grpc_opt=module=github.com/ripcordhq/ripcord/plugins \
   ripcord/plugin/v1/provider.proto)
 
+gen="$here/../internal/pluginpb"
 status=0
-for f in "$tmp"/out/ripcord/plugin/v1/*.go; do
-  rel="ripcord/plugin/v1/$(basename "$f")"
-  if ! diff -u "$here/$rel" "$f"; then
+for f in "$tmp"/out/internal/pluginpb/*.go; do
+  rel="plugins/internal/pluginpb/$(basename "$f")"
+  if ! diff -u "$gen/$(basename "$f")" "$f"; then
     echo "check-generated: $rel is stale; run: go generate ./plugins/proto" >&2
     status=1
   fi
 done
-for f in "$here"/ripcord/plugin/v1/*.pb.go; do
-  if [[ ! -e "$tmp/out/ripcord/plugin/v1/$(basename "$f")" ]]; then
+for f in "$gen"/*.pb.go; do
+  if [[ ! -e "$tmp/out/internal/pluginpb/$(basename "$f")" ]]; then
     echo "check-generated: $(basename "$f") is no longer generated; delete it" >&2
     status=1
   fi

@@ -1,5 +1,8 @@
-// Package proto holds Ripcord's versioned provider plugin protocol and its
-// generated Go code (ripcord/plugin/v1). The generated files are committed,
+// Package proto holds Ripcord's versioned provider plugin protocol,
+// ripcord/plugin/v1/provider.proto: the contract a plugin in any language
+// speaks. Its generated Go code lives in plugins/internal/pluginpb, where
+// only the SDK, the host and the conformance kit use it (a Go plugin
+// author writes against plugins/sdk). The generated files are committed,
 // so building Ripcord needs no protoc; check-generated.sh fails when they
 // are stale.
 //
@@ -9,4 +12,4 @@
 //	go generate ./plugins/proto
 package proto
 
-//go:generate protoc -I . -I /usr/include --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative ripcord/plugin/v1/provider.proto
+//go:generate protoc -I . -I /usr/include --go_out=.. --go_opt=module=github.com/ripcordhq/ripcord/plugins --go-grpc_out=.. --go-grpc_opt=module=github.com/ripcordhq/ripcord/plugins ripcord/plugin/v1/provider.proto

@@ -1,18 +1,22 @@
 // Package sdk is what a Ripcord provider plugin imports. A plugin is a
 // program whose main calls Serve with the implementations of the kinds it
 // provides (deploy target, pipeline source, error source, backup source);
-// Serve speaks the go-plugin gRPC protocol (ripcord.plugin.v1) to the host.
+// Serve speaks the plugin protocol (ripcord.plugin.v1 over go-plugin gRPC)
+// to the host. README.md states what the host expects of each method.
+//
+// The API is the SDK's own: request structs in, the SDK's types out, so a
+// field can be added to a request without breaking an implementation. The
+// generated protocol code and the conversion to it stay inside.
 //
 // Rules the SDK enforces so plugins behave under a terminal UI:
 //   - stdin is never read: go-plugin hands every plugin the console's
 //     terminal as fd 0, so Serve points fd 0 at /dev/null before serving;
-//   - stdout belongs to the handshake: log through the hclog logger Serve
-//     gives (JSON lines on stderr, relayed into the host's log stream);
+//   - stdout belongs to the handshake: log through the logger Serve gives
+//     (JSON lines on stderr, relayed into the host's log stream);
 //   - long operations report through an *Op, which numbers events, sends
 //     exactly one completion last (also when the work panics) and makes the
 //     host's operation id an idempotency key;
-//   - a plugin whose host disappears exits (Pdeathsig on Linux, plus a
-//     parent watchdog for the cases Pdeathsig misses).
+//   - a plugin whose host disappears exits.
 package sdk
 
 import (
@@ -21,64 +25,30 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"github.com/ripcordhq/ripcord/core"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
-	"google.golang.org/grpc"
 )
 
-// Handshake values never change: a mismatch means "not a Ripcord plugin",
-// not "another protocol version" (that is negotiated by ProtocolVersion).
-const (
-	MagicCookieKey   = "RIPCORD_PLUGIN"
-	MagicCookieValue = "9d1c4f0b7a2e6358c1f4e0a9b3d7c2e5f8a1b6c4d9e2f7a0b5c8d3e6f1a4b7c2"
-	// ProtocolVersion is the app protocol version: ripcord.plugin.v1.
-	ProtocolVersion = 1
-	// PluginName is the one entry of the go-plugin plugin set; every
-	// service of the protocol is served on its connection.
-	PluginName = "provider"
-	// MaxMessageSize bounds one gRPC message in either direction.
-	MaxMessageSize = 256 << 20
-)
-
-// Handshake is the go-plugin handshake shared by host and plugins.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   MagicCookieKey,
-	MagicCookieValue: MagicCookieValue,
-}
-
-// Kind names, as core.ProviderHealth.Kinds reports them.
-const (
-	KindTarget   = "target"
-	KindPipeline = "pipeline"
-	KindErrors   = "errors"
-	KindBackup   = "backup"
-)
-
-// ErrUnsupported is returned by a method the provider does not implement;
-// the host sees codes.Unimplemented and degrades the feature.
+// ErrUnsupported is returned by a method the provider cannot do for this
+// request; the host sees "not supported" and degrades the feature.
 var ErrUnsupported = errors.New("not supported by this provider")
 
-// CapabilityRunBackup is declared by backup sources that can start a
-// backup themselves ("back up now"); others only watch.
-const CapabilityRunBackup = "backup.run"
-
-// Info describes a provider. Kinds are derived from the implementations
-// given to Serve.
+// Info describes a provider.
 type Info struct {
-	Name         string
-	Version      string
-	Capabilities []string
+	Name    string
+	Version string
 	// ConfigSchema is the JSON Schema (an object schema) of the settings
-	// Configure accepts. Empty means {"type":"object"}.
+	// Configure accepts. `ripcord validate` checks every block of
+	// ripcord.yaml that uses the provider against it, without starting
+	// anything, so make it strict: "additionalProperties": false catches
+	// a misspelt setting. Empty means {"type":"object"}.
 	ConfigSchema json.RawMessage
 }
 
 // SettingError is one rejected setting; Path is dotted from the provider's
-// block in ripcord.yaml ("repository.password", "stages.2.run").
+// block in ripcord.yaml ("repository", "stages.2.run"), which the host
+// turns into ripcord.yaml:LINE:COL.
 type SettingError struct {
 	Path    string
 	Message string
@@ -97,20 +67,6 @@ func (e SettingErrors) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// Provider is implemented by every plugin that takes settings or can tell
-// its health. Both methods are optional through ServeConfig.Provider == nil.
-// A Provider that is also an io.Closer is closed when the host stops the
-// plugin, to flush what it buffered; it has about two seconds.
-type Provider interface {
-	// Configure receives the provider's settings (a JSON object) and its
-	// secrets. Return SettingErrors to reject settings; any other error
-	// fails the call.
-	Configure(ctx context.Context, settings json.RawMessage, secrets map[string]string) error
-	// CheckHealth returns nil when healthy, a Degraded error when working
-	// with problems, any other error when failed.
-	CheckHealth(ctx context.Context) error
-}
-
 // DegradedError marks a CheckHealth result as degraded rather than failed.
 type DegradedError struct{ Reason string }
 
@@ -121,54 +77,173 @@ func Degraded(format string, args ...any) error {
 	return DegradedError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// Target is a deploy target. Operations report through op and return nil
-// on success; returning after ctx is done records the operation cancelled.
+// ConfigureRequest carries a provider's settings: its block of
+// ripcord.yaml as a JSON object, with relative paths the host resolved
+// and ${ENV} references expanded, and the secrets.
+type ConfigureRequest struct {
+	Settings json.RawMessage
+	Secrets  map[string]string
+}
+
+// Provider takes settings and reports health. It is optional: a provider
+// without settings leaves ServeConfig.Provider nil. A Provider that is
+// also an io.Closer is closed when the host stops the plugin, to flush
+// what it buffered; it has about two seconds.
+type Provider interface {
+	// Configure is called once the process is up, before any other call,
+	// and again with the same settings after every restart. Return
+	// SettingErrors to reject settings; any other error fails the call.
+	Configure(ctx context.Context, req ConfigureRequest) error
+	// CheckHealth returns nil when healthy, a DegradedError when working
+	// with problems, any other error when failed.
+	CheckHealth(ctx context.Context) error
+}
+
+// Requests of the deploy target's methods. The service and environment of
+// an operation are op.Ref.
+type (
+	// StatusRequest asks what runs in Ref.
+	StatusRequest struct{ Ref Ref }
+	// WatchStatusRequest asks for Ref's status and every change.
+	WatchStatusRequest struct{ Ref Ref }
+	// DeployRequest installs Release and gives it Weight% of the traffic.
+	DeployRequest struct {
+		Release Release
+		Weight  int
+	}
+	// SetWeightRequest moves the candidate's share of traffic.
+	SetWeightRequest struct{ Weight int }
+	// RollbackRequest makes ToVersion, a kept release, the only one
+	// serving.
+	RollbackRequest struct{ ToVersion string }
+	// ReattachRequest follows work this process did not start.
+	ReattachRequest struct{ ExternalRef string }
+)
+
+// Target deploys releases and shifts traffic. README.md states what each
+// method must do; the conformance kit checks it.
 type Target interface {
-	Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error)
-	// WatchStatus sends the status, then every change, until ctx ends.
-	WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error
-	Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error)
-	Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error)
-	Deploy(ctx context.Context, op *Op, rel core.Release, weight int) error
-	SetWeight(ctx context.Context, op *Op, weight int) error
-	Rollback(ctx context.Context, op *Op, toVersion string) error
+	Status(ctx context.Context, req StatusRequest) (TargetStatus, error)
+	WatchStatus(ctx context.Context, req WatchStatusRequest, send func(TargetStatus) error) error
+	Deploy(ctx context.Context, op *Op, req DeployRequest) error
+	SetWeight(ctx context.Context, op *Op, req SetWeightRequest) error
+	Rollback(ctx context.Context, op *Op, req RollbackRequest) error
 }
 
 // Reattacher is implemented by targets that can follow an operation this
-// process did not start (after a plugin restart), by its external ref.
+// process did not start (the plugin was restarted mid-deploy), by the
+// external ref the operation reported.
 type Reattacher interface {
-	Reattach(ctx context.Context, op *Op, externalRef string) error
+	Reattach(ctx context.Context, op *Op, req ReattachRequest) error
 }
+
+// Requests of the pipeline source's methods.
+type (
+	// RunsRequest lists a service's newest runs, at most Limit.
+	RunsRequest struct {
+		Service string
+		Limit   int
+	}
+	// WatchRunsRequest asks for a service's runs and every change.
+	WatchRunsRequest struct{ Service string }
+	// TriggerRequest starts a run building Version (from FromStage on,
+	// when set).
+	TriggerRequest struct{ Service, Version, FromStage string }
+)
 
 // PipelineSource is a CI system.
 type PipelineSource interface {
-	Runs(ctx context.Context, service string, limit int) ([]core.PipelineRun, error)
-	WatchRuns(ctx context.Context, service string, send func(core.PipelineRun) error) error
-	Logs(ctx context.Context, runID, step string, follow bool, send func(core.LogLine) error) error
-	Trigger(ctx context.Context, service, version, fromStage string) (runID string, err error)
+	Runs(ctx context.Context, req RunsRequest) ([]PipelineRun, error)
+	WatchRuns(ctx context.Context, req WatchRunsRequest, send func(PipelineRun) error) error
+}
+
+// Triggerer is implemented by pipeline sources that can start a run.
+type Triggerer interface {
+	Trigger(ctx context.Context, req TriggerRequest) (runID string, err error)
+}
+
+// LogsRequest asks for one step's output ("stage/step"), and with Follow
+// every further line until the step ends.
+type LogsRequest struct {
+	RunID, Step string
+	Follow      bool
+}
+
+// LogLine is one line of a step's output.
+type LogLine struct {
+	Time   time.Time
+	Stream string // "stdout" or "stderr"
+	Text   string
+}
+
+// LogStreamer is implemented by pipeline sources that keep step output.
+// This version of the host does not call it yet; the capability tells a
+// host that does.
+type LogStreamer interface {
+	Logs(ctx context.Context, req LogsRequest, send func(LogLine) error) error
+}
+
+// Canceller is implemented by pipeline sources that can cancel a run.
+// This version of the host does not call it yet.
+type Canceller interface {
 	Cancel(ctx context.Context, runID string) error
 }
 
+// Requests of the error source's methods.
+type (
+	// WatchCountsRequest asks for Ref's error windows, per release.
+	WatchCountsRequest struct{ Ref Ref }
+	// MarkDeployRequest records that Release went out in Ref (or came
+	// back, on a rollback).
+	MarkDeployRequest struct {
+		Ref     Ref
+		Release string
+	}
+)
+
 // ErrorSource is an error tracker.
 type ErrorSource interface {
-	WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error
-	Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error)
-	MarkDeploy(ctx context.Context, ref core.Ref, release string) error
+	WatchCounts(ctx context.Context, req WatchCountsRequest, send func(ErrorWindow) error) error
 }
 
-// BackupSet names one set a backup source knows.
-type BackupSet struct {
-	Name string
-	Tool string
+// DeployMarker is implemented by error sources that record deploys.
+type DeployMarker interface {
+	MarkDeploy(ctx context.Context, req MarkDeployRequest) error
 }
+
+// IssuesRequest asks for one release's issues in Ref.
+type IssuesRequest struct {
+	Ref     Ref
+	Release string
+}
+
+// IssueLister is implemented by error sources that list a release's
+// issues on request. This version of the host does not call it yet: the
+// issues it shows arrive in ErrorWindow.Issues.
+type IssueLister interface {
+	Issues(ctx context.Context, req IssuesRequest) ([]ErrorIssue, error)
+}
+
+// Requests of the backup source's methods.
+type (
+	// WatchFreshnessRequest asks for every set's facts and every change.
+	WatchFreshnessRequest struct{}
+	// VerifyRequest checks that Set's newest backup restores.
+	VerifyRequest struct{ Set string }
+	// RunBackupRequest takes a backup of Set now.
+	RunBackupRequest struct{ Set string }
+)
 
 // BackupSource is a backup tool. It reports facts; the host judges them.
 type BackupSource interface {
-	Sets(ctx context.Context) ([]BackupSet, error)
-	// WatchFreshness sends every set's facts, then changes, until ctx ends.
-	WatchFreshness(ctx context.Context, send func(core.BackupFacts) error) error
-	Verify(ctx context.Context, op *Op, set string) (core.BackupFacts, error)
-	RunBackup(ctx context.Context, op *Op, set string) error
+	WatchFreshness(ctx context.Context, req WatchFreshnessRequest, send func(BackupFacts) error) error
+	Verify(ctx context.Context, op *Op, req VerifyRequest) (BackupFacts, error)
+}
+
+// BackupRunner is implemented by backup sources that can take a backup
+// when a person asks ("back up now").
+type BackupRunner interface {
+	RunBackup(ctx context.Context, op *Op, req RunBackupRequest) error
 }
 
 // ServeConfig is what Serve serves. At least one kind must be set.
@@ -186,23 +261,6 @@ type ServeConfig struct {
 	KeepOperations int
 }
 
-func (c ServeConfig) kinds() []pb.Kind {
-	var k []pb.Kind
-	if c.Target != nil {
-		k = append(k, pb.Kind_KIND_DEPLOY_TARGET)
-	}
-	if c.Pipeline != nil {
-		k = append(k, pb.Kind_KIND_PIPELINE_SOURCE)
-	}
-	if c.Errors != nil {
-		k = append(k, pb.Kind_KIND_ERROR_SOURCE)
-	}
-	if c.Backup != nil {
-		k = append(k, pb.Kind_KIND_BACKUP_SOURCE)
-	}
-	return k
-}
-
 func (c ServeConfig) validate() error {
 	if c.Info.Name == "" {
 		return errors.New("sdk: ServeConfig.Info.Name is empty")
@@ -210,7 +268,7 @@ func (c ServeConfig) validate() error {
 	if c.Info.Version == "" {
 		return errors.New("sdk: ServeConfig.Info.Version is empty")
 	}
-	if len(c.kinds()) == 0 {
+	if c.Target == nil && c.Pipeline == nil && c.Errors == nil && c.Backup == nil {
 		return errors.New("sdk: ServeConfig sets no kind (Target, Pipeline, Errors or Backup)")
 	}
 	if len(c.Info.ConfigSchema) > 0 {
@@ -220,34 +278,4 @@ func (c ServeConfig) validate() error {
 		}
 	}
 	return nil
-}
-
-// KindName maps a protocol kind to core's name for it.
-func KindName(k pb.Kind) string {
-	switch k {
-	case pb.Kind_KIND_DEPLOY_TARGET:
-		return KindTarget
-	case pb.Kind_KIND_PIPELINE_SOURCE:
-		return KindPipeline
-	case pb.Kind_KIND_ERROR_SOURCE:
-		return KindErrors
-	case pb.Kind_KIND_BACKUP_SOURCE:
-		return KindBackup
-	}
-	return "unknown"
-}
-
-// grpcPlugin registers every configured service on the plugin's server.
-type grpcPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	register func(*grpc.Server)
-}
-
-func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	p.register(s)
-	return nil
-}
-
-func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
-	return nil, errors.New("sdk: the plugin side has no client")
 }

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
 )
 
@@ -22,7 +22,9 @@ func TestExamplePluginConforms(t *testing.T) {
 		BadSettings: map[string]any{"limits": map[string]any{"max_weight": 500}},
 		BadPath:     "limits.max_weight",
 		Kinds:       []string{"target", "pipeline", "errors", "backup"},
-		Ref:         core.Ref{Service: "api", Env: "staging"},
+		Ref:         sdk.Ref{Service: "api", Env: "staging"},
+		Release:     sdk.Release{Service: "api", Version: "v1.0.0"},
+		Candidate:   sdk.Release{Service: "api", Version: "v1.1.0"},
 		BackupSet:   "db",
 		Service:     "api",
 	})

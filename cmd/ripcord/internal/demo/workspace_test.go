@@ -20,6 +20,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/plugins/builtin"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
 )
 
 const fakeSelf = "/opt/ripcord tools/bin/ripcord's"
@@ -141,7 +142,7 @@ func TestWorkspaceProviderBlocksAreAcceptedByTheBuiltins(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s uses %s, which is not a built-in", what, name)
 		}
-		if err := serve().Provider.Configure(context.Background(), raw, nil); err != nil {
+		if err := serve().Provider.Configure(context.Background(), sdk.ConfigureRequest{Settings: raw}); err != nil {
 			t.Errorf("%s: provider %s refused its settings: %v", what, name, err)
 		}
 	}

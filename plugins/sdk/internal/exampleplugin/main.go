@@ -18,13 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 )
 
@@ -55,20 +55,19 @@ type example struct {
 	delay     time.Duration
 	steps     int
 	maxWeight int
-	status    map[core.Ref]core.TargetStatus
-	releases  map[core.Ref][]core.Release
+	status    map[sdk.Ref]sdk.TargetStatus
 	changed   chan struct{}
 	runs      atomic.Int64 // operations actually executed
 }
 
 func newExample() *example {
 	return &example{delay: 20 * time.Millisecond, steps: 5, maxWeight: 100,
-		status: map[core.Ref]core.TargetStatus{}, releases: map[core.Ref][]core.Release{}, changed: make(chan struct{})}
+		status: map[sdk.Ref]sdk.TargetStatus{}, changed: make(chan struct{})}
 }
 
-func (e *example) Configure(_ context.Context, raw json.RawMessage, _ map[string]string) error {
+func (e *example) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var s settings
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(strings.NewReader(string(req.Settings)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		return sdk.SettingError{Path: "", Message: err.Error()}
@@ -132,10 +131,9 @@ func (e *example) work(ctx context.Context, op *sdk.Op, what string) error {
 	return op.Progress(1, what+" done")
 }
 
-func (e *example) update(ref core.Ref, fn func(*core.TargetStatus)) {
+func (e *example) update(ref sdk.Ref, fn func(*sdk.TargetStatus)) {
 	e.mu.Lock()
 	st := e.status[ref]
-	st.Ref = ref
 	fn(&st)
 	e.status[ref] = st
 	close(e.changed)
@@ -143,20 +141,17 @@ func (e *example) update(ref core.Ref, fn func(*core.TargetStatus)) {
 	e.mu.Unlock()
 }
 
-func (e *example) Status(_ context.Context, ref core.Ref) (core.TargetStatus, error) {
+func (e *example) Status(_ context.Context, req sdk.StatusRequest) (sdk.TargetStatus, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := e.status[ref]
-	st.Ref = ref
-	return st, nil
+	return e.status[req.Ref], nil
 }
 
-func (e *example) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
+func (e *example) WatchStatus(ctx context.Context, req sdk.WatchStatusRequest, send func(sdk.TargetStatus) error) error {
 	for {
 		e.mu.Lock()
-		st, ch := e.status[ref], e.changed
+		st, ch := e.status[req.Ref], e.changed
 		e.mu.Unlock()
-		st.Ref = ref
 		if err := send(st); err != nil {
 			return err
 		}
@@ -168,20 +163,6 @@ func (e *example) WatchStatus(ctx context.Context, ref core.Ref, send func(core.
 	}
 }
 
-func (e *example) Releases(_ context.Context, ref core.Ref, limit int) ([]core.Release, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	rels := e.releases[ref]
-	if limit > 0 && len(rels) > limit {
-		rels = rels[len(rels)-limit:]
-	}
-	return append([]core.Release(nil), rels...), nil
-}
-
-func (e *example) Plan(_ context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
-	return []string{fmt.Sprintf("install %s %s into %s at %d%%", rel.Service, rel.Version, ref, weight)}, nil
-}
-
 func (e *example) checkWeight(w int) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -191,62 +172,72 @@ func (e *example) checkWeight(w int) error {
 	return nil
 }
 
-func (e *example) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, weight int) error {
-	if err := e.checkWeight(weight); err != nil {
+func (e *example) Deploy(ctx context.Context, op *sdk.Op, req sdk.DeployRequest) error {
+	if err := e.checkWeight(req.Weight); err != nil {
 		return err
 	}
 	if err := e.work(ctx, op, "deploy"); err != nil {
 		return err
 	}
-	ref := op.Request.Ref
-	e.mu.Lock()
-	e.releases[ref] = append(e.releases[ref], rel)
-	e.mu.Unlock()
-	e.update(ref, func(st *core.TargetStatus) {
-		if weight >= 100 {
-			st.Current, st.Candidate, st.Weight = rel.Version, "", 0
+	e.update(op.Ref, func(st *sdk.TargetStatus) {
+		// Every installed release is kept, newest first, for rollback.
+		st.Kept = append([]string{req.Release.Version}, slices.DeleteFunc(st.Kept, func(v string) bool { return v == req.Release.Version })...)
+		if req.Weight >= 100 {
+			st.Current, st.Candidate, st.Weight = req.Release.Version, "", 0
 		} else {
-			st.Candidate, st.Weight = rel.Version, weight
+			st.Candidate, st.Weight = req.Release.Version, req.Weight
 		}
 		st.Healthy = true
 	})
 	return nil
 }
 
-func (e *example) SetWeight(ctx context.Context, op *sdk.Op, weight int) error {
-	if err := e.checkWeight(weight); err != nil {
+func (e *example) SetWeight(ctx context.Context, op *sdk.Op, req sdk.SetWeightRequest) error {
+	if err := e.checkWeight(req.Weight); err != nil {
 		return err
 	}
 	if err := e.work(ctx, op, "weight"); err != nil {
 		return err
 	}
-	e.update(op.Request.Ref, func(st *core.TargetStatus) { st.Weight = weight })
+	e.update(op.Ref, func(st *sdk.TargetStatus) {
+		switch req.Weight {
+		case 100: // the candidate becomes current
+			if st.Candidate != "" {
+				st.Current, st.Candidate = st.Candidate, ""
+			}
+			st.Weight = 0
+		case 0: // abort: traffic back on current, the candidate kept
+			st.Weight = 0
+		default:
+			st.Weight = req.Weight
+		}
+	})
 	return nil
 }
 
-func (e *example) Rollback(ctx context.Context, op *sdk.Op, to string) error {
+func (e *example) Rollback(ctx context.Context, op *sdk.Op, req sdk.RollbackRequest) error {
 	if err := e.work(ctx, op, "rollback"); err != nil {
 		return err
 	}
-	e.update(op.Request.Ref, func(st *core.TargetStatus) { st.Current, st.Candidate, st.Weight = to, "", 0 })
+	e.update(op.Ref, func(st *sdk.TargetStatus) { st.Current, st.Candidate, st.Weight = req.ToVersion, "", 0 })
 	return nil
 }
 
 // Reattach follows an operation a previous process started: the example
 // keeps no upstream, so it reports the ref and succeeds.
-func (e *example) Reattach(_ context.Context, op *sdk.Op, ref string) error {
-	return op.Progress(1, "re-attached to "+ref)
+func (e *example) Reattach(_ context.Context, op *sdk.Op, req sdk.ReattachRequest) error {
+	return op.Progress(1, "re-attached to "+req.ExternalRef)
 }
 
 // Pipeline source.
 
-func (e *example) Runs(_ context.Context, service string, limit int) ([]core.PipelineRun, error) {
-	return []core.PipelineRun{{ID: "run-1", Service: service, Version: "v1.0.0", State: core.RunSucceeded,
-		Stages: []core.Stage{{Name: "build", State: core.RunSucceeded, Steps: []core.Step{{Name: "make", State: core.RunSucceeded}}}}}}, nil
+func (e *example) Runs(_ context.Context, req sdk.RunsRequest) ([]sdk.PipelineRun, error) {
+	return []sdk.PipelineRun{{ID: "run-1", Service: req.Service, Version: "v1.0.0", State: sdk.RunSucceeded, StartedAt: time.Now().Add(-time.Minute),
+		Stages: []sdk.Stage{{Name: "build", State: sdk.RunSucceeded, Steps: []sdk.Step{{Name: "make", State: sdk.RunSucceeded}}}}}}, nil
 }
 
-func (e *example) WatchRuns(ctx context.Context, service string, send func(core.PipelineRun) error) error {
-	runs, _ := e.Runs(ctx, service, 1)
+func (e *example) WatchRuns(ctx context.Context, req sdk.WatchRunsRequest, send func(sdk.PipelineRun) error) error {
+	runs, _ := e.Runs(ctx, sdk.RunsRequest{Service: req.Service, Limit: 1})
 	if err := send(runs[0]); err != nil {
 		return err
 	}
@@ -255,58 +246,54 @@ func (e *example) WatchRuns(ctx context.Context, service string, send func(core.
 }
 
 // Logs sends count lines for run id "lines-COUNT", three otherwise.
-func (e *example) Logs(ctx context.Context, runID, step string, follow bool, send func(core.LogLine) error) error {
+func (e *example) Logs(ctx context.Context, req sdk.LogsRequest, send func(sdk.LogLine) error) error {
 	count := 3
-	if n, ok := strings.CutPrefix(runID, "lines-"); ok {
+	if n, ok := strings.CutPrefix(req.RunID, "lines-"); ok {
 		count, _ = strconv.Atoi(n)
 	}
 	now := time.Now()
 	for i := range count {
-		if err := send(core.LogLine{Time: now, Source: runID + "/" + step, Stream: "stdout", Text: "line " + strconv.Itoa(i)}); err != nil {
+		if err := send(sdk.LogLine{Time: now, Stream: "stdout", Text: "line " + strconv.Itoa(i)}); err != nil {
 			return err
 		}
 	}
-	if follow {
+	if req.Follow {
 		<-ctx.Done()
 	}
 	return nil
 }
 
-func (e *example) Trigger(_ context.Context, service, version, from string) (string, error) {
-	return fmt.Sprintf("run-%s-%s", service, version), nil
+func (e *example) Trigger(_ context.Context, req sdk.TriggerRequest) (string, error) {
+	return fmt.Sprintf("run-%s-%s", req.Service, req.Version), nil
 }
 
 func (e *example) Cancel(context.Context, string) error { return nil }
 
 // Error source.
 
-func (e *example) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
-	if err := send(core.ErrorWindow{Ref: ref, Release: "v1.0.0", Buckets: []core.ErrorBucket{{Start: time.Now().Truncate(10 * time.Second), Count: 3}}}); err != nil {
+func (e *example) WatchCounts(ctx context.Context, req sdk.WatchCountsRequest, send func(sdk.ErrorWindow) error) error {
+	if err := send(sdk.ErrorWindow{Release: "v1.0.0", Buckets: []sdk.ErrorBucket{{Start: time.Now().Truncate(10 * time.Second), Count: 3}}}); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	return nil
 }
 
-func (e *example) Issues(_ context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
-	return []core.ErrorIssue{{Fingerprint: "f1", Title: "TypeError: cart is undefined", Count: 3, FirstRelease: release}}, nil
+func (e *example) Issues(_ context.Context, req sdk.IssuesRequest) ([]sdk.ErrorIssue, error) {
+	return []sdk.ErrorIssue{{Fingerprint: "f1", Title: "TypeError: cart is undefined", Count: 3, FirstRelease: req.Release}}, nil
 }
 
-func (e *example) MarkDeploy(context.Context, core.Ref, string) error { return nil }
+func (e *example) MarkDeploy(context.Context, sdk.MarkDeployRequest) error { return nil }
 
 // Backup source.
 
-func (e *example) Sets(context.Context) ([]sdk.BackupSet, error) {
-	return []sdk.BackupSet{{Name: "db", Tool: "example"}}, nil
-}
-
-func (e *example) facts(set string) core.BackupFacts {
+func (e *example) facts(set string) sdk.BackupFacts {
 	now := time.Now()
-	return core.BackupFacts{Set: set, Tool: "example", LastStart: now.Add(-time.Hour), LastEnd: now.Add(-59 * time.Minute),
+	return sdk.BackupFacts{Set: set, Tool: "example", LastStart: now.Add(-time.Hour), LastEnd: now.Add(-59 * time.Minute),
 		AttemptOK: true, VerifyOK: true, VerifiedAt: now, ReportedAt: now, CanRunNow: true}
 }
 
-func (e *example) WatchFreshness(ctx context.Context, send func(core.BackupFacts) error) error {
+func (e *example) WatchFreshness(ctx context.Context, _ sdk.WatchFreshnessRequest, send func(sdk.BackupFacts) error) error {
 	if err := send(e.facts("db")); err != nil {
 		return err
 	}
@@ -314,19 +301,19 @@ func (e *example) WatchFreshness(ctx context.Context, send func(core.BackupFacts
 	return nil
 }
 
-func (e *example) Verify(ctx context.Context, op *sdk.Op, set string) (core.BackupFacts, error) {
-	if set != "db" {
-		return core.BackupFacts{}, errors.New("unknown backup set " + strconv.Quote(set))
+func (e *example) Verify(ctx context.Context, op *sdk.Op, req sdk.VerifyRequest) (sdk.BackupFacts, error) {
+	if req.Set != "db" {
+		return sdk.BackupFacts{}, errors.New("unknown backup set " + strconv.Quote(req.Set))
 	}
 	if err := e.work(ctx, op, "verify"); err != nil {
-		return core.BackupFacts{}, err
+		return sdk.BackupFacts{}, err
 	}
-	return e.facts(set), nil
+	return e.facts(req.Set), nil
 }
 
-func (e *example) RunBackup(ctx context.Context, op *sdk.Op, set string) error {
-	if set != "db" {
-		return errors.New("unknown backup set " + strconv.Quote(set))
+func (e *example) RunBackup(ctx context.Context, op *sdk.Op, req sdk.RunBackupRequest) error {
+	if req.Set != "db" {
+		return errors.New("unknown backup set " + strconv.Quote(req.Set))
 	}
 	return e.work(ctx, op, "backup")
 }
@@ -343,7 +330,7 @@ func main() {
 	}
 	e := newExample()
 	sdk.Serve(sdk.ServeConfig{
-		Info:     sdk.Info{Name: "example", Version: "0.1.0", Capabilities: []string{"deploy.plan", "deploy.watch_operation", "backup.run"}, ConfigSchema: json.RawMessage(schema)},
+		Info:     sdk.Info{Name: "example", Version: "0.1.0", ConfigSchema: json.RawMessage(schema)},
 		Provider: e, Target: e, Pipeline: e, Errors: e, Backup: e,
 	})
 }

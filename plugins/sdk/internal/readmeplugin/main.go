@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -10,46 +11,68 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ripcordhq/ripcord/core"
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 )
 
+// schema is what `ripcord validate` checks every block using this
+// provider against, before anything starts.
+const schema = `{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["dir"],
+  "properties": {
+    "dir": {"type": "string", "description": "the directory the snapshots are written to"},
+    "set": {"type": "string", "description": "filled in by Ripcord: the backup set's name"}
+  }
+}`
+
 type snapshots struct {
+	log hclog.Logger
+
 	mu  sync.Mutex
 	dir string
+	set string
 }
 
-func (s *snapshots) Configure(_ context.Context, raw json.RawMessage, _ map[string]string) error {
+func (s *snapshots) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var cfg struct {
 		Dir string `json:"dir"`
+		Set string `json:"set"`
 	}
-	if err := json.Unmarshal(raw, &cfg); err != nil || cfg.Dir == "" {
-		return sdk.SettingErrors{{Path: "dir", Message: "a directory is required"}}
+	dec := json.NewDecoder(bytes.NewReader(req.Settings))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil || cfg.Dir == "" {
+		return sdk.SettingErrors{{Path: "dir", Message: "a directory (a string) is required"}}
+	}
+	if cfg.Set == "" {
+		cfg.Set = "snapshots"
 	}
 	s.mu.Lock()
-	s.dir = cfg.Dir
+	s.dir, s.set = cfg.Dir, cfg.Set
 	s.mu.Unlock()
+	s.log.Info("watching snapshots", "dir", cfg.Dir, "set", cfg.Set)
 	return nil
 }
 
 func (s *snapshots) CheckHealth(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dir == "" {
+		return sdk.Degraded("waiting for its settings")
+	}
 	if _, err := os.Stat(s.dir); err != nil {
 		return sdk.Degraded("cannot read %s", s.dir)
 	}
 	return nil
 }
 
-func (s *snapshots) Sets(context.Context) ([]sdk.BackupSet, error) {
-	return []sdk.BackupSet{{Name: "snapshots", Tool: "files"}}, nil
-}
-
-func (s *snapshots) facts() core.BackupFacts {
+func (s *snapshots) facts() sdk.BackupFacts {
 	s.mu.Lock()
-	dir := s.dir
+	dir, set := s.dir, s.set
 	s.mu.Unlock()
-	f := core.BackupFacts{Set: "snapshots", Tool: "files", ReportedAt: time.Now()}
+	f := sdk.BackupFacts{Set: set, Tool: "files", ReportedAt: time.Now()}
 	files, err := filepath.Glob(filepath.Join(dir, "*"))
 	if err != nil || len(files) == 0 {
 		f.Unreadable = "no snapshots in " + dir
@@ -60,11 +83,13 @@ func (s *snapshots) facts() core.BackupFacts {
 			f.LastEnd, f.LastSize = st.ModTime(), st.Size()
 		}
 	}
-	f.AttemptOK = true
+	f.Attempted, f.AttemptOK = f.LastEnd, true
 	return f
 }
 
-func (s *snapshots) WatchFreshness(ctx context.Context, send func(core.BackupFacts) error) error {
+// WatchFreshness sends the set's facts at once, then every minute, until
+// the host cancels it.
+func (s *snapshots) WatchFreshness(ctx context.Context, _ sdk.WatchFreshnessRequest, send func(sdk.BackupFacts) error) error {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
@@ -79,28 +104,27 @@ func (s *snapshots) WatchFreshness(ctx context.Context, send func(core.BackupFac
 	}
 }
 
-func (s *snapshots) Verify(ctx context.Context, op *sdk.Op, set string) (core.BackupFacts, error) {
-	if err := op.Progress(0.5, "listing "+set); err != nil {
-		return core.BackupFacts{}, err
+// Verify reads the newest snapshot back and reports the set's facts with
+// the verify recorded.
+func (s *snapshots) Verify(ctx context.Context, op *sdk.Op, req sdk.VerifyRequest) (sdk.BackupFacts, error) {
+	if err := op.Progress(0.5, "reading the newest snapshot of "+req.Set); err != nil {
+		return sdk.BackupFacts{}, err
 	}
 	f := s.facts()
 	f.VerifiedAt, f.VerifyOK = time.Now(), f.Unreadable == ""
+	if !f.VerifyOK {
+		f.VerifyMessage = f.Unreadable
+	}
 	return f, ctx.Err()
 }
 
-func (s *snapshots) RunBackup(context.Context, *sdk.Op, string) error {
-	return sdk.ErrUnsupported
-}
-
 func main() {
-	s := &snapshots{}
+	log := sdk.NewLogger("snapshots")
+	s := &snapshots{log: log}
 	sdk.Serve(sdk.ServeConfig{
-		Info: sdk.Info{
-			Name:         "snapshots",
-			Version:      "0.1.0",
-			ConfigSchema: json.RawMessage(`{"type":"object","required":["dir"],"properties":{"dir":{"type":"string"}}}`),
-		},
+		Info:     sdk.Info{Name: "snapshots", Version: "0.1.0", ConfigSchema: json.RawMessage(schema)},
 		Provider: s,
 		Backup:   s,
+		Logger:   log,
 	})
 }

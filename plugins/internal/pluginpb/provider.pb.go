@@ -31,7 +31,7 @@
 // 	protoc        v3.21.12
 // source: ripcord/plugin/v1/provider.proto
 
-package pluginv1
+package pluginpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -3590,22 +3590,26 @@ func (*MarkDeployResponse) Descriptor() ([]byte, []int) {
 
 // BackupFacts are facts only; the host applies freshness policy.
 type BackupFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Set           string                 `protobuf:"bytes,1,opt,name=set,proto3" json:"set,omitempty"`
-	Tool          string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
-	LastStart     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_start,json=lastStart,proto3" json:"last_start,omitempty"`
-	LastEnd       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_end,json=lastEnd,proto3" json:"last_end,omitempty"`
-	LastType      string                 `protobuf:"bytes,5,opt,name=last_type,json=lastType,proto3" json:"last_type,omitempty"`
-	LastSize      int64                  `protobuf:"varint,6,opt,name=last_size,json=lastSize,proto3" json:"last_size,omitempty"`
-	LastFull      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_full,json=lastFull,proto3" json:"last_full,omitempty"`
-	Attempted     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=attempted,proto3" json:"attempted,omitempty"`
-	AttemptOk     bool                   `protobuf:"varint,9,opt,name=attempt_ok,json=attemptOk,proto3" json:"attempt_ok,omitempty"`
-	Running       bool                   `protobuf:"varint,10,opt,name=running,proto3" json:"running,omitempty"`
-	VerifiedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
-	VerifyOk      bool                   `protobuf:"varint,12,opt,name=verify_ok,json=verifyOk,proto3" json:"verify_ok,omitempty"`
-	Unreadable    string                 `protobuf:"bytes,13,opt,name=unreadable,proto3" json:"unreadable,omitempty"`
-	ReportedAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
-	CanRunNow     bool                   `protobuf:"varint,15,opt,name=can_run_now,json=canRunNow,proto3" json:"can_run_now,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Set        string                 `protobuf:"bytes,1,opt,name=set,proto3" json:"set,omitempty"`
+	Tool       string                 `protobuf:"bytes,2,opt,name=tool,proto3" json:"tool,omitempty"`
+	LastStart  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_start,json=lastStart,proto3" json:"last_start,omitempty"`
+	LastEnd    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_end,json=lastEnd,proto3" json:"last_end,omitempty"`
+	LastType   string                 `protobuf:"bytes,5,opt,name=last_type,json=lastType,proto3" json:"last_type,omitempty"`
+	LastSize   int64                  `protobuf:"varint,6,opt,name=last_size,json=lastSize,proto3" json:"last_size,omitempty"`
+	LastFull   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_full,json=lastFull,proto3" json:"last_full,omitempty"`
+	Attempted  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=attempted,proto3" json:"attempted,omitempty"`
+	AttemptOk  bool                   `protobuf:"varint,9,opt,name=attempt_ok,json=attemptOk,proto3" json:"attempt_ok,omitempty"`
+	Running    bool                   `protobuf:"varint,10,opt,name=running,proto3" json:"running,omitempty"`
+	VerifiedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=verified_at,json=verifiedAt,proto3" json:"verified_at,omitempty"`
+	VerifyOk   bool                   `protobuf:"varint,12,opt,name=verify_ok,json=verifyOk,proto3" json:"verify_ok,omitempty"`
+	Unreadable string                 `protobuf:"bytes,13,opt,name=unreadable,proto3" json:"unreadable,omitempty"`
+	ReportedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
+	CanRunNow  bool                   `protobuf:"varint,15,opt,name=can_run_now,json=canRunNow,proto3" json:"can_run_now,omitempty"`
+	// The tool's own word on the set ("ok", "no valid backups").
+	Status string `protobuf:"bytes,16,opt,name=status,proto3" json:"status,omitempty"`
+	// The last verify's finding in the tool's words.
+	VerifyMessage string `protobuf:"bytes,17,opt,name=verify_message,json=verifyMessage,proto3" json:"verify_message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3743,6 +3747,20 @@ func (x *BackupFacts) GetCanRunNow() bool {
 		return x.CanRunNow
 	}
 	return false
+}
+
+func (x *BackupFacts) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *BackupFacts) GetVerifyMessage() string {
+	if x != nil {
+		return x.VerifyMessage
+	}
+	return ""
 }
 
 type BackupSet struct {
@@ -4376,7 +4394,7 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\x11MarkDeployRequest\x12(\n" +
 	"\x03ref\x18\x01 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\x12\x18\n" +
 	"\arelease\x18\x02 \x01(\tR\arelease\"\x14\n" +
-	"\x12MarkDeployResponse\"\xe2\x04\n" +
+	"\x12MarkDeployResponse\"\xa1\x05\n" +
 	"\vBackupFacts\x12\x10\n" +
 	"\x03set\x18\x01 \x01(\tR\x03set\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\x129\n" +
@@ -4399,7 +4417,9 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"unreadable\x12;\n" +
 	"\vreported_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reportedAt\x12\x1e\n" +
-	"\vcan_run_now\x18\x0f \x01(\bR\tcanRunNow\"3\n" +
+	"\vcan_run_now\x18\x0f \x01(\bR\tcanRunNow\x12\x16\n" +
+	"\x06status\x18\x10 \x01(\tR\x06status\x12%\n" +
+	"\x0everify_message\x18\x11 \x01(\tR\rverifyMessage\"3\n" +
 	"\tBackupSet\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04tool\x18\x02 \x01(\tR\x04tool\"\x11\n" +
@@ -4474,7 +4494,7 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\bListSets\x12\".ripcord.plugin.v1.ListSetsRequest\x1a#.ripcord.plugin.v1.ListSetsResponse\x12g\n" +
 	"\x0eWatchFreshness\x12(.ripcord.plugin.v1.WatchFreshnessRequest\x1a).ripcord.plugin.v1.WatchFreshnessResponse0\x01\x12O\n" +
 	"\x06Verify\x12 .ripcord.plugin.v1.VerifyRequest\x1a!.ripcord.plugin.v1.VerifyResponse0\x01\x12X\n" +
-	"\tRunBackup\x12#.ripcord.plugin.v1.RunBackupRequest\x1a$.ripcord.plugin.v1.RunBackupResponse0\x01BGZEgithub.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1;pluginv1b\x06proto3"
+	"\tRunBackup\x12#.ripcord.plugin.v1.RunBackupRequest\x1a$.ripcord.plugin.v1.RunBackupResponse0\x01BAZ?github.com/ripcordhq/ripcord/plugins/internal/pluginpb;pluginpbb\x06proto3"
 
 var (
 	file_ripcord_plugin_v1_provider_proto_rawDescOnce sync.Once

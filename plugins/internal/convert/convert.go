@@ -1,14 +1,13 @@
-// Package pbconv converts between core's domain types and the plugin
-// protocol's messages. Both sides of the protocol use it (the SDK inside a
-// plugin, the host's adapters), so a field added to one side cannot be
-// forgotten on the other.
-package pbconv
+// Package convert converts between core's domain types and the plugin
+// protocol's messages, for the host's side of the protocol. (The SDK has
+// its own types and converts them itself.)
+package convert
 
 import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -210,7 +209,7 @@ func BackupFacts(f core.BackupFacts) *pb.BackupFacts {
 		Set: f.Set, Tool: f.Tool, LastStart: Time(f.LastStart), LastEnd: Time(f.LastEnd), LastType: f.LastType,
 		LastSize: f.LastSize, LastFull: Time(f.LastFull), Attempted: Time(f.Attempted), AttemptOk: f.AttemptOK,
 		Running: f.Running, VerifiedAt: Time(f.VerifiedAt), VerifyOk: f.VerifyOK, Unreadable: f.Unreadable,
-		ReportedAt: Time(f.ReportedAt), CanRunNow: f.CanRunNow,
+		ReportedAt: Time(f.ReportedAt), CanRunNow: f.CanRunNow, Status: f.Status, VerifyMessage: f.VerifyMessage,
 	}
 }
 
@@ -220,7 +219,7 @@ func FromBackupFacts(f *pb.BackupFacts) core.BackupFacts {
 		LastType: f.GetLastType(), LastSize: f.GetLastSize(), LastFull: FromTime(f.GetLastFull()),
 		Attempted: FromTime(f.GetAttempted()), AttemptOK: f.GetAttemptOk(), Running: f.GetRunning(),
 		VerifiedAt: FromTime(f.GetVerifiedAt()), VerifyOK: f.GetVerifyOk(), Unreadable: f.GetUnreadable(),
-		ReportedAt: FromTime(f.GetReportedAt()), CanRunNow: f.GetCanRunNow(),
+		ReportedAt: FromTime(f.GetReportedAt()), CanRunNow: f.GetCanRunNow(), Status: f.GetStatus(), VerifyMessage: f.GetVerifyMessage(),
 	}
 }
 

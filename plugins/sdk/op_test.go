@@ -7,13 +7,13 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 )
 
-func runAll(t *testing.T, ops *Operations, ctx context.Context, id string, work Work) []*pb.OperationEvent {
+func runAll(t *testing.T, ops *operations, ctx context.Context, id string, w work) []*pb.OperationEvent {
 	t.Helper()
 	var evs []*pb.OperationEvent
-	err := ops.Run(ctx, &pb.Operation{Id: id}, work, func(ev *pb.OperationEvent) error {
+	err := ops.run(ctx, &pb.Operation{Id: id}, w, func(ev *pb.OperationEvent) error {
 		evs = append(evs, ev)
 		return nil
 	})
@@ -37,7 +37,7 @@ func checkContract(t *testing.T, evs []*pb.OperationEvent) *pb.Completed {
 }
 
 func TestPanickingWorkStillCompletesOnce(t *testing.T) {
-	ops := NewOperations(10, nil)
+	ops := newOperations(10, nil)
 	evs := runAll(t, ops, context.Background(), "p", func(ctx context.Context, op *Op) (func(*pb.Completed), error) {
 		_ = op.Progress(0.5, "half")
 		panic("boom")
@@ -49,7 +49,7 @@ func TestPanickingWorkStillCompletesOnce(t *testing.T) {
 }
 
 func TestEventsAfterCompletionAreRefused(t *testing.T) {
-	ops := NewOperations(10, nil)
+	ops := newOperations(10, nil)
 	var kept *Op
 	evs := runAll(t, ops, context.Background(), "late", func(ctx context.Context, op *Op) (func(*pb.Completed), error) {
 		kept = op
@@ -62,7 +62,7 @@ func TestEventsAfterCompletionAreRefused(t *testing.T) {
 }
 
 func TestSameIDRunsOnceAndReplays(t *testing.T) {
-	ops := NewOperations(10, nil)
+	ops := newOperations(10, nil)
 	var runs atomic.Int32
 	work := func(ctx context.Context, op *Op) (func(*pb.Completed), error) {
 		runs.Add(1)
@@ -80,14 +80,14 @@ func TestSameIDRunsOnceAndReplays(t *testing.T) {
 }
 
 func TestCancellingTheStarterCancelsTheWork(t *testing.T) {
-	ops := NewOperations(10, nil)
+	ops := newOperations(10, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	go func() {
 		<-started
 		cancel()
 	}()
-	err := ops.Run(ctx, &pb.Operation{Id: "c"}, func(ctx context.Context, op *Op) (func(*pb.Completed), error) {
+	err := ops.run(ctx, &pb.Operation{Id: "c"}, func(ctx context.Context, op *Op) (func(*pb.Completed), error) {
 		close(started)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -104,7 +104,7 @@ func TestCancellingTheStarterCancelsTheWork(t *testing.T) {
 }
 
 func TestOldOperationsAreForgotten(t *testing.T) {
-	ops := NewOperations(2, nil)
+	ops := newOperations(2, nil)
 	var runs atomic.Int32
 	work := func(ctx context.Context, op *Op) (func(*pb.Completed), error) { runs.Add(1); return nil, nil }
 	for _, id := range []string{"a", "b", "c", "a"} {
@@ -116,7 +116,7 @@ func TestOldOperationsAreForgotten(t *testing.T) {
 }
 
 func TestEmptyOperationIDIsRejected(t *testing.T) {
-	err := NewOperations(1, nil).Run(context.Background(), &pb.Operation{}, nil, nil)
+	err := newOperations(1, nil).run(context.Background(), &pb.Operation{}, nil, nil)
 	if err == nil {
 		t.Fatal("empty id accepted")
 	}

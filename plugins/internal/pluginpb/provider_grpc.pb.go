@@ -31,7 +31,7 @@
 // - protoc             v3.21.12
 // source: ripcord/plugin/v1/provider.proto
 
-package pluginv1
+package pluginpb
 
 import (
 	context "context"

@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/ripcordhq/ripcord/core"
-	pb "github.com/ripcordhq/ripcord/plugins/proto/ripcord/plugin/v1"
-	"github.com/ripcordhq/ripcord/plugins/sdk/pbconv"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 )
 
 // Op is one long operation as its implementation sees it. Its methods
@@ -27,8 +26,14 @@ import (
 // Op's methods are safe for concurrent use and return ErrOpFinished once
 // the operation completed.
 type Op struct {
-	// Request is the host's request: ID (the idempotency key), Ref, Actor.
-	Request core.OpRequest
+	// ID is the host's operation id, the idempotency key: the SDK runs
+	// the work once per ID however often the host asks.
+	ID string
+	// Ref is the service and environment the operation is for (backup
+	// operations name their set in the request instead).
+	Ref Ref
+	// Actor is who asked.
+	Actor Actor
 
 	rec *opRecord
 }
@@ -113,10 +118,9 @@ func (r *opRecord) next(i int) ([]*pb.OperationEvent, bool, <-chan struct{}) {
 	return r.events[i:], r.done, r.changed
 }
 
-// Operations runs long operations with the protocol's guarantees and
-// remembers them by operation id. Serve uses one internally; it is
-// exported for plugins that serve the protocol's services themselves.
-type Operations struct {
+// operations runs long operations with the protocol's guarantees and
+// remembers them by operation id.
+type operations struct {
 	keep int
 	log  hclog.Logger
 
@@ -126,39 +130,39 @@ type Operations struct {
 	finished []string
 }
 
-// NewOperations returns a registry that remembers keep finished operations.
-func NewOperations(keep int, log hclog.Logger) *Operations {
+// newOperations returns a registry that remembers keep finished operations.
+func newOperations(keep int, log hclog.Logger) *operations {
 	if keep <= 0 {
 		keep = 1000
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Operations{keep: keep, log: log, byID: map[string]*opRecord{}}
+	return &operations{keep: keep, log: log, byID: map[string]*opRecord{}}
 }
 
-// Work is an operation's implementation. result, when non-nil, is called
+// work is an operation's implementation. result, when non-nil, is called
 // after a successful return to fill the completion (backup facts).
-type Work func(ctx context.Context, op *Op) (result func(*pb.Completed), err error)
+type work func(ctx context.Context, op *Op) (result func(*pb.Completed), err error)
 
 // Run starts the operation named by req (or attaches to it, when its id is
 // already known) and sends its events to send until completion. The work
 // runs under the context of the call that started it: cancelling that call
 // cancels the operation. Calls that attach only watch.
-func (s *Operations) Run(ctx context.Context, req *pb.Operation, work Work, send func(*pb.OperationEvent) error) error {
+func (s *operations) run(ctx context.Context, req *pb.Operation, w work, send func(*pb.OperationEvent) error) error {
 	if req.GetId() == "" {
 		return status.Error(codes.InvalidArgument, "operation.id is required (the host's idempotency key)")
 	}
 	rec, started := s.startOrAttach(req.GetId())
 	if started {
-		op := &Op{Request: pbconv.FromOperation(req), rec: rec}
-		go s.execute(ctx, op, work)
+		op := &Op{ID: req.GetId(), Ref: fromRef(req.GetRef()), Actor: fromActor(req.GetActor()), rec: rec}
+		go s.execute(ctx, op, w)
 	}
 	return s.follow(ctx, rec, send)
 }
 
-// Attach follows an operation this process knows, or reports false.
-func (s *Operations) Attach(ctx context.Context, id string, send func(*pb.OperationEvent) error) (bool, error) {
+// attach follows an operation this process knows, or reports false.
+func (s *operations) attach(ctx context.Context, id string, send func(*pb.OperationEvent) error) (bool, error) {
 	s.mu.Lock()
 	rec := s.byID[id]
 	s.mu.Unlock()
@@ -168,7 +172,7 @@ func (s *Operations) Attach(ctx context.Context, id string, send func(*pb.Operat
 	return true, s.follow(ctx, rec, send)
 }
 
-func (s *Operations) startOrAttach(id string) (*opRecord, bool) {
+func (s *operations) startOrAttach(id string) (*opRecord, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rec, ok := s.byID[id]; ok {
@@ -179,11 +183,11 @@ func (s *Operations) startOrAttach(id string) (*opRecord, bool) {
 	return rec, true
 }
 
-func (s *Operations) execute(ctx context.Context, op *Op, work Work) {
+func (s *operations) execute(ctx context.Context, op *Op, w work) {
 	completed := &pb.Completed{}
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("operation panicked", "operation_id", op.Request.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			s.log.Error("operation panicked", "operation_id", op.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			completed = &pb.Completed{Outcome: pb.Outcome_OUTCOME_FAILED, Error: fmt.Sprintf("provider panicked: %v", p)}
 		}
 		// Counted as finished before the completion is visible, so a
@@ -191,7 +195,7 @@ func (s *Operations) execute(ctx context.Context, op *Op, work Work) {
 		s.remember(op.rec.id)
 		op.rec.complete(completed)
 	}()
-	result, err := work(ctx, op)
+	result, err := w(ctx, op)
 	switch {
 	case err == nil:
 		completed.Outcome = pb.Outcome_OUTCOME_SUCCEEDED
@@ -208,7 +212,7 @@ func (s *Operations) execute(ctx context.Context, op *Op, work Work) {
 }
 
 // remember keeps finished operations for replay, evicting the oldest.
-func (s *Operations) remember(id string) {
+func (s *operations) remember(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finished = append(s.finished, id)
@@ -218,7 +222,7 @@ func (s *Operations) remember(id string) {
 	}
 }
 
-func (s *Operations) follow(ctx context.Context, rec *opRecord, send func(*pb.OperationEvent) error) error {
+func (s *operations) follow(ctx context.Context, rec *opRecord, send func(*pb.OperationEvent) error) error {
 	i := 0
 	for {
 		evs, done, changed := rec.next(i)

@@ -1,0 +1,69 @@
+package builtin
+
+import (
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+)
+
+// The built-in providers are written against core's types; the SDK speaks
+// its own. These convert between the two at the adapters.
+
+func coreRef(r sdk.Ref) core.Ref { return core.Ref{Service: r.Service, Env: r.Env} }
+
+func coreActor(a sdk.Actor) core.Actor {
+	return core.Actor{Name: a.Name, Host: a.Host, KeyFingerprint: a.KeyFingerprint, Automation: a.Automation}
+}
+
+func coreOp(op *sdk.Op) core.OpRequest {
+	return core.OpRequest{ID: op.ID, Ref: coreRef(op.Ref), Actor: coreActor(op.Actor)}
+}
+
+func coreRelease(r sdk.Release) core.Release {
+	out := core.Release{Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
+		ArtifactDigest: r.ArtifactDigest, BuiltAt: r.BuiltAt}
+	for _, m := range r.Migrations {
+		out.Migrations = append(out.Migrations, core.Migration{ID: m.ID, Kind: core.MigrationKind(m.Kind)})
+	}
+	return out
+}
+
+func sdkTargetStatus(s core.TargetStatus) sdk.TargetStatus {
+	return sdk.TargetStatus{Current: s.Current, Candidate: s.Candidate, Weight: s.Weight, Healthy: s.Healthy, Kept: s.Kept, Problems: s.Problems}
+}
+
+func sdkRun(r core.PipelineRun) sdk.PipelineRun {
+	out := sdk.PipelineRun{ID: r.ID, Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
+		State: sdk.RunState(r.State), ArtifactDigest: r.ArtifactDigest, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+	for _, st := range r.Stages {
+		s := sdk.Stage{Name: st.Name, State: sdk.RunState(st.State)}
+		for _, x := range st.Steps {
+			s.Steps = append(s.Steps, sdk.Step{Name: x.Name, State: sdk.RunState(x.State), ExitCode: x.ExitCode,
+				Progress: x.Progress, StartedAt: x.StartedAt, FinishedAt: x.FinishedAt})
+		}
+		out.Stages = append(out.Stages, s)
+	}
+	return out
+}
+
+func sdkIssues(issues []core.ErrorIssue) []sdk.ErrorIssue {
+	var out []sdk.ErrorIssue
+	for _, i := range issues {
+		out = append(out, sdk.ErrorIssue{Fingerprint: i.Fingerprint, Title: i.Title, Count: i.Count, FirstSeen: i.FirstSeen, FirstRelease: i.FirstRelease})
+	}
+	return out
+}
+
+func sdkWindow(w core.ErrorWindow) sdk.ErrorWindow {
+	out := sdk.ErrorWindow{Release: w.Release, Unavailable: w.Unavailable, Issues: sdkIssues(w.Issues)}
+	for _, b := range w.Buckets {
+		out.Buckets = append(out.Buckets, sdk.ErrorBucket{Start: b.Start, Count: b.Count})
+	}
+	return out
+}
+
+func sdkFacts(f core.BackupFacts) sdk.BackupFacts {
+	return sdk.BackupFacts{Set: f.Set, Tool: f.Tool, LastStart: f.LastStart, LastEnd: f.LastEnd, LastType: f.LastType,
+		LastSize: f.LastSize, LastFull: f.LastFull, Attempted: f.Attempted, AttemptOK: f.AttemptOK, Running: f.Running,
+		VerifiedAt: f.VerifiedAt, VerifyOK: f.VerifyOK, VerifyMessage: f.VerifyMessage, Unreadable: f.Unreadable,
+		ReportedAt: f.ReportedAt, CanRunNow: f.CanRunNow, Status: f.Status}
+}
