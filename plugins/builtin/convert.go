@@ -20,9 +20,25 @@ func coreOp(op *sdk.Op) core.OpRequest {
 
 func coreRelease(r sdk.Release) core.Release {
 	out := core.Release{Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
-		ArtifactDigest: r.ArtifactDigest, BuiltAt: r.BuiltAt}
+		ArtifactDigest: r.ArtifactDigest, BuiltAt: r.BuiltAt, MigrationsUnknown: r.MigrationsUnknown}
 	for _, m := range r.Migrations {
-		out.Migrations = append(out.Migrations, core.Migration{ID: m.ID, Kind: core.MigrationKind(m.Kind)})
+		cm := core.Migration{ID: m.ID, Kind: core.MigrationKind(m.Kind), File: m.File, Layout: m.Layout, Reason: m.Reason}
+		for _, c := range m.Changes {
+			cm.Changes = append(cm.Changes, core.SchemaChange{Kind: core.MigrationKind(c.Kind), Action: c.Action, Table: c.Table, Column: c.Column, Line: c.Line})
+		}
+		out.Migrations = append(out.Migrations, cm)
+	}
+	return out
+}
+
+func sdkMigrations(ms []core.Migration) []sdk.Migration {
+	var out []sdk.Migration
+	for _, m := range ms {
+		x := sdk.Migration{ID: m.ID, Kind: string(m.Kind), File: m.File, Layout: m.Layout, Reason: m.Reason}
+		for _, c := range m.Changes {
+			x.Changes = append(x.Changes, sdk.SchemaChange{Kind: string(c.Kind), Action: c.Action, Table: c.Table, Column: c.Column, Line: c.Line})
+		}
+		out = append(out, x)
 	}
 	return out
 }
@@ -33,7 +49,8 @@ func sdkTargetStatus(s core.TargetStatus) sdk.TargetStatus {
 
 func sdkRun(r core.PipelineRun) sdk.PipelineRun {
 	out := sdk.PipelineRun{ID: r.ID, Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
-		State: sdk.RunState(r.State), ArtifactDigest: r.ArtifactDigest, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt}
+		State: sdk.RunState(r.State), ArtifactDigest: r.ArtifactDigest, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+		Migrations: sdkMigrations(r.Migrations), MigrationsUnknown: r.MigrationsUnknown}
 	for _, st := range r.Stages {
 		s := sdk.Stage{Name: st.Name, State: sdk.RunState(st.State)}
 		for _, x := range st.Steps {

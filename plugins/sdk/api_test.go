@@ -82,7 +82,7 @@ func TestSDKExportsOnlyWhatAuthorsUse(t *testing.T) {
 		"PipelineRun", "PipelineSource", "Provider", "ReattachRequest", "Reattacher", "Ref", "Release",
 		"RollbackRequest", "RunBackupRequest", "RunCanceled", "RunFailed", "RunQueued", "RunRunning",
 		"RunSkipped", "RunState", "RunSucceeded", "RunWaiting", "RunsRequest", "Serve", "ServeConfig",
-		"SetWeightRequest", "SettingError", "SettingErrors", "Stage", "StatusRequest", "Step", "Target",
+		"SchemaChange", "SetWeightRequest", "SettingError", "SettingErrors", "Stage", "StatusRequest", "Step", "Target",
 		"TargetStatus", "TriggerRequest", "Triggerer", "VerifyRequest", "WatchCountsRequest",
 		"WatchFreshnessRequest", "WatchRunsRequest", "WatchStatusRequest",
 	}

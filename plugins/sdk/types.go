@@ -34,14 +34,34 @@ type Release struct {
 	Branch         string
 	ArtifactDigest string
 	BuiltAt        time.Time
-	Migrations     []Migration
+	// Migrations are the migrations at Commit, in the order they apply;
+	// MigrationsUnknown says why they could not be read.
+	Migrations        []Migration
+	MigrationsUnknown string
 }
 
-// Migration is one schema change a release carries; Kind is "expand" (safe
-// to leave in place on rollback) or "contract".
+// Migration is one schema migration; Kind is "expand" (safe to leave in
+// place on rollback) or "contract".
 type Migration struct {
 	ID   string
 	Kind string
+	// File is its path in the repository; Layout the tool whose naming it
+	// follows (golang-migrate, goose, flyway, dbmate, plain).
+	File   string
+	Layout string
+	// Reason says in a sentence why it is Kind.
+	Reason string
+	// Changes are its statements' effects, in file order.
+	Changes []SchemaChange
+}
+
+// SchemaChange is what one statement of a migration does.
+type SchemaChange struct {
+	Kind   string // expand or contract
+	Action string // "add column", "drop table"…
+	Table  string
+	Column string
+	Line   int
 }
 
 // TargetStatus is what runs in one service's environment.
@@ -91,6 +111,10 @@ type PipelineRun struct {
 	// the newest, whatever order runs arrive in.
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// Migrations are the migrations at Commit (see Release.Migrations);
+	// MigrationsUnknown says why they could not be read.
+	Migrations        []Migration
+	MigrationsUnknown string
 }
 
 // Stage groups steps.

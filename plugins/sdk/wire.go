@@ -49,23 +49,41 @@ func fromTargetStatus(s *pb.TargetStatus) TargetStatus {
 }
 
 func toRelease(r Release) *pb.Release {
-	out := &pb.Release{
+	return &pb.Release{
 		Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
 		ArtifactDigest: r.ArtifactDigest, BuiltAt: toTime(r.BuiltAt),
+		Migrations: toMigrations(r.Migrations), MigrationsUnknown: r.MigrationsUnknown,
 	}
-	for _, m := range r.Migrations {
-		out.Migrations = append(out.Migrations, &pb.Migration{Id: m.ID, Kind: m.Kind})
+}
+
+func fromRelease(r *pb.Release) Release {
+	return Release{
+		Service: r.GetService(), Version: r.GetVersion(), Commit: r.GetCommit(), Branch: r.GetBranch(),
+		ArtifactDigest: r.GetArtifactDigest(), BuiltAt: fromTime(r.GetBuiltAt()),
+		Migrations: fromMigrations(r.GetMigrations()), MigrationsUnknown: r.GetMigrationsUnknown(),
+	}
+}
+
+func toMigrations(ms []Migration) []*pb.Migration {
+	var out []*pb.Migration
+	for _, m := range ms {
+		pm := &pb.Migration{Id: m.ID, Kind: m.Kind, File: m.File, Layout: m.Layout, Reason: m.Reason}
+		for _, c := range m.Changes {
+			pm.Changes = append(pm.Changes, &pb.SchemaChange{Kind: c.Kind, Action: c.Action, Table: c.Table, Column: c.Column, Line: int32(c.Line)})
+		}
+		out = append(out, pm)
 	}
 	return out
 }
 
-func fromRelease(r *pb.Release) Release {
-	out := Release{
-		Service: r.GetService(), Version: r.GetVersion(), Commit: r.GetCommit(), Branch: r.GetBranch(),
-		ArtifactDigest: r.GetArtifactDigest(), BuiltAt: fromTime(r.GetBuiltAt()),
-	}
-	for _, m := range r.GetMigrations() {
-		out.Migrations = append(out.Migrations, Migration{ID: m.GetId(), Kind: m.GetKind()})
+func fromMigrations(ms []*pb.Migration) []Migration {
+	var out []Migration
+	for _, m := range ms {
+		x := Migration{ID: m.GetId(), Kind: m.GetKind(), File: m.GetFile(), Layout: m.GetLayout(), Reason: m.GetReason()}
+		for _, c := range m.GetChanges() {
+			x.Changes = append(x.Changes, SchemaChange{Kind: c.GetKind(), Action: c.GetAction(), Table: c.GetTable(), Column: c.GetColumn(), Line: int(c.GetLine())})
+		}
+		out = append(out, x)
 	}
 	return out
 }
@@ -94,6 +112,7 @@ func toPipelineRun(r PipelineRun) *pb.PipelineRun {
 		Id: r.ID, Service: r.Service, Version: r.Version, Commit: r.Commit, Branch: r.Branch,
 		State: runStates[r.State], ArtifactDigest: r.ArtifactDigest,
 		StartedAt: toTime(r.StartedAt), FinishedAt: toTime(r.FinishedAt),
+		Migrations: toMigrations(r.Migrations), MigrationsUnknown: r.MigrationsUnknown,
 	}
 	for _, st := range r.Stages {
 		ps := &pb.Stage{Name: st.Name, State: runStates[st.State]}
@@ -113,6 +132,7 @@ func fromPipelineRun(r *pb.PipelineRun) PipelineRun {
 		ID: r.GetId(), Service: r.GetService(), Version: r.GetVersion(), Commit: r.GetCommit(), Branch: r.GetBranch(),
 		State: fromRunState(r.GetState()), ArtifactDigest: r.GetArtifactDigest(),
 		StartedAt: fromTime(r.GetStartedAt()), FinishedAt: fromTime(r.GetFinishedAt()),
+		Migrations: fromMigrations(r.GetMigrations()), MigrationsUnknown: r.GetMigrationsUnknown(),
 	}
 	for _, ps := range r.GetStages() {
 		st := Stage{Name: ps.GetName(), State: fromRunState(ps.GetState())}

@@ -4,6 +4,11 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
 )
 
 // fill sets every field of v (a pointer) to a value that is not zero, so a
@@ -61,4 +66,72 @@ func TestEveryFieldCrossesTheWire(t *testing.T) {
 	check("ErrorWindow", w, fromErrorWindow(toErrorWindow(ref, w)))
 	f := filled[BackupFacts]()
 	check("BackupFacts", f, fromBackupFacts(toBackupFacts(f)))
+}
+
+// fillProto sets every field of a protocol message, nested ones too.
+func fillProto(m protoreflect.Message) {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch {
+		case fd.IsList():
+			l := m.Mutable(fd).List()
+			if fd.Kind() == protoreflect.MessageKind {
+				e := l.NewElement()
+				fillProto(e.Message())
+				l.Append(e)
+			} else {
+				l.Append(scalar(fd))
+			}
+		case fd.Kind() == protoreflect.MessageKind:
+			fillProto(m.Mutable(fd).Message())
+		default:
+			m.Set(fd, scalar(fd))
+		}
+	}
+}
+
+func scalar(fd protoreflect.FieldDescriptor) protoreflect.Value {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString("x-" + string(fd.Name()))
+	case protoreflect.BoolKind:
+		return protoreflect.ValueOfBool(true)
+	case protoreflect.Int32Kind:
+		return protoreflect.ValueOfInt32(7)
+	case protoreflect.Int64Kind:
+		return protoreflect.ValueOfInt64(7)
+	case protoreflect.DoubleKind:
+		return protoreflect.ValueOfFloat64(0.25)
+	case protoreflect.EnumKind:
+		return protoreflect.ValueOfEnum(fd.Enum().Values().Get(1).Number())
+	}
+	panic("fillProto: unhandled " + fd.Kind().String())
+}
+
+func filledProto[M proto.Message](m M) M {
+	fillProto(m.ProtoReflect())
+	return m
+}
+
+// Every field the protocol carries has a place in the SDK's types: what
+// the host sends (a release's migrations, say) reaches the plugin whole,
+// and what a plugin may report, the host can receive.
+func TestEveryProtocolFieldHasAnSDKField(t *testing.T) {
+	check := func(name string, in, out proto.Message) {
+		t.Helper()
+		if !proto.Equal(in, out) {
+			t.Errorf("the SDK loses part of %s:\n sent %v\n  got %v", name, in, out)
+		}
+	}
+	ts := filledProto(&pb.TargetStatus{})
+	check("TargetStatus", ts, toTargetStatus(fromRef(ts.GetRef()), fromTargetStatus(ts)))
+	rel := filledProto(&pb.Release{})
+	check("Release", rel, toRelease(fromRelease(rel)))
+	run := filledProto(&pb.PipelineRun{})
+	check("PipelineRun", run, toPipelineRun(fromPipelineRun(run)))
+	w := filledProto(&pb.ErrorWindow{})
+	check("ErrorWindow", w, toErrorWindow(fromRef(w.GetRef()), fromErrorWindow(w)))
+	f := filledProto(&pb.BackupFacts{})
+	check("BackupFacts", f, toBackupFacts(fromBackupFacts(f)))
 }
