@@ -305,10 +305,11 @@ func recvOf[T any](s grpc.ServerStreamingClient[T]) recv {
 	return func() (any, error) { return s.Recv() }
 }
 
-// firstWithin bounds a watch's first message, and openFor how long a watch
-// with nothing to send must at least stay open.
+// firstWithin bounds a watch's first message — "at once" includes the
+// first read of a slow tool (borg on a busy machine takes seconds) — and
+// openFor is how long a watch with nothing to send must at least stay open.
 const (
-	firstWithin = 10 * time.Second
+	firstWithin = 30 * time.Second
 	openFor     = 2 * time.Second
 )
 
