@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -181,9 +180,9 @@ func rsVersion(c *cluster, s Settings, hash string) string {
 	return ""
 }
 
-func argoStatus(c *cluster) core.TargetStatus {
+func argoStatus(c *cluster) sdk.TargetStatus {
 	s := c.s
-	var ts core.TargetStatus
+	var ts sdk.TargetStatus
 	obj, err := getRollout(c, s)
 	if err != nil {
 		ts.Problems = []string{fmt.Sprintf("rollout %s/%s not found", s.Namespace, s.Workload)}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -80,9 +79,9 @@ func totalReplicas(d *appsv1.Deployment) int32 {
 	return 1
 }
 
-func deploymentStatus(c *cluster) core.TargetStatus {
+func deploymentStatus(c *cluster) sdk.TargetStatus {
 	s := c.s
-	var ts core.TargetStatus
+	var ts sdk.TargetStatus
 	st, err := c.deployments.Deployments(s.Namespace).Get(s.Workload)
 	if err != nil {
 		ts.Problems = []string{fmt.Sprintf("deployment %s/%s not found", s.Namespace, s.Workload)}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -91,8 +90,8 @@ func New(log hclog.Logger) *Provider {
 
 // Configure takes the environment's target block. Nothing is sent to the
 // API server here; the connection is checked by CheckHealth.
-func (p *Provider) Configure(_ context.Context, raw json.RawMessage, _ map[string]string) error {
-	s, err := ParseSettings(raw)
+func (p *Provider) Configure(_ context.Context, req sdk.ConfigureRequest) error {
+	s, err := ParseSettings(req.Settings)
 	if err != nil {
 		return err
 	}
@@ -158,7 +157,7 @@ func (p *Provider) CheckHealth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ts, err := p.Status(ctx, core.Ref{})
+	ts, err := p.Status(ctx, sdk.StatusRequest{})
 	if err != nil {
 		return err
 	}
@@ -178,27 +177,23 @@ func workloadName(s Settings) string {
 }
 
 // Status reads the workload from the informers' caches.
-func (p *Provider) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
+func (p *Provider) Status(ctx context.Context, _ sdk.StatusRequest) (sdk.TargetStatus, error) {
 	c, s, err := p.current()
 	if err != nil {
-		return core.TargetStatus{}, err
+		return sdk.TargetStatus{}, err
 	}
 	if err := c.ready(ctx); err != nil {
-		return core.TargetStatus{}, explainForbidden(err, s.Mode, s.Namespace)
+		return sdk.TargetStatus{}, explainForbidden(err, s.Mode, s.Namespace)
 	}
-	var ts core.TargetStatus
 	if s.Mode == ModeArgo {
-		ts = argoStatus(c)
-	} else {
-		ts = deploymentStatus(c)
+		return argoStatus(c), nil
 	}
-	ts.Ref = ref
-	return ts, nil
+	return deploymentStatus(c), nil
 }
 
 // WatchStatus sends the status, then every change the informers see.
-func (p *Provider) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
-	var last *core.TargetStatus
+func (p *Provider) WatchStatus(ctx context.Context, req sdk.WatchStatusRequest, send func(sdk.TargetStatus) error) error {
+	var last *sdk.TargetStatus
 	for {
 		// Read the connection afresh: a new Configure replaces it.
 		c, _, err := p.current()
@@ -206,7 +201,7 @@ func (p *Provider) WatchStatus(ctx context.Context, ref core.Ref, send func(core
 			return err
 		}
 		changed := c.changed.wait()
-		ts, err := p.Status(ctx, ref)
+		ts, err := p.Status(ctx, sdk.StatusRequest{Ref: req.Ref})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -228,14 +223,14 @@ func (p *Provider) WatchStatus(ctx context.Context, ref core.Ref, send func(core
 	}
 }
 
-func sameStatus(a, b core.TargetStatus) bool {
-	return a.Ref == b.Ref && a.Current == b.Current && a.Candidate == b.Candidate && a.Weight == b.Weight &&
+func sameStatus(a, b sdk.TargetStatus) bool {
+	return a.Current == b.Current && a.Candidate == b.Candidate && a.Weight == b.Weight &&
 		a.Healthy == b.Healthy && slices.Equal(a.Kept, b.Kept) && slices.Equal(a.Problems, b.Problems)
 }
 
 // Releases lists the releases the workload's ReplicaSet history keeps,
 // newest first.
-func (p *Provider) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
+func (p *Provider) Releases(ctx context.Context, ref sdk.Ref, limit int) ([]sdk.Release, error) {
 	c, s, err := p.current()
 	if err != nil {
 		return nil, err
@@ -243,9 +238,9 @@ func (p *Provider) Releases(ctx context.Context, ref core.Ref, limit int) ([]cor
 	if err := c.ready(ctx); err != nil {
 		return nil, err
 	}
-	var out []core.Release
+	var out []sdk.Release
 	for _, h := range history(c, s) {
-		rel := core.Release{Service: ref.Service, Version: h.version, ArtifactDigest: digestOf(h.image)}
+		rel := sdk.Release{Service: ref.Service, Version: h.version, ArtifactDigest: digestOf(h.image)}
 		out = append(out, rel)
 		if limit > 0 && len(out) == limit {
 			break
@@ -258,7 +253,7 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // imageFor is the image a release deploys as: the repository pinned by the
 // release's artifact digest.
-func imageFor(s Settings, rel core.Release) (string, error) {
+func imageFor(s Settings, rel sdk.Release) (string, error) {
 	d := rel.ArtifactDigest
 	if !strings.HasPrefix(d, "sha256:") && len(d) == 64 {
 		d = "sha256:" + d
@@ -280,7 +275,7 @@ func digestOf(image string) string {
 }
 
 // Plan says what a deploy at weight would do, for the confirmation.
-func (p *Provider) Plan(ctx context.Context, _ core.Ref, rel core.Release, weight int) ([]string, error) {
+func (p *Provider) Plan(ctx context.Context, _ sdk.Ref, rel sdk.Release, weight int) ([]string, error) {
 	c, s, err := p.current()
 	if err != nil {
 		return nil, err
@@ -311,7 +306,7 @@ func (p *Provider) begin(ctx context.Context, op *sdk.Op) (context.Context, cont
 	if err != nil {
 		return ctx, func() {}, nil, s, err
 	}
-	op.SetExternalRef(externalRef(s, op.Request.ID))
+	op.SetExternalRef(externalRef(s, op.ID))
 	// An event before the first write tells the host the external ref, so
 	// it can re-attach even if this process dies right after that write.
 	_ = op.Progress(0, "starting on "+workloadName(s))
@@ -320,7 +315,7 @@ func (p *Provider) begin(ctx context.Context, op *sdk.Op) (context.Context, cont
 }
 
 func actorName(op *sdk.Op) string {
-	a := op.Request.Actor
+	a := op.Actor
 	if a.Name == "" {
 		return ""
 	}
@@ -328,7 +323,8 @@ func actorName(op *sdk.Op) string {
 }
 
 // Deploy starts a release at weight (100 replaces the stable release).
-func (p *Provider) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, weight int) error {
+func (p *Provider) Deploy(ctx context.Context, op *sdk.Op, req sdk.DeployRequest) error {
+	rel, weight := req.Release, req.Weight
 	ctx, cancel, c, s, err := p.begin(ctx, op)
 	defer cancel()
 	if err != nil {
@@ -344,13 +340,14 @@ func (p *Provider) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, wei
 	p.mu.Lock()
 	p.deployed[rel.Version] = image
 	p.mu.Unlock()
-	in := intent{ID: op.Request.ID, Kind: "deploy", Version: rel.Version, Image: image, Weight: weight, Actor: actorName(op), Started: time.Now().UTC()}
+	in := intent{ID: op.ID, Kind: "deploy", Version: rel.Version, Image: image, Weight: weight, Actor: actorName(op), Started: time.Now().UTC()}
 	return p.run(ctx, op, c, s, in)
 }
 
 // SetWeight moves the canary to weight: 100 promotes it, 0 aborts it
 // (traffic back on stable, the canary kept).
-func (p *Provider) SetWeight(ctx context.Context, op *sdk.Op, weight int) error {
+func (p *Provider) SetWeight(ctx context.Context, op *sdk.Op, req sdk.SetWeightRequest) error {
+	weight := req.Weight
 	ctx, cancel, c, s, err := p.begin(ctx, op)
 	defer cancel()
 	if err != nil {
@@ -359,12 +356,13 @@ func (p *Provider) SetWeight(ctx context.Context, op *sdk.Op, weight int) error 
 	if weight < 0 || weight > 100 {
 		return fmt.Errorf("weight %d is not a share between 0 and 100", weight)
 	}
-	in := intent{ID: op.Request.ID, Kind: "weight", Weight: weight, Actor: actorName(op), Started: time.Now().UTC()}
+	in := intent{ID: op.ID, Kind: "weight", Weight: weight, Actor: actorName(op), Started: time.Now().UTC()}
 	return p.run(ctx, op, c, s, in)
 }
 
 // Rollback puts the workload back on a kept release, skipping steps.
-func (p *Provider) Rollback(ctx context.Context, op *sdk.Op, toVersion string) error {
+func (p *Provider) Rollback(ctx context.Context, op *sdk.Op, req sdk.RollbackRequest) error {
+	toVersion := req.ToVersion
 	ctx, cancel, c, s, err := p.begin(ctx, op)
 	defer cancel()
 	if err != nil {
@@ -377,7 +375,7 @@ func (p *Provider) Rollback(ctx context.Context, op *sdk.Op, toVersion string) e
 	if err != nil {
 		return err
 	}
-	in := intent{ID: op.Request.ID, Kind: "rollback", Version: toVersion, Image: image, Weight: 100, Actor: actorName(op), Started: time.Now().UTC()}
+	in := intent{ID: op.ID, Kind: "rollback", Version: toVersion, Image: image, Weight: 100, Actor: actorName(op), Started: time.Now().UTC()}
 	return p.run(ctx, op, c, s, in)
 }
 
@@ -409,14 +407,15 @@ func (p *Provider) rollbackImage(c *cluster, s Settings, version string) (string
 // Reattach follows an operation a previous provider process started, by
 // the intent stored on the workload: it applies the rest of it (every
 // write is idempotent) and waits for the result.
-func (p *Provider) Reattach(ctx context.Context, op *sdk.Op, ref string) error {
+func (p *Provider) Reattach(ctx context.Context, op *sdk.Op, req sdk.ReattachRequest) error {
+	ref := req.ExternalRef
 	c, s, err := p.current()
 	if err != nil {
 		return err
 	}
-	want := externalRef(s, op.Request.ID)
+	want := externalRef(s, op.ID)
 	if ref != want {
-		return fmt.Errorf("operation %s was started on %s, not on %s as configured now", op.Request.ID, ref, want)
+		return fmt.Errorf("operation %s was started on %s, not on %s as configured now", op.ID, ref, want)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -434,9 +433,9 @@ func (p *Provider) Reattach(ctx context.Context, op *sdk.Op, ref string) error {
 	in, ok := parseIntent(raw)
 	switch {
 	case !ok:
-		return fmt.Errorf("operation %s left no record on %s: it never reached the cluster", op.Request.ID, workloadName(s))
-	case in.ID != op.Request.ID:
-		return fmt.Errorf("operation %s was superseded on %s by operation %s (%s by %s at %s)", op.Request.ID, workloadName(s), in.ID, in.Kind, in.Actor, in.Started.Format(time.RFC3339))
+		return fmt.Errorf("operation %s left no record on %s: it never reached the cluster", op.ID, workloadName(s))
+	case in.ID != op.ID:
+		return fmt.Errorf("operation %s was superseded on %s by operation %s (%s by %s at %s)", op.ID, workloadName(s), in.ID, in.Kind, in.Actor, in.Started.Format(time.RFC3339))
 	}
 	_ = op.Log("stdout", fmt.Sprintf("re-attached to %s %s of %s", in.Kind, in.ID, workloadName(s)))
 	return p.run(ctx, op, c, s, in)

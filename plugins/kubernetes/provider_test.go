@@ -60,12 +60,12 @@ func TestConfigureNamesAMissingContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := New(nil)
-	err := p.Configure(t.Context(), json.RawMessage(`{"kubeconfig":"`+kc+`","context":"staging","namespace":"shop","workload":"api","image":"r.io/a"}`), nil)
+	err := p.Configure(t.Context(), sdk.ConfigureRequest{Settings: json.RawMessage(`{"kubeconfig":"` + kc + `","context":"staging","namespace":"shop","workload":"api","image":"r.io/a"}`)})
 	var se sdk.SettingErrors
 	if !errors.As(err, &se) || se[0].Path != "context" || !strings.Contains(se[0].Message, `context "staging" is not in`) || !strings.Contains(se[0].Message, "prod") {
 		t.Fatalf("Configure with a missing context: %v", err)
 	}
-	if err := p.Configure(t.Context(), json.RawMessage(`{"kubeconfig":"`+kc+`","context":"prod","namespace":"shop","workload":"api","image":"r.io/a"}`), nil); err != nil {
+	if err := p.Configure(t.Context(), sdk.ConfigureRequest{Settings: json.RawMessage(`{"kubeconfig":"` + kc + `","context":"prod","namespace":"shop","workload":"api","image":"r.io/a"}`)}); err != nil {
 		t.Fatalf("Configure with a good context: %v", err)
 	}
 	p.Close()

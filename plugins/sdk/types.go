@@ -25,6 +25,22 @@ type Actor struct {
 	Automation     bool
 }
 
+// String names the actor as Ripcord's audit log does: "ana@bastion-1",
+// "automation:ripcord", "ana@bastion-1 (SHA256:…)".
+func (a Actor) String() string {
+	s := a.Name
+	if a.Automation {
+		s = "automation:" + s
+	}
+	if a.Host != "" {
+		s += "@" + a.Host
+	}
+	if a.KeyFingerprint != "" {
+		s += " (" + a.KeyFingerprint + ")"
+	}
+	return s
+}
+
 // Release is one build of a service, identified across environments by its
 // artifact digest.
 type Release struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/ripcordhq/ripcord/core/rollout"
 	"github.com/ripcordhq/ripcord/plugins/kubernetes"
 	"github.com/ripcordhq/ripcord/plugins/kubernetes/kubetest"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -137,6 +138,10 @@ func testProgressDeadline(t *testing.T, c *kubetest.Cluster) {
 	}
 }
 
+func sdkRelease(r core.Release) sdk.Release {
+	return sdk.Release{Service: r.Service, Version: r.Version, Branch: r.Branch, ArtifactDigest: r.ArtifactDigest}
+}
+
 // The provider passes the kit every third-party provider runs: handshake,
 // settings errors at their key, health, and for Deploy the event order,
 // cancellation within a second and idempotency on the operation id.
@@ -149,7 +154,7 @@ func testConformance(t *testing.T, c *kubetest.Cluster) {
 	conformance.Run(t, conformance.Options{
 		Binary: providerBinary(t), Name: "kubernetes",
 		Settings: good, BadSettings: bad, BadPath: "namespace",
-		Kinds: []string{"target"}, Ref: core.Ref{Service: "api", Env: "production"}, Release: release("v2"),
+		Kinds: []string{"target"}, Ref: sdk.Ref{Service: "api", Env: "production"}, Release: sdkRelease(release("v2")),
 	})
 }
 
