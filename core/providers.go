@@ -44,7 +44,30 @@ type TargetStatus struct {
 	// Problems lists what start-up reconciliation found (a stale temporary
 	// link, a dead process, a release without its artifact).
 	Problems []string `json:"problems,omitempty"`
+	// Hosts lists each machine of a target that runs releases on several
+	// (an SSH fleet), so the screen can say which host runs which release.
+	Hosts []HostStatus `json:"hosts,omitempty"`
 }
+
+// HostStatus is one machine of a target: the release its current link
+// points to and whether it answers.
+type HostStatus struct {
+	Name    string `json:"name"`
+	Address string `json:"address,omitempty"`
+	Release string `json:"release,omitempty"`
+	State   string `json:"state"` // one of the Host* states
+	// Message says why a host is not ok, or what is being done on it.
+	Message string `json:"message,omitempty"`
+}
+
+// Host states.
+const (
+	HostOK          = "ok"
+	HostWorking     = "working"
+	HostUnhealthy   = "unhealthy"
+	HostUnreachable = "unreachable"
+	HostUnknown     = "unknown"
+)
 
 // Target deploys releases into environments and shifts traffic.
 type Target interface {

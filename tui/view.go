@@ -414,6 +414,7 @@ func (m *Model) pipelinePane(now time.Time, w, h int) []string {
 func (m *Model) buildPipelinePane(now time.Time, w, h int) []string {
 	s := m.st
 	roll := m.rolloutLines(now, w, h-2)
+	roll = append(roll, m.hostLines(w, h-2-len(roll))...)
 	run, ok := m.snap.Pipelines[m.service]
 	if !ok {
 		return m.box(m.paneTitle(panePipeline, "Pipeline"), append([]string{s.muted.Render(" no run yet")}, roll...), w, h)
@@ -504,6 +505,67 @@ func (m *Model) rolloutLines(now time.Time, w, avail int) []string {
 			line += " " + s.warn.Render(bar(float64(now.Sub(d.StepStartedAt))/float64(st.For), 10))
 		}
 		lines = append(lines, line)
+	}
+	return lines
+}
+
+// hostLines lists the machines of the focused environment's target when
+// it runs releases on several (an SSH fleet): each with the release it
+// runs and its state, so a stopped rollout shows which host runs what.
+// Short of room, one line counts the hosts per release and names the
+// ones that are not ok.
+func (m *Model) hostLines(w, avail int) []string {
+	ref := m.focusRef()
+	t, ok := m.snap.Targets[ref]
+	if !ok || len(t.Hosts) == 0 {
+		return nil
+	}
+	s := m.st
+	paintOf := func(state string) paint {
+		switch state {
+		case core.HostOK:
+			return s.ok
+		case core.HostWorking:
+			return s.warn
+		case core.HostUnknown:
+			return s.muted
+		}
+		return s.danger
+	}
+	if avail < len(t.Hosts)+10 { // the pipeline keeps room for its own lines
+		count := map[string]int{}
+		var order, bad []string
+		for _, h := range t.Hosts {
+			if count[h.Release] == 0 {
+				order = append(order, h.Release)
+			}
+			count[h.Release]++
+			if h.State != core.HostOK {
+				bad = append(bad, paintOf(h.State).Render(h.Name+" "+h.State))
+			}
+		}
+		var parts []string
+		for _, r := range order {
+			parts = append(parts, fmt.Sprintf("%d on %s", count[r], orDash(r)))
+		}
+		line := s.muted.Render(" hosts: ") + s.text.Render(strings.Join(parts, ", "))
+		if len(bad) > 0 {
+			line += s.muted.Render(" · ") + strings.Join(bad, s.muted.Render(", "))
+		}
+		return []string{fit(line, w-2)}
+	}
+	nameW, relW := 6, 4
+	for _, h := range t.Hosts {
+		nameW, relW = max(nameW, width(h.Name)), max(relW, width(h.Release))
+	}
+	nameW, relW = min(nameW, 16), min(relW, 16)
+	lines := []string{s.muted.Render(" hosts · " + ref.Env)}
+	for _, h := range t.Hosts {
+		line := "   " + s.text.Render(pad(h.Name, nameW)) + " " + s.text.Render(pad(orDash(h.Release), relW)) + " " + paintOf(h.State).Render(h.State)
+		if h.Message != "" && h.State != core.HostOK {
+			line += s.muted.Render(": " + h.Message)
+		}
+		lines = append(lines, fit(line, w-2))
 	}
 	return lines
 }

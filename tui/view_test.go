@@ -358,3 +358,25 @@ func TestBackupsShowTheLastVerify(t *testing.T) {
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
 	mustContain(t, paneText(m, paneBackups), "verified 26h ago", "✗ verify 2h ago: pack damaged", "unverified")
 }
+
+// A target that runs on several hosts lists them under the pipeline: which
+// host runs which release, and why a host is not ok; a smaller terminal
+// gets one line that counts them and names the hosts that are not ok.
+func TestHostsOfAFleetUnderThePipeline(t *testing.T) {
+	snap := canarySnapshot()
+	ts := snap.Targets[production]
+	ts.Hosts = []core.HostStatus{
+		{Name: "web-1", Address: "10.0.0.11:22", Release: "v1.43.0", State: core.HostOK},
+		{Name: "web-2", Address: "10.0.0.12:22", Release: "v1.43.0", State: core.HostOK},
+		{Name: "web-3", Address: "10.0.0.13:22", Release: "v1.42.0", State: core.HostUnreachable, Message: "connect: i/o timeout"},
+		{Name: "web-4", Address: "10.0.0.14:22", Release: "v1.42.0", State: core.HostOK},
+	}
+	snap.Targets[production] = ts
+	m, _, _ := newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
+	mustContain(t, paneText(m, panePipeline), "hosts · production", "web-1  v1.43.0 ok", "web-3  v1.42.0 unreachable: connect: i/o timeout", "web-4  v1.42.0 ok")
+
+	m, _, _ = newConsole(t, snap, testOptions())
+	update(m, tea.WindowSizeMsg{Width: 120, Height: 30})
+	mustContain(t, paneText(m, panePipeline), "hosts: 2 on v1.43.0, 2 on v1.42.0 · web-3 unreachable")
+}

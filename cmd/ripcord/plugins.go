@@ -204,12 +204,18 @@ func usedProviders(f *config.File) []providerUse {
 				where = pl.Name + "." + e.Name
 			}
 			add(pl.Target, providerUse{kind: config.KindTarget, ref: ref, where: where}, func(s map[string]any) {
-				if pl.Target.Name != "local" {
-					return
+				switch pl.Target.Name {
+				case "local":
+					s["ref"] = map[string]any{"service": pl.Name, "env": e.Name}
+					setDefault(s, "artifact_store", filepath.Join(pipelineState(f, pl.Name), "artifacts"))
+					resolve(f, s, "root", "artifact_store")
+				case "ssh":
+					// root is a path on the hosts: never resolved here.
+					s["ref"] = map[string]any{"service": pl.Name, "env": e.Name}
+					setDefault(s, "artifact_store", filepath.Join(pipelineState(f, pl.Name), "artifacts"))
+					setDefault(s, "state_dir", filepath.Join(f.Dir, ".ripcord", "ssh", where))
+					resolve(f, s, "artifact_store", "state_dir", "identity_file", "known_hosts")
 				}
-				s["ref"] = map[string]any{"service": pl.Name, "env": e.Name}
-				setDefault(s, "artifact_store", filepath.Join(pipelineState(f, pl.Name), "artifacts"))
-				resolve(f, s, "root", "artifact_store")
 			})
 			add(pl.Errors, providerUse{kind: config.KindErrors, ref: ref, where: where}, func(s map[string]any) {
 				if pl.Errors.Name == "sentry-ingest" {

@@ -40,6 +40,7 @@ const (
 // BuiltinProviders are the providers that ship with Ripcord, by kind.
 var BuiltinProviders = map[string]string{
 	"local":         KindTarget,
+	"ssh":           KindTarget,
 	"exec":          KindPipeline,
 	"sentry-ingest": KindErrors,
 	"sentry":        KindErrors,

@@ -35,6 +35,7 @@ func Registry(version string) map[string]func() sdk.ServeConfig {
 			return backup("pgbackrest", version, true, pgbackrestSettings{}, buildPgbackrest)
 		},
 		"local":         func() sdk.ServeConfig { return localConfig(version) },
+		"ssh":           func() sdk.ServeConfig { return sshConfig(version) },
 		"exec":          func() sdk.ServeConfig { return execConfig(version) },
 		"sentry-ingest": func() sdk.ServeConfig { return sentryIngestConfig(version) },
 	}

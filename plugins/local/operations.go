@@ -22,24 +22,24 @@ func (t *Target) runOp(ctx context.Context, op core.OpRequest, fn func(core.OpEv
 	if fn == nil {
 		fn = func(core.OpEvent) {}
 	}
-	l, fresh, err := t.book.begin(op.ID, fn)
+	l, fresh, err := t.book.Begin(op.ID, fn)
 	if err != nil {
 		return err
 	}
 	if !fresh {
-		return l.follow(ctx, fn)
+		return l.Follow(ctx, fn)
 	}
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
 	step := func(p float64, msg string) {
-		l.emit(core.OpEvent{Progress: p, Message: msg, ExternalRef: op.ID})
+		l.Emit(core.OpEvent{Progress: p, Message: msg, ExternalRef: op.ID})
 	}
 	err = work(step)
 	done := core.OpEvent{Done: true, Progress: 1, Message: "done", ExternalRef: op.ID}
 	if err != nil {
 		done.Progress, done.Message, done.Err = 0, "failed", err.Error()
 	}
-	l.emit(done)
+	l.Emit(done)
 	t.notify()
 	return err
 }
@@ -54,11 +54,11 @@ func (t *Target) WatchOperation(ctx context.Context, op core.OpRequest, external
 	if externalRef != "" {
 		id = externalRef
 	}
-	l, err := t.book.lookup(id)
+	l, err := t.book.Lookup(id)
 	if err != nil {
 		return err
 	}
-	return l.follow(ctx, fn)
+	return l.Follow(ctx, fn)
 }
 
 // Deploy installs the release, starts it and checks its health; at weight

@@ -109,9 +109,9 @@ func (t *Target) reconcile(ctx context.Context) {
 		st.Candidate, st.Weight = "", 0
 	}
 
-	for _, id := range t.book.interrupted() {
+	for _, id := range t.book.Interrupted() {
 		add("operation %s was cut short when the target stopped: marked failed", id)
-		_, _ = t.book.lookup(id)
+		_, _ = t.book.Lookup(id)
 	}
 
 	t.mu.Lock()

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/internal/opbook"
 )
 
 // Config configures one environment's local target.
@@ -109,7 +110,7 @@ type Target struct {
 	run    *template.Template
 	health *checker
 	prx    *proxy
-	book   *opBook
+	book   *opbook.Book
 
 	opMu sync.Mutex // one deploy, weight change or rollback at a time
 
@@ -155,7 +156,7 @@ func New(cfg Config, logf func(core.LogLine)) (*Target, error) {
 	if err := t.lay.ensure(); err != nil {
 		return nil, fmt.Errorf("local target: %w", err)
 	}
-	t.book = newOpBook(t.lay.opsDir())
+	t.book = opbook.New(t.lay.opsDir(), "the local target")
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("local target: listen on the public port: %w", err)

@@ -50,17 +50,25 @@ func FromOperation(op *pb.Operation) core.OpRequest {
 }
 
 func TargetStatus(s core.TargetStatus) *pb.TargetStatus {
-	return &pb.TargetStatus{
+	out := &pb.TargetStatus{
 		Ref: Ref(s.Ref), Current: s.Current, Candidate: s.Candidate, Weight: int32(s.Weight),
 		Healthy: s.Healthy, Kept: s.Kept, Problems: s.Problems,
 	}
+	for _, h := range s.Hosts {
+		out.Hosts = append(out.Hosts, &pb.HostStatus{Name: h.Name, Address: h.Address, Release: h.Release, State: h.State, Message: h.Message})
+	}
+	return out
 }
 
 func FromTargetStatus(s *pb.TargetStatus) core.TargetStatus {
-	return core.TargetStatus{
+	out := core.TargetStatus{
 		Ref: FromRef(s.GetRef()), Current: s.GetCurrent(), Candidate: s.GetCandidate(), Weight: int(s.GetWeight()),
 		Healthy: s.GetHealthy(), Kept: s.GetKept(), Problems: s.GetProblems(),
 	}
+	for _, h := range s.GetHosts() {
+		out.Hosts = append(out.Hosts, core.HostStatus{Name: h.GetName(), Address: h.GetAddress(), Release: h.GetRelease(), State: h.GetState(), Message: h.GetMessage()})
+	}
+	return out
 }
 
 func Release(r core.Release) *pb.Release {

@@ -1171,14 +1171,16 @@ func (x *Completed) GetBackupFacts() *BackupFacts {
 }
 
 type TargetStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ref           *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
-	Current       string                 `protobuf:"bytes,2,opt,name=current,proto3" json:"current,omitempty"`
-	Candidate     string                 `protobuf:"bytes,3,opt,name=candidate,proto3" json:"candidate,omitempty"`
-	Weight        int32                  `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
-	Healthy       bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	Kept          []string               `protobuf:"bytes,6,rep,name=kept,proto3" json:"kept,omitempty"`
-	Problems      []string               `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Ref       *Ref                   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Current   string                 `protobuf:"bytes,2,opt,name=current,proto3" json:"current,omitempty"`
+	Candidate string                 `protobuf:"bytes,3,opt,name=candidate,proto3" json:"candidate,omitempty"`
+	Weight    int32                  `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	Healthy   bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Kept      []string               `protobuf:"bytes,6,rep,name=kept,proto3" json:"kept,omitempty"`
+	Problems  []string               `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	// One entry per machine of a target that runs releases on several hosts.
+	Hosts         []*HostStatus `protobuf:"bytes,8,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1262,6 +1264,91 @@ func (x *TargetStatus) GetProblems() []string {
 	return nil
 }
 
+func (x *TargetStatus) GetHosts() []*HostStatus {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+// HostStatus is one machine of a target: the release its current link
+// points to, and ok, working, unhealthy, unreachable or unknown.
+type HostStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Release       string                 `protobuf:"bytes,3,opt,name=release,proto3" json:"release,omitempty"`
+	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostStatus) Reset() {
+	*x = HostStatus{}
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostStatus) ProtoMessage() {}
+
+func (x *HostStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostStatus.ProtoReflect.Descriptor instead.
+func (*HostStatus) Descriptor() ([]byte, []int) {
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HostStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HostStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *HostStatus) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+func (x *HostStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *HostStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // Migration is one schema migration file at a release's commit, classed
 // "expand" or "contract".
 type Migration struct {
@@ -1278,7 +1365,7 @@ type Migration struct {
 
 func (x *Migration) Reset() {
 	*x = Migration{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1377,7 @@ func (x *Migration) String() string {
 func (*Migration) ProtoMessage() {}
 
 func (x *Migration) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[16]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1390,7 @@ func (x *Migration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Migration.ProtoReflect.Descriptor instead.
 func (*Migration) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{16}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Migration) GetId() string {
@@ -1362,7 +1449,7 @@ type SchemaChange struct {
 
 func (x *SchemaChange) Reset() {
 	*x = SchemaChange{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1461,7 @@ func (x *SchemaChange) String() string {
 func (*SchemaChange) ProtoMessage() {}
 
 func (x *SchemaChange) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[17]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1474,7 @@ func (x *SchemaChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchemaChange.ProtoReflect.Descriptor instead.
 func (*SchemaChange) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{17}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SchemaChange) GetKind() string {
@@ -1441,7 +1528,7 @@ type Release struct {
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1540,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[18]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1553,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{18}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Release) GetService() string {
@@ -1534,7 +1621,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1633,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[19]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1646,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{19}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusRequest) GetRef() *Ref {
@@ -1578,7 +1665,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1677,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[20]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1690,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{20}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusResponse) GetStatus() *TargetStatus {
@@ -1622,7 +1709,7 @@ type WatchStatusRequest struct {
 
 func (x *WatchStatusRequest) Reset() {
 	*x = WatchStatusRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1721,7 @@ func (x *WatchStatusRequest) String() string {
 func (*WatchStatusRequest) ProtoMessage() {}
 
 func (x *WatchStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[21]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1734,7 @@ func (x *WatchStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatusRequest.ProtoReflect.Descriptor instead.
 func (*WatchStatusRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{21}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchStatusRequest) GetRef() *Ref {
@@ -1666,7 +1753,7 @@ type WatchStatusResponse struct {
 
 func (x *WatchStatusResponse) Reset() {
 	*x = WatchStatusResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1765,7 @@ func (x *WatchStatusResponse) String() string {
 func (*WatchStatusResponse) ProtoMessage() {}
 
 func (x *WatchStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[22]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1778,7 @@ func (x *WatchStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatusResponse.ProtoReflect.Descriptor instead.
 func (*WatchStatusResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{22}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchStatusResponse) GetStatus() *TargetStatus {
@@ -1711,7 +1798,7 @@ type ReleasesRequest struct {
 
 func (x *ReleasesRequest) Reset() {
 	*x = ReleasesRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1810,7 @@ func (x *ReleasesRequest) String() string {
 func (*ReleasesRequest) ProtoMessage() {}
 
 func (x *ReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[23]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1823,7 @@ func (x *ReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{23}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReleasesRequest) GetRef() *Ref {
@@ -1762,7 +1849,7 @@ type ReleasesResponse struct {
 
 func (x *ReleasesResponse) Reset() {
 	*x = ReleasesResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1861,7 @@ func (x *ReleasesResponse) String() string {
 func (*ReleasesResponse) ProtoMessage() {}
 
 func (x *ReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[24]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1874,7 @@ func (x *ReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{24}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReleasesResponse) GetReleases() []*Release {
@@ -1808,7 +1895,7 @@ type PlanRequest struct {
 
 func (x *PlanRequest) Reset() {
 	*x = PlanRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1907,7 @@ func (x *PlanRequest) String() string {
 func (*PlanRequest) ProtoMessage() {}
 
 func (x *PlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[25]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1920,7 @@ func (x *PlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
 func (*PlanRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{25}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PlanRequest) GetRef() *Ref {
@@ -1866,7 +1953,7 @@ type PlanResponse struct {
 
 func (x *PlanResponse) Reset() {
 	*x = PlanResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1965,7 @@ func (x *PlanResponse) String() string {
 func (*PlanResponse) ProtoMessage() {}
 
 func (x *PlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[26]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1978,7 @@ func (x *PlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
 func (*PlanResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{26}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlanResponse) GetChanges() []string {
@@ -1912,7 +1999,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2011,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[27]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2024,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{27}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeployRequest) GetOperation() *Operation {
@@ -1970,7 +2057,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2069,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[28]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2082,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{28}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeployResponse) GetEvent() *OperationEvent {
@@ -2015,7 +2102,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2114,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[29]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2127,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{29}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RollbackRequest) GetOperation() *Operation {
@@ -2066,7 +2153,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2078,7 +2165,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[30]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2091,7 +2178,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{30}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RollbackResponse) GetEvent() *OperationEvent {
@@ -2111,7 +2198,7 @@ type SetWeightRequest struct {
 
 func (x *SetWeightRequest) Reset() {
 	*x = SetWeightRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2210,7 @@ func (x *SetWeightRequest) String() string {
 func (*SetWeightRequest) ProtoMessage() {}
 
 func (x *SetWeightRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[31]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2223,7 @@ func (x *SetWeightRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWeightRequest.ProtoReflect.Descriptor instead.
 func (*SetWeightRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{31}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetWeightRequest) GetOperation() *Operation {
@@ -2162,7 +2249,7 @@ type SetWeightResponse struct {
 
 func (x *SetWeightResponse) Reset() {
 	*x = SetWeightResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2261,7 @@ func (x *SetWeightResponse) String() string {
 func (*SetWeightResponse) ProtoMessage() {}
 
 func (x *SetWeightResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[32]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2274,7 @@ func (x *SetWeightResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetWeightResponse.ProtoReflect.Descriptor instead.
 func (*SetWeightResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{32}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetWeightResponse) GetEvent() *OperationEvent {
@@ -2207,7 +2294,7 @@ type WatchOperationRequest struct {
 
 func (x *WatchOperationRequest) Reset() {
 	*x = WatchOperationRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2306,7 @@ func (x *WatchOperationRequest) String() string {
 func (*WatchOperationRequest) ProtoMessage() {}
 
 func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[33]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2319,7 @@ func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationRequest.ProtoReflect.Descriptor instead.
 func (*WatchOperationRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{33}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchOperationRequest) GetOperation() *Operation {
@@ -2258,7 +2345,7 @@ type WatchOperationResponse struct {
 
 func (x *WatchOperationResponse) Reset() {
 	*x = WatchOperationResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2357,7 @@ func (x *WatchOperationResponse) String() string {
 func (*WatchOperationResponse) ProtoMessage() {}
 
 func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[34]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2370,7 @@ func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationResponse.ProtoReflect.Descriptor instead.
 func (*WatchOperationResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{34}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchOperationResponse) GetEvent() *OperationEvent {
@@ -2315,7 +2402,7 @@ type PipelineRun struct {
 
 func (x *PipelineRun) Reset() {
 	*x = PipelineRun{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2327,7 +2414,7 @@ func (x *PipelineRun) String() string {
 func (*PipelineRun) ProtoMessage() {}
 
 func (x *PipelineRun) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[35]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2340,7 +2427,7 @@ func (x *PipelineRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineRun.ProtoReflect.Descriptor instead.
 func (*PipelineRun) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{35}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PipelineRun) GetId() string {
@@ -2438,7 +2525,7 @@ type Stage struct {
 
 func (x *Stage) Reset() {
 	*x = Stage{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2537,7 @@ func (x *Stage) String() string {
 func (*Stage) ProtoMessage() {}
 
 func (x *Stage) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[36]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2550,7 @@ func (x *Stage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stage.ProtoReflect.Descriptor instead.
 func (*Stage) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{36}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Stage) GetName() string {
@@ -2501,7 +2588,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2600,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[37]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2613,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{37}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Step) GetName() string {
@@ -2583,7 +2670,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2682,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[38]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2695,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{38}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LogLine) GetTime() *timestamppb.Timestamp {
@@ -2649,7 +2736,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2748,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[39]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2761,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{39}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRunsRequest) GetService() string {
@@ -2700,7 +2787,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2799,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[40]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2812,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{40}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRunsResponse) GetRuns() []*PipelineRun {
@@ -2744,7 +2831,7 @@ type WatchRunsRequest struct {
 
 func (x *WatchRunsRequest) Reset() {
 	*x = WatchRunsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2756,7 +2843,7 @@ func (x *WatchRunsRequest) String() string {
 func (*WatchRunsRequest) ProtoMessage() {}
 
 func (x *WatchRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[41]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2769,7 +2856,7 @@ func (x *WatchRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunsRequest.ProtoReflect.Descriptor instead.
 func (*WatchRunsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{41}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchRunsRequest) GetService() string {
@@ -2788,7 +2875,7 @@ type WatchRunsResponse struct {
 
 func (x *WatchRunsResponse) Reset() {
 	*x = WatchRunsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2887,7 @@ func (x *WatchRunsResponse) String() string {
 func (*WatchRunsResponse) ProtoMessage() {}
 
 func (x *WatchRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[42]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +2900,7 @@ func (x *WatchRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRunsResponse.ProtoReflect.Descriptor instead.
 func (*WatchRunsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{42}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchRunsResponse) GetRun() *PipelineRun {
@@ -2834,7 +2921,7 @@ type StreamLogsRequest struct {
 
 func (x *StreamLogsRequest) Reset() {
 	*x = StreamLogsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2846,7 +2933,7 @@ func (x *StreamLogsRequest) String() string {
 func (*StreamLogsRequest) ProtoMessage() {}
 
 func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[43]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2859,7 +2946,7 @@ func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsRequest.ProtoReflect.Descriptor instead.
 func (*StreamLogsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{43}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StreamLogsRequest) GetRunId() string {
@@ -2892,7 +2979,7 @@ type StreamLogsResponse struct {
 
 func (x *StreamLogsResponse) Reset() {
 	*x = StreamLogsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +2991,7 @@ func (x *StreamLogsResponse) String() string {
 func (*StreamLogsResponse) ProtoMessage() {}
 
 func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[44]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3004,7 @@ func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsResponse.ProtoReflect.Descriptor instead.
 func (*StreamLogsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{44}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StreamLogsResponse) GetLine() *LogLine {
@@ -2938,7 +3025,7 @@ type TriggerRequest struct {
 
 func (x *TriggerRequest) Reset() {
 	*x = TriggerRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3037,7 @@ func (x *TriggerRequest) String() string {
 func (*TriggerRequest) ProtoMessage() {}
 
 func (x *TriggerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[45]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3050,7 @@ func (x *TriggerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerRequest.ProtoReflect.Descriptor instead.
 func (*TriggerRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{45}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TriggerRequest) GetService() string {
@@ -2996,7 +3083,7 @@ type TriggerResponse struct {
 
 func (x *TriggerResponse) Reset() {
 	*x = TriggerResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3095,7 @@ func (x *TriggerResponse) String() string {
 func (*TriggerResponse) ProtoMessage() {}
 
 func (x *TriggerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[46]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3108,7 @@ func (x *TriggerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerResponse.ProtoReflect.Descriptor instead.
 func (*TriggerResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{46}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TriggerResponse) GetRunId() string {
@@ -3040,7 +3127,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3139,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[47]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3152,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{47}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CancelRequest) GetRunId() string {
@@ -3083,7 +3170,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3182,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[48]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3195,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{48}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{49}
 }
 
 type ErrorBucket struct {
@@ -3121,7 +3208,7 @@ type ErrorBucket struct {
 
 func (x *ErrorBucket) Reset() {
 	*x = ErrorBucket{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3220,7 @@ func (x *ErrorBucket) String() string {
 func (*ErrorBucket) ProtoMessage() {}
 
 func (x *ErrorBucket) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[49]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3233,7 @@ func (x *ErrorBucket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorBucket.ProtoReflect.Descriptor instead.
 func (*ErrorBucket) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{49}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ErrorBucket) GetStart() *timestamppb.Timestamp {
@@ -3176,7 +3263,7 @@ type ErrorIssue struct {
 
 func (x *ErrorIssue) Reset() {
 	*x = ErrorIssue{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3275,7 @@ func (x *ErrorIssue) String() string {
 func (*ErrorIssue) ProtoMessage() {}
 
 func (x *ErrorIssue) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[50]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3288,7 @@ func (x *ErrorIssue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorIssue.ProtoReflect.Descriptor instead.
 func (*ErrorIssue) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{50}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ErrorIssue) GetFingerprint() string {
@@ -3253,7 +3340,7 @@ type ErrorWindow struct {
 
 func (x *ErrorWindow) Reset() {
 	*x = ErrorWindow{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3352,7 @@ func (x *ErrorWindow) String() string {
 func (*ErrorWindow) ProtoMessage() {}
 
 func (x *ErrorWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[51]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3365,7 @@ func (x *ErrorWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorWindow.ProtoReflect.Descriptor instead.
 func (*ErrorWindow) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{51}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ErrorWindow) GetRef() *Ref {
@@ -3325,7 +3412,7 @@ type WatchCountsRequest struct {
 
 func (x *WatchCountsRequest) Reset() {
 	*x = WatchCountsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3424,7 @@ func (x *WatchCountsRequest) String() string {
 func (*WatchCountsRequest) ProtoMessage() {}
 
 func (x *WatchCountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[52]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3437,7 @@ func (x *WatchCountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCountsRequest.ProtoReflect.Descriptor instead.
 func (*WatchCountsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{52}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WatchCountsRequest) GetRef() *Ref {
@@ -3369,7 +3456,7 @@ type WatchCountsResponse struct {
 
 func (x *WatchCountsResponse) Reset() {
 	*x = WatchCountsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3468,7 @@ func (x *WatchCountsResponse) String() string {
 func (*WatchCountsResponse) ProtoMessage() {}
 
 func (x *WatchCountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[53]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3481,7 @@ func (x *WatchCountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchCountsResponse.ProtoReflect.Descriptor instead.
 func (*WatchCountsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{53}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WatchCountsResponse) GetWindow() *ErrorWindow {
@@ -3414,7 +3501,7 @@ type ListIssuesRequest struct {
 
 func (x *ListIssuesRequest) Reset() {
 	*x = ListIssuesRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3426,7 +3513,7 @@ func (x *ListIssuesRequest) String() string {
 func (*ListIssuesRequest) ProtoMessage() {}
 
 func (x *ListIssuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[54]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3439,7 +3526,7 @@ func (x *ListIssuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIssuesRequest.ProtoReflect.Descriptor instead.
 func (*ListIssuesRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{54}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListIssuesRequest) GetRef() *Ref {
@@ -3465,7 +3552,7 @@ type ListIssuesResponse struct {
 
 func (x *ListIssuesResponse) Reset() {
 	*x = ListIssuesResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3564,7 @@ func (x *ListIssuesResponse) String() string {
 func (*ListIssuesResponse) ProtoMessage() {}
 
 func (x *ListIssuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[55]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3577,7 @@ func (x *ListIssuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListIssuesResponse.ProtoReflect.Descriptor instead.
 func (*ListIssuesResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{55}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListIssuesResponse) GetIssues() []*ErrorIssue {
@@ -3510,7 +3597,7 @@ type MarkDeployRequest struct {
 
 func (x *MarkDeployRequest) Reset() {
 	*x = MarkDeployRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3522,7 +3609,7 @@ func (x *MarkDeployRequest) String() string {
 func (*MarkDeployRequest) ProtoMessage() {}
 
 func (x *MarkDeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[56]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3535,7 +3622,7 @@ func (x *MarkDeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeployRequest.ProtoReflect.Descriptor instead.
 func (*MarkDeployRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{56}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *MarkDeployRequest) GetRef() *Ref {
@@ -3560,7 +3647,7 @@ type MarkDeployResponse struct {
 
 func (x *MarkDeployResponse) Reset() {
 	*x = MarkDeployResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3659,7 @@ func (x *MarkDeployResponse) String() string {
 func (*MarkDeployResponse) ProtoMessage() {}
 
 func (x *MarkDeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[57]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3672,7 @@ func (x *MarkDeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkDeployResponse.ProtoReflect.Descriptor instead.
 func (*MarkDeployResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{57}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{58}
 }
 
 // BackupFacts are facts only; the host applies freshness policy.
@@ -3616,7 +3703,7 @@ type BackupFacts struct {
 
 func (x *BackupFacts) Reset() {
 	*x = BackupFacts{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +3715,7 @@ func (x *BackupFacts) String() string {
 func (*BackupFacts) ProtoMessage() {}
 
 func (x *BackupFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[58]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +3728,7 @@ func (x *BackupFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupFacts.ProtoReflect.Descriptor instead.
 func (*BackupFacts) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{58}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BackupFacts) GetSet() string {
@@ -3773,7 +3860,7 @@ type BackupSet struct {
 
 func (x *BackupSet) Reset() {
 	*x = BackupSet{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3785,7 +3872,7 @@ func (x *BackupSet) String() string {
 func (*BackupSet) ProtoMessage() {}
 
 func (x *BackupSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[59]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3798,7 +3885,7 @@ func (x *BackupSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupSet.ProtoReflect.Descriptor instead.
 func (*BackupSet) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{59}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *BackupSet) GetName() string {
@@ -3823,7 +3910,7 @@ type ListSetsRequest struct {
 
 func (x *ListSetsRequest) Reset() {
 	*x = ListSetsRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3835,7 +3922,7 @@ func (x *ListSetsRequest) String() string {
 func (*ListSetsRequest) ProtoMessage() {}
 
 func (x *ListSetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[60]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3848,7 +3935,7 @@ func (x *ListSetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSetsRequest.ProtoReflect.Descriptor instead.
 func (*ListSetsRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{60}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{61}
 }
 
 type ListSetsResponse struct {
@@ -3860,7 +3947,7 @@ type ListSetsResponse struct {
 
 func (x *ListSetsResponse) Reset() {
 	*x = ListSetsResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3872,7 +3959,7 @@ func (x *ListSetsResponse) String() string {
 func (*ListSetsResponse) ProtoMessage() {}
 
 func (x *ListSetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[61]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3885,7 +3972,7 @@ func (x *ListSetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSetsResponse.ProtoReflect.Descriptor instead.
 func (*ListSetsResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{61}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListSetsResponse) GetSets() []*BackupSet {
@@ -3903,7 +3990,7 @@ type WatchFreshnessRequest struct {
 
 func (x *WatchFreshnessRequest) Reset() {
 	*x = WatchFreshnessRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3915,7 +4002,7 @@ func (x *WatchFreshnessRequest) String() string {
 func (*WatchFreshnessRequest) ProtoMessage() {}
 
 func (x *WatchFreshnessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[62]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3928,7 +4015,7 @@ func (x *WatchFreshnessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFreshnessRequest.ProtoReflect.Descriptor instead.
 func (*WatchFreshnessRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{62}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{63}
 }
 
 type WatchFreshnessResponse struct {
@@ -3940,7 +4027,7 @@ type WatchFreshnessResponse struct {
 
 func (x *WatchFreshnessResponse) Reset() {
 	*x = WatchFreshnessResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4039,7 @@ func (x *WatchFreshnessResponse) String() string {
 func (*WatchFreshnessResponse) ProtoMessage() {}
 
 func (x *WatchFreshnessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[63]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4052,7 @@ func (x *WatchFreshnessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchFreshnessResponse.ProtoReflect.Descriptor instead.
 func (*WatchFreshnessResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{63}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WatchFreshnessResponse) GetFacts() *BackupFacts {
@@ -3985,7 +4072,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3997,7 +4084,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[64]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4010,7 +4097,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{64}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *VerifyRequest) GetOperation() *Operation {
@@ -4036,7 +4123,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4135,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[65]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4148,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{65}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *VerifyResponse) GetEvent() *OperationEvent {
@@ -4081,7 +4168,7 @@ type RunBackupRequest struct {
 
 func (x *RunBackupRequest) Reset() {
 	*x = RunBackupRequest{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4093,7 +4180,7 @@ func (x *RunBackupRequest) String() string {
 func (*RunBackupRequest) ProtoMessage() {}
 
 func (x *RunBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[66]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4106,7 +4193,7 @@ func (x *RunBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunBackupRequest.ProtoReflect.Descriptor instead.
 func (*RunBackupRequest) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{66}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RunBackupRequest) GetOperation() *Operation {
@@ -4132,7 +4219,7 @@ type RunBackupResponse struct {
 
 func (x *RunBackupResponse) Reset() {
 	*x = RunBackupResponse{}
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4231,7 @@ func (x *RunBackupResponse) String() string {
 func (*RunBackupResponse) ProtoMessage() {}
 
 func (x *RunBackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[67]
+	mi := &file_ripcord_plugin_v1_provider_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4244,7 @@ func (x *RunBackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunBackupResponse.ProtoReflect.Descriptor instead.
 func (*RunBackupResponse) Descriptor() ([]byte, []int) {
-	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{67}
+	return file_ripcord_plugin_v1_provider_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RunBackupResponse) GetEvent() *OperationEvent {
@@ -4230,7 +4317,7 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\tCompleted\x124\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x1a.ripcord.plugin.v1.OutcomeR\aoutcome\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12A\n" +
-	"\fbackup_facts\x18\x03 \x01(\v2\x1e.ripcord.plugin.v1.BackupFactsR\vbackupFacts\"\xd2\x01\n" +
+	"\fbackup_facts\x18\x03 \x01(\v2\x1e.ripcord.plugin.v1.BackupFactsR\vbackupFacts\"\x87\x02\n" +
 	"\fTargetStatus\x12(\n" +
 	"\x03ref\x18\x01 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\x12\x18\n" +
 	"\acurrent\x18\x02 \x01(\tR\acurrent\x12\x1c\n" +
@@ -4238,7 +4325,15 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\x06weight\x18\x04 \x01(\x05R\x06weight\x12\x18\n" +
 	"\ahealthy\x18\x05 \x01(\bR\ahealthy\x12\x12\n" +
 	"\x04kept\x18\x06 \x03(\tR\x04kept\x12\x1a\n" +
-	"\bproblems\x18\a \x03(\tR\bproblems\"\xae\x01\n" +
+	"\bproblems\x18\a \x03(\tR\bproblems\x123\n" +
+	"\x05hosts\x18\b \x03(\v2\x1d.ripcord.plugin.v1.HostStatusR\x05hosts\"\x84\x01\n" +
+	"\n" +
+	"HostStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\arelease\x18\x03 \x01(\tR\arelease\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"\xae\x01\n" +
 	"\tMigration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
@@ -4509,7 +4604,7 @@ func file_ripcord_plugin_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_ripcord_plugin_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ripcord_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_ripcord_plugin_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_ripcord_plugin_v1_provider_proto_goTypes = []any{
 	(Kind)(0),                      // 0: ripcord.plugin.v1.Kind
 	(HealthState)(0),               // 1: ripcord.plugin.v1.HealthState
@@ -4531,183 +4626,185 @@ var file_ripcord_plugin_v1_provider_proto_goTypes = []any{
 	(*LogEntry)(nil),               // 17: ripcord.plugin.v1.LogEntry
 	(*Completed)(nil),              // 18: ripcord.plugin.v1.Completed
 	(*TargetStatus)(nil),           // 19: ripcord.plugin.v1.TargetStatus
-	(*Migration)(nil),              // 20: ripcord.plugin.v1.Migration
-	(*SchemaChange)(nil),           // 21: ripcord.plugin.v1.SchemaChange
-	(*Release)(nil),                // 22: ripcord.plugin.v1.Release
-	(*StatusRequest)(nil),          // 23: ripcord.plugin.v1.StatusRequest
-	(*StatusResponse)(nil),         // 24: ripcord.plugin.v1.StatusResponse
-	(*WatchStatusRequest)(nil),     // 25: ripcord.plugin.v1.WatchStatusRequest
-	(*WatchStatusResponse)(nil),    // 26: ripcord.plugin.v1.WatchStatusResponse
-	(*ReleasesRequest)(nil),        // 27: ripcord.plugin.v1.ReleasesRequest
-	(*ReleasesResponse)(nil),       // 28: ripcord.plugin.v1.ReleasesResponse
-	(*PlanRequest)(nil),            // 29: ripcord.plugin.v1.PlanRequest
-	(*PlanResponse)(nil),           // 30: ripcord.plugin.v1.PlanResponse
-	(*DeployRequest)(nil),          // 31: ripcord.plugin.v1.DeployRequest
-	(*DeployResponse)(nil),         // 32: ripcord.plugin.v1.DeployResponse
-	(*RollbackRequest)(nil),        // 33: ripcord.plugin.v1.RollbackRequest
-	(*RollbackResponse)(nil),       // 34: ripcord.plugin.v1.RollbackResponse
-	(*SetWeightRequest)(nil),       // 35: ripcord.plugin.v1.SetWeightRequest
-	(*SetWeightResponse)(nil),      // 36: ripcord.plugin.v1.SetWeightResponse
-	(*WatchOperationRequest)(nil),  // 37: ripcord.plugin.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil), // 38: ripcord.plugin.v1.WatchOperationResponse
-	(*PipelineRun)(nil),            // 39: ripcord.plugin.v1.PipelineRun
-	(*Stage)(nil),                  // 40: ripcord.plugin.v1.Stage
-	(*Step)(nil),                   // 41: ripcord.plugin.v1.Step
-	(*LogLine)(nil),                // 42: ripcord.plugin.v1.LogLine
-	(*ListRunsRequest)(nil),        // 43: ripcord.plugin.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),       // 44: ripcord.plugin.v1.ListRunsResponse
-	(*WatchRunsRequest)(nil),       // 45: ripcord.plugin.v1.WatchRunsRequest
-	(*WatchRunsResponse)(nil),      // 46: ripcord.plugin.v1.WatchRunsResponse
-	(*StreamLogsRequest)(nil),      // 47: ripcord.plugin.v1.StreamLogsRequest
-	(*StreamLogsResponse)(nil),     // 48: ripcord.plugin.v1.StreamLogsResponse
-	(*TriggerRequest)(nil),         // 49: ripcord.plugin.v1.TriggerRequest
-	(*TriggerResponse)(nil),        // 50: ripcord.plugin.v1.TriggerResponse
-	(*CancelRequest)(nil),          // 51: ripcord.plugin.v1.CancelRequest
-	(*CancelResponse)(nil),         // 52: ripcord.plugin.v1.CancelResponse
-	(*ErrorBucket)(nil),            // 53: ripcord.plugin.v1.ErrorBucket
-	(*ErrorIssue)(nil),             // 54: ripcord.plugin.v1.ErrorIssue
-	(*ErrorWindow)(nil),            // 55: ripcord.plugin.v1.ErrorWindow
-	(*WatchCountsRequest)(nil),     // 56: ripcord.plugin.v1.WatchCountsRequest
-	(*WatchCountsResponse)(nil),    // 57: ripcord.plugin.v1.WatchCountsResponse
-	(*ListIssuesRequest)(nil),      // 58: ripcord.plugin.v1.ListIssuesRequest
-	(*ListIssuesResponse)(nil),     // 59: ripcord.plugin.v1.ListIssuesResponse
-	(*MarkDeployRequest)(nil),      // 60: ripcord.plugin.v1.MarkDeployRequest
-	(*MarkDeployResponse)(nil),     // 61: ripcord.plugin.v1.MarkDeployResponse
-	(*BackupFacts)(nil),            // 62: ripcord.plugin.v1.BackupFacts
-	(*BackupSet)(nil),              // 63: ripcord.plugin.v1.BackupSet
-	(*ListSetsRequest)(nil),        // 64: ripcord.plugin.v1.ListSetsRequest
-	(*ListSetsResponse)(nil),       // 65: ripcord.plugin.v1.ListSetsResponse
-	(*WatchFreshnessRequest)(nil),  // 66: ripcord.plugin.v1.WatchFreshnessRequest
-	(*WatchFreshnessResponse)(nil), // 67: ripcord.plugin.v1.WatchFreshnessResponse
-	(*VerifyRequest)(nil),          // 68: ripcord.plugin.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 69: ripcord.plugin.v1.VerifyResponse
-	(*RunBackupRequest)(nil),       // 70: ripcord.plugin.v1.RunBackupRequest
-	(*RunBackupResponse)(nil),      // 71: ripcord.plugin.v1.RunBackupResponse
-	nil,                            // 72: ripcord.plugin.v1.ConfigureRequest.SecretsEntry
-	(*timestamppb.Timestamp)(nil),  // 73: google.protobuf.Timestamp
+	(*HostStatus)(nil),             // 20: ripcord.plugin.v1.HostStatus
+	(*Migration)(nil),              // 21: ripcord.plugin.v1.Migration
+	(*SchemaChange)(nil),           // 22: ripcord.plugin.v1.SchemaChange
+	(*Release)(nil),                // 23: ripcord.plugin.v1.Release
+	(*StatusRequest)(nil),          // 24: ripcord.plugin.v1.StatusRequest
+	(*StatusResponse)(nil),         // 25: ripcord.plugin.v1.StatusResponse
+	(*WatchStatusRequest)(nil),     // 26: ripcord.plugin.v1.WatchStatusRequest
+	(*WatchStatusResponse)(nil),    // 27: ripcord.plugin.v1.WatchStatusResponse
+	(*ReleasesRequest)(nil),        // 28: ripcord.plugin.v1.ReleasesRequest
+	(*ReleasesResponse)(nil),       // 29: ripcord.plugin.v1.ReleasesResponse
+	(*PlanRequest)(nil),            // 30: ripcord.plugin.v1.PlanRequest
+	(*PlanResponse)(nil),           // 31: ripcord.plugin.v1.PlanResponse
+	(*DeployRequest)(nil),          // 32: ripcord.plugin.v1.DeployRequest
+	(*DeployResponse)(nil),         // 33: ripcord.plugin.v1.DeployResponse
+	(*RollbackRequest)(nil),        // 34: ripcord.plugin.v1.RollbackRequest
+	(*RollbackResponse)(nil),       // 35: ripcord.plugin.v1.RollbackResponse
+	(*SetWeightRequest)(nil),       // 36: ripcord.plugin.v1.SetWeightRequest
+	(*SetWeightResponse)(nil),      // 37: ripcord.plugin.v1.SetWeightResponse
+	(*WatchOperationRequest)(nil),  // 38: ripcord.plugin.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil), // 39: ripcord.plugin.v1.WatchOperationResponse
+	(*PipelineRun)(nil),            // 40: ripcord.plugin.v1.PipelineRun
+	(*Stage)(nil),                  // 41: ripcord.plugin.v1.Stage
+	(*Step)(nil),                   // 42: ripcord.plugin.v1.Step
+	(*LogLine)(nil),                // 43: ripcord.plugin.v1.LogLine
+	(*ListRunsRequest)(nil),        // 44: ripcord.plugin.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),       // 45: ripcord.plugin.v1.ListRunsResponse
+	(*WatchRunsRequest)(nil),       // 46: ripcord.plugin.v1.WatchRunsRequest
+	(*WatchRunsResponse)(nil),      // 47: ripcord.plugin.v1.WatchRunsResponse
+	(*StreamLogsRequest)(nil),      // 48: ripcord.plugin.v1.StreamLogsRequest
+	(*StreamLogsResponse)(nil),     // 49: ripcord.plugin.v1.StreamLogsResponse
+	(*TriggerRequest)(nil),         // 50: ripcord.plugin.v1.TriggerRequest
+	(*TriggerResponse)(nil),        // 51: ripcord.plugin.v1.TriggerResponse
+	(*CancelRequest)(nil),          // 52: ripcord.plugin.v1.CancelRequest
+	(*CancelResponse)(nil),         // 53: ripcord.plugin.v1.CancelResponse
+	(*ErrorBucket)(nil),            // 54: ripcord.plugin.v1.ErrorBucket
+	(*ErrorIssue)(nil),             // 55: ripcord.plugin.v1.ErrorIssue
+	(*ErrorWindow)(nil),            // 56: ripcord.plugin.v1.ErrorWindow
+	(*WatchCountsRequest)(nil),     // 57: ripcord.plugin.v1.WatchCountsRequest
+	(*WatchCountsResponse)(nil),    // 58: ripcord.plugin.v1.WatchCountsResponse
+	(*ListIssuesRequest)(nil),      // 59: ripcord.plugin.v1.ListIssuesRequest
+	(*ListIssuesResponse)(nil),     // 60: ripcord.plugin.v1.ListIssuesResponse
+	(*MarkDeployRequest)(nil),      // 61: ripcord.plugin.v1.MarkDeployRequest
+	(*MarkDeployResponse)(nil),     // 62: ripcord.plugin.v1.MarkDeployResponse
+	(*BackupFacts)(nil),            // 63: ripcord.plugin.v1.BackupFacts
+	(*BackupSet)(nil),              // 64: ripcord.plugin.v1.BackupSet
+	(*ListSetsRequest)(nil),        // 65: ripcord.plugin.v1.ListSetsRequest
+	(*ListSetsResponse)(nil),       // 66: ripcord.plugin.v1.ListSetsResponse
+	(*WatchFreshnessRequest)(nil),  // 67: ripcord.plugin.v1.WatchFreshnessRequest
+	(*WatchFreshnessResponse)(nil), // 68: ripcord.plugin.v1.WatchFreshnessResponse
+	(*VerifyRequest)(nil),          // 69: ripcord.plugin.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 70: ripcord.plugin.v1.VerifyResponse
+	(*RunBackupRequest)(nil),       // 71: ripcord.plugin.v1.RunBackupRequest
+	(*RunBackupResponse)(nil),      // 72: ripcord.plugin.v1.RunBackupResponse
+	nil,                            // 73: ripcord.plugin.v1.ConfigureRequest.SecretsEntry
+	(*timestamppb.Timestamp)(nil),  // 74: google.protobuf.Timestamp
 }
 var file_ripcord_plugin_v1_provider_proto_depIdxs = []int32{
 	6,  // 0: ripcord.plugin.v1.GetInfoResponse.info:type_name -> ripcord.plugin.v1.ProviderInfo
 	0,  // 1: ripcord.plugin.v1.ProviderInfo.kinds:type_name -> ripcord.plugin.v1.Kind
-	72, // 2: ripcord.plugin.v1.ConfigureRequest.secrets:type_name -> ripcord.plugin.v1.ConfigureRequest.SecretsEntry
+	73, // 2: ripcord.plugin.v1.ConfigureRequest.secrets:type_name -> ripcord.plugin.v1.ConfigureRequest.SecretsEntry
 	9,  // 3: ripcord.plugin.v1.ConfigureResponse.errors:type_name -> ripcord.plugin.v1.SettingError
 	1,  // 4: ripcord.plugin.v1.CheckHealthResponse.state:type_name -> ripcord.plugin.v1.HealthState
 	12, // 5: ripcord.plugin.v1.Operation.ref:type_name -> ripcord.plugin.v1.Ref
 	13, // 6: ripcord.plugin.v1.Operation.actor:type_name -> ripcord.plugin.v1.Actor
-	73, // 7: ripcord.plugin.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
+	74, // 7: ripcord.plugin.v1.OperationEvent.time:type_name -> google.protobuf.Timestamp
 	16, // 8: ripcord.plugin.v1.OperationEvent.progress:type_name -> ripcord.plugin.v1.Progress
 	17, // 9: ripcord.plugin.v1.OperationEvent.log:type_name -> ripcord.plugin.v1.LogEntry
 	18, // 10: ripcord.plugin.v1.OperationEvent.completed:type_name -> ripcord.plugin.v1.Completed
 	2,  // 11: ripcord.plugin.v1.Completed.outcome:type_name -> ripcord.plugin.v1.Outcome
-	62, // 12: ripcord.plugin.v1.Completed.backup_facts:type_name -> ripcord.plugin.v1.BackupFacts
+	63, // 12: ripcord.plugin.v1.Completed.backup_facts:type_name -> ripcord.plugin.v1.BackupFacts
 	12, // 13: ripcord.plugin.v1.TargetStatus.ref:type_name -> ripcord.plugin.v1.Ref
-	21, // 14: ripcord.plugin.v1.Migration.changes:type_name -> ripcord.plugin.v1.SchemaChange
-	73, // 15: ripcord.plugin.v1.Release.built_at:type_name -> google.protobuf.Timestamp
-	20, // 16: ripcord.plugin.v1.Release.migrations:type_name -> ripcord.plugin.v1.Migration
-	12, // 17: ripcord.plugin.v1.StatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	19, // 18: ripcord.plugin.v1.StatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
-	12, // 19: ripcord.plugin.v1.WatchStatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	19, // 20: ripcord.plugin.v1.WatchStatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
-	12, // 21: ripcord.plugin.v1.ReleasesRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	22, // 22: ripcord.plugin.v1.ReleasesResponse.releases:type_name -> ripcord.plugin.v1.Release
-	12, // 23: ripcord.plugin.v1.PlanRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	22, // 24: ripcord.plugin.v1.PlanRequest.release:type_name -> ripcord.plugin.v1.Release
-	14, // 25: ripcord.plugin.v1.DeployRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	22, // 26: ripcord.plugin.v1.DeployRequest.release:type_name -> ripcord.plugin.v1.Release
-	15, // 27: ripcord.plugin.v1.DeployResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 28: ripcord.plugin.v1.RollbackRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 29: ripcord.plugin.v1.RollbackResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 30: ripcord.plugin.v1.SetWeightRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 31: ripcord.plugin.v1.SetWeightResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 32: ripcord.plugin.v1.WatchOperationRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 33: ripcord.plugin.v1.WatchOperationResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	3,  // 34: ripcord.plugin.v1.PipelineRun.state:type_name -> ripcord.plugin.v1.RunState
-	40, // 35: ripcord.plugin.v1.PipelineRun.stages:type_name -> ripcord.plugin.v1.Stage
-	73, // 36: ripcord.plugin.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
-	73, // 37: ripcord.plugin.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
-	20, // 38: ripcord.plugin.v1.PipelineRun.migrations:type_name -> ripcord.plugin.v1.Migration
-	3,  // 39: ripcord.plugin.v1.Stage.state:type_name -> ripcord.plugin.v1.RunState
-	41, // 40: ripcord.plugin.v1.Stage.steps:type_name -> ripcord.plugin.v1.Step
-	3,  // 41: ripcord.plugin.v1.Step.state:type_name -> ripcord.plugin.v1.RunState
-	73, // 42: ripcord.plugin.v1.Step.started_at:type_name -> google.protobuf.Timestamp
-	73, // 43: ripcord.plugin.v1.Step.finished_at:type_name -> google.protobuf.Timestamp
-	73, // 44: ripcord.plugin.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	39, // 45: ripcord.plugin.v1.ListRunsResponse.runs:type_name -> ripcord.plugin.v1.PipelineRun
-	39, // 46: ripcord.plugin.v1.WatchRunsResponse.run:type_name -> ripcord.plugin.v1.PipelineRun
-	42, // 47: ripcord.plugin.v1.StreamLogsResponse.line:type_name -> ripcord.plugin.v1.LogLine
-	73, // 48: ripcord.plugin.v1.ErrorBucket.start:type_name -> google.protobuf.Timestamp
-	73, // 49: ripcord.plugin.v1.ErrorIssue.first_seen:type_name -> google.protobuf.Timestamp
-	12, // 50: ripcord.plugin.v1.ErrorWindow.ref:type_name -> ripcord.plugin.v1.Ref
-	53, // 51: ripcord.plugin.v1.ErrorWindow.buckets:type_name -> ripcord.plugin.v1.ErrorBucket
-	54, // 52: ripcord.plugin.v1.ErrorWindow.issues:type_name -> ripcord.plugin.v1.ErrorIssue
-	12, // 53: ripcord.plugin.v1.WatchCountsRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	55, // 54: ripcord.plugin.v1.WatchCountsResponse.window:type_name -> ripcord.plugin.v1.ErrorWindow
-	12, // 55: ripcord.plugin.v1.ListIssuesRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	54, // 56: ripcord.plugin.v1.ListIssuesResponse.issues:type_name -> ripcord.plugin.v1.ErrorIssue
-	12, // 57: ripcord.plugin.v1.MarkDeployRequest.ref:type_name -> ripcord.plugin.v1.Ref
-	73, // 58: ripcord.plugin.v1.BackupFacts.last_start:type_name -> google.protobuf.Timestamp
-	73, // 59: ripcord.plugin.v1.BackupFacts.last_end:type_name -> google.protobuf.Timestamp
-	73, // 60: ripcord.plugin.v1.BackupFacts.last_full:type_name -> google.protobuf.Timestamp
-	73, // 61: ripcord.plugin.v1.BackupFacts.attempted:type_name -> google.protobuf.Timestamp
-	73, // 62: ripcord.plugin.v1.BackupFacts.verified_at:type_name -> google.protobuf.Timestamp
-	73, // 63: ripcord.plugin.v1.BackupFacts.reported_at:type_name -> google.protobuf.Timestamp
-	63, // 64: ripcord.plugin.v1.ListSetsResponse.sets:type_name -> ripcord.plugin.v1.BackupSet
-	62, // 65: ripcord.plugin.v1.WatchFreshnessResponse.facts:type_name -> ripcord.plugin.v1.BackupFacts
-	14, // 66: ripcord.plugin.v1.VerifyRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 67: ripcord.plugin.v1.VerifyResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	14, // 68: ripcord.plugin.v1.RunBackupRequest.operation:type_name -> ripcord.plugin.v1.Operation
-	15, // 69: ripcord.plugin.v1.RunBackupResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
-	4,  // 70: ripcord.plugin.v1.ProviderService.GetInfo:input_type -> ripcord.plugin.v1.GetInfoRequest
-	7,  // 71: ripcord.plugin.v1.ProviderService.Configure:input_type -> ripcord.plugin.v1.ConfigureRequest
-	10, // 72: ripcord.plugin.v1.ProviderService.CheckHealth:input_type -> ripcord.plugin.v1.CheckHealthRequest
-	23, // 73: ripcord.plugin.v1.DeployTargetService.Status:input_type -> ripcord.plugin.v1.StatusRequest
-	25, // 74: ripcord.plugin.v1.DeployTargetService.WatchStatus:input_type -> ripcord.plugin.v1.WatchStatusRequest
-	27, // 75: ripcord.plugin.v1.DeployTargetService.Releases:input_type -> ripcord.plugin.v1.ReleasesRequest
-	29, // 76: ripcord.plugin.v1.DeployTargetService.Plan:input_type -> ripcord.plugin.v1.PlanRequest
-	31, // 77: ripcord.plugin.v1.DeployTargetService.Deploy:input_type -> ripcord.plugin.v1.DeployRequest
-	33, // 78: ripcord.plugin.v1.DeployTargetService.Rollback:input_type -> ripcord.plugin.v1.RollbackRequest
-	35, // 79: ripcord.plugin.v1.DeployTargetService.SetWeight:input_type -> ripcord.plugin.v1.SetWeightRequest
-	37, // 80: ripcord.plugin.v1.DeployTargetService.WatchOperation:input_type -> ripcord.plugin.v1.WatchOperationRequest
-	43, // 81: ripcord.plugin.v1.PipelineSourceService.ListRuns:input_type -> ripcord.plugin.v1.ListRunsRequest
-	45, // 82: ripcord.plugin.v1.PipelineSourceService.WatchRuns:input_type -> ripcord.plugin.v1.WatchRunsRequest
-	47, // 83: ripcord.plugin.v1.PipelineSourceService.StreamLogs:input_type -> ripcord.plugin.v1.StreamLogsRequest
-	49, // 84: ripcord.plugin.v1.PipelineSourceService.Trigger:input_type -> ripcord.plugin.v1.TriggerRequest
-	51, // 85: ripcord.plugin.v1.PipelineSourceService.Cancel:input_type -> ripcord.plugin.v1.CancelRequest
-	56, // 86: ripcord.plugin.v1.ErrorSourceService.WatchCounts:input_type -> ripcord.plugin.v1.WatchCountsRequest
-	58, // 87: ripcord.plugin.v1.ErrorSourceService.ListIssues:input_type -> ripcord.plugin.v1.ListIssuesRequest
-	60, // 88: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:input_type -> ripcord.plugin.v1.MarkDeployRequest
-	64, // 89: ripcord.plugin.v1.BackupSourceService.ListSets:input_type -> ripcord.plugin.v1.ListSetsRequest
-	66, // 90: ripcord.plugin.v1.BackupSourceService.WatchFreshness:input_type -> ripcord.plugin.v1.WatchFreshnessRequest
-	68, // 91: ripcord.plugin.v1.BackupSourceService.Verify:input_type -> ripcord.plugin.v1.VerifyRequest
-	70, // 92: ripcord.plugin.v1.BackupSourceService.RunBackup:input_type -> ripcord.plugin.v1.RunBackupRequest
-	5,  // 93: ripcord.plugin.v1.ProviderService.GetInfo:output_type -> ripcord.plugin.v1.GetInfoResponse
-	8,  // 94: ripcord.plugin.v1.ProviderService.Configure:output_type -> ripcord.plugin.v1.ConfigureResponse
-	11, // 95: ripcord.plugin.v1.ProviderService.CheckHealth:output_type -> ripcord.plugin.v1.CheckHealthResponse
-	24, // 96: ripcord.plugin.v1.DeployTargetService.Status:output_type -> ripcord.plugin.v1.StatusResponse
-	26, // 97: ripcord.plugin.v1.DeployTargetService.WatchStatus:output_type -> ripcord.plugin.v1.WatchStatusResponse
-	28, // 98: ripcord.plugin.v1.DeployTargetService.Releases:output_type -> ripcord.plugin.v1.ReleasesResponse
-	30, // 99: ripcord.plugin.v1.DeployTargetService.Plan:output_type -> ripcord.plugin.v1.PlanResponse
-	32, // 100: ripcord.plugin.v1.DeployTargetService.Deploy:output_type -> ripcord.plugin.v1.DeployResponse
-	34, // 101: ripcord.plugin.v1.DeployTargetService.Rollback:output_type -> ripcord.plugin.v1.RollbackResponse
-	36, // 102: ripcord.plugin.v1.DeployTargetService.SetWeight:output_type -> ripcord.plugin.v1.SetWeightResponse
-	38, // 103: ripcord.plugin.v1.DeployTargetService.WatchOperation:output_type -> ripcord.plugin.v1.WatchOperationResponse
-	44, // 104: ripcord.plugin.v1.PipelineSourceService.ListRuns:output_type -> ripcord.plugin.v1.ListRunsResponse
-	46, // 105: ripcord.plugin.v1.PipelineSourceService.WatchRuns:output_type -> ripcord.plugin.v1.WatchRunsResponse
-	48, // 106: ripcord.plugin.v1.PipelineSourceService.StreamLogs:output_type -> ripcord.plugin.v1.StreamLogsResponse
-	50, // 107: ripcord.plugin.v1.PipelineSourceService.Trigger:output_type -> ripcord.plugin.v1.TriggerResponse
-	52, // 108: ripcord.plugin.v1.PipelineSourceService.Cancel:output_type -> ripcord.plugin.v1.CancelResponse
-	57, // 109: ripcord.plugin.v1.ErrorSourceService.WatchCounts:output_type -> ripcord.plugin.v1.WatchCountsResponse
-	59, // 110: ripcord.plugin.v1.ErrorSourceService.ListIssues:output_type -> ripcord.plugin.v1.ListIssuesResponse
-	61, // 111: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:output_type -> ripcord.plugin.v1.MarkDeployResponse
-	65, // 112: ripcord.plugin.v1.BackupSourceService.ListSets:output_type -> ripcord.plugin.v1.ListSetsResponse
-	67, // 113: ripcord.plugin.v1.BackupSourceService.WatchFreshness:output_type -> ripcord.plugin.v1.WatchFreshnessResponse
-	69, // 114: ripcord.plugin.v1.BackupSourceService.Verify:output_type -> ripcord.plugin.v1.VerifyResponse
-	71, // 115: ripcord.plugin.v1.BackupSourceService.RunBackup:output_type -> ripcord.plugin.v1.RunBackupResponse
-	93, // [93:116] is the sub-list for method output_type
-	70, // [70:93] is the sub-list for method input_type
-	70, // [70:70] is the sub-list for extension type_name
-	70, // [70:70] is the sub-list for extension extendee
-	0,  // [0:70] is the sub-list for field type_name
+	20, // 14: ripcord.plugin.v1.TargetStatus.hosts:type_name -> ripcord.plugin.v1.HostStatus
+	22, // 15: ripcord.plugin.v1.Migration.changes:type_name -> ripcord.plugin.v1.SchemaChange
+	74, // 16: ripcord.plugin.v1.Release.built_at:type_name -> google.protobuf.Timestamp
+	21, // 17: ripcord.plugin.v1.Release.migrations:type_name -> ripcord.plugin.v1.Migration
+	12, // 18: ripcord.plugin.v1.StatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	19, // 19: ripcord.plugin.v1.StatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
+	12, // 20: ripcord.plugin.v1.WatchStatusRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	19, // 21: ripcord.plugin.v1.WatchStatusResponse.status:type_name -> ripcord.plugin.v1.TargetStatus
+	12, // 22: ripcord.plugin.v1.ReleasesRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	23, // 23: ripcord.plugin.v1.ReleasesResponse.releases:type_name -> ripcord.plugin.v1.Release
+	12, // 24: ripcord.plugin.v1.PlanRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	23, // 25: ripcord.plugin.v1.PlanRequest.release:type_name -> ripcord.plugin.v1.Release
+	14, // 26: ripcord.plugin.v1.DeployRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	23, // 27: ripcord.plugin.v1.DeployRequest.release:type_name -> ripcord.plugin.v1.Release
+	15, // 28: ripcord.plugin.v1.DeployResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 29: ripcord.plugin.v1.RollbackRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 30: ripcord.plugin.v1.RollbackResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 31: ripcord.plugin.v1.SetWeightRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 32: ripcord.plugin.v1.SetWeightResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 33: ripcord.plugin.v1.WatchOperationRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 34: ripcord.plugin.v1.WatchOperationResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	3,  // 35: ripcord.plugin.v1.PipelineRun.state:type_name -> ripcord.plugin.v1.RunState
+	41, // 36: ripcord.plugin.v1.PipelineRun.stages:type_name -> ripcord.plugin.v1.Stage
+	74, // 37: ripcord.plugin.v1.PipelineRun.started_at:type_name -> google.protobuf.Timestamp
+	74, // 38: ripcord.plugin.v1.PipelineRun.finished_at:type_name -> google.protobuf.Timestamp
+	21, // 39: ripcord.plugin.v1.PipelineRun.migrations:type_name -> ripcord.plugin.v1.Migration
+	3,  // 40: ripcord.plugin.v1.Stage.state:type_name -> ripcord.plugin.v1.RunState
+	42, // 41: ripcord.plugin.v1.Stage.steps:type_name -> ripcord.plugin.v1.Step
+	3,  // 42: ripcord.plugin.v1.Step.state:type_name -> ripcord.plugin.v1.RunState
+	74, // 43: ripcord.plugin.v1.Step.started_at:type_name -> google.protobuf.Timestamp
+	74, // 44: ripcord.plugin.v1.Step.finished_at:type_name -> google.protobuf.Timestamp
+	74, // 45: ripcord.plugin.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	40, // 46: ripcord.plugin.v1.ListRunsResponse.runs:type_name -> ripcord.plugin.v1.PipelineRun
+	40, // 47: ripcord.plugin.v1.WatchRunsResponse.run:type_name -> ripcord.plugin.v1.PipelineRun
+	43, // 48: ripcord.plugin.v1.StreamLogsResponse.line:type_name -> ripcord.plugin.v1.LogLine
+	74, // 49: ripcord.plugin.v1.ErrorBucket.start:type_name -> google.protobuf.Timestamp
+	74, // 50: ripcord.plugin.v1.ErrorIssue.first_seen:type_name -> google.protobuf.Timestamp
+	12, // 51: ripcord.plugin.v1.ErrorWindow.ref:type_name -> ripcord.plugin.v1.Ref
+	54, // 52: ripcord.plugin.v1.ErrorWindow.buckets:type_name -> ripcord.plugin.v1.ErrorBucket
+	55, // 53: ripcord.plugin.v1.ErrorWindow.issues:type_name -> ripcord.plugin.v1.ErrorIssue
+	12, // 54: ripcord.plugin.v1.WatchCountsRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	56, // 55: ripcord.plugin.v1.WatchCountsResponse.window:type_name -> ripcord.plugin.v1.ErrorWindow
+	12, // 56: ripcord.plugin.v1.ListIssuesRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	55, // 57: ripcord.plugin.v1.ListIssuesResponse.issues:type_name -> ripcord.plugin.v1.ErrorIssue
+	12, // 58: ripcord.plugin.v1.MarkDeployRequest.ref:type_name -> ripcord.plugin.v1.Ref
+	74, // 59: ripcord.plugin.v1.BackupFacts.last_start:type_name -> google.protobuf.Timestamp
+	74, // 60: ripcord.plugin.v1.BackupFacts.last_end:type_name -> google.protobuf.Timestamp
+	74, // 61: ripcord.plugin.v1.BackupFacts.last_full:type_name -> google.protobuf.Timestamp
+	74, // 62: ripcord.plugin.v1.BackupFacts.attempted:type_name -> google.protobuf.Timestamp
+	74, // 63: ripcord.plugin.v1.BackupFacts.verified_at:type_name -> google.protobuf.Timestamp
+	74, // 64: ripcord.plugin.v1.BackupFacts.reported_at:type_name -> google.protobuf.Timestamp
+	64, // 65: ripcord.plugin.v1.ListSetsResponse.sets:type_name -> ripcord.plugin.v1.BackupSet
+	63, // 66: ripcord.plugin.v1.WatchFreshnessResponse.facts:type_name -> ripcord.plugin.v1.BackupFacts
+	14, // 67: ripcord.plugin.v1.VerifyRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 68: ripcord.plugin.v1.VerifyResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	14, // 69: ripcord.plugin.v1.RunBackupRequest.operation:type_name -> ripcord.plugin.v1.Operation
+	15, // 70: ripcord.plugin.v1.RunBackupResponse.event:type_name -> ripcord.plugin.v1.OperationEvent
+	4,  // 71: ripcord.plugin.v1.ProviderService.GetInfo:input_type -> ripcord.plugin.v1.GetInfoRequest
+	7,  // 72: ripcord.plugin.v1.ProviderService.Configure:input_type -> ripcord.plugin.v1.ConfigureRequest
+	10, // 73: ripcord.plugin.v1.ProviderService.CheckHealth:input_type -> ripcord.plugin.v1.CheckHealthRequest
+	24, // 74: ripcord.plugin.v1.DeployTargetService.Status:input_type -> ripcord.plugin.v1.StatusRequest
+	26, // 75: ripcord.plugin.v1.DeployTargetService.WatchStatus:input_type -> ripcord.plugin.v1.WatchStatusRequest
+	28, // 76: ripcord.plugin.v1.DeployTargetService.Releases:input_type -> ripcord.plugin.v1.ReleasesRequest
+	30, // 77: ripcord.plugin.v1.DeployTargetService.Plan:input_type -> ripcord.plugin.v1.PlanRequest
+	32, // 78: ripcord.plugin.v1.DeployTargetService.Deploy:input_type -> ripcord.plugin.v1.DeployRequest
+	34, // 79: ripcord.plugin.v1.DeployTargetService.Rollback:input_type -> ripcord.plugin.v1.RollbackRequest
+	36, // 80: ripcord.plugin.v1.DeployTargetService.SetWeight:input_type -> ripcord.plugin.v1.SetWeightRequest
+	38, // 81: ripcord.plugin.v1.DeployTargetService.WatchOperation:input_type -> ripcord.plugin.v1.WatchOperationRequest
+	44, // 82: ripcord.plugin.v1.PipelineSourceService.ListRuns:input_type -> ripcord.plugin.v1.ListRunsRequest
+	46, // 83: ripcord.plugin.v1.PipelineSourceService.WatchRuns:input_type -> ripcord.plugin.v1.WatchRunsRequest
+	48, // 84: ripcord.plugin.v1.PipelineSourceService.StreamLogs:input_type -> ripcord.plugin.v1.StreamLogsRequest
+	50, // 85: ripcord.plugin.v1.PipelineSourceService.Trigger:input_type -> ripcord.plugin.v1.TriggerRequest
+	52, // 86: ripcord.plugin.v1.PipelineSourceService.Cancel:input_type -> ripcord.plugin.v1.CancelRequest
+	57, // 87: ripcord.plugin.v1.ErrorSourceService.WatchCounts:input_type -> ripcord.plugin.v1.WatchCountsRequest
+	59, // 88: ripcord.plugin.v1.ErrorSourceService.ListIssues:input_type -> ripcord.plugin.v1.ListIssuesRequest
+	61, // 89: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:input_type -> ripcord.plugin.v1.MarkDeployRequest
+	65, // 90: ripcord.plugin.v1.BackupSourceService.ListSets:input_type -> ripcord.plugin.v1.ListSetsRequest
+	67, // 91: ripcord.plugin.v1.BackupSourceService.WatchFreshness:input_type -> ripcord.plugin.v1.WatchFreshnessRequest
+	69, // 92: ripcord.plugin.v1.BackupSourceService.Verify:input_type -> ripcord.plugin.v1.VerifyRequest
+	71, // 93: ripcord.plugin.v1.BackupSourceService.RunBackup:input_type -> ripcord.plugin.v1.RunBackupRequest
+	5,  // 94: ripcord.plugin.v1.ProviderService.GetInfo:output_type -> ripcord.plugin.v1.GetInfoResponse
+	8,  // 95: ripcord.plugin.v1.ProviderService.Configure:output_type -> ripcord.plugin.v1.ConfigureResponse
+	11, // 96: ripcord.plugin.v1.ProviderService.CheckHealth:output_type -> ripcord.plugin.v1.CheckHealthResponse
+	25, // 97: ripcord.plugin.v1.DeployTargetService.Status:output_type -> ripcord.plugin.v1.StatusResponse
+	27, // 98: ripcord.plugin.v1.DeployTargetService.WatchStatus:output_type -> ripcord.plugin.v1.WatchStatusResponse
+	29, // 99: ripcord.plugin.v1.DeployTargetService.Releases:output_type -> ripcord.plugin.v1.ReleasesResponse
+	31, // 100: ripcord.plugin.v1.DeployTargetService.Plan:output_type -> ripcord.plugin.v1.PlanResponse
+	33, // 101: ripcord.plugin.v1.DeployTargetService.Deploy:output_type -> ripcord.plugin.v1.DeployResponse
+	35, // 102: ripcord.plugin.v1.DeployTargetService.Rollback:output_type -> ripcord.plugin.v1.RollbackResponse
+	37, // 103: ripcord.plugin.v1.DeployTargetService.SetWeight:output_type -> ripcord.plugin.v1.SetWeightResponse
+	39, // 104: ripcord.plugin.v1.DeployTargetService.WatchOperation:output_type -> ripcord.plugin.v1.WatchOperationResponse
+	45, // 105: ripcord.plugin.v1.PipelineSourceService.ListRuns:output_type -> ripcord.plugin.v1.ListRunsResponse
+	47, // 106: ripcord.plugin.v1.PipelineSourceService.WatchRuns:output_type -> ripcord.plugin.v1.WatchRunsResponse
+	49, // 107: ripcord.plugin.v1.PipelineSourceService.StreamLogs:output_type -> ripcord.plugin.v1.StreamLogsResponse
+	51, // 108: ripcord.plugin.v1.PipelineSourceService.Trigger:output_type -> ripcord.plugin.v1.TriggerResponse
+	53, // 109: ripcord.plugin.v1.PipelineSourceService.Cancel:output_type -> ripcord.plugin.v1.CancelResponse
+	58, // 110: ripcord.plugin.v1.ErrorSourceService.WatchCounts:output_type -> ripcord.plugin.v1.WatchCountsResponse
+	60, // 111: ripcord.plugin.v1.ErrorSourceService.ListIssues:output_type -> ripcord.plugin.v1.ListIssuesResponse
+	62, // 112: ripcord.plugin.v1.ErrorSourceService.MarkDeploy:output_type -> ripcord.plugin.v1.MarkDeployResponse
+	66, // 113: ripcord.plugin.v1.BackupSourceService.ListSets:output_type -> ripcord.plugin.v1.ListSetsResponse
+	68, // 114: ripcord.plugin.v1.BackupSourceService.WatchFreshness:output_type -> ripcord.plugin.v1.WatchFreshnessResponse
+	70, // 115: ripcord.plugin.v1.BackupSourceService.Verify:output_type -> ripcord.plugin.v1.VerifyResponse
+	72, // 116: ripcord.plugin.v1.BackupSourceService.RunBackup:output_type -> ripcord.plugin.v1.RunBackupResponse
+	94, // [94:117] is the sub-list for method output_type
+	71, // [71:94] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_ripcord_plugin_v1_provider_proto_init() }
@@ -4726,7 +4823,7 @@ func file_ripcord_plugin_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ripcord_plugin_v1_provider_proto_rawDesc), len(file_ripcord_plugin_v1_provider_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -1,4 +1,8 @@
-package local
+// Package opbook records a long operation's events on disk, keyed by the
+// request ID, so the same ID twice does the work once (the second call
+// replays the recording) and a console can re-attach to an operation a
+// previous provider process started.
+package opbook
 
 import (
 	"bufio"
@@ -17,16 +21,19 @@ import (
 	"github.com/ripcordhq/ripcord/core"
 )
 
-// opBook records every operation's events on disk, keyed by the request
-// ID, so the same ID twice does the work once (the second call replays the
-// recording) and a console can re-attach with WatchOperation.
-type opBook struct {
+// Book records every operation's events in a directory, one JSON-lines
+// file per request ID.
+type Book struct {
 	dir string
+	// who names the provider in the failure given to an operation a
+	// previous process left without its end ("the local target").
+	who string
 	mu  sync.Mutex
-	ops map[string]*opLog
+	ops map[string]*Log
 }
 
-type opLog struct {
+// Log is one operation's recording.
+type Log struct {
 	path    string
 	mu      sync.Mutex
 	events  []core.OpEvent
@@ -35,15 +42,16 @@ type opLog struct {
 	direct  func(core.OpEvent)
 }
 
-func newOpBook(dir string) *opBook { return &opBook{dir: dir, ops: map[string]*opLog{}} }
+// New opens the book kept in dir; who names the provider in messages.
+func New(dir, who string) *Book { return &Book{dir: dir, who: who, ops: map[string]*Log{}} }
 
-func (b *opBook) path(id string) string {
+func (b *Book) path(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return filepath.Join(b.dir, hex.EncodeToString(sum[:12])+".jsonl")
 }
 
-// begin returns the operation's log and whether this call must do the work.
-func (b *opBook) begin(id string, fn func(core.OpEvent)) (*opLog, bool, error) {
+// Begin returns the operation's log and whether this call must do the work.
+func (b *Book) Begin(id string, fn func(core.OpEvent)) (*Log, bool, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, false, errors.New("operation request has no ID")
 	}
@@ -67,13 +75,13 @@ func (b *opBook) begin(id string, fn func(core.OpEvent)) (*opLog, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("record operation %s: %w", id, err)
 	}
-	l := &opLog{path: f.Name(), f: f, changed: make(chan struct{}), direct: fn}
+	l := &Log{path: f.Name(), f: f, changed: make(chan struct{}), direct: fn}
 	b.ops[id] = l
 	return l, true, nil
 }
 
-// lookup finds an operation started earlier, in this process or before.
-func (b *opBook) lookup(id string) (*opLog, error) {
+// Lookup finds an operation started earlier, in this process or before.
+func (b *Book) Lookup(id string) (*Log, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if l, ok := b.ops[id]; ok {
@@ -82,7 +90,7 @@ func (b *opBook) lookup(id string) (*opLog, error) {
 	l, err := b.load(id)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("no operation %q is known to this target", id)
+			return nil, fmt.Errorf("no operation %q is known to %s", id, b.who)
 		}
 		return nil, err
 	}
@@ -92,13 +100,13 @@ func (b *opBook) lookup(id string) (*opLog, error) {
 
 // load reads a recording. One without its Done was cut short by a crash of
 // the provider: it gets a failed Done so nobody waits for it forever.
-func (b *opBook) load(id string) (*opLog, error) {
+func (b *Book) load(id string) (*Log, error) {
 	f, err := os.Open(b.path(id))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	l := &opLog{path: f.Name(), changed: make(chan struct{})}
+	l := &Log{path: f.Name(), changed: make(chan struct{})}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -110,7 +118,7 @@ func (b *opBook) load(id string) (*opLog, error) {
 	}
 	if n := len(l.events); n == 0 || !l.events[n-1].Done {
 		ev := core.OpEvent{Seq: int64(n + 1), Time: time.Now(), Done: true,
-			Err: "interrupted: the local target stopped before the operation finished; check the target's status"}
+			Err: "interrupted: " + b.who + " stopped before the operation finished; check the target's status"}
 		l.events = append(l.events, ev)
 		if af, err := os.OpenFile(l.path, os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
 			writeEvent(af, ev)
@@ -120,9 +128,9 @@ func (b *opBook) load(id string) (*opLog, error) {
 	return l, nil
 }
 
-// interrupted lists the IDs of operations a previous process left
+// Interrupted lists the IDs of operations a previous process left
 // without a Done.
-func (b *opBook) interrupted() []string {
+func (b *Book) Interrupted() []string {
 	files, _ := filepath.Glob(filepath.Join(b.dir, "*.jsonl"))
 	var out []string
 	for _, p := range files {
@@ -147,9 +155,9 @@ func writeEvent(f *os.File, ev core.OpEvent) {
 	_, _ = f.Write(append(b, '\n'))
 }
 
-// emit records one event and hands it to the caller doing the work and to
+// Emit records one event and hands it to the caller doing the work and to
 // everyone following.
-func (l *opLog) emit(ev core.OpEvent) {
+func (l *Log) Emit(ev core.OpEvent) {
 	l.mu.Lock()
 	if n := len(l.events); n > 0 && l.events[n-1].Done {
 		l.mu.Unlock()
@@ -175,9 +183,9 @@ func (l *opLog) emit(ev core.OpEvent) {
 	}
 }
 
-// follow replays the events so far and then new ones until Done, returning
+// Follow replays the events so far and then new ones until Done, returning
 // the operation's outcome.
-func (l *opLog) follow(ctx context.Context, fn func(core.OpEvent)) error {
+func (l *Log) Follow(ctx context.Context, fn func(core.OpEvent)) error {
 	next := 0
 	for {
 		l.mu.Lock()
