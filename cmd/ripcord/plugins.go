@@ -251,7 +251,7 @@ func setDefault(s map[string]any, key string, v any) {
 // directory.
 func resolve(f *config.File, s map[string]any, keys ...string) {
 	for _, k := range keys {
-		if p, ok := s[k].(string); ok && p != "" && !filepath.IsAbs(p) {
+		if p, ok := s[k].(string); ok && p != "" && !filepath.IsAbs(p) && !strings.HasPrefix(p, "~") {
 			s[k] = filepath.Join(f.Dir, p)
 		}
 	}

@@ -84,7 +84,7 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 		{
 			name: "unknown provider",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: lcal}\n",
-			want: `ripcord.yaml:6:24: environments[0].target: unknown target provider "lcal"; did you mean "local"? known target providers: local`,
+			want: `ripcord.yaml:6:24: environments[0].target: unknown target provider "lcal"; did you mean "local"? known target providers: local, ssh`,
 		},
 		{
 			name: "provider of the wrong kind",

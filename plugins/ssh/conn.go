@@ -370,8 +370,8 @@ func (c *conn) run(ctx context.Context, script string) (result, error) {
 		return result{}, fmt.Errorf("open session: %w", err)
 	}
 	defer s.Close()
-	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr = &limited{b: &out}, &limited{b: &errb}
+	out, errb := &limited{}, &limited{}
+	s.Stdout, s.Stderr = out, errb
 	s.Stdin = strings.NewReader(script)
 	done := make(chan error, 1)
 	go func() { done <- s.Run("sh -s") }()
@@ -396,14 +396,26 @@ func (c *conn) run(ctx context.Context, script string) (result, error) {
 }
 
 // limited keeps the first 64 KiB of a command's output: enough to say what
-// went wrong, bounded for a chatty command.
-type limited struct{ b *bytes.Buffer }
+// went wrong, bounded for a chatty command. It may be read while the
+// session still copies into it (a command given up on).
+type limited struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
 func (l *limited) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if room := 64<<10 - l.b.Len(); room > 0 {
 		l.b.Write(p[:min(len(p), room)])
 	}
 	return len(p), nil
+}
+
+func (l *limited) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // shellQuote quotes s for sh.

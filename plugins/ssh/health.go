@@ -25,7 +25,7 @@ type health struct {
 func newHealth(s string) (*health, error) {
 	for _, scheme := range []string{"http://", "https://", "tcp://"} {
 		if strings.HasPrefix(s, scheme) {
-			if _, err := url.Parse(os.Expand(s, func(string) string { return "x" })); err != nil {
+			if _, err := url.Parse(os.Expand(s, func(string) string { return "1" })); err != nil {
 				return nil, fmt.Errorf("health %q: %v", s, err)
 			}
 			return &health{url: s}, nil

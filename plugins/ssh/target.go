@@ -145,6 +145,8 @@ func (c *Config) setDefaults() {
 			c.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
 		}
 	}
+	c.KnownHosts = expandHome(c.KnownHosts)
+	c.Auth.IdentityFile = expandHome(c.Auth.IdentityFile)
 	for i := range c.Hosts {
 		h := &c.Hosts[i]
 		if h.Port == 0 {
@@ -160,6 +162,16 @@ func (c *Config) setDefaults() {
 			h.Name = h.Address
 		}
 	}
+}
+
+// expandHome reads a leading ~/ as this user's home, as ssh does.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
 }
 
 func (c *Config) check() error {
