@@ -304,3 +304,58 @@ environments:
 		t.Fatalf("stderr:\n%s\nwant it to contain %q", errs, want)
 	}
 }
+
+// A host cut off in the middle of a rollout: promoting past the canary
+// stops at it, the console shows it unreachable and which host runs what,
+// and the rollback brings every reachable host back and names the one it
+// could not reach.
+func TestSSHFleetHostCutOffMidRolloutInTmux(t *testing.T) {
+	w := newSSHWorld(t, 4, "      - weight: 25\n      - pause: judgment\n      - weight: 100")
+	if code, out := w.cli("promote", "api", "--to", "production", "--version", "v1.4.2", "--full", "--yes"); code != exitOK {
+		t.Fatalf("first deploy: exit %d\n%s", code, out)
+	}
+	if code, out := w.cli("promote", "api", "--to", "production", "--version", "v1.5.0", "--yes"); code != exitOK {
+		t.Fatalf("canary: exit %d\n%s", code, out)
+	}
+	s := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_TEST_CLI=1 RIPCORD_ACTOR=ana NO_COLOR=1 %s console -c %s 2>%s", w.self, w.config, filepath.Join(w.dir, "console.log")))
+	s.waitFor("web-1  v1.5.0 ok", 60*time.Second)
+	w.lab.Hosts[2].Cut() // web-3
+	s.waitFor("web-3  v1.4.2 unreachable", 30*time.Second)
+	s.keys("p")
+	s.waitFor("promote api in production", 10*time.Second)
+	s.keys("y")
+	scr := s.waitFor("rollout of v1.5.0 degraded: set v1.5.0 weight to 100%", 60*time.Second)
+	s.waitFor("✗ 100%", 10*time.Second)
+	t.Logf("the console after the stopped promotion:\n%s", scr)
+	s.waitFor("web-2  v1.5.0", 10*time.Second)
+	if got := w.running(); got["web-1"] != "v1.5.0" || got["web-2"] != "v1.5.0" || got["web-4"] != "v1.4.2" {
+		t.Fatalf("after the stopped promotion the hosts run %v", got)
+	}
+	s.keys("r")
+	s.waitFor("▸ v1.4.2", 10*time.Second)
+	s.keys("Enter")
+	s.waitFor("rollback api in production: v1.5.0 → v1.4.2", 10*time.Second)
+	s.keys("y")
+	s.waitFor("rollback api/production failed", 60*time.Second)
+	scr = s.waitFor("web-2  v1.4.2 ok", 30*time.Second)
+	t.Logf("the console after the rollback:\n%s", scr)
+	if !strings.Contains(scr, "web-3  v1.4.2 unreachable") {
+		t.Fatalf("the console does not show web-3 unreachable after the rollback:\n%s", scr)
+	}
+	if got := w.running(); got["web-1"] != "v1.4.2" || got["web-2"] != "v1.4.2" || got["web-4"] != "v1.4.2" {
+		t.Fatalf("after the rollback the reachable hosts run %v", got)
+	}
+	s.keys("q")
+	deadline := time.Now().Add(30 * time.Second)
+	for s.alive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the console did not exit on q; screen:\n%s", s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The audit log keeps the whole answer for the person who follows up.
+	code, out := w.cli("audit")
+	if code != exitOK || !strings.Contains(out, "unreachable, check by hand and run the rollback again: web-3") {
+		t.Fatalf("audit: exit %d\n%s", code, out)
+	}
+}

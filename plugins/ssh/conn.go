@@ -240,7 +240,11 @@ func (p *pool) dial(ctx context.Context, ep endpoint, via *conn) (*conn, error) 
 		raw, err = d.DialContext(ctx, "tcp", ep.addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", unwrapDial(err))
+		err = unwrapDial(err)
+		if strings.HasPrefix(err.Error(), "connect") {
+			return nil, err
+		}
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	// The handshake gets the same deadline as the dial: a host that
 	// accepts TCP but never speaks SSH must not hold the operation.

@@ -378,18 +378,18 @@ func (t *Target) moveHosts(ctx context.Context, opID, action string, hosts []Hos
 			}
 		}
 		if len(failed) > 0 && stopOnFailure {
-			return fmt.Errorf("%w; stopped: %s", errors.Join(failed...), t.fleetText())
+			return fmt.Errorf("stopped at %w; %s", errors.Join(failed...), t.fleetText())
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 	if len(failed) > 0 {
-		msg := errors.Join(failed...).Error()
+		lead := fmt.Sprintf("%d of %d hosts not moved to %s", len(failed), len(hosts), v)
 		if len(unreachable) > 0 {
-			msg += fmt.Sprintf("; unreachable, check by hand and run the rollback again: %s", strings.Join(unreachable, ", "))
+			lead += fmt.Sprintf("; unreachable, check by hand and run the rollback again: %s", strings.Join(unreachable, ", "))
 		}
-		return fmt.Errorf("%s; %s", msg, t.fleetText())
+		return fmt.Errorf("%s; %w; %s", lead, errors.Join(failed...), t.fleetText())
 	}
 	return nil
 }
