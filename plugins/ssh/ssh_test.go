@@ -66,7 +66,8 @@ func serveTestService(version string) {
 const restartScript = `pidf="$RIPCORD_SHARED/service.pid"
 if [ -f "$pidf" ]; then
   pid=$(cat "$pidf"); kill "$pid" 2>/dev/null
-  i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done
+  # Gone, or a zombie nobody has reaped yet (its port is free).
+  i=0; while [ "$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null || echo Z)" != Z ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done
 fi
 setsid ./artifact >>"$RIPCORD_SHARED/service.log" 2>&1 </dev/null &
 echo $! >"$pidf"`
