@@ -90,7 +90,7 @@ func (ob *Observer) react(ctx context.Context, snap core.Snapshot, sub *core.Sub
 	deployments := func() {
 		for ref, d := range snap.Deployments {
 			if s := ob.errs[ref]; s != nil {
-				s.deployment(d)
+				s.deployment(d, snap.Targets[ref])
 			}
 		}
 	}
@@ -111,7 +111,15 @@ func (ob *Observer) react(ctx context.Context, snap core.Snapshot, sub *core.Sub
 						continue
 					}
 					if s := ob.errs[ev.Deployment.Ref]; s != nil {
-						s.deployment(*ev.Deployment)
+						s.deployment(*ev.Deployment, snap.Targets[ev.Deployment.Ref])
+					}
+				case core.EvTarget:
+					// A target that moves whole hosts reports the share it
+					// really gave the candidate, which the verdict needs.
+					if s := ob.errs[ev.Ref]; s != nil && ev.Target != nil {
+						if d, ok := snap.Deployments[ev.Ref]; ok {
+							s.deployment(d, *ev.Target)
+						}
 					}
 				case core.EvResync:
 					deployments()

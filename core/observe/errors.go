@@ -208,8 +208,11 @@ func (s *errState) prune() {
 }
 
 // deployment follows ref's deployment: a traffic split runs a canary
-// verdict, a full rollout a comparison with the release it replaced.
-func (s *errState) deployment(d core.Deployment) {
+// verdict, a full rollout a comparison with the release it replaced. The
+// candidate's share is the one the target reports for it when it reports
+// one (a fleet of hosts gives whole hosts: 10% asked of 4 hosts is 25%),
+// else the weight the rollout asked for.
+func (s *errState) deployment(d core.Deployment, t core.TargetStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.ob.eng.Now()
@@ -242,7 +245,11 @@ func (s *errState) deployment(d core.Deployment) {
 			}
 		}
 		s.post = nil
-		s.can.share, s.can.live = float64(d.Weight)/100, true
+		share := d.Weight
+		if t.Candidate == d.Version && t.Weight > 0 && t.Weight < 100 {
+			share = t.Weight
+		}
+		s.can.share, s.can.live = float64(share)/100, true
 		s.feedLocked(now)
 		return
 	case same && !d.State.Terminal():

@@ -270,3 +270,26 @@ func BenchmarkBurstToSpikeVerdict(b *testing.B) {
 		})
 	}
 }
+
+// A target that moves whole hosts gives the candidate the share of the
+// hosts it moved, not the weight asked for (10% of four hosts is one host,
+// 25%). Judged at the share it really has, a healthy candidate is healthy;
+// judged at 10% it would look like a 2.5x regression.
+func TestCanaryIsJudgedAtTheShareTheTargetReports(t *testing.T) {
+	w := newCanaryWorld(t, 10)
+	w.eng.Publish(core.Event{Kind: core.EvTarget, Ref: prod, Final: true, Target: &core.TargetStatus{
+		Ref: prod, Current: "v1", Candidate: "v2", Weight: 25, Healthy: true,
+	}})
+	sim := newErrorSim(3, prod, t0, "v2", "v1")
+	const perSec = 4.0
+	var v core.SpikeVerdict
+	for sim.elapsed() < 5*time.Minute {
+		v = w.push(t, sim.step(perSec*0.25, perSec*0.75), sim.total)
+		if v.Kind == core.VerdictSpike {
+			t.Fatalf("a healthy candidate on 1 of 4 hosts was called spike after %s: %+v", sim.elapsed(), v.Evidence)
+		}
+	}
+	if v.Kind != core.VerdictHealthy || v.Evidence.Share != 0.25 {
+		t.Fatalf("after 5 minutes: %s at share %.2f, want healthy at 0.25", v.Kind, v.Evidence.Share)
+	}
+}
