@@ -97,9 +97,10 @@ printf 'current=%%s\n' "$(readlink current 2>/dev/null)"
 for d in $(ls -1t releases 2>/dev/null); do
   if [ -f "releases/$d/%s" ]; then printf 'release=%%s\n' "$d"; else printf 'partial=%%s\n' "$d"; fi
 done
-for m in %s/*.json; do
-  [ -f "$m" ] || continue
-  grep -q '"state":"done"' "$m" || printf 'open=%%s\n' "$(cat "$m")"
+# Operations newer than the last one this host finished, newest first.
+for m in $(ls -1t %s/*.json 2>/dev/null); do
+  grep -q '"state":"done"' "$m" && break
+  printf 'open=%%s\n' "$(cat "$m")"
 done
 `, shellQuote(h.Root), manifestName, markerDir)
 	var r result

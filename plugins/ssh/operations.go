@@ -469,9 +469,9 @@ func (t *Target) moveHost(ctx context.Context, opID, action string, h Host, v st
 			return err
 		}
 		t.setView(h.Name, func(hv *hostView) { hv.release = v })
-		say(0.6, fmt.Sprintf("current → %s, restarting", dir))
 		mk.State = "restarting"
 		_ = c.writeMarker(h.Root, mk)
+		say(0.6, fmt.Sprintf("current → %s, restarting", dir))
 		env := t.envFor(h, v)
 		env["RIPCORD_RELEASE_DIR"] = path.Join(h.Root, "releases", dir)
 		r, err := c.runScript(ctx, path.Join(h.Root, currentName), env, t.cfg.Restart, t.cfg.RestartTimeout)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -683,4 +684,39 @@ func BenchmarkRollbackFourHosts(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// An operation cut short on a host (here: given up during its restart)
+// leaves the host's marker open: a new provider process shows it on that
+// host's line until a later operation finishes there.
+func TestInterruptedOperationIsShownOnItsHost(t *testing.T) {
+	slow := `[ "$RIPCORD_RELEASE" = v2 ] && sleep 30` + "\n" + restartScript
+	f := newFleet(t, 2, func(c *Config) { c.Restart = slow })
+	if _, err := f.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := f.tgt.Deploy(ctx, op("deploy-v2"), f.artifact("v2"), 50, func(ev core.OpEvent) {
+		if strings.Contains(ev.Message, "restarting") {
+			cancel()
+		}
+	})
+	if err == nil {
+		t.Fatal("the deploy given up during its restart succeeded")
+	}
+	f.tgt.Close()
+	f.open()
+	s := f.waitStatus("the open operation on web-1", 20*time.Second, func(s core.TargetStatus) bool {
+		return slices.ContainsFunc(s.Problems, func(p string) bool { return strings.HasPrefix(p, `web-1: deploy to v2 stopped at "restarting"`) })
+	})
+	if releases(s)["web-1"] != "v2" || releases(s)["web-2"] != "v1" {
+		t.Fatalf("hosts after the interrupted deploy: %v", releases(s))
+	}
+	if err := f.tgt.Rollback(context.Background(), op("rollback"), "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	f.waitStatus("the problem gone once web-1 finished a later operation", 20*time.Second, func(s core.TargetStatus) bool {
+		return len(s.Problems) == 0 && releases(s)["web-1"] == "v1"
+	})
 }
