@@ -87,15 +87,21 @@ func Start(t testing.TB, o Options) *Lab {
 	t.Helper()
 	sshd := requireTool(t, "sshd", "openssh-server")
 	requireTool(t, "ssh-keygen", "openssh-client")
-	dir, err := os.MkdirTemp("", "ripcord-sshlab-")
+	id := randHex(3)
+	dir, err := os.MkdirTemp("", "ripcord-sshlab-"+id+"-")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner's pid lets a later lab tell a lab whose test was killed
+	// (its cleanup never ran) from one still in use.
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Lab{t: t, Dir: dir, sshd: sshd, User: u.Username, id: randHex(3)}
+	l := &Lab{t: t, Dir: dir, sshd: sshd, User: u.Username, id: id}
 	t.Cleanup(l.close)
 	l.ClientKey = filepath.Join(dir, "client_ed25519")
 	l.keygen(l.ClientKey)
@@ -206,6 +212,7 @@ func (l *Lab) setupNetwork() bool {
 		return false
 	}
 	_ = l.ip("netns", "del", probe)
+	sweepStale(l.ip)
 	routes, _ := exec.Command("ip", "-4", "route", "show", "table", "all").Output()
 	for range 50 {
 		x, _ := rand.Int(rand.Reader, big.NewInt(50))
@@ -257,7 +264,7 @@ func (l *Lab) addHost(name string, octet int, onBridge bool) *Host {
 		h.ns = "rcn" + l.id + "-" + strconv.Itoa(octet)
 		h.Addr, h.Port = l.prefix+strconv.Itoa(octet), 22
 		l.must("netns", "add", h.ns)
-		l.onClose(func() { _ = l.ip("netns", "del", h.ns) })
+		l.onClose(func() { deleteNetns(l.ip, h.ns) })
 		l.must("-n", h.ns, "link", "set", "lo", "up")
 		if onBridge {
 			h.link = fmt.Sprintf("rcv%s%d", l.id, octet)
@@ -370,7 +377,8 @@ func (h *Host) start() {
 		h.cmd = h.Exec("unshare", "-m", "sh", "-c", `mount --bind "$1" /etc/passwd && exec "$2" -D -e -f "$3"`, "sshd", h.passwd, h.lab.sshd, h.config)
 	}
 	h.cmd.Stdout, h.cmd.Stderr = log, log
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Killed with the test process, even when its cleanup never runs.
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("start sshd for %s: %v", h.Name, err)
 	}
@@ -449,6 +457,90 @@ func (h *Host) NewHostKey() {
 	_ = h.cmd.Wait()
 	h.lab.keygen(h.HostKey)
 	h.start()
+}
+
+// deleteNetns stops every process still in a host's namespace (sessions
+// whose client vanished with the network, services a test started) and
+// deletes it.
+func deleteNetns(ip func(...string) error, ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	_ = ip("netns", "del", ns)
+}
+
+// sweepStale removes what labs of killed test processes left behind: their
+// namespaces (and the processes in them), bridge, links and blackhole
+// routes. A lab is stale when its directory's owner is no longer running.
+func sweepStale(ip func(...string) error) {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	stale := map[string]bool{}
+	var nss []string
+	for _, line := range strings.Split(string(out), "\n") {
+		ns, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		rest, ok := strings.CutPrefix(ns, "rcn")
+		id, _, found := strings.Cut(rest, "-")
+		if !ok || !found || len(id) != 6 {
+			continue
+		}
+		nss = append(nss, ns)
+		if _, seen := stale[id]; !seen {
+			stale[id] = !ownerAlive(id)
+		}
+	}
+	for _, ns := range nss {
+		if stale[ns[3:9]] {
+			deleteNetns(ip, ns)
+		}
+	}
+	for id, dead := range stale {
+		if !dead {
+			continue
+		}
+		br := "rcb" + id
+		if addrs, err := exec.Command("ip", "-4", "-o", "addr", "show", "dev", br).Output(); err == nil {
+			for _, f := range strings.Fields(string(addrs)) {
+				if prefix, ok := strings.CutSuffix(f, ".1/24"); ok {
+					_ = ip("route", "del", "blackhole", prefix+".0/24", "metric", "4000")
+					_ = ip("route", "del", "blackhole", prefix+".128/25")
+				}
+			}
+		}
+		links, _ := exec.Command("ip", "-o", "link", "show").Output()
+		for _, line := range strings.Split(string(links), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 {
+				name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+				if strings.HasPrefix(name, "rcv"+id) {
+					_ = ip("link", "del", name)
+				}
+			}
+		}
+		_ = ip("link", "del", br)
+		dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ripcord-sshlab-"+id+"-*"))
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// ownerAlive says whether the test process that made lab id still runs.
+func ownerAlive(id string) bool {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ripcord-sshlab-"+id+"-*", "owner.pid"))
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && syscall.Kill(pid, 0) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Lab) close() {
