@@ -112,7 +112,9 @@ func Start(t testing.TB, o Options) *Lab {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil && os.Geteuid() == 0 {
 		t.Fatal(err)
 	}
-	l.Netns = os.Geteuid() == 0 && l.setupNetwork()
+	// RIPCORD_SSHTEST_LOOPBACK=1 runs the loopback variant as root too, so
+	// it can be checked where namespaces are available.
+	l.Netns = os.Geteuid() == 0 && os.Getenv("RIPCORD_SSHTEST_LOOPBACK") != "1" && l.setupNetwork()
 	if os.Geteuid() == 0 {
 		// Each host gets its own login "deploy" (uid 0, /bin/sh, a home of
 		// its own) through a passwd file only its sshd sees: the machine's
@@ -426,16 +428,47 @@ func (h *Host) waitListening(within time.Duration) {
 
 // Cut makes the host unreachable: its link to the lab goes down, so
 // packets to it vanish (no refusal, as with a dead network). In loopback
-// mode its sshd and sessions are stopped with SIGSTOP instead.
+// mode its sshd and every session it forked are stopped with SIGSTOP
+// instead: connections hang, which the same deadlines catch.
 func (h *Host) Cut() {
 	h.lab.t.Helper()
 	if h.link != "" {
 		h.lab.must("link", "set", h.link, "down")
 		return
 	}
-	if err := syscall.Kill(-h.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
-		h.lab.t.Fatal(err)
+	// The listener, and every session it forked (each in a session of
+	// its own, so outside the listener's process group).
+	for _, pid := range append([]int{h.cmd.Process.Pid}, descendants(h.cmd.Process.Pid)...) {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
 	}
+}
+
+// descendants lists the processes below pid, read from /proc.
+func descendants(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	children := map[int][]int{}
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+		if len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		c := children[queue[0]]
+		queue = append(queue[1:], c...)
+		out = append(out, c...)
+	}
+	return out
 }
 
 // Restore undoes Cut.
@@ -445,7 +478,9 @@ func (h *Host) Restore() {
 		h.lab.must("link", "set", h.link, "up")
 		return
 	}
-	_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGCONT)
+	for _, pid := range append([]int{h.cmd.Process.Pid}, descendants(h.cmd.Process.Pid)...) {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
 }
 
 // NewHostKey gives the host a new host key and restarts its sshd: what a
