@@ -461,6 +461,11 @@ func (t *Target) moveHost(ctx context.Context, opID, action string, h Host, v st
 		if err != nil {
 			return err
 		}
+		t.setView(h.Name, func(hv *hostView) {
+			if !slices.Contains(hv.releases, v) {
+				hv.releases = append([]string{v}, hv.releases...)
+			}
+		})
 		mk := marker{Op: opID, Action: action, From: from, To: v, State: "switching"}
 		if err := c.writeMarker(h.Root, mk); err != nil {
 			return fmt.Errorf("write operation marker: %w", err)

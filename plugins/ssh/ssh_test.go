@@ -718,3 +718,40 @@ func TestInterruptedOperationIsShownOnItsHost(t *testing.T) {
 		return len(s.Problems) == 0 && releases(s)["web-1"] == "v1"
 	})
 }
+
+// Lowering the weight moves the last-moved hosts back first; weight 0
+// (an abort) returns every host to the stable release and keeps the
+// candidate installed.
+func TestLowerWeightMovesHostsBack(t *testing.T) {
+	f := newFleet(t, 4, nil)
+	if _, err := f.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.deploy("v2", 75); err != nil {
+		t.Fatal(err)
+	}
+	if got := releases(f.status()); !sameMap(got, map[string]string{"web-1": "v2", "web-2": "v2", "web-3": "v2", "web-4": "v1"}) {
+		t.Fatalf("at 75%%: %v", got)
+	}
+	if err := f.tgt.SetWeight(context.Background(), op("down"), 25, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := releases(f.status()); !sameMap(got, map[string]string{"web-1": "v2", "web-2": "v1", "web-3": "v1", "web-4": "v1"}) {
+		t.Fatalf("back at 25%%: %v", got)
+	}
+	if err := f.tgt.SetWeight(context.Background(), op("abort"), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	s := f.status()
+	if !sameMap(releases(s), all("v1", 4)) || s.Current != "v1" || s.Candidate != "v2" || s.Weight != 0 || !slices.Contains(s.Kept, "v1") {
+		t.Fatalf("after weight 0: %+v", s)
+	}
+	if m, _ := filepath.Glob(filepath.Join(f.lab.Hosts[0].Root, "releases", "v2-*")); len(m) != 1 {
+		t.Fatalf("the candidate is no longer installed on web-1: %v", m)
+	}
+	for _, h := range []string{"web-1", "web-2"} {
+		if got := f.serving(h); got != "v1" {
+			t.Fatalf("after weight 0 %s serves %s", h, got)
+		}
+	}
+}
