@@ -134,13 +134,15 @@ func Start(t testing.TB, o Options) *Lab {
 		l.Jump = l.addHost("bastion", 5, true)
 		l.Inner = l.addHost("inner-1", 130, false)
 	}
-	for _, h := range l.all() {
+	for _, h := range l.All() {
 		h.start()
 	}
 	return l
 }
 
-func (l *Lab) all() []*Host {
+// All lists every host of the lab, the jump host and the host behind it
+// included.
+func (l *Lab) All() []*Host {
 	hs := append([]*Host(nil), l.Hosts...)
 	if l.Jump != nil {
 		hs = append(hs, l.Jump, l.Inner)
