@@ -690,10 +690,9 @@ func BenchmarkRollbackFourHosts(b *testing.B) {
 // leaves the host's marker open: a new provider process shows it on that
 // host's line until a later operation finishes there.
 func TestInterruptedOperationIsShownOnItsHost(t *testing.T) {
-	// v2's restart hangs (and then gives up without starting anything, so
-	// nothing outlives the test: a command keeps running on a host after
-	// its SSH session is closed).
-	slow := `[ "$RIPCORD_RELEASE" = v2 ] && { sleep 5; exit 1; }` + "\n" + restartScript
+	// v2's restart hangs (and, were it not stopped, would give up without
+	// starting anything, so nothing outlives the test).
+	slow := `[ "$RIPCORD_RELEASE" = v2 ] && { sleep 20; exit 1; }` + "\n" + restartScript
 	f := newFleet(t, 2, func(c *Config) { c.Restart = slow })
 	if _, err := f.deploy("v1", 100); err != nil {
 		t.Fatal(err)
@@ -707,6 +706,19 @@ func TestInterruptedOperationIsShownOnItsHost(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("the deploy given up during its restart succeeded")
+	}
+	// The restart given up on is stopped on the host (its session closed),
+	// not left running.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names, ok := f.lab.Hosts[0].Commands()
+		if !ok || !slices.Contains(names, "sleep") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restart given up on still runs on web-1: %v", names)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	f.tgt.Close()
 	f.open()

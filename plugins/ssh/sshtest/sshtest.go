@@ -590,3 +590,19 @@ func (l *Lab) close() {
 	}
 	os.RemoveAll(l.Dir)
 }
+
+// Commands lists the command names of the processes running in the host's
+// namespace; ok is false in loopback mode, where a host has no processes of
+// its own to tell apart.
+func (h *Host) Commands() (names []string, ok bool) {
+	if h.ns == "" {
+		return nil, false
+	}
+	out, _ := exec.Command("ip", "netns", "pids", h.ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if b, err := os.ReadFile(filepath.Join("/proc", f, "comm")); err == nil {
+			names = append(names, strings.TrimSpace(string(b)))
+		}
+	}
+	return names, true
+}
