@@ -81,13 +81,13 @@ environments:
         echo $! >"$pidf"
       health: "http://127.0.0.1:$PORT/healthz"
       env:
-        SENTRY_DSN: "http://e2ekey@%s:%d/1"
+        SENTRY_DSN: "http://${RIPCORD_E2E_KEY:-e2ekey}@%s:%d/1"
         SENTRY_ENVIRONMENT: production
       hosts:
 %s    errors:
       provider: sentry-ingest
       listen: "%s:%d"
-      keys: { "1": "e2ekey" }
+      keys: { "1": "${RIPCORD_E2E_KEY:-e2ekey}" }
     rollout:
 %s
     rollback:

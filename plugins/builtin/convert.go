@@ -44,7 +44,11 @@ func sdkMigrations(ms []core.Migration) []sdk.Migration {
 }
 
 func sdkTargetStatus(s core.TargetStatus) sdk.TargetStatus {
-	return sdk.TargetStatus{Current: s.Current, Candidate: s.Candidate, Weight: s.Weight, Healthy: s.Healthy, Kept: s.Kept, Problems: s.Problems}
+	out := sdk.TargetStatus{Current: s.Current, Candidate: s.Candidate, Weight: s.Weight, Healthy: s.Healthy, Kept: s.Kept, Problems: s.Problems}
+	for _, h := range s.Hosts {
+		out.Hosts = append(out.Hosts, sdk.HostStatus{Name: h.Name, Address: h.Address, Release: h.Release, State: h.State, Message: h.Message})
+	}
+	return out
 }
 
 func sdkRun(r core.PipelineRun) sdk.PipelineRun {

@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path"
 	"strconv"
@@ -157,9 +156,9 @@ func sshConfig(version string) sdk.ServeConfig {
 
 // Configure replaces the target (the old one's connections are closed;
 // what runs on the hosts keeps running).
-func (s *sshServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+func (s *sshServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var st sshSettings
-	if err := decodeStrict(settings, &st); err != nil {
+	if err := decodeStrict(req.Settings, &st); err != nil {
 		return err
 	}
 	if errs := st.check(); len(errs) > 0 {
@@ -199,7 +198,7 @@ func (s *sshServer) ready() (*sshtarget.Target, error) {
 	return nil, fmt.Errorf("ssh: %w", errNotConfigured)
 }
 
-func (s *sshServer) Status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
+func (s *sshServer) status(ctx context.Context, ref core.Ref) (core.TargetStatus, error) {
 	t, err := s.ready()
 	if err != nil {
 		return core.TargetStatus{}, err
@@ -207,84 +206,51 @@ func (s *sshServer) Status(ctx context.Context, ref core.Ref) (core.TargetStatus
 	return t.Status(ctx, ref)
 }
 
-func (s *sshServer) WatchStatus(ctx context.Context, ref core.Ref, send func(core.TargetStatus) error) error {
+func (s *sshServer) Status(ctx context.Context, req sdk.StatusRequest) (sdk.TargetStatus, error) {
+	st, err := s.status(ctx, coreRef(req.Ref))
+	return sdkTargetStatus(st), err
+}
+
+func (s *sshServer) WatchStatus(ctx context.Context, req sdk.WatchStatusRequest, send func(sdk.TargetStatus) error) error {
 	t, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.TargetStatus)) error {
-		return t.WatchStatus(ctx, ref, fn)
+	return watchWith(ctx, send, sdkTargetStatus, func(ctx context.Context, fn func(core.TargetStatus)) error {
+		return t.WatchStatus(ctx, coreRef(req.Ref), fn)
 	})
 }
 
-// Releases lists the releases installed on every reachable host, newest
-// first: those a rollback can return to.
-func (s *sshServer) Releases(ctx context.Context, ref core.Ref, limit int) ([]core.Release, error) {
-	st, err := s.Status(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	var out []core.Release
-	for _, v := range st.Kept {
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		out = append(out, core.Release{Service: ref.Service, Version: v})
-	}
-	return out, nil
-}
-
-// Plan says which hosts a deploy at weight would move.
-func (s *sshServer) Plan(ctx context.Context, ref core.Ref, rel core.Release, weight int) ([]string, error) {
-	st, err := s.Status(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	n := len(st.Hosts)
-	if st.Current == "" {
-		weight = 100
-	}
-	k := sshtarget.HostsFor(weight, n)
-	steps := []string{fmt.Sprintf("%d%% requested → %d of %d hosts", weight, k, n)}
-	for i, h := range st.Hosts {
-		if i == k {
-			break
-		}
-		steps = append(steps, fmt.Sprintf("%s (%s): upload %s, verify its sha256 there, switch current, restart, check health", h.Name, h.Address, rel.Version))
-	}
-	return steps, nil
-}
-
-func (s *sshServer) Deploy(ctx context.Context, op *sdk.Op, rel core.Release, weight int) error {
+func (s *sshServer) Deploy(ctx context.Context, op *sdk.Op, req sdk.DeployRequest) error {
 	t, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return t.Deploy(ctx, op.Request, rel, weight, relayTo(op))
+	return t.Deploy(ctx, coreOp(op), coreRelease(req.Release), req.Weight, relayTo(op))
 }
 
-func (s *sshServer) SetWeight(ctx context.Context, op *sdk.Op, weight int) error {
+func (s *sshServer) SetWeight(ctx context.Context, op *sdk.Op, req sdk.SetWeightRequest) error {
 	t, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return t.SetWeight(ctx, op.Request, weight, relayTo(op))
+	return t.SetWeight(ctx, coreOp(op), req.Weight, relayTo(op))
 }
 
-func (s *sshServer) Rollback(ctx context.Context, op *sdk.Op, toVersion string) error {
+func (s *sshServer) Rollback(ctx context.Context, op *sdk.Op, req sdk.RollbackRequest) error {
 	t, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return t.Rollback(ctx, op.Request, toVersion, relayTo(op))
+	return t.Rollback(ctx, coreOp(op), req.ToVersion, relayTo(op))
 }
 
 // Reattach follows an operation a previous provider process started: the
 // target records every operation's events in its state directory.
-func (s *sshServer) Reattach(ctx context.Context, op *sdk.Op, externalRef string) error {
+func (s *sshServer) Reattach(ctx context.Context, op *sdk.Op, req sdk.ReattachRequest) error {
 	t, err := s.ready()
 	if err != nil {
 		return err
 	}
-	return t.WatchOperation(ctx, op.Request, externalRef, relayTo(op))
+	return t.WatchOperation(ctx, coreOp(op), req.ExternalRef, relayTo(op))
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
@@ -33,7 +32,7 @@ func TestSSHBuiltinPassesConformance(t *testing.T) {
 	for _, h := range lab.Hosts {
 		hosts = append(hosts, map[string]any{"name": h.Name, "address": h.Addr, "port": h.Port, "root": h.Root})
 	}
-	ref := core.Ref{Service: "api", Env: "production"}
+	ref := sdk.Ref{Service: "api", Env: "production"}
 	settings := map[string]any{
 		"ref": map[string]any{"service": ref.Service, "env": ref.Env}, "hosts": hosts, "user": lab.User,
 		"identity_file": lab.ClientKey, "known_hosts": lab.KnownHosts, "restart": "sleep 2", "health": "test -x artifact",
@@ -53,7 +52,7 @@ func TestSSHBuiltinPassesConformance(t *testing.T) {
 		BadPath:     "hosts.0.prot",
 		Kinds:       []string{"target"},
 		Ref:         ref,
-		Release:     core.Release{Service: "api", Version: "v1", ArtifactDigest: "sha256:" + digest},
+		Release:     sdk.Release{Service: "api", Version: "v1", ArtifactDigest: "sha256:" + digest},
 	})
 }
 

@@ -95,6 +95,16 @@ type TargetStatus struct {
 	Kept []string
 	// Problems lists what is wrong in words a person can act on.
 	Problems []string
+	// Hosts lists each machine of a target that runs releases on several
+	// (a fleet of servers), so the screen can say which runs what.
+	Hosts []HostStatus
+}
+
+// HostStatus is one machine of a target: the release it runs and whether
+// it answers. State is ok, working, unhealthy, unreachable or unknown;
+// Message says why a host is not ok.
+type HostStatus struct {
+	Name, Address, Release, State, Message string
 }
 
 // RunState is where a pipeline run, stage or step is.

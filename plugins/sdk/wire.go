@@ -35,17 +35,25 @@ func fromActor(a *pb.Actor) Actor {
 }
 
 func toTargetStatus(ref Ref, s TargetStatus) *pb.TargetStatus {
-	return &pb.TargetStatus{
+	out := &pb.TargetStatus{
 		Ref: toRef(ref), Current: s.Current, Candidate: s.Candidate, Weight: int32(s.Weight),
 		Healthy: s.Healthy, Kept: s.Kept, Problems: s.Problems,
 	}
+	for _, h := range s.Hosts {
+		out.Hosts = append(out.Hosts, &pb.HostStatus{Name: h.Name, Address: h.Address, Release: h.Release, State: h.State, Message: h.Message})
+	}
+	return out
 }
 
 func fromTargetStatus(s *pb.TargetStatus) TargetStatus {
-	return TargetStatus{
+	out := TargetStatus{
 		Current: s.GetCurrent(), Candidate: s.GetCandidate(), Weight: int(s.GetWeight()),
 		Healthy: s.GetHealthy(), Kept: s.GetKept(), Problems: s.GetProblems(),
 	}
+	for _, h := range s.GetHosts() {
+		out.Hosts = append(out.Hosts, HostStatus{Name: h.GetName(), Address: h.GetAddress(), Release: h.GetRelease(), State: h.GetState(), Message: h.GetMessage()})
+	}
+	return out
 }
 
 func toRelease(r Release) *pb.Release {
