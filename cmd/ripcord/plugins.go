@@ -165,6 +165,14 @@ func usedProviders(f *config.File) []providerUse {
 	}
 	for _, svc := range f.Services {
 		add(svc.Pipeline, providerUse{kind: config.KindPipeline, service: svc.Name, where: svc.Name}, func(s map[string]any) {
+			if ciPipelines[svc.Pipeline.Name] {
+				// A CI service's release artifact is downloaded where the
+				// local target looks for exec's.
+				s["service"] = svc.Name
+				setDefault(s, "download_dir", filepath.Join(pipelineState(f, svc.Name), "artifacts"))
+				resolve(f, s, "download_dir")
+				return
+			}
 			if svc.Pipeline.Name != "exec" {
 				return
 			}
@@ -234,6 +242,9 @@ func usedProviders(f *config.File) []providerUse {
 	}
 	return uses
 }
+
+// ciPipelines are the built-in pipeline sources reading a CI service.
+var ciPipelines = map[string]bool{"github-actions": true}
 
 // pipelineState is where the exec pipeline keeps a service's runs, logs
 // and artifacts.

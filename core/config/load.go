@@ -39,15 +39,16 @@ const (
 
 // BuiltinProviders are the providers that ship with Ripcord, by kind.
 var BuiltinProviders = map[string]string{
-	"local":         KindTarget,
-	"ssh":           KindTarget,
-	"exec":          KindPipeline,
-	"sentry-ingest": KindErrors,
-	"sentry":        KindErrors,
-	"dir":           KindBackup,
-	"restic":        KindBackup,
-	"borg":          KindBackup,
-	"pgbackrest":    KindBackup,
+	"local":          KindTarget,
+	"ssh":            KindTarget,
+	"exec":           KindPipeline,
+	"github-actions": KindPipeline,
+	"sentry-ingest":  KindErrors,
+	"sentry":         KindErrors,
+	"dir":            KindBackup,
+	"restic":         KindBackup,
+	"borg":           KindBackup,
+	"pgbackrest":     KindBackup,
 }
 
 // Options tune loading.

@@ -34,9 +34,12 @@ func Registry(version string) map[string]func() sdk.ServeConfig {
 		"pgbackrest": func() sdk.ServeConfig {
 			return backup("pgbackrest", version, true, pgbackrestSettings{}, buildPgbackrest)
 		},
-		"local":         func() sdk.ServeConfig { return localConfig(version) },
-		"ssh":           func() sdk.ServeConfig { return sshConfig(version) },
-		"exec":          func() sdk.ServeConfig { return execConfig(version) },
+		"local": func() sdk.ServeConfig { return localConfig(version) },
+		"ssh":   func() sdk.ServeConfig { return sshConfig(version) },
+		"exec":  func() sdk.ServeConfig { return execConfig(version) },
+		"github-actions": func() sdk.ServeConfig {
+			return ciConfig("github-actions", version, githubActionsSettings{}, buildGitHubActions)
+		},
 		"sentry-ingest": func() sdk.ServeConfig { return sentryIngestConfig(version) },
 	}
 }

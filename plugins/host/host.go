@@ -795,7 +795,7 @@ func (m *managed) checkHealth(ctx context.Context, l *live) (state, msg string) 
 	case hr.GetState() == pb.HealthState_HEALTH_STATE_FAILED:
 		return StateFailed, hr.GetMessage()
 	}
-	return StateHealthy, ""
+	return StateHealthy, hr.GetMessage()
 }
 
 // answers reports whether the plugin still answers a health check, for a
@@ -808,6 +808,14 @@ func (m *managed) answers(ctx context.Context, l *live, call string, silent time
 		return ctx.Err()
 	}
 	if state == StateHealthy || !strings.HasPrefix(msg, "not answering") {
+		// A quiet stream's provider still says how it is (a CI source's
+		// API budget, a rate limit it waits out): keep that current.
+		m.mu.Lock()
+		same := m.health.State == state && m.health.Message == msg
+		m.mu.Unlock()
+		if !same && !strings.HasPrefix(msg, "CheckHealth: ") {
+			m.setHealth(state, msg)
+		}
 		return nil
 	}
 	why := fmt.Sprintf("%s has been silent for %s and %s", call, core.ShortDuration(silent), strings.TrimPrefix(msg, "not answering: "))

@@ -77,6 +77,17 @@ func Degraded(format string, args ...any) error {
 	return DegradedError{Reason: fmt.Sprintf(format, args...)}
 }
 
+// HealthyNote is a CheckHealth result that is healthy and says something a
+// person may want to see (an API budget left, a queue's length).
+type HealthyNote struct{ Note string }
+
+func (e HealthyNote) Error() string { return e.Note }
+
+// Healthy returns a HealthyNote.
+func Healthy(format string, args ...any) error {
+	return HealthyNote{Note: fmt.Sprintf(format, args...)}
+}
+
 // ConfigureRequest carries a provider's settings: its block of
 // ripcord.yaml as a JSON object, with relative paths the host resolved
 // and ${ENV} references expanded, and the secrets.
@@ -94,7 +105,7 @@ type Provider interface {
 	// and again with the same settings after every restart. Return
 	// SettingErrors to reject settings; any other error fails the call.
 	Configure(ctx context.Context, req ConfigureRequest) error
-	// CheckHealth returns nil when healthy, a DegradedError when working
+	// CheckHealth returns nil (or a HealthyNote) when healthy, a DegradedError when working
 	// with problems, any other error when failed.
 	CheckHealth(ctx context.Context) error
 }

@@ -229,9 +229,12 @@ func (p *providerServer) CheckHealth(ctx context.Context, _ *pb.CheckHealthReque
 	}
 	err := p.cfg.Provider.CheckHealth(ctx)
 	var d DegradedError
+	var note HealthyNote
 	switch {
 	case err == nil:
 		return &pb.CheckHealthResponse{State: pb.HealthState_HEALTH_STATE_HEALTHY}, nil
+	case errors.As(err, &note):
+		return &pb.CheckHealthResponse{State: pb.HealthState_HEALTH_STATE_HEALTHY, Message: note.Note}, nil
 	case errors.As(err, &d):
 		return &pb.CheckHealthResponse{State: pb.HealthState_HEALTH_STATE_DEGRADED, Message: d.Reason}, nil
 	default:

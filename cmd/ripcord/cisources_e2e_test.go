@@ -1,0 +1,142 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
+)
+
+// releaseArtifact is what a workflow uploads as its release: a zip (as
+// every GitHub artifact is) that is also a shell script starting the test
+// service at version, so the local target can run it as it is.
+func releaseArtifact(t *testing.T, version string) []byte {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "#!/bin/sh\nRIPCORD_TEST_SERVICE=%s exec %s \"$@\"\n", version, self)
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "api %s\n", version)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// A GitHub Actions run, in the console on a real terminal with the
+// provider as its own process: each step shows as GitHub reports it, and
+// the green run's release — its artifact downloaded and checked — is
+// deployed to staging by itself.
+func TestGitHubActionsRunShowsStepByStepAndAutoDeploysToStaging(t *testing.T) {
+	gh := githubtest.New("shop", "api", "ci.yml")
+	defer gh.Close()
+	dir := t.TempDir()
+	cfg := writeConfigFile(t, dir, `project: shop
+services:
+  - name: api
+    pipeline:
+      provider: github-actions
+      repository: shop/api
+      workflow: ci.yml
+      token: ${GITHUB_TOKEN}
+      api_url: `+gh.APIURL()+`
+      poll: 300ms
+      poll_active: 100ms
+environments:
+  - name: staging
+    auto: true
+    gates: [pipeline, branch]
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "http://127.0.0.1:{{.Port}}/healthz" }
+`)
+	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) })
+
+	start := time.Now().UTC().Truncate(time.Second)
+	sha := "9f3c1e0d2b4a69788c7d1e2f3a4b5c6d7e8f9012"
+	run := gh.Add(githubtest.Run{Status: "queued", HeadSHA: sha, Branch: "main", CreatedAt: start, StartedAt: start, UpdatedAt: start,
+		Jobs: []githubtest.Job{{ID: 1, Name: "build", Status: "queued"}, {ID: 2, Name: "test", Status: "queued"}}})
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTmuxSession(t, 160, 48, fmt.Sprintf("cd %s && env RIPCORD_TEST_CLI=1 RIPCORD_ACTOR=ana GITHUB_TOKEN=ghs_test %s console -c %s; sleep 30", dir, self, cfg))
+	t.Cleanup(func() {
+		if s.alive() {
+			s.keys("q")
+		}
+	})
+	s.waitFor("main@9f3c1e0", 30*time.Second) // the run GitHub reported, with its commit and branch
+
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	gh.Update(func() {
+		run.Status, run.UpdatedAt = "in_progress", at(time.Second)
+		run.Jobs[0].Status, run.Jobs[0].StartedAt = "in_progress", at(time.Second)
+		run.Jobs[0].Steps = []githubtest.Step{
+			{Name: "Set up job", Status: "completed", Conclusion: "success", StartedAt: at(time.Second), CompletedAt: at(2 * time.Second)},
+			{Name: "Compile release", Status: "in_progress", StartedAt: at(2 * time.Second)},
+		}
+	})
+	s.waitFor("◐ Compile release", 15*time.Second)
+	s.waitFor("✓ Set up job", time.Second)
+
+	artifact := releaseArtifact(t, "v1.5.0")
+	gh.Update(func() {
+		run.Jobs[0].Status, run.Jobs[0].Conclusion, run.Jobs[0].CompletedAt = "completed", "success", at(4*time.Second)
+		run.Jobs[0].Steps[1].Status, run.Jobs[0].Steps[1].Conclusion, run.Jobs[0].Steps[1].CompletedAt = "completed", "success", at(4*time.Second)
+		run.Jobs[1].Status, run.Jobs[1].StartedAt = "in_progress", at(4*time.Second)
+		run.Jobs[1].Steps = []githubtest.Step{{Name: "Run unit tests", Status: "in_progress", StartedAt: at(4 * time.Second)}}
+	})
+	s.waitFor("◐ Run unit tests", 15*time.Second)
+	s.waitFor("✓ build", time.Second)
+
+	gh.Update(func() {
+		run.Status, run.Conclusion, run.UpdatedAt = "completed", "success", at(9*time.Second)
+		run.Jobs[1].Status, run.Jobs[1].Conclusion, run.Jobs[1].CompletedAt = "completed", "success", at(9*time.Second)
+		run.Jobs[1].Steps[0].Status, run.Jobs[1].Steps[0].Conclusion, run.Jobs[1].Steps[0].CompletedAt = "completed", "success", at(9*time.Second)
+		run.Artifacts = []githubtest.Artifact{{ID: 77, Name: "release-v1.5.0", Body: artifact, CreatedAt: at(8 * time.Second)}}
+	})
+	scr := s.waitFor("staging v1.5.0", 60*time.Second)
+	if !strings.Contains(scr, "succeeded") {
+		t.Errorf("the pipeline pane does not show the run succeeded:\n%s", scr)
+	}
+	deployed := func() string {
+		link, _ := os.Readlink(filepath.Join(dir, "envs", "staging", "current"))
+		return filepath.Base(link)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for deployed() != "v1.5.0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("staging runs %q, want v1.5.0 deployed by itself; screen:\n%s", deployed(), s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "envs", "staging", "current", "artifact"))
+	if err != nil || !bytes.Equal(got, artifact) {
+		t.Errorf("staging's artifact is not the bytes GitHub built (%v)", err)
+	}
+	s.keys("q")
+}
+
+// writeConfigFile writes ripcord.yaml as given, with the project's state
+// created as after its first console.
+func writeConfigFile(t *testing.T, dir, body string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
