@@ -140,3 +140,13 @@ func writeConfigFile(t *testing.T, dir, body string) string {
 	}
 	return cfg
 }
+
+// The CI example the README points to is a valid config.
+func TestCIExampleValidates(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "ghs_example")
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "example")
+	code, out, errs := ripcord(t, "validate", "-c", "../../docs/examples/ci.yaml")
+	if code != 0 {
+		t.Fatalf("validate exited %d: %s%s", code, out, errs)
+	}
+}
