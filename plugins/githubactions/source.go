@@ -49,9 +49,9 @@ type Source struct {
 	wake      chan struct{}
 	firstPoll chan struct{} // closed once the first poll ended
 	stop      context.CancelFunc
-	done   chan struct{}
-	server *http.Server
-	addr   string
+	done      chan struct{}
+	server    *http.Server
+	addr      string
 }
 
 // run is one attempt of one workflow run, as last read.
