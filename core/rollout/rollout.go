@@ -293,7 +293,7 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 	op.State = core.OpRunning
 	_ = c.journal(ctx, op)
 	derr := c.bounded(ctx, env, "deploy", c.opts.Deadlines.Deploy, func(ctx context.Context) error {
-		return env.Target.Deploy(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, rel, weight, c.opEvents(cmd.Ref))
+		return env.Target.Deploy(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, rel, weight, c.journalRef(ctx, &op))
 	})
 	if derr != nil && ctx.Err() != nil && context.Cause(ctx) != ctx.Err() {
 		derr = fmt.Errorf("deploy stopped: %w", context.Cause(ctx)) // a rollback or abort took over
@@ -397,6 +397,21 @@ func (c *Controller) saveDeploymentErr(ctx context.Context, d core.Deployment) e
 	}
 	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: d.Ref, Final: true, Deployment: &d})
 	return nil
+}
+
+// journalRef relays op's events (opEvents) and journals the provider's
+// external ref the first time one arrives: a restarted engine re-attaches
+// by it, which is how a provider that restarted too (or a remote system's
+// own operation id) is found again.
+func (c *Controller) journalRef(ctx context.Context, op *core.Operation) func(core.OpEvent) {
+	relay := c.opEvents(op.Ref)
+	return func(ev core.OpEvent) {
+		if ev.ExternalRef != "" && op.ExternalRef == "" {
+			op.ExternalRef = ev.ExternalRef
+			_ = c.journal(context.WithoutCancel(ctx), *op)
+		}
+		relay(ev)
+	}
 }
 
 // opEvents turns a provider's operation stream into log events.

@@ -58,7 +58,7 @@ func (m *memTarget) Deploy(_ context.Context, op core.OpRequest, rel core.Releas
 	if err := m.record(op.ID, fmt.Sprintf("deploy %s@%d", rel.Version, w)); err != nil {
 		return err
 	}
-	fn(core.OpEvent{Seq: 1, Message: "started " + rel.Version})
+	fn(core.OpEvent{Seq: 1, Message: "started " + rel.Version, ExternalRef: "deployment/" + op.ID})
 	m.candidate, m.weight = rel.Version, w
 	if w == 100 {
 		m.current, m.candidate = rel.Version, ""
@@ -540,5 +540,16 @@ func TestEachServiceRollsOutOnItsOwnTarget(t *testing.T) {
 	}
 	if calls := apiTarget.Calls(); !slices.Equal(calls, []string{"deploy v2@100"}) {
 		t.Fatalf("api's target calls = %v; rolling back web must not touch it", calls)
+	}
+}
+
+// The provider's external ref is journaled as soon as it arrives, so a
+// restarted engine re-attaches by it.
+func TestTheProvidersExternalRefIsJournaled(t *testing.T) {
+	w := newWorld(t, Env{})
+	res := w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	op, err := w.eng.Store().Operation(context.Background(), res.OperationID)
+	if err != nil || op.ExternalRef != "deployment/"+res.OperationID {
+		t.Fatalf("journaled operation = %+v, %v; want the provider's external ref", op, err)
 	}
 }

@@ -67,7 +67,7 @@ func (c *Controller) doRollback(ctx context.Context, cmd core.Command, env *Env,
 		return c.undoFailed(ctx, op, err)
 	}
 	if err := c.bounded(ctx, env, "rollback", c.opts.Deadlines.Rollback, func(ctx context.Context) error {
-		return env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.opEvents(cmd.Ref))
+		return env.Target.Rollback(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, to, c.journalRef(ctx, &op))
 	}); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
@@ -293,7 +293,7 @@ func (c *Controller) doAbort(ctx context.Context, cmd core.Command, env *Env, r 
 		return c.undoFailed(ctx, op, err)
 	}
 	if err := c.bounded(ctx, env, "abort", c.opts.Deadlines.Rollback, func(ctx context.Context) error {
-		return env.Target.SetWeight(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, 0, c.opEvents(cmd.Ref))
+		return env.Target.SetWeight(ctx, core.OpRequest{ID: op.ID, Ref: cmd.Ref, Actor: cmd.Actor}, 0, c.journalRef(ctx, &op))
 	}); err != nil {
 		return c.undoFailed(ctx, op, err)
 	}
