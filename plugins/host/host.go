@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,7 +73,7 @@ type Options struct {
 	LogLevel hclog.Level
 	// Health receives every health change. Calls are serialised per plugin.
 	Health func(core.ProviderHealth)
-	// StartTimeout bounds one plugin's handshake (default 10s).
+	// StartTimeout bounds one plugin's handshake (default 5s).
 	StartTimeout time.Duration
 	// Restart backoff: MinBackoff doubling to MaxBackoff, back to MinBackoff
 	// after a process stayed up for HealthyReset (100ms, 10s, 1m).
@@ -102,6 +101,9 @@ var EnvAllowlist = []string{"PATH", "HOME", "TZ", "LANG", "TMPDIR", protocol.Env
 type Host struct {
 	opts    Options
 	sockDir string
+	// self is the ripcord binary as it was when the host started: every
+	// re-execution of a built-in checks the file is still that binary.
+	self binaryID
 
 	mu      sync.Mutex
 	plugins map[string]*managed
@@ -116,7 +118,7 @@ type Host struct {
 // New validates options; nothing is started until Start.
 func New(opts Options) (*Host, error) {
 	if opts.StartTimeout <= 0 {
-		opts.StartTimeout = 10 * time.Second
+		opts.StartTimeout = 5 * time.Second
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 100 * time.Millisecond
@@ -203,6 +205,17 @@ func (h *Host) Start(ctx context.Context) error {
 		return fmt.Errorf("plugin host: %w", err)
 	}
 	h.sockDir = dir
+
+	if h.opts.Self != "" && len(h.opts.Builtins) > 0 {
+		if h.self, err = identify(h.opts.Self); err != nil {
+			return fmt.Errorf("plugin host: hashing the ripcord binary: %w", err)
+		}
+		for _, m := range h.plugins {
+			if m.builtin {
+				m.checksum, _ = hex.DecodeString(h.self.sha256)
+			}
+		}
+	}
 
 	var externals []PluginSpec
 	seen := map[string]bool{}
@@ -608,6 +621,10 @@ func (m *managed) current(ctx context.Context, after int) (*live, error) {
 		if l != nil && l.gen > after && l.exited.Err() == nil {
 			return l, nil
 		}
+		if l == nil && lastErr != nil && m.gen == 0 {
+			// Never started: its restarts go on, but nobody waits on them.
+			return nil, lastErr
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -636,14 +653,20 @@ func (m *managed) supervise(ctx context.Context, first chan<- error) {
 			m.notifyLocked()
 			m.mu.Unlock()
 			var ce *ChecksumError
-			if errors.As(err, &ce) {
+			if errors.As(err, &ce) && attempt == 0 {
 				m.refuse(err)
-				if attempt == 0 {
-					first <- err
-				}
+				first <- err
 				return
 			}
-			m.setHealth(StateFailed, err.Error())
+			if errors.As(err, &ce) {
+				// A restart the lock refused is tried again, in case the
+				// binary is put back or pinned anew; each refusal says so.
+				msg := fmt.Sprintf("%v; checking again in %v", err, backoff)
+				m.h.logf(m.name, "%s", msg)
+				m.setHealth(StateFailed, msg)
+			} else {
+				m.setHealth(StateFailed, err.Error())
+			}
 		}
 		if attempt == 0 {
 			first <- err
@@ -686,18 +709,26 @@ func (h *Host) logf(name, format string, args ...any) {
 // launch starts one new process with a new Client, handshakes, asks for
 // its info, re-sends its settings and checks its health.
 func (m *managed) launch(ctx context.Context) (*live, error) {
-	if !m.builtin {
+	if m.builtin {
+		// A built-in is the ripcord binary re-executed: it must still be
+		// the binary this ripcord started from, not one put in its place.
+		if err := m.h.self.check(m.name); err != nil {
+			return nil, err
+		}
+	} else {
 		// Checked here as well as by go-plugin so a refusal names the
 		// plugin and both digests (go-plugin only says "checksums did
-		// not match"), and at every launch: the file may have changed.
-		actual, err := FileSHA256(m.path)
+		// not match"), and at every launch: the file may have changed,
+		// and so may the lock (re-pinned with `ripcord plugins lock`).
+		sums, err := VerifyLock(m.h.opts.LockFile, []PluginSpec{{Name: m.provider, Path: m.path}})
 		if err != nil {
-			return nil, fmt.Errorf("plugin %q: hashing %s: %w", m.name, m.path, err)
+			return nil, err
 		}
-		if want := hex.EncodeToString(m.checksum); want != actual {
-			return nil, &ChecksumError{Plugin: m.name, Path: m.path, Expected: want, Actual: actual}
-		}
+		m.mu.Lock()
+		m.checksum = sums[m.provider]
+		m.mu.Unlock()
 	}
+	tail := &stderrTail{}
 	var cmd *exec.Cmd
 	if m.builtin {
 		cmd = exec.Command(m.path, "plugin", "serve", m.provider)
@@ -722,7 +753,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 		SkipHostEnv:      true,
 		StartTimeout:     m.h.opts.StartTimeout,
 		Logger:           newLogger(m.name, m.h.opts.LogLevel, logFn),
-		Stderr:           io.Discard, // already parsed into Logger
+		Stderr:           tail, // also parsed into Logger; kept to explain a failed start
 		SyncStdout:       newLogWriter("plugin/"+m.name, "stdout", logFn),
 		SyncStderr:       newLogWriter("plugin/"+m.name, "stderr", logFn),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
@@ -734,7 +765,10 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	}
 	rpc, err := client.Client()
 	if err != nil {
-		return fail("start", err)
+		// go-plugin's own text guesses at causes; what the plugin wrote
+		// on its way out usually names the real one.
+		client.Kill()
+		return nil, &StartError{Plugin: m.name, Path: m.path, Cause: startCause(err, m.h.opts.StartTimeout), Stderr: tail.lines(), err: err}
 	}
 	raw, err := rpc.Dispense(protocol.PluginName)
 	if err != nil {

@@ -193,7 +193,7 @@ func TestExitDuringHandshakeIsReportedWithName(t *testing.T) {
 func TestHangInHandshakeTimesOut(t *testing.T) {
 	start := time.Now()
 	h, _, err := startExample(t, "hang-in-handshake", func(o *Options) { o.StartTimeout = 300 * time.Millisecond })
-	if err == nil || !strings.Contains(err.Error(), `plugin "example"`) || !strings.Contains(err.Error(), "timeout") {
+	if err == nil || !strings.Contains(err.Error(), `plugin "example"`) || !strings.Contains(err.Error(), "no handshake within 300ms") {
 		t.Fatalf("Start = %v", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {

@@ -130,15 +130,20 @@ func relativeTo(base, path string) string {
 	return abs
 }
 
-// ChecksumError is a plugin binary that does not match ripcord.lock.
+// ChecksumError is a plugin binary that does not match ripcord.lock, or
+// (Builtin) a ripcord binary that is no longer the one that started.
 type ChecksumError struct {
 	Plugin   string
 	Path     string
 	Expected string // empty when the plugin has no lock entry
 	Actual   string
+	Builtin  bool
 }
 
 func (e *ChecksumError) Error() string {
+	if e.Builtin {
+		return fmt.Sprintf("the ripcord binary %s changed since this ripcord started (sha256 %s, now %s): built-in provider %q is not started from it; restart ripcord", e.Path, e.Expected, e.Actual, e.Plugin)
+	}
 	if e.Expected == "" {
 		return fmt.Sprintf("plugin %q (%s) is not in the lock file (sha256 %s); run `ripcord plugins lock` to trust it", e.Plugin, e.Path, e.Actual)
 	}
@@ -232,4 +237,61 @@ func releaseSum(path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// binaryID is a binary's digest and the file facts it was taken from:
+// while they stay the same (same inode, size, modification and change
+// times — a write or a rename changes one) the digest is not taken again.
+type binaryID struct {
+	path   string
+	sha256 string
+	stat   fileFacts
+}
+
+type fileFacts struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+func factsOf(path string) (fileFacts, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileFacts{}, err
+	}
+	f := fileFacts{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	f.dev, f.ino, f.ctime = sysFacts(fi)
+	return f, nil
+}
+
+func identify(path string) (binaryID, error) {
+	facts, err := factsOf(path)
+	if err != nil {
+		return binaryID{}, err
+	}
+	sum, err := FileSHA256(path)
+	if err != nil {
+		return binaryID{}, err
+	}
+	return binaryID{path: path, sha256: sum, stat: facts}, nil
+}
+
+// check reports a *ChecksumError when the file is no longer the binary
+// identified (for the built-in named plugin).
+func (b binaryID) check(plugin string) error {
+	facts, err := factsOf(b.path)
+	if err != nil {
+		return fmt.Errorf("plugin %q: the ripcord binary %s: %w", plugin, b.path, err)
+	}
+	if facts == b.stat {
+		return nil
+	}
+	sum, err := FileSHA256(b.path)
+	if err != nil {
+		return fmt.Errorf("plugin %q: hashing %s: %w", plugin, b.path, err)
+	}
+	if sum != b.sha256 {
+		return &ChecksumError{Plugin: plugin, Path: b.path, Expected: b.sha256, Actual: sum, Builtin: true}
+	}
+	return nil
 }

@@ -108,3 +108,39 @@ func procState(pid int) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A release process gets the environment its config gives it and nothing
+// of the provider's own: no plugin handshake variables, no secrets the
+// provider process was handed for itself.
+func TestAReleaseGetsOnlyTheEnvironmentItsConfigGives(t *testing.T) {
+	t.Setenv("PLUGIN_MIN_PORT", "10000")
+	t.Setenv("RIPCORD_PLUGIN", "9d1c4f0b7a2e6358")
+	t.Setenv("PLUGIN_UNIX_SOCKET_DIR", "/run/ripcord/plugins-1")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "provider-only")
+	e := newEnv(t, 5)
+	e.tgt.cfg.Env = map[string]string{"DATABASE_URL": "postgres://shop"}
+	if err := e.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPidfile(t, e.root, "v1").Pid
+	raw, err := os.ReadFile(filepath.Join("/proc", itoa(pid), "environ"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "PLUGIN_") || name == "RIPCORD_PLUGIN" || name == "AWS_SECRET_ACCESS_KEY" {
+			t.Errorf("the release inherited %s", kv)
+		}
+	}
+	for _, want := range []string{"DATABASE_URL=postgres://shop", "RIPCORD_RELEASE=v1"} {
+		found := false
+		for _, kv := range env {
+			found = found || kv == want
+		}
+		if !found {
+			t.Errorf("the release lacks %s: %v", want, env)
+		}
+	}
+}

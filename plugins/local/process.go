@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,11 +85,7 @@ func (t *Target) startProcess(version string) (*process, error) {
 		cmd = exec.Command("/bin/sh", "-c", line)
 	}
 	cmd.Dir = spec.Dir
-	cmd.Env = append(os.Environ(),
-		"PORT="+strconv.Itoa(port), "RIPCORD_RELEASE="+version, "RIPCORD_SHARED="+spec.Shared)
-	for k, v := range t.cfg.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = releaseEnv(t.cfg.Env, port, version, spec.Shared)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var outs [2]*os.File
 	for i, stream := range []string{"stdout", "stderr"} {
@@ -117,6 +114,33 @@ func (t *Target) startProcess(version string) (*process, error) {
 	}
 	t.followOutput(p, 0)
 	return p, nil
+}
+
+// baseEnv are the variables a release inherits from the machine: where
+// programs are, whose home, which language and time zone. Nothing else of
+// the provider's environment — least of all the plugin handshake's
+// variables — reaches a release.
+var baseEnv = []string{"PATH", "HOME", "LANG", "TZ", "TMPDIR"}
+
+// releaseEnv is a release process's whole environment: baseEnv, the
+// variables Ripcord gives every release, and the target's env: block.
+func releaseEnv(configured map[string]string, port int, version, shared string) []string {
+	var env []string
+	for _, k := range baseEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "PORT="+strconv.Itoa(port), "RIPCORD_RELEASE="+version, "RIPCORD_SHARED="+shared)
+	keys := make([]string, 0, len(configured))
+	for k := range configured {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+configured[k])
+	}
+	return env
 }
 
 // adoptProcess takes over a process a previous provider started. It cannot

@@ -48,6 +48,7 @@ func Serve(cfg ServeConfig) {
 		},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			opts = append(opts, grpc.MaxRecvMsgSize(protocol.MaxMessageSize), grpc.MaxSendMsgSize(protocol.MaxMessageSize))
+			opts = append(opts, recoverOptions()...)
 			return plugin.DefaultGRPCServer(opts)
 		},
 		Logger: cfg.Logger,
