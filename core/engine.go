@@ -64,6 +64,21 @@ var ErrUnavailable = errors.New("not available in this configuration")
 // ErrBlocked wraps a refusal by a gate; the Result lists the gates.
 var ErrBlocked = errors.New("blocked by a gate")
 
+// ErrInvalid marks a command that cannot run as given (no actor, an
+// unknown service or environment, an override without a reason), as
+// opposed to one refused by the state of the world.
+var ErrInvalid = errors.New("invalid command")
+
+// invalidError is a command's own fault; its text stays as written.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, a ...any) error {
+	return &invalidError{msg: fmt.Sprintf(format, a...)}
+}
+
 // EngineOptions configures an Engine.
 type EngineOptions struct {
 	Project  string
@@ -218,13 +233,13 @@ func (e *Engine) Do(ctx context.Context, cmd Command) (Result, error) {
 		cmd.Overrides = overrides
 	}
 	if cmd.Actor.Name == "" {
-		return Result{}, fmt.Errorf("%s: the command names no actor: every action is recorded against a person", cmd.Kind)
+		return Result{}, invalid("%s: the command names no actor: every action is recorded against a person", cmd.Kind)
 	}
 	if err := e.checkRef(cmd.Ref); err != nil {
-		return Result{}, fmt.Errorf("%s: %w", cmd.Kind, err)
+		return Result{}, invalid("%s: %v", cmd.Kind, err)
 	}
 	if len(cmd.Overrides) > 0 && cmd.Reason == "" {
-		return Result{}, fmt.Errorf("%s: overriding %v needs a reason", cmd.Kind, cmd.Overrides)
+		return Result{}, invalid("%s: overriding %v needs a reason", cmd.Kind, cmd.Overrides)
 	}
 	e.hmu.RLock()
 	h, why := e.handlers[cmd.Kind], e.unavailable
@@ -316,7 +331,13 @@ func (e *Engine) Restore(ctx context.Context) error {
 // (EvWatchers). It returns the watcher's id, so a screen can tell itself
 // from the others.
 func (e *Engine) Watch(ctx context.Context, actor Actor) (id string, stop func()) {
-	id = NewID()
+	return e.WatchAs(ctx, NewID(), actor)
+}
+
+// WatchAs is Watch under a given watcher id: a screen that reconnects to
+// the project's server keeps the id it had, so it still tells itself from
+// the others.
+func (e *Engine) WatchAs(ctx context.Context, id string, actor Actor) (string, func()) {
 	if e.store == nil {
 		return id, func() {} // nowhere to meet the others
 	}

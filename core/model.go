@@ -414,12 +414,20 @@ type Actor struct {
 	// over the bastion.
 	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	Automation     bool   `json:"automation,omitempty"`
+	// Via is the OS account the action came through when it differs from
+	// the person named (RIPCORD_ACTOR on a shared deploy account): the
+	// account is what the kernel vouches for, the name is what the person
+	// said, and both are recorded ("ana via deploy@bastion").
+	Via string `json:"via,omitempty"`
 }
 
 func (a Actor) String() string {
 	s := a.Name
 	if a.Automation {
 		s = "automation:" + s
+	}
+	if a.Via != "" {
+		s += " via " + a.Via
 	}
 	if a.Host != "" {
 		s += "@" + a.Host
