@@ -168,7 +168,9 @@ func (c *Controller) pauseStep(ctx context.Context, r *run, s Step) error {
 			return nil
 		}
 	}
-	r.dep.State = core.DeployPaused
+	// A timed pause is the rollout going on by itself, as an analysis
+	// is: paused is a person's hold alone, which a restart keeps.
+	r.dep.State = core.DeployProgressing
 	c.saveDeployment(ctx, r.dep)
 	t := time.NewTimer(s.For)
 	defer t.Stop()

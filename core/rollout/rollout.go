@@ -156,6 +156,10 @@ func (c *Controller) promote(ctx context.Context, _ *core.Engine, cmd core.Comma
 		return core.Result{}, err
 	}
 	if r := c.current(cmd.Ref); r != nil {
+		if cmd.Version != "" && cmd.Version != r.rel.Version {
+			err := fmt.Errorf("promote %s to %s: the rollout of %s is still in flight there: promote it on (without a version) or roll it back first", cmd.Version, cmd.Ref, r.rel.Version)
+			return core.Result{Outcome: "refused", Message: err.Error()}, err
+		}
 		return c.advance(ctx, cmd, r)
 	}
 	ctx, done := c.startPromoting(ctx, cmd.Ref)

@@ -218,6 +218,21 @@ func TestPromoteWalksTheStepsAndWaitsForPeople(t *testing.T) {
 	}
 }
 
+// A promote that names another release while a rollout is in flight is
+// refused: it must not move the other release on a step.
+func TestPromoteOfAnotherReleaseWhileOneIsInFlightIsRefused(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
+	_, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v1", Actor: ana})
+	if err == nil || !strings.Contains(err.Error(), "the rollout of v2 is still in flight") {
+		t.Fatalf("promote v1 during v2's rollout: %v", err)
+	}
+	if d := w.eng.Snapshot().Deployments[prod]; d.Version != "v2" || d.State != core.DeployJudgment || d.Step != 1 {
+		t.Fatalf("the rollout in flight moved: %+v", d)
+	}
+}
+
 func TestFullPromoteSkipsRemainingSteps(t *testing.T) {
 	w := newWorld(t, Env{Steps: canary})
 	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
@@ -312,6 +327,10 @@ func TestGatesBlockUnlessOverriddenWithAReason(t *testing.T) {
 	res := w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2", Overrides: []string{"pipeline"}, Reason: "CI is down; tested by hand"})
 	if res.Outcome != "promoted" {
 		t.Fatalf("override: %+v", res)
+	}
+	// The answer lists the gates it judged, as a blocked one does.
+	if len(res.Gates) != 2 || res.Gates[0].Gate != core.GatePipeline || !res.Gates[0].Overridden {
+		t.Fatalf("the promote answered gates %+v; want both, the pipeline's overridden", res.Gates)
 	}
 	entries, _ := w.eng.Store().Audit(context.Background(), 0, 10)
 	i := slices.IndexFunc(entries, func(e core.AuditEntry) bool { return e.Action == "promote" && e.Outcome != "blocked" })
@@ -467,6 +486,31 @@ func TestRolloutContinuesInTheNextEngine(t *testing.T) {
 	w2 := &world{eng: eng2, ctl: ctl2, target: w.target, sub: sub}
 	w2.waitFor(t, "the resumed pause", deployState(core.DeployJudgment))
 	w2.do(t, core.Command{Kind: core.CmdPromote})
+	w2.waitFor(t, "healthy", deployState(core.DeployHealthy))
+	if st, _ := w.target.Status(context.Background(), prod); st.Current != "v2" || st.Weight != 100 {
+		t.Fatalf("target after the resumed rollout = %+v, want v2 at 100%%", st)
+	}
+}
+
+// A rollout stopped in a timed pause (its engine went away) is taken on by
+// the next engine: the pause runs out and the rollout finishes, with
+// nobody acting. Only a person's pause holds it.
+func TestTimedPauseContinuesInTheNextEngine(t *testing.T) {
+	steps := []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepPause, For: 200 * time.Millisecond}, {Kind: StepWeight, Weight: 100}}
+	w := newWorld(t, Env{Steps: steps})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "the timed pause", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 1 })
+	w.ctl.Close() // the server dies in the pause
+
+	eng2 := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}, Store: w.eng.Store()})
+	ctl2 := New(eng2, Options{Envs: []Env{{Ref: prod, Target: w.target, Steps: steps}}})
+	defer ctl2.Close()
+	_, sub := eng2.Subscribe()
+	defer sub.Close()
+	if _, err := ctl2.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w2 := &world{eng: eng2, ctl: ctl2, target: w.target, sub: sub}
 	w2.waitFor(t, "healthy", deployState(core.DeployHealthy))
 	if st, _ := w.target.Status(context.Background(), prod); st.Current != "v2" || st.Weight != 100 {
 		t.Fatalf("target after the resumed rollout = %+v, want v2 at 100%%", st)
