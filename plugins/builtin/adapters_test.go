@@ -25,6 +25,7 @@ import (
 	"github.com/ripcordhq/ripcord/plugins/host"
 	pbconv "github.com/ripcordhq/ripcord/plugins/internal/convert"
 	pb "github.com/ripcordhq/ripcord/plugins/internal/pluginpb"
+	"github.com/ripcordhq/ripcord/plugins/local"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
 )
@@ -80,11 +81,14 @@ func TestLocalBuiltinPassesConformance(t *testing.T) {
 	})
 }
 
-// stopReleases ends the releases left running under root once the test
-// is over: they outlive the provider process by design (a restarted
-// provider adopts them), so nothing else stops them.
+// stopReleases ends the proxy and the releases left running under root
+// once the test is over: they outlive the provider process by design (a
+// restarted provider adopts them), so nothing else stops them.
 func stopReleases(t *testing.T, root string) {
 	t.Cleanup(func() {
+		if err := local.StopProxy(root); err != nil {
+			t.Errorf("stopping the proxy of %s: %v", root, err)
+		}
 		files, _ := filepath.Glob(filepath.Join(root, "run", "*.json"))
 		for _, f := range files {
 			b, err := os.ReadFile(f)

@@ -61,9 +61,9 @@ func localConfig(version string) sdk.ServeConfig {
 	}
 }
 
-// Configure replaces the target. The old one is closed first: the new one
-// takes over the same root and public port, and adopts the releases the
-// old one left running from their pidfiles.
+// Configure replaces the target. The old one lets go first: the new one
+// takes over the same root, and adopts the proxy and the releases the old
+// one left running.
 func (l *localServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var s localSettings
 	if err := decodeStrict(req.Settings, &s); err != nil {
@@ -89,9 +89,7 @@ func (l *localServer) Configure(_ context.Context, req sdk.ConfigureRequest) err
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.tgt != nil {
-		if err := l.tgt.Close(); err != nil {
-			l.log.Warn("closing the previous local target", "error", err)
-		}
+		l.tgt.Detach()
 		l.tgt = nil
 	}
 	tgt, err := local.New(cfg, logTo(l.log))

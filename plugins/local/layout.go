@@ -21,6 +21,9 @@ import (
 //	current -> releases/<version>       swapped atomically (current.tmp, then rename(2))
 //	shared/                             data that survives releases
 //	run/<version>.json, .stdout, .stderr pidfile and output of a running release
+//	run/proxy.sock, run/proxy.log      the proxy process's control socket and output
+//	proxy.json                          the proxy process: pid, address, control socket
+//	target.lock                         held by the one target managing the root
 //	ops/<key>.jsonl                     recorded operation events (idempotency, re-attach)
 //	state.json                          stable, candidate, weight, history
 type layout struct {

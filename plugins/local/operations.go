@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,8 +105,7 @@ func (t *Target) Deploy(ctx context.Context, op core.OpRequest, rel core.Release
 		if st.Stable == "" || weight >= 100 {
 			return t.promote(p, nil, step)
 		}
-		t.setCandidate(p, weight, step)
-		return nil
+		return t.setCandidate(p, weight, step)
 	})
 }
 
@@ -153,10 +153,11 @@ func (t *Target) Rollback(ctx context.Context, op core.OpRequest, toVersion stri
 				t.markRolledBackLocked(st.Candidate)
 			}
 			t.st.Candidate, t.st.Weight = "", 0
+			var err error
 			if p := t.procs[to]; p != nil {
-				t.prx.set(&route{stable: t.backendFor(p)})
+				err = t.setRouteLocked(p, nil, 0)
 			}
-			err := t.saveLocked()
+			err = errors.Join(err, t.saveLocked())
 			t.mu.Unlock()
 			step(0.6, "all traffic back on "+to)
 			if cand != nil {
@@ -222,7 +223,7 @@ func (t *Target) promote(p *process, rolledBack []string, step stepFunc) error {
 		}
 	}
 	t.procs[v] = p
-	t.prx.set(&route{stable: t.backendFor(p)})
+	rerr := t.setRouteLocked(p, nil, 0)
 	if n := len(t.st.History); n == 0 || t.st.History[n-1] != v {
 		t.st.History = append(t.st.History, v)
 	}
@@ -235,7 +236,7 @@ func (t *Target) promote(p *process, rolledBack []string, step stepFunc) error {
 	}
 	t.st.Stable, t.st.Candidate, t.st.Weight = v, "", 0
 	t.healthy = true
-	err := t.saveLocked()
+	err := errors.Join(rerr, t.saveLocked())
 	st := t.st
 	t.mu.Unlock()
 	t.notify()
@@ -256,7 +257,7 @@ func (t *Target) markRolledBackLocked(v string) {
 	}
 }
 
-func (t *Target) setCandidate(p *process, weight int, step stepFunc) {
+func (t *Target) setCandidate(p *process, weight int, step stepFunc) error {
 	t.mu.Lock()
 	old := t.procs[t.st.Candidate]
 	if old != nil && old != p {
@@ -267,15 +268,17 @@ func (t *Target) setCandidate(p *process, weight int, step stepFunc) {
 	t.procs[p.version] = p
 	t.st.Candidate, t.st.Weight = p.version, weight
 	t.st.RolledBack = slices.DeleteFunc(t.st.RolledBack, func(s string) bool { return s == p.version })
-	t.prx.set(&route{stable: t.backendFor(t.procs[t.st.Stable]), candidate: t.backendFor(p), weight: weight})
-	_ = t.saveLocked()
+	err := errors.Join(t.setRouteLocked(t.procs[t.st.Stable], p, weight), t.saveLocked())
 	t.mu.Unlock()
 	t.notify()
-	step(0.8, fmt.Sprintf("%s is the candidate with %d%% of requests", p.version, weight))
+	if err == nil {
+		step(0.8, fmt.Sprintf("%s is the candidate with %d%% of requests", p.version, weight))
+	}
 	if old != nil {
 		t.stopProcess(old)
 		step(0.9, "stopped previous candidate "+old.version)
 	}
+	return err
 }
 
 func (t *Target) applyWeight(weight int, step stepFunc) error {
@@ -288,19 +291,7 @@ func (t *Target) applyWeight(weight int, step stepFunc) error {
 	if weight >= 100 {
 		return t.promote(p, nil, step)
 	}
-	t.setCandidate(p, weight, step)
-	return nil
-}
-
-// backendFor returns the proxy backend of a process, made once.
-func (t *Target) backendFor(p *process) *backend {
-	if p == nil {
-		return nil
-	}
-	if p.be == nil {
-		p.be = t.prx.backend(p.version, p.port)
-	}
-	return p.be
+	return t.setCandidate(p, weight, step)
 }
 
 // prune keeps the newest Keep releases plus the current one, the

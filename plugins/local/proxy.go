@@ -16,7 +16,9 @@ import (
 const ReleaseHeader = "X-Ripcord-Release"
 
 // proxy serves the environment's public port and splits requests between
-// the stable release and the candidate.
+// the stable release and the candidate. It runs in a process of its own
+// (proxyproc.go), steered by the target through a control socket
+// (proxyctl.go).
 //
 // The split is a smooth weighted round robin (as in nginx) rather than a
 // random draw: it is deterministic, so any window of 100 consecutive
@@ -42,15 +44,18 @@ type backend struct {
 type route struct {
 	stable, candidate *backend
 	weight            int
+	spec              routeSpec
 }
 
-func newProxy(ln net.Listener) *proxy {
+// newProxy serves ln, routing as spec says from the first request.
+func newProxy(ln net.Listener, spec routeSpec) *proxy {
 	p := &proxy{ln: ln, transport: &http.Transport{
 		Proxy:               nil,
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 128,
 		IdleConnTimeout:     30 * time.Second,
 	}}
+	p.setSpec(spec)
 	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p
@@ -78,6 +83,34 @@ func (p *proxy) backend(version string, port int) *backend {
 
 // set switches routing at once: requests after it use the new table.
 func (p *proxy) set(rt *route) { p.route.Store(rt) }
+
+// setSpec switches to the routing table a target sent. A release that
+// keeps its port keeps its backend (and its idle connections).
+func (p *proxy) setSpec(spec routeSpec) {
+	old := p.route.Load()
+	reuse := func(b *backendSpec) *backend {
+		if b == nil {
+			return nil
+		}
+		if old != nil {
+			for _, have := range []*backend{old.stable, old.candidate} {
+				if have != nil && have.version == b.Version && have.port == b.Port {
+					return have
+				}
+			}
+		}
+		return p.backend(b.Version, b.Port)
+	}
+	p.set(&route{stable: reuse(spec.Stable), candidate: reuse(spec.Candidate), weight: spec.Weight, spec: spec})
+}
+
+// spec is the routing table in force.
+func (p *proxy) spec() routeSpec {
+	if rt := p.route.Load(); rt != nil {
+		return rt.spec
+	}
+	return routeSpec{}
+}
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := p.route.Load()

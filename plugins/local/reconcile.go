@@ -118,11 +118,9 @@ func (t *Target) reconcile(ctx context.Context) {
 	defer t.mu.Unlock()
 	t.st = st
 	if p := t.procs[st.Stable]; p != nil {
-		rt := &route{stable: t.backendFor(p)}
-		if c := t.procs[st.Candidate]; c != nil {
-			rt.candidate, rt.weight = t.backendFor(c), st.Weight
+		if err := t.setRouteLocked(p, t.procs[st.Candidate], st.Weight); err != nil {
+			add("%v (retried while the target runs)", err)
 		}
-		t.prx.set(rt)
 		t.healthy = true
 	}
 	if err := t.saveLocked(); err != nil {

@@ -14,9 +14,11 @@
 // `releases/<version>/<ArtifactName>` and verifies the copy's sha256 before
 // anything runs it.
 //
-// The proxy lives in the provider process: while the provider is down the
-// public port does not answer, but the services keep running and a
-// restarted provider adopts them from their pidfiles.
+// The proxy and the services are processes of their own: the public port
+// answers whether or not a provider (or the Ripcord server, or a console)
+// runs, and a provider that starts adopts them — the services from their
+// pidfiles, the proxy through its control socket — instead of restarting
+// them. Only one provider manages a root at a time (a lock file under it).
 package local
 
 import (
@@ -26,10 +28,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -69,7 +73,7 @@ type Config struct {
 	// (default "artifact"), so Run can say "./artifact --port {{.Port}}".
 	ArtifactName string
 	// StatusInterval is how often the serving release is probed for
-	// WatchStatus (default 2s).
+	// WatchStatus, and the proxy process checked (default 2s).
 	StatusInterval time.Duration
 }
 
@@ -109,8 +113,12 @@ type Target struct {
 	lay    layout
 	run    *template.Template
 	health *checker
-	prx    *proxy
 	book   *opbook.Book
+	// lock is the root's lock file, held while this target manages it.
+	lock *os.File
+	// ctl steers the proxy process; addr is its public address.
+	ctl  *proxyCtl
+	addr string
 
 	opMu sync.Mutex // one deploy, weight change or rollback at a time
 
@@ -120,6 +128,10 @@ type Target struct {
 	healthy  bool
 	problems []string
 	changed  chan struct{}
+	// route is the routing table the proxy should have; routeErr is why
+	// the last attempt to give it failed (the monitor tries again).
+	route    routeSpec
+	routeErr error
 
 	stopMonitor context.CancelFunc
 	monitorDone chan struct{}
@@ -157,12 +169,20 @@ func New(cfg Config, logf func(core.LogLine)) (*Target, error) {
 		return nil, fmt.Errorf("local target: %w", err)
 	}
 	t.book = opbook.New(t.lay.opsDir(), "the local target")
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)))
+	// Releases and the proxy run for long: they must not carry what this
+	// process was handed (a lock file a script holds would never be let go).
+	keepInheritedFiles()
+	if t.lock, err = lockRoot(cfg.Root); err != nil {
+		return nil, fmt.Errorf("local target: %w", err)
+	}
+	ctl, in, note, err := adoptOrStartProxy(t.lay.root, net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)), routeSpec{})
 	if err != nil {
+		t.unlockRoot()
 		return nil, fmt.Errorf("local target: listen on the public port: %w", err)
 	}
-	t.prx = newProxy(ln)
+	t.ctl, t.addr = ctl, in.Listen
 	t.reconcile(context.Background())
+	t.problems = append([]string{note}, t.problems...)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.stopMonitor, t.monitorDone = cancel, make(chan struct{})
 	go t.monitor(ctx)
@@ -170,15 +190,29 @@ func New(cfg Config, logf func(core.LogLine)) (*Target, error) {
 }
 
 // Addr is the public address the proxy serves.
-func (t *Target) Addr() string { return t.prx.ln.Addr().String() }
+func (t *Target) Addr() string { return t.addr }
 
-// Close stops the proxy and every release process of the environment.
+// Detach stops managing the environment and leaves it serving: the proxy
+// and the releases keep running for the next target to adopt. A provider
+// that stops or is reconfigured detaches.
+func (t *Target) Detach() {
+	t.stopMonitor()
+	<-t.monitorDone
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	t.unlockRoot()
+}
+
+// Close ends the environment's traffic: it stops the proxy and every
+// release process, then lets go of the root.
 func (t *Target) Close() error {
 	t.stopMonitor()
 	<-t.monitorDone
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
-	err := t.prx.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	err := t.ctl.stop(ctx)
+	cancel()
 	t.mu.Lock()
 	procs := t.procs
 	t.procs = map[string]*process{}
@@ -186,7 +220,89 @@ func (t *Target) Close() error {
 	for _, p := range procs {
 		t.stopProcess(p)
 	}
+	t.unlockRoot()
 	return err
+}
+
+// lockRoot takes the root's lock file: one target manages an environment.
+func lockRoot(root string) (*os.File, error) {
+	path := filepath.Join(root, "target.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another ripcord process manages %s (it holds %s): one server runs the providers of a project; stop it or use its socket", root, path)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (t *Target) unlockRoot() {
+	if t.lock != nil {
+		_ = syscall.Flock(int(t.lock.Fd()), syscall.LOCK_UN)
+		_ = t.lock.Close()
+		t.lock = nil
+	}
+}
+
+// setRouteLocked points the proxy at stable, and at candidate for weight
+// percent of requests. The caller holds t.mu. Should the proxy not take
+// it, the monitor tries again (restarting the proxy if it is gone).
+func (t *Target) setRouteLocked(stable, candidate *process, weight int) error {
+	rt := routeSpec{Stable: specOf(stable)}
+	if candidate != nil {
+		rt.Candidate, rt.Weight = specOf(candidate), weight
+	}
+	t.route = rt
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t.routeErr = t.ctl.setRoute(ctx, rt)
+	return t.routeErr
+}
+
+func specOf(p *process) *backendSpec {
+	if p == nil {
+		return nil
+	}
+	return &backendSpec{Version: p.version, Port: p.port}
+}
+
+// checkProxy makes sure the proxy runs and routes as it should: a proxy
+// that died (or was stopped by hand) is started again on the same port
+// and given the route.
+func (t *Target) checkProxy(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	in, err := t.ctl.info(ctx)
+	if err != nil {
+		ctl, nin, note, serr := adoptOrStartProxy(t.lay.root, t.addr, t.route)
+		if serr != nil {
+			t.problems = appendOnce(t.problems, fmt.Sprintf("the proxy on %s is gone and could not be started again: %v", t.addr, serr))
+			t.healthy = false
+			return
+		}
+		t.ctl, in = ctl, nin
+		t.problems = appendOnce(t.problems, "the proxy stopped answering: "+note)
+	}
+	if t.routeErr != nil || !sameRoute(in.Route, t.route) {
+		t.routeErr = t.ctl.setRoute(ctx, t.route)
+	}
+}
+
+func sameRoute(a, b routeSpec) bool {
+	same := func(x, y *backendSpec) bool { return (x == nil && y == nil) || (x != nil && y != nil && *x == *y) }
+	return same(a.Stable, b.Stable) && same(a.Candidate, b.Candidate) && a.Weight == b.Weight
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
 }
 
 func (t *Target) checkRef(ref core.Ref) error {
@@ -262,6 +378,7 @@ func (t *Target) monitor(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		t.checkProxy(ctx)
 		t.mu.Lock()
 		p := t.procs[t.st.Stable]
 		t.mu.Unlock()
