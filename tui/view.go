@@ -956,10 +956,15 @@ func (m *Model) buildActivityPane(w, h int) []string {
 		if a.From != "" || a.To != "" {
 			what += " " + a.From + "→" + a.To
 		}
-		if q != "" && !containsFold(a.Actor.Name+" "+what+" · "+a.Outcome, q) {
+		// A person acting through a shared account is named with it.
+		who := a.Actor.Name
+		if a.Actor.Via != "" {
+			who += " via " + a.Actor.Via
+		}
+		if q != "" && !containsFold(who+" "+what+" · "+a.Outcome, q) {
 			continue
 		}
-		c = append(c, " "+s.muted.Render(a.At.In(m.opts.Location).Format("15:04:05"))+" "+s.text.Render(pad(a.Actor.Name, 8))+" "+what+s.muted.Render(" · "+a.Outcome))
+		c = append(c, " "+s.muted.Render(a.At.In(m.opts.Location).Format("15:04:05"))+" "+s.text.Render(pad(who, 8))+" "+what+s.muted.Render(" · "+a.Outcome))
 	}
 	if len(c) == 0 {
 		c = append(c, m.emptyPane(paneActivity, " nothing yet"))

@@ -33,8 +33,10 @@ func newConsoleCmd(g *globals) *cobra.Command {
 		Long: `Open the release console: live pipeline, rollout, error spikes, backup
 freshness, and keys to promote (p) and roll back (r).
 
-Operations belong to the engine, not to the screen: quitting, a closed
-terminal or a dropped SSH session never leaves a rollback without an owner.`,
+The console is a client of the project's server (see ripcord serve), which
+it starts in the background when none runs. Operations belong to the
+server, not to the screen: quitting, a closed terminal or a dropped SSH
+session never leaves a rollback without an owner, and traffic goes on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := g.loadConfig()
@@ -47,16 +49,20 @@ terminal or a dropped SSH session never leaves a rollback without an owner.`,
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			// The screen shows the stored state at once; providers start
-			// behind it and report their health as they come up.
-			wo := worldOptions{Observe: true, CreateState: true}
-			w, err := openEngine(ctx, f, wo)
+			// The screen is a client of the project's server, started in
+			// the background when none runs; the server answers before
+			// its providers are up, and they report their health as they
+			// come.
+			c, err := connect(ctx, f, startCreating)
 			if err != nil {
 				return err
 			}
-			defer w.Close()
-			w.startInBackground(ctx, wo)
-			return tui.Run(ctx, w.eng, opts)
+			defer c.Close()
+			err = tui.Run(ctx, c, opts)
+			if c.started {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ripcord: "+keepsRunning(c))
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&cf.readOnly, "read-only", false, "watch only: every action key is refused with the reason")
@@ -237,7 +243,7 @@ func printEvents(ctx context.Context, out io.Writer, sub *core.Subscription, fn 
 func newWatchCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "watch",
-		Short: "Run the engine without a screen and print one line per event (for logs and CI)",
+		Short: "Follow the project's server without a screen, one line per event (for logs and CI)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f, err := g.loadConfig()
@@ -246,27 +252,24 @@ func newWatchCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			// Subscribed before the providers start, so what they log
-			// while they start (and their first reports) is printed too.
-			wo := worldOptions{Observe: true}
-			w, err := openEngine(ctx, f, wo)
+			c, err := connect(ctx, f, startOnState)
 			if err != nil {
 				return err
 			}
-			defer w.Close()
-			_, sub := w.eng.Subscribe()
+			defer c.Close()
+			_, sub := c.Subscribe()
 			defer sub.Close()
-			if err := w.start(ctx, wo); err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
-			// watch is the engine's log for operators and CI: the lines
+			// watch is the server's log for operators and CI: the lines
 			// providers log, and operations' output, come with the events.
 			printEvents(ctx, out, sub, func(ev core.Event) {
 				if ev.Kind == core.EvLog && ev.Log != nil {
 					fmt.Fprintln(out, logEventLine(ev))
 				}
 			})
+			if c.started {
+				fmt.Fprintln(cmd.ErrOrStderr(), "ripcord: "+keepsRunning(c))
+			}
 			return nil
 		},
 	}

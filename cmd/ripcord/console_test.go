@@ -137,6 +137,7 @@ environments:
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	stopWorldAtEnd(t, cfg)
 	f, err := config.Load(cfg, config.Options{Providers: config.BuiltinProviders})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ environments:
 	}
 	_, err = w.eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: core.Ref{Service: "api", Env: "production"}, Actor: core.Actor{Name: "bo"}})
 	if err == nil || !strings.Contains(err.Error(), "providers not started: ") || !strings.Contains(err.Error(), "listen on the public port") ||
-		!strings.Contains(err.Error(), "another ripcord process on this machine") {
+		!strings.Contains(err.Error(), "another process on this machine holds the port") {
 		t.Fatalf("rollback without providers = %v; want the reason the providers did not start", err)
 	}
 }

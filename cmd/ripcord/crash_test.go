@@ -7,14 +7,48 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/lease"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
+
+// killServer kills the world's server with SIGKILL and waits until it is
+// gone; its provider processes die with it (Pdeathsig), the releases and
+// the local proxy do not.
+func (w *cliWorld) killServer(t *testing.T) {
+	t.Helper()
+	rec, err := lease.ReadRecord(lease.For(filepath.Join(w.dir, ".ripcord", "state.db")))
+	if err != nil {
+		t.Fatalf("no server record: %v", err)
+	}
+	if err := syscall.Kill(rec.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", rec.Pid, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for serverAlive(rec.Pid) && !zombie(rec.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %d survived kill -9", rec.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// zombie reports whether pid has exited and waits to be reaped (an
+// autostarted server is this test process's child).
+func zombie(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'Z'
+}
 
 // openStore opens the world's state as another process would.
 func (w *cliWorld) openStore(t *testing.T) *sqlitestore.Store {
@@ -67,13 +101,16 @@ func (w *cliWorld) localState(t *testing.T, env string) (stable, candidate strin
 	return st.Stable, st.Candidate, st.Weight
 }
 
-// kill -9 of the process rolling back a canary in flight, with the real
-// local target and its plugin processes: the next engine (a console, here
-// without a screen) finishes the rollback — production serves the release
-// it was rolling back to — and never resumes the rollout it interrupted;
-// the release it was leaving stays held.
+// kill -9 of the server rolling back a canary in flight, with the real
+// local target and its plugin processes: the next server finishes the
+// rollback — production serves the release it was rolling back to — and
+// never resumes the rollout it interrupted; the release it was leaving
+// stays held.
 func TestKilledRollbackOfACanaryIsFinishedNotResumed(t *testing.T) {
 	t.Setenv("RIPCORD_ACTOR", "ana")
+	// The server runs the releases: each takes 3 s to become healthy, so
+	// the rollback is still under way when the server is killed.
+	t.Setenv("RIPCORD_TEST_SLOW_START", "3s")
 	w := newCLIWorld(t, "    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]\n")
 	for _, args := range [][]string{
 		{"promote", "api", "--to", "production", "--version", "v1", "--full", "--yes"},
@@ -88,20 +125,25 @@ func TestKilledRollbackOfACanaryIsFinishedNotResumed(t *testing.T) {
 		t.Fatalf("before the rollback production runs %s with %s at %d%%; want v2 with v3 at 50%%", stable, cand, weight)
 	}
 
-	// The rollback to v1 starts v1, which takes 3 s to become healthy: it
-	// is killed in the middle of that.
+	// The rollback to v1 starts v1, which takes 3 s to become healthy: the
+	// server is killed in the middle of that.
 	var out bytes.Buffer
-	victim := cliProcess(t, w, "ana", "rollback", "api", "--env", "production", "--to", "v1", "--yes", "--reason", "v3 throws")
-	victim.Stdout, victim.Stderr = &out, &out
-	if err := victim.Start(); err != nil {
+	asker := cliProcess(t, w, "ana", "rollback", "api", "--env", "production", "--to", "v1", "--yes", "--reason", "v3 throws")
+	asker.Stdout, asker.Stderr = &out, &out
+	if err := asker.Start(); err != nil {
 		t.Fatal(err)
 	}
 	st := w.openStore(t)
 	op := waitOp(t, st, "rollback", func(op core.Operation) bool { return op.State == core.OpRunning }, "the rollback to reach the target", &out)
-	_ = victim.Process.Signal(syscall.SIGKILL)
-	_ = victim.Wait()
+	w.killServer(t)
+	if err := asker.Wait(); err == nil {
+		t.Fatalf("the rollback command succeeded though its server was killed:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "did not answer") {
+		t.Fatalf("the command whose server died does not say so:\n%s", out.String())
+	}
 
-	// Restart: the engine a console runs.
+	// Restart: a console's worth of client starts the next server.
 	self, _ := os.Executable()
 	var watchOut bytes.Buffer
 	watch := exec.Command(self, "watch", "-c", w.cfg)
@@ -169,6 +211,7 @@ func TestKilledRollbackOfACanaryIsFinishedNotResumed(t *testing.T) {
 // promote beside it: the lock belongs to the rollback, not to a name.
 func TestAnotherProcessOfTheSamePersonCannotUnlockARunningRollback(t *testing.T) {
 	t.Setenv("RIPCORD_ACTOR", "ana")
+	t.Setenv("RIPCORD_TEST_SLOW_START", "3s") // the rollback takes 3 s in the server
 	w := newCLIWorld(t, "")
 	for _, v := range []string{"v1", "v2"} {
 		if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", v, "--yes"); code != exitOK {

@@ -113,14 +113,16 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 	if err := d.startJobs(df.rate); err != nil {
 		return err
 	}
-	wo := worldOptions{Observe: true, CreateState: true}
+	// The demo is the project's server for as long as it runs: a second
+	// console or a CLI command on its config attaches to it, and q stops
+	// it with everything else the demo started.
+	srv, err := startServer(ctx, f, serverOptions{Out: io.Discard})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	w := srv.w
 	if !df.headless {
-		w, err := openEngine(ctx, f, wo)
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		w.startInBackground(ctx, wo)
 		go func() {
 			<-w.startDone
 			if err := d.setUp(ctx, w); err != nil && ctx.Err() == nil {
@@ -133,11 +135,10 @@ func runDemo(cmd *cobra.Command, df demoFlags) (err error) {
 		}
 		return tui.Run(ctx, w.eng, opts)
 	}
-	w, err := openWorld(ctx, f, wo)
-	if err != nil {
-		return err
+	<-w.startDone
+	if w.startErr != nil {
+		return fmt.Errorf("demo: the providers did not start: %w", w.startErr)
 	}
-	defer w.Close()
 	story := make(chan error, 1)
 	go func() { story <- d.setUp(ctx, w) }()
 	return d.headless(ctx, w, df, story)
@@ -310,9 +311,9 @@ func waitEvent(ctx context.Context, eng *core.Engine, sub *core.Subscription, pr
 	}
 }
 
-// cleanup stops everything the demo started — the jobs, and the releases
-// the local targets started (they outlive a console by design, but not a
-// demo) — and removes a temporary workspace.
+// cleanup stops everything the demo started — the jobs, and the proxies
+// and releases the local targets started (they outlive a console and the
+// server by design, but not a demo) — and removes a temporary workspace.
 func (d *demoRun) cleanup(dir string) {
 	for _, c := range d.procs {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
@@ -326,9 +327,9 @@ func (d *demoRun) cleanup(dir string) {
 	}
 }
 
-// stopReleases ends the release processes the local targets rooted in
-// envsDir/* started, found through their pid files: SIGTERM to the process
-// group, SIGKILL after a grace period.
+// stopReleases ends the traffic of the local targets rooted in envsDir/*:
+// their proxy processes, then the release processes, found through their
+// pid files (SIGTERM to the process group, SIGKILL after a grace period).
 func stopReleases(envsDir string) {
 	var roots []string
 	_ = filepath.WalkDir(envsDir, func(path string, d fs.DirEntry, err error) error {
@@ -338,6 +339,9 @@ func stopReleases(envsDir string) {
 		}
 		return nil
 	})
+	for _, root := range roots {
+		_ = local.StopProxy(root)
+	}
 	local.StopReleases(roots, 3*time.Second)
 }
 

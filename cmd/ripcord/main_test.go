@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +98,11 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// A command that starts the project's server runs this binary as
+	// `ripcord serve`.
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	// The test binary is also the ripcord CLI in other processes (races,
 	// crashes) and the small service those tests deploy.
 	if os.Getenv("RIPCORD_TEST_CLI") != "" || (len(os.Args) > 2 && os.Args[1] == "demo" && !strings.HasPrefix(os.Args[2], "-test.")) {
@@ -108,7 +116,41 @@ func TestMain(m *testing.M) {
 	if v := os.Getenv("RIPCORD_TEST_SERVICE"); v != "" {
 		os.Exit(serveTestService(v))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if left := stopServersLeft(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "servers left running by the tests (stopped now): %v\n", left)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// stopServersLeft stops the servers this test process started that still
+// run (a test that forgot to stop its server fails the run) and returns
+// their command lines.
+func stopServersLeft() []string {
+	var left []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) > 1 && args[1] == "serve" {
+			left = append(left, strings.Join(args[1:], " "))
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+	return left
 }
 
 func TestPluginsListStartsBuiltinsAsSeparateProcesses(t *testing.T) {
@@ -298,6 +340,7 @@ environments:
 		t.Fatal(err)
 	}
 	st.Close()
+	stopWorldAtEnd(t, cfg)
 	return cfg
 }
 
@@ -403,4 +446,16 @@ plugins:
 			t.Fatalf("watch never showed the plugin's log line within 60s:\n%s", strings.Join(seen, "\n"))
 		}
 	}
+}
+
+// stopWorldAtEnd stops, once the test is over, what a test's commands
+// started on cfg and would outlive it by design: the server, then the
+// local targets' proxies and releases under the config's envs/.
+func stopWorldAtEnd(t *testing.T, cfg string) {
+	t.Cleanup(func() {
+		if code, out, errs := ripcord(t, "server", "stop", "-c", cfg); code != exitOK {
+			t.Errorf("server stop: exit %d\n%s%s", code, out, errs)
+		}
+		stopReleases(filepath.Join(filepath.Dir(cfg), "envs"))
+	})
 }

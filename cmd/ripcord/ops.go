@@ -44,9 +44,11 @@ runs. Gates are checked first; a failing gate exits 3 with its reason
 (override one with --override GATE --reason "why", audited). A lock held by
 someone else exits 4 naming the holder.
 
---wait follows the rollout until it is healthy, rolled back, aborted or
-waiting for a person; without it the command returns after the first step
-and the rollout continues in the next console or command that runs.`,
+The project's server runs the rollout (a command starts one when none
+runs): --wait follows it until it is healthy, rolled back, aborted or
+waiting for a person; without it the command returns once the first step
+is deployed (or, for a rollout in flight, once it has moved on a step) and
+the server carries on.`,
 		Args: cobra.ExactArgs(1),
 	}
 	rollback := &cobra.Command{
@@ -106,7 +108,9 @@ and the newest backup from before them; a person may go ahead with
 	return []*cobra.Command{promote, rollback, abort, pause, resume}
 }
 
-// opRun runs one rollout command against a world started for it.
+// opRun runs one rollout command through the project's server (started
+// in the background when none runs), so the gates see the picture the
+// consoles show and the rollout goes on after the command exits.
 func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		cfg, err := g.loadConfig()
@@ -128,21 +132,19 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 		defer cancel()
-		c := core.Command{Kind: k, Ref: ref, Version: f.version, Actor: currentActor(), Reason: f.reason, Overrides: f.overrides, Force: f.force}
-		wo := worldOptions{Observe: f.wait}
-		if dangerous {
-			wo.Hold = &c
-		}
-		w, err := openWorld(ctx, cfg, wo)
+		c, err := connect(ctx, cfg, startOnState)
 		if err != nil {
 			return opExit(err)
 		}
-		defer w.Close()
-		_, sub := w.eng.Subscribe()
+		defer c.Close()
+		// Subscribed before the command, so nothing it causes is missed.
+		before, sub := c.Subscribe()
 		defer sub.Close()
+		inFlight := before.Deployments[ref]
+		advancing := (k == core.CmdPromote || k == core.CmdFullPromote) && inFlight.Version != "" && !inFlight.State.Terminal()
 
 		started := time.Now()
-		res, err := w.eng.Do(ctx, c)
+		res, err := c.Do(ctx, core.Command{Kind: k, Ref: ref, Version: f.version, Actor: currentActor(), Reason: f.reason, Overrides: f.overrides, Force: f.force})
 		out := cmd.OutOrStdout()
 		for _, gr := range res.Gates {
 			if gr.Status != core.GatePass || gr.Reason != "" {
@@ -153,11 +155,63 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 			return opExit(err)
 		}
 		fmt.Fprintf(out, "%s: %s (%s)\n", k, core.Printable(res.Message), time.Since(started).Round(time.Millisecond))
-		if !f.wait || (k != core.CmdPromote && k != core.CmdFullPromote) {
+		if k != core.CmdPromote && k != core.CmdFullPromote {
 			return nil
 		}
-		return followRollout(ctx, out, sub, ref, w.eng.Snapshot().Deployments[ref].Step)
+		if f.wait {
+			from := 0 // a new rollout: a pause from its second step on is for a person
+			if advancing {
+				from = inFlight.Step
+			}
+			return followRollout(ctx, out, sub, ref, from)
+		}
+		// The server runs the rollout; say where it came to rest.
+		return followToRest(ctx, out, sub, ref, inFlight, before.Plans[ref])
 	}
+}
+
+// followToRest waits until the rollout the command started or moved on
+// comes to rest — finished, waiting for a person or paused, or in a step
+// that takes time (analysis, a timed pause) — and prints where it is.
+// before is the deployment as it was before the command; plan is the
+// environment's rollout steps.
+func followToRest(ctx context.Context, out io.Writer, sub *core.Subscription, ref core.Ref, before core.Deployment, plan []core.RolloutStep) error {
+	for {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			return &exitError{code: exitFailed, err: fmt.Errorf("waiting for the rollout of %s: %w", ref, err)}
+		}
+		var d *core.Deployment
+		switch {
+		case ev.Kind == core.EvPlan && ev.Plan != nil && ev.Plan.Ref == ref:
+			plan = ev.Plan.Steps
+		case ev.Kind == core.EvDeployment && ev.Ref == ref:
+			d = ev.Deployment
+		case ev.Kind == core.EvResync && ev.Snapshot != nil:
+			plan = ev.Snapshot.Plans[ref]
+			if cur, ok := ev.Snapshot.Deployments[ref]; ok {
+				d = &cur
+			}
+		}
+		if d == nil || (d.ID == before.ID && d.Step == before.Step && d.State == before.State && d.Weight == before.Weight) {
+			continue
+		}
+		if !resting(*d, plan) {
+			continue
+		}
+		fmt.Fprintf(out, "%s %s: %s at %d%%\n", ref, d.Version, d.State, d.Weight)
+		return nil
+	}
+}
+
+// resting reports whether a rollout stays where it is for a while: it
+// ended, waits for a person, or is in a step that takes time.
+func resting(d core.Deployment, plan []core.RolloutStep) bool {
+	switch d.State {
+	case core.DeployProgressing, core.DeployPending:
+		return d.Step < len(plan) && plan[d.Step].Kind != core.StepWeight
+	}
+	return true
 }
 
 // followRollout prints a rollout's progress until it settles: healthy,
@@ -221,6 +275,8 @@ func opExit(err error) error {
 		return &exitError{code: exitLocked, err: err}
 	case errors.Is(err, core.ErrBlocked):
 		return &exitError{code: exitBlocked, err: err}
+	case errors.Is(err, core.ErrInvalid):
+		return &exitError{code: exitUsage, err: err}
 	}
 	return &exitError{code: exitFailed, err: err}
 }
@@ -277,12 +333,12 @@ func newBackupCmd(g *globals) *cobra.Command {
 			if err := checkArgs(cmd.Context(), cfg, nil, cmdArgs{Service: ref.Service, Env: ref.Env, Set: set}); err != nil {
 				return err
 			}
-			w, err := openWorld(cmd.Context(), cfg, worldOptions{})
+			c, err := connect(cmd.Context(), cfg, startOnState)
 			if err != nil {
 				return opExit(err)
 			}
-			defer w.Close()
-			res, err := w.eng.Do(cmd.Context(), core.Command{Kind: core.CmdBackupNow, Ref: ref, Version: set, Actor: currentActor(), Reason: reason})
+			defer c.Close()
+			res, err := c.Do(cmd.Context(), core.Command{Kind: core.CmdBackupNow, Ref: ref, Version: set, Actor: currentActor(), Reason: reason})
 			if err != nil {
 				return opExit(err)
 			}

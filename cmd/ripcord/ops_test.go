@@ -21,10 +21,17 @@ import (
 )
 
 // serveTestService is the release the CLI tests deploy: a small HTTP
-// service naming its version. RIPCORD_TEST_SLOW_START delays its health,
-// so a rollback stays in flight long enough for another process to meet it.
+// service naming its version. RIPCORD_TEST_SLOW_START delays its health
+// when the release starts again (a rollback to it), so a rollback stays in
+// flight long enough for another process to meet it, while promotes stay
+// quick.
 func serveTestService(version string) int {
 	delay, _ := time.ParseDuration(os.Getenv("RIPCORD_TEST_SLOW_START"))
+	marker := filepath.Join(os.Getenv("RIPCORD_SHARED"), "started-"+version)
+	if _, err := os.Stat(marker); err != nil {
+		delay = 0 // the first start of this release
+		_ = os.WriteFile(marker, nil, 0o600)
+	}
 	ready := time.Now().Add(delay)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -96,8 +103,9 @@ environments:
 		}
 	}
 	w := &cliWorld{dir: dir, cfg: cfg}
-	// Releases outlive the console by design; the test ends them itself.
-	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) })
+	// Releases outlive the console by design; the test ends them itself,
+	// after the server a command started.
+	stopWorldAtEnd(t, cfg)
 	return w
 }
 
@@ -225,6 +233,10 @@ func cliProcess(t *testing.T, w *cliWorld, actor string, args ...string) *exec.C
 // Two people press rollback at once from two machines' worth of
 // processes on one store: exactly one proceeds, the other is told who.
 func TestTwoProcessesRaceRollbackExactlyOneProceeds(t *testing.T) {
+	// The server the first command starts runs the releases: each takes
+	// 3 s to become healthy, so the first rollback is still under way
+	// when the second arrives.
+	t.Setenv("RIPCORD_TEST_SLOW_START", "3s")
 	w := newCLIWorld(t, "")
 	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes"); code != exitOK {
 		t.Fatalf("promote v1: %d\n%s%s", code, out, errs)
@@ -269,10 +281,12 @@ func TestTwoProcessesRaceRollbackExactlyOneProceeds(t *testing.T) {
 	}
 }
 
-// kill -9 of the process running a rollback: the next command shows the
-// operation with its owner or finishes it, and the lock is not stuck.
-func TestKilledRollbackIsRecoveredByTheNextCommand(t *testing.T) {
+// kill -9 of the command that asked for a rollback: the server owns the
+// operation, so it completes anyway, the lock is released and the audit
+// names the person who asked.
+func TestKilledCLIDoesNotStopItsRollback(t *testing.T) {
 	t.Setenv("RIPCORD_ACTOR", "ana")
+	t.Setenv("RIPCORD_TEST_SLOW_START", "3s")
 	w := newCLIWorld(t, "")
 	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--yes"); code != exitOK {
 		t.Fatalf("promote v1: %d\n%s%s", code, out, errs)
@@ -286,13 +300,14 @@ func TestKilledRollbackIsRecoveredByTheNextCommand(t *testing.T) {
 	if err := victim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Kill it once its intent is journaled and the provider call is under
-	// way (the release it starts takes 3 s to become healthy).
+	// Kill it once the server has journaled the rollback and called the
+	// provider (the release it starts takes 3 s to become healthy).
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(w.dir, ".ripcord", "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ops, err := st.Unfinished(ctx)
@@ -307,44 +322,38 @@ func TestKilledRollbackIsRecoveredByTheNextCommand(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	st.Close()
 	_ = victim.Process.Kill()
 	_ = victim.Wait()
 
-	// Its lock is visible with the owner, and the next person can take over
-	// (audited) instead of waiting on a lock nobody will release.
-	code, statusOut, _ := w.run(t, "status")
-	if code != exitOK || !strings.Contains(statusOut, "ana") {
-		t.Fatalf("status after the crash: exit %d\n%s", code, statusOut)
-	}
-	t.Setenv("RIPCORD_ACTOR", "bo")
-	code, rbOut, errs := w.run(t, "rollback", "api", "--env", "production", "--to", "v1", "--yes", "--force", "--reason", "finish ana's rollback")
-	if code != exitOK {
-		t.Fatalf("rollback after the crash: exit %d\n%s%s", code, rbOut, errs)
+	// The server finishes it: nothing unfinished, no lock left.
+	for {
+		ops, err := st.Unfinished(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locks, err := st.Locks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ops) == 0 && len(locks) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollback did not finish after its command was killed: unfinished %+v, locks %+v", ops, locks)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got := w.current(t, "production"); got != "v1" {
 		t.Fatalf("production current = %s, want v1", got)
 	}
-	code, statusOut, _ = w.run(t, "status", "--json")
-	var status struct {
-		Envs []struct {
-			Env  string     `json:"env"`
-			Lock *core.Lock `json:"lock"`
-		} `json:"environments"`
-		Unfinished []core.Operation `json:"unfinished_operations"`
-	}
-	if err := json.Unmarshal([]byte(statusOut), &status); err != nil || code != exitOK {
-		t.Fatalf("status --json: %d %v\n%s", code, err, statusOut)
-	}
-	for _, e := range status.Envs {
-		if e.Lock != nil {
-			t.Fatalf("lock left on %s: %+v", e.Env, e.Lock)
+	var rollbacks []core.AuditEntry
+	for _, e := range w.audit(t) {
+		if e.Action == "rollback" {
+			rollbacks = append(rollbacks, e)
 		}
 	}
-	for _, op := range status.Unfinished {
-		if op.State != core.OpAttention || op.Actor.Name != "ana" {
-			t.Fatalf("unfinished operation without its owner: %+v", op)
-		}
+	if len(rollbacks) != 1 || rollbacks[0].Actor.Name != "ana" || rollbacks[0].To != "v1" || !strings.HasPrefix(rollbacks[0].Outcome, "rolled back") {
+		t.Fatalf("rollback audit entries = %+v; want ana's one rollback to v1", rollbacks)
 	}
 }
 

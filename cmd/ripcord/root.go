@@ -43,7 +43,7 @@ func newRootCmd() *cobra.Command {
 		newLockCmd(g, core.CmdUnlock),
 	)
 	root.AddCommand(newOpCmds(g)...)
-	root.AddCommand(newConsoleCmd(g), newWatchCmd(g), newDemoCmd(), newBackupCmd(g))
+	root.AddCommand(newConsoleCmd(g), newWatchCmd(g), newDemoCmd(), newBackupCmd(g), newServeCmd(g), newServerCmd(g))
 	return root
 }
 

@@ -74,7 +74,7 @@ environments:
 			}
 		}
 	}
-	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) })
+	stopWorldAtEnd(t, cfg)
 	return &cliWorld{dir: dir, cfg: cfg}
 }
 

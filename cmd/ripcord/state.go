@@ -17,19 +17,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/remote"
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/server"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 // currentActor names the person at this terminal: the OS user and host.
-// RIPCORD_ACTOR overrides the name where a shared account is used.
+// RIPCORD_ACTOR names the person where a shared account is used; the
+// account is then kept beside the name ("ana via deploy@bastion"). Through
+// the server only the account is taken on trust: the server asks the
+// kernel, and the name is what the person says.
 func currentActor() core.Actor {
-	a := core.Actor{Name: os.Getenv("RIPCORD_ACTOR")}
-	if a.Name == "" {
-		if u, err := user.Current(); err == nil {
-			a.Name = u.Username
-		}
+	a := core.Actor{}
+	if u, err := user.Current(); err == nil {
+		a.Name = u.Username
+	}
+	if named := os.Getenv("RIPCORD_ACTOR"); named != "" && named != a.Name {
+		a.Name, a.Via = named, a.Name
 	}
 	if a.Name == "" {
 		a.Name = "unknown"
@@ -38,8 +44,83 @@ func currentActor() core.Actor {
 	return a
 }
 
-// openState loads the config, opens its store and builds an engine on it
-// (no providers: enough for the commands that read or lock state).
+// stateReader is what status and history read: the server's answers when
+// one runs, else the store itself. Neither starts a server nor creates
+// state.
+type stateReader interface {
+	Status(ctx context.Context) (server.Status, error)
+	Deployments(ctx context.Context, ref core.Ref, limit int) ([]core.Deployment, error)
+}
+
+// storeReader reads the store of a project whose server is not running.
+type storeReader struct {
+	f  *config.File
+	st core.Store
+}
+
+func (r storeReader) Status(ctx context.Context) (server.Status, error) {
+	var services, envs []string
+	for _, s := range r.f.Services {
+		services = append(services, s.Name)
+	}
+	for _, e := range r.f.Environments {
+		envs = append(envs, e.Name)
+	}
+	return server.ReadStatus(ctx, r.st, r.f.Project, services, envs, time.Now())
+}
+
+func (r storeReader) Deployments(ctx context.Context, ref core.Ref, limit int) ([]core.Deployment, error) {
+	return r.st.Deployments(ctx, ref, limit)
+}
+
+// serverReader asks the running server.
+type serverReader struct{ c *connection }
+
+func (r serverReader) Status(ctx context.Context) (server.Status, error) {
+	var st server.Status
+	b, err := r.c.Status(ctx)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("reading the server's status: %w", err)
+	}
+	return st, nil
+}
+
+func (r serverReader) Deployments(ctx context.Context, ref core.Ref, limit int) ([]core.Deployment, error) {
+	return r.c.Deployments(ctx, ref, limit)
+}
+
+// withReader runs status or history on what to read: the server when one
+// answers, else the store, which must exist: a read never creates state.
+func (g *globals) withReader(fn func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		f, err := g.loadConfig()
+		if err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		c, err := connect(cmd.Context(), f, neverStart)
+		if err == nil {
+			defer c.Close()
+			return fn(cmd, args, f, serverReader{c})
+		}
+		if !errors.Is(err, remote.ErrNoServer) {
+			return err
+		}
+		_, eng, done, err := g.openState(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, args, f, storeReader{f: f, st: eng.Store()})
+	}
+}
+
+// openState loads the config, opens its store (which must exist) and
+// builds an engine on it, without providers. The audit commands read the
+// store this way whether or not a server runs: a check of the log's chain
+// and signatures takes no server's word for it.
 func (g *globals) openState(ctx context.Context) (*config.File, *core.Engine, func(), error) {
 	f, err := g.loadConfig()
 	if err != nil {
@@ -280,12 +361,12 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history SERVICE --env ENV",
 		Short: "List a service's deployments in an environment, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withState(func(cmd *cobra.Command, args []string, f *config.File, eng *core.Engine) error {
+		RunE: g.withReader(func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error {
 			ref := core.Ref{Service: args[0], Env: env}
-			if err := checkArgs(cmd.Context(), f, eng.Store(), cmdArgs{Service: ref.Service, Env: ref.Env}); err != nil {
+			if err := checkArgs(cmd.Context(), f, nil, cmdArgs{Service: ref.Service, Env: ref.Env}); err != nil {
 				return err
 			}
-			deps, err := eng.Store().Deployments(cmd.Context(), ref, 50)
+			deps, err := r.Deployments(cmd.Context(), ref, 50)
 			if err != nil {
 				return err
 			}
@@ -307,7 +388,8 @@ func newHistoryCmd(g *globals) *cobra.Command {
 }
 
 // newLockCmd builds `lock` and `unlock`: the same engine commands the
-// console sends, audited with the person's name.
+// console sends, run by the project's server and audited with the
+// person's name.
 func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 	var env, reason string
 	var force bool
@@ -316,21 +398,26 @@ func newLockCmd(g *globals, kind core.CommandKind) *cobra.Command {
 		Use:   string(kind) + " SERVICE --env ENV",
 		Short: map[core.CommandKind]string{core.CmdLock: "Lock a service's environment against promote and rollback", core.CmdUnlock: "Release a lock (--force breaks someone else's, audited)"}[kind],
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withState(func(cmd *cobra.Command, args []string, f *config.File, eng *core.Engine) error {
-			if err := checkArgs(cmd.Context(), f, eng.Store(), cmdArgs{Service: args[0], Env: env}); err != nil {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := g.loadConfig()
+			if err != nil {
+				return &exitError{code: exitFailed, err: err}
+			}
+			if err := checkArgs(cmd.Context(), f, nil, cmdArgs{Service: args[0], Env: env}); err != nil {
 				return err
 			}
-			res, err := eng.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force, TTL: ttl})
-			var held *core.LockHeldError
-			switch {
-			case errors.As(err, &held):
-				return &exitError{code: exitLocked, err: err}
-			case err != nil:
-				return &exitError{code: exitFailed, err: err}
+			c, err := connect(cmd.Context(), f, startOnState)
+			if err != nil {
+				return opExit(err)
+			}
+			defer c.Close()
+			res, err := c.Do(cmd.Context(), core.Command{Kind: kind, Ref: core.Ref{Service: args[0], Env: env}, Actor: currentActor(), Reason: reason, Force: force, TTL: ttl})
+			if err != nil {
+				return opExit(err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), core.Printable(res.Message))
 			return nil
-		}),
+		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
 	_ = cmd.MarkFlagRequired("env")
@@ -348,47 +435,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Each service and environment: what runs, locks, unfinished operations",
 		Args:  cobra.NoArgs,
-		RunE: g.withState(func(cmd *cobra.Command, _ []string, f *config.File, eng *core.Engine) error {
-			ctx := cmd.Context()
-			type envStatus struct {
-				Service    string           `json:"service"`
-				Env        string           `json:"env"`
-				Deployment *core.Deployment `json:"deployment,omitempty"`
-				Lock       *core.Lock       `json:"lock,omitempty"`
-			}
-			out := struct {
-				Project    string           `json:"project"`
-				Envs       []envStatus      `json:"environments"`
-				Unfinished []core.Operation `json:"unfinished_operations"`
-				Watching   []core.Watcher   `json:"watching"`
-			}{Project: f.Project}
-			locks, err := eng.Store().Locks(ctx)
+		RunE: g.withReader(func(cmd *cobra.Command, _ []string, f *config.File, r stateReader) error {
+			out, err := r.Status(cmd.Context())
 			if err != nil {
-				return err
-			}
-			now := time.Now()
-			for _, s := range f.Services {
-				for _, e := range f.Environments {
-					ref := core.Ref{Service: s.Name, Env: e.Name}
-					es := envStatus{Service: s.Name, Env: e.Name}
-					if deps, err := eng.Store().Deployments(ctx, ref, 1); err == nil && len(deps) > 0 {
-						es.Deployment = &deps[0]
-					}
-					for _, l := range locks {
-						if l.Ref == ref && !l.Expired(now) {
-							l.Token = "" // a token is a capability, not a fact to print
-							es.Lock = &l
-						}
-					}
-					out.Envs = append(out.Envs, es)
-				}
-			}
-			if out.Unfinished, err = eng.Store().Unfinished(ctx); err != nil {
-				return err
-			}
-			// Consoles refresh their presence every 5 s; one not seen for
-			// a minute has gone.
-			if out.Watching, err = eng.Store().Watchers(ctx, now.Add(-time.Minute)); err != nil {
 				return err
 			}
 			if asJSON {
@@ -415,6 +464,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			for _, wt := range out.Watching {
 				fmt.Fprintf(w, "watching: %s since %s\n", p(wt.Actor.String()), wt.Since.UTC().Format("15:04 UTC"))
+			}
+			if sv := out.Server; sv != nil {
+				fmt.Fprintf(w, "server: %s\n", sv)
+			} else {
+				fmt.Fprintln(w, "server: not running (read from the store)")
 			}
 			return w.Flush()
 		}),

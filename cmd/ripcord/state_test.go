@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestLockStatusUnlockAndAuditFromTheCLI(t *testing.T) {
 	}
 	as(t, "bo")
 	code, _, errs := ripcord(t, "lock", "api", "--env", "production", "-c", cfg)
-	if code != exitLocked || !strings.Contains(errs, "locked by ana@") || !strings.Contains(errs, "incident 42") {
+	if code != exitLocked || !strings.Contains(errs, "locked by ana") || !strings.Contains(errs, "incident 42") {
 		t.Fatalf("bo's lock: exit %d, stderr %q; want exit 4 naming ana and her reason", code, errs)
 	}
 	code, out, _ := ripcord(t, "status", "--json", "-c", cfg)
@@ -114,10 +115,11 @@ func TestAuditVerifyDetectsAnEditedEntry(t *testing.T) {
 }
 
 func TestHistoryNeedsEnv(t *testing.T) {
-	cfg, _ := stateConfig(t)
+	cfg, db := stateConfig(t)
 	if code, _, errs := ripcord(t, "history", "api", "-c", cfg); code != exitUsage || !strings.Contains(errs, `"env"`) {
 		t.Fatalf("history without --env: exit %d, %q", code, errs)
 	}
+	createStore(t, db)
 	if code, out, errs := ripcord(t, "history", "api", "--env", "production", "-c", cfg); code != exitOK || !strings.Contains(out, "VERSION") {
 		t.Fatalf("history: exit %d, %q %q", code, out, errs)
 	}
@@ -127,9 +129,6 @@ func TestHistoryNeedsEnv(t *testing.T) {
 // gone quiet.
 func TestStatusNamesWhoIsWatching(t *testing.T) {
 	cfg, db := stateConfig(t)
-	if code, _, errs := ripcord(t, "status", "-c", cfg); code != exitOK { // creates the store
-		t.Fatalf("status: exit %d: %s", code, errs)
-	}
 	st, err := sqlitestore.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -147,5 +146,37 @@ func TestStatusNamesWhoIsWatching(t *testing.T) {
 	code, out, errs := ripcord(t, "status", "-c", cfg)
 	if code != exitOK || !strings.Contains(out, "watching: ana@bastion-1 since ") || strings.Contains(out, "bo@laptop") {
 		t.Fatalf("status: exit %d, stderr %q, stdout:\n%s\nwant ana watching and not bo, who went quiet", code, errs, out)
+	}
+}
+
+func createStore(t *testing.T, db string) {
+	t.Helper()
+	st, err := sqlitestore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+}
+
+// The read-only commands never start a server and never create state: on
+// a config nothing has run on they say which state file is missing.
+func TestReadOnlyCommandsNeitherStartAServerNorCreateState(t *testing.T) {
+	dir := t.TempDir()
+	cfg, db := filepath.Join(dir, "ripcord.yaml"), filepath.Join(dir, ".ripcord", "state.db")
+	body := "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: production\n    target: { provider: local, root: envs/production, run: \"./api\", health: \"tcp://127.0.0.1:1\" }\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"history", "api", "--env", "production"}, {"audit"}, {"audit", "verify"}} {
+		code, _, errs := ripcord(t, append(args, "-c", cfg)...)
+		if code != exitFailed || !strings.Contains(errs, "no state file at "+db) {
+			t.Fatalf("%v on a fresh config: exit %d, stderr %q; want 1 naming %s", args, code, errs, db)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(db)); err == nil {
+		t.Fatalf("a read-only command created %s", filepath.Dir(db))
+	}
+	if code, _, _ := ripcord(t, "server", "status", "-c", cfg); code != exitFailed {
+		t.Fatal("a read-only command started a server")
 	}
 }

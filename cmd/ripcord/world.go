@@ -25,9 +25,9 @@ import (
 
 // world is a live engine built from a config: the store, the provider
 // processes, the rollout controller and the observers feeding provider
-// streams into the engine. The console, `ripcord serve` and the
-// non-interactive commands all run one; they differ only in who sends the
-// commands.
+// streams into the engine. `ripcord serve` (and the demo, which is the
+// server of its own world) runs one; consoles and commands are its
+// clients.
 type world struct {
 	cfg  *config.File
 	st   *sqlitestore.Store
@@ -43,10 +43,12 @@ type world struct {
 	// attention lists what needed a person at start: operations a previous
 	// engine left unfinished.
 	attention []core.Operation
-	held      *core.Command
 	// stopStart and startDone follow a start running in the background.
 	stopStart context.CancelFunc
 	startDone chan struct{}
+	// startErr is why the providers did not start, once startDone is
+	// closed (nil when they did).
+	startErr  error
 	stopShare context.CancelFunc
 
 	closeOnce sync.Once
@@ -63,9 +65,7 @@ type worldOptions struct {
 	// Log receives provider and engine log lines in addition to the
 	// engine's event stream (the headless demo prints them).
 	Log func(core.LogLine)
-	// Hold takes this command's lock before any provider starts, so a
-	// rival command is refused at once, naming the holder.
-	Hold *core.Command // CreateState creates the state file when it is missing or empty:
+	// CreateState creates the state file when it is missing or empty:
 	// only the commands that start a project's state by design (the
 	// console, the demo, the server) do; every other one refuses, naming
 	// the path, so a mistyped store.path is not taken for a new project.
@@ -82,7 +82,7 @@ func openStore(ctx context.Context, f *config.File, create bool) (*sqlitestore.S
 	st, err := sqlitestore.Open(ctx, f.Store.Path, opts...)
 	var missing *sqlitestore.MissingError
 	if errors.As(err, &missing) {
-		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%w (store.path in %s); this command does not create state: check store.path, or run `ripcord console` once to start a new state there", err, f.Path)}
+		return nil, &exitError{code: exitFailed, err: fmt.Errorf("%w (store.path in %s); this command does not create state: check store.path, or start the project's server there (`ripcord serve`, or a command that acts, such as `ripcord console`)", err, f.Path)}
 	}
 	var corrupt *sqlitestore.CorruptError
 	if errors.As(err, &corrupt) {
@@ -130,20 +130,35 @@ func openEngine(ctx context.Context, f *config.File, o worldOptions) (w *world, 
 	for _, e := range f.Environments {
 		envs = append(envs, e.Name)
 	}
-	w.eng = core.NewEngine(core.EngineOptions{Project: f.Project, Services: services, Envs: envs, Store: st})
+	ttl, err := lockTTL()
+	if err != nil {
+		return nil, err
+	}
+	w.eng = core.NewEngine(core.EngineOptions{Project: f.Project, Services: services, Envs: envs, Store: st, LockTTL: ttl})
 	if err := w.eng.Restore(ctx); err != nil {
 		return nil, err
 	}
 	if st.Created() {
 		w.notice(core.Ref{}, "created new state at "+st.Path())
 	}
-	if h := o.Hold; h != nil {
-		if err := w.eng.Hold(ctx, h.Ref, h.Actor, string(h.Kind), h.Force); err != nil {
-			return nil, err
-		}
-		w.held = h
-	}
 	return w, nil
+}
+
+// lockTTL is how long an operation's lock outlives the last heartbeat of
+// the server running the operation: RIPCORD_LOCK_TTL (a Go duration), else
+// the engine's default (2m). The server heartbeats every third of it. A
+// person's lock (`ripcord lock`) does not depend on it: it holds until
+// unlocked or its own --ttl.
+func lockTTL() (time.Duration, error) {
+	v := os.Getenv("RIPCORD_LOCK_TTL")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("RIPCORD_LOCK_TTL=%q is not a positive duration such as 2m", v)
+	}
+	return d, nil
 }
 
 // followEvery is how often a console without providers reads the store.
@@ -160,6 +175,7 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 	go func() {
 		defer close(w.startDone)
 		if err := w.start(ctx, o); err != nil && ctx.Err() == nil {
+			w.startErr = err
 			// Without providers the console still shows what the store
 			// records, including what another process does.
 			// This console's own provider processes are of no use now;
@@ -229,9 +245,10 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		if err := w.host.Configure(ctx, name, u.settings, nil); err != nil {
 			msg := f.Redact(locate(err, u.p))
 			if strings.Contains(msg, "address already in use") {
-				// The usual cause on one machine: a console already runs
-				// this config's providers.
-				msg += " (another ripcord process on this machine, such as an open console, probably runs this config's providers; act from there, or stop it)"
+				// One server runs per state store, so the cause is
+				// another program: a server of another store (a copy of
+				// this config) or an unrelated service.
+				msg += " (another process on this machine holds the port: a ripcord server for another state store with the same ports, or an unrelated service; `ss -ltnp` names it)"
 			}
 			return errors.New(msg)
 		}
@@ -348,9 +365,6 @@ func (w *world) Close() {
 		}
 		if w.marks != nil {
 			w.marks.Close() // before the host: the trackers are plugins
-		}
-		if w.held != nil {
-			_ = w.eng.Unhold(context.Background(), w.held.Ref)
 		}
 		if w.host != nil {
 			_ = w.host.Close()
