@@ -152,9 +152,13 @@ func TestAuditExportCarriesTheHeadAndThePublicKeyIsPrinted(t *testing.T) {
 	if code, out, errs := verify(t, cfg, "--pubkey", strings.TrimSpace(pub)); code != exitOK {
 		t.Fatalf("verify --pubkey: exit %d\n%s%s", code, out, errs)
 	}
-	// Someone replaces the key (to sign a forged log with it).
+	// Someone replaces the key (to sign a forged log with it), and the
+	// server restarts: the running one still signs with the key it read.
 	if err := os.Remove(sqlitestore.AuditKeyPath(db)); err != nil {
 		t.Fatal(err)
+	}
+	if code, out, errs := ripcord(t, "server", "stop", "-c", cfg); code != exitOK {
+		t.Fatalf("server stop: exit %d\n%s%s", code, out, errs)
 	}
 	if code, _, errs := ripcord(t, "lock", "api", "--env", "production", "-c", cfg); code != exitOK {
 		t.Fatal(errs)

@@ -21,7 +21,7 @@ import (
 
 // autostartWait bounds how long a command waits for the server it started
 // to answer: it answers once its store is open, before the providers.
-const autostartWait = 30 * time.Second
+const autostartWait = 60 * time.Second
 
 // connection is a client of the project's server, and whether this
 // command started that server.

@@ -156,7 +156,7 @@ func TestKilledRollbackOfACanaryIsFinishedNotResumed(t *testing.T) {
 		_ = watch.Process.Signal(syscall.SIGTERM)
 		_ = watch.Wait()
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, err := st.Operation(context.Background(), op.ID)
 		if err != nil {
@@ -169,7 +169,7 @@ func TestKilledRollbackOfACanaryIsFinishedNotResumed(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the restarted engine never finished the rollback\n%s", watchOut.String())
+			t.Fatalf("the restarted server never finished the rollback\n%s", watchOut.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

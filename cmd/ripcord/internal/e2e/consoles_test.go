@@ -18,33 +18,33 @@ func TestTwoConsolesAndTheCLIAreClientsOfOneServer(t *testing.T) {
 	ana := p.console("ana")
 	bo := p.console("bo")
 	for _, c := range []*terminal{ana, bo} {
-		c.waitFor("production v1", 30*time.Second)
+		c.waitFor("production v1", 90*time.Second)
 	}
 	if got := p.serverPid(); got != pid {
 		t.Fatalf("a console started a second server (%d, then %d)", pid, got)
 	}
 	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--yes")
 	for _, c := range []*terminal{ana, bo} {
-		c.waitFor("v1 ▸ v2 50%", 10*time.Second)
+		c.waitFor("v1 ▸ v2 50%", 90*time.Second)
 	}
 
 	// bo rolls back from his console: history, last good preselected.
 	bo.keys("r")
-	bo.waitFor("▸ v1", 10*time.Second)
+	bo.waitFor("▸ v1", 90*time.Second)
 	bo.keys("Enter")
-	bo.waitFor("rollback api in production: v2 → v1", 10*time.Second)
-	bo.waitFor("also watching: ana", 10*time.Second)
+	bo.waitFor("rollback api in production: v2 → v1", 90*time.Second)
+	bo.waitFor("also watching: ana", 90*time.Second)
 	bo.keys("y")
 	for _, c := range []*terminal{ana, bo} {
-		c.waitFor("rolled back to v1", 30*time.Second)
+		c.waitFor("rolled back to v1", 90*time.Second)
 	}
-	ana.waitFor("bo via ", 10*time.Second) // his rollback in her Activity
+	ana.waitFor("bo via ", 90*time.Second) // his rollback in her Activity
 
 	// A canary again, and cy rolls it back from the CLI while both
 	// consoles are open.
 	p.mustRun("promote", "api", "--to", "production", "--version", "v3", "--yes")
 	for _, c := range []*terminal{ana, bo} {
-		c.waitFor("v1 ▸ v3 50%", 10*time.Second)
+		c.waitFor("v1 ▸ v3 50%", 90*time.Second)
 	}
 	code, out := p.runAs("cy", "rollback", "api", "--env", "production", "--yes", "--reason", "v3 is slow")
 	if code != 0 {
@@ -70,7 +70,7 @@ func TestTwoConsolesAndTheCLIAreClientsOfOneServer(t *testing.T) {
 	}
 	for _, c := range []*terminal{ana, bo} {
 		c.keys("q")
-		waitUntil(t, 10*time.Second, "the console to quit", func() bool { return !c.alive() })
+		waitUntil(t, 30*time.Second, "the console to quit", func() bool { return !c.alive() })
 	}
 	if got := p.serverPid(); got != pid {
 		t.Fatalf("the server changed while consoles came and went (%d, then %d)", pid, got)

@@ -21,15 +21,15 @@ func TestCLIPromoteJudgesTheGatesTheConsoleShows(t *testing.T) {
 	demo := newTerminal(t, fmt.Sprintf("exec env RIPCORD_ACTOR=ana NO_COLOR=1 %s demo --dir %s 2>>%s", bin, dir, filepath.Join(dir, "demo.log")))
 	t.Cleanup(func() {
 		demo.keys("q")
-		waitUntil(t, 30*time.Second, "the demo to stop everything on q", func() bool { return !demo.alive() })
+		waitUntil(t, 90*time.Second, "the demo to stop everything on q", func() bool { return !demo.alive() })
 	})
 	demo.waitFor("ready to promote v1.5.0 to production", 120*time.Second)
 
 	// bo's console: the promote dialog lists each gate with its reason.
 	bo := newTerminal(t, fmt.Sprintf("exec env RIPCORD_ACTOR=bo NO_COLOR=1 %s console -c %s 2>>%s", bin, cfg, filepath.Join(dir, "bo.log")))
-	bo.waitFor("production v1.4.2", 30*time.Second)
+	bo.waitFor("production v1.4.2", 90*time.Second)
 	bo.keys("p")
-	dialog := bo.waitFor("promote api in production: v1.4.2 → v1.5.0", 10*time.Second)
+	dialog := bo.waitFor("promote api in production: v1.4.2 → v1.5.0", 90*time.Second)
 	shown := map[string]string{} // gate → the line the console shows
 	for _, line := range strings.Split(dialog, "\n") {
 		if m := regexp.MustCompile(`([✓✗]) (pipeline|errors|backups|migrations|lock)\b(.*)`).FindStringSubmatch(line); m != nil {
@@ -78,5 +78,5 @@ func TestCLIPromoteJudgesTheGatesTheConsoleShows(t *testing.T) {
 	if !strings.Contains(string(out), "v1.5.0 is taking 25%") {
 		t.Fatalf("cy's promote did not start the canary:\n%s", out)
 	}
-	demo.waitFor("cy via ", 10*time.Second)
+	demo.waitFor("cy via ", 90*time.Second)
 }

@@ -293,11 +293,13 @@ func (p *project) store() *sqlitestore.Store {
 func (p *project) audit() []core.AuditEntry {
 	p.t.Helper()
 	out := p.mustRun("audit", "--json")
-	var entries []core.AuditEntry
-	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+	var export struct {
+		Entries []core.AuditEntry `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &export); err != nil {
 		p.t.Fatalf("audit --json: %v\n%s", err, out)
 	}
-	return entries
+	return export.Entries
 }
 
 // waitUntil polls ok every 20 ms until it holds, failing after within.

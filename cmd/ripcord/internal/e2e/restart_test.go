@@ -29,14 +29,14 @@ func countActions(t *testing.T, entries []core.AuditEntry) map[string]int {
 // resumes it from the step it was at and takes it to the end; the audit
 // holds the promote and the completion once each.
 func TestKilledServerMidRolloutResumesIt(t *testing.T) {
-	p := newProject(t, "    rollout: [ {weight: 50}, {pause: 3s}, {weight: 100} ]\n")
+	p := newProject(t, "    rollout: [ {weight: 50}, {pause: 6s}, {weight: 100} ]\n")
 	srv := p.serve()
 	p.mustRun("promote", "api", "--to", "production", "--version", "v1", "--full", "--yes")
 	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--yes")
 	st := p.store()
 	prod := core.Ref{Service: "api", Env: "production"}
-	// The rollout pauses 3 s at 50%: kill the server in that pause.
-	waitUntil(t, 10*time.Second, "the rollout to reach its pause", func() bool {
+	// The rollout pauses 6 s at 50%: kill the server in that pause.
+	waitUntil(t, 30*time.Second, "the rollout to reach its pause", func() bool {
 		deps, err := st.Deployments(context.Background(), prod, 1)
 		return err == nil && len(deps) == 1 && deps[0].Version == "v2" && deps[0].Step == 1
 	})
@@ -44,7 +44,7 @@ func TestKilledServerMidRolloutResumesIt(t *testing.T) {
 	before := countActions(t, p.audit())
 
 	p.serve()
-	waitUntil(t, 30*time.Second, "the next server to finish the rollout", func() bool {
+	waitUntil(t, 90*time.Second, "the next server to finish the rollout", func() bool {
 		deps, err := st.Deployments(context.Background(), prod, 1)
 		return err == nil && len(deps) == 1 && deps[0].Version == "v2" && deps[0].State == core.DeployHealthy && deps[0].Weight == 100
 	})
@@ -65,7 +65,7 @@ func TestKilledServerMidRolloutResumesIt(t *testing.T) {
 // the release rolled back is held, and the audit holds one rollback.
 func TestKilledServerMidRollbackCompletesIt(t *testing.T) {
 	p := newProject(t, "    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]\n")
-	p.env = append(p.env, "SLOW_RESTART=3") // v1 takes 3 s to come back
+	p.env = append(p.env, "SLOW_RESTART=5") // v1 takes 5 s to come back
 	srv := p.serve()
 	p.mustRun("promote", "api", "--to", "production", "--version", "v1", "--full", "--yes")
 	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--yes")
@@ -76,7 +76,7 @@ func TestKilledServerMidRollbackCompletesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := p.store()
-	waitUntil(t, 20*time.Second, "the rollback to reach the target", func() bool {
+	waitUntil(t, 60*time.Second, "the rollback to reach the target", func() bool {
 		ops, err := st.Unfinished(context.Background())
 		return err == nil && len(ops) == 1 && ops[0].Kind == "rollback" && ops[0].State == core.OpRunning
 	})
@@ -87,7 +87,7 @@ func TestKilledServerMidRollbackCompletesIt(t *testing.T) {
 
 	p.serve()
 	prod := core.Ref{Service: "api", Env: "production"}
-	waitUntil(t, 30*time.Second, "the next server to complete the rollback", func() bool {
+	waitUntil(t, 90*time.Second, "the next server to complete the rollback", func() bool {
 		ops, err := st.Unfinished(context.Background())
 		return err == nil && len(ops) == 0
 	})

@@ -108,18 +108,18 @@ func TestTrafficNeverDependsOnAClientOrTheServer(t *testing.T) {
 
 	tr.enter("console quits with q")
 	c := p.console("ana")
-	c.waitFor("production v1", 30*time.Second)
+	c.waitFor("production v1", 90*time.Second)
 	c.keys("q")
-	waitUntil(t, 10*time.Second, "the console to quit", func() bool { return !c.alive() })
+	waitUntil(t, 30*time.Second, "the console to quit", func() bool { return !c.alive() })
 	settle()
 
 	tr.enter("console killed with -9")
 	c = p.console("bo")
-	c.waitFor("production v1", 30*time.Second)
+	c.waitFor("production v1", 90*time.Second)
 	if err := syscall.Kill(c.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the killed console's terminal to close", func() bool { return !c.alive() })
+	waitUntil(t, 30*time.Second, "the killed console's terminal to close", func() bool { return !c.alive() })
 	settle()
 
 	tr.enter("server killed with -9 and started again")
@@ -132,7 +132,7 @@ func TestTrafficNeverDependsOnAClientOrTheServer(t *testing.T) {
 	p.mustRun("server", "stop")
 	select {
 	case <-srv.exited:
-	case <-time.After(30 * time.Second):
+	case <-time.After(90 * time.Second):
 		t.Fatal("the server did not exit after server stop")
 	}
 	settle()
