@@ -131,8 +131,13 @@ func (s *Snapshot) Apply(e Event) {
 	}
 	switch e.Kind {
 	case EvPipeline:
-		if e.Pipeline != nil {
-			s.Pipelines[e.Pipeline.Service] = *e.Pipeline
+		// The snapshot shows a service's newest run: a run that started
+		// before the one shown (reported late, or replayed) does not
+		// replace it; the shown run's own updates do.
+		if r := e.Pipeline; r != nil {
+			if cur, ok := s.Pipelines[r.Service]; !ok || cur.ID == r.ID || !r.Began().Before(cur.Began()) {
+				s.Pipelines[r.Service] = *r
+			}
 		}
 	case EvDeployment:
 		if e.Deployment != nil {

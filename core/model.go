@@ -230,6 +230,17 @@ type Step struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
+// Began is when the run started, which orders runs: the newest run is the
+// one that started last, whatever order runs finish or are reported in (a
+// slow old run must not count as newer than a quick later one). A run
+// that reports no start is placed by its finish.
+func (r PipelineRun) Began() time.Time {
+	if !r.StartedAt.IsZero() {
+		return r.StartedAt
+	}
+	return r.FinishedAt
+}
+
 // Green reports whether every stage succeeded (or was skipped on purpose).
 func (r PipelineRun) Green() bool {
 	if r.State != RunSucceeded {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -15,9 +16,12 @@ type autoState struct {
 	// handled is the Seq of the last engine event the reactor acted on.
 	handled atomic.Uint64
 
-	mu       sync.Mutex
-	newest   map[string]core.PipelineRun // newest green run per service
-	tried    map[tried]bool              // each (ref, version) is promoted once
+	mu     sync.Mutex
+	newest map[string]core.PipelineRun // newest green run per service, by start
+	// began is when each version's newest green run started, per service:
+	// what a release's age is judged by.
+	began    map[string]map[string]time.Time
+	tried    map[tried]bool // each (ref, version) is promoted once
 	inflight map[core.Ref]bool
 }
 
@@ -27,19 +31,42 @@ type tried struct {
 }
 
 func newAutoState() *autoState {
-	return &autoState{wake: make(chan struct{}, 1), newest: map[string]core.PipelineRun{}, tried: map[tried]bool{}, inflight: map[core.Ref]bool{}}
+	return &autoState{wake: make(chan struct{}, 1), newest: map[string]core.PipelineRun{}, began: map[string]map[string]time.Time{},
+		tried: map[tried]bool{}, inflight: map[core.Ref]bool{}}
 }
 
-// green remembers a green run unless a newer one is known: an old run
-// reported late (or the history listed at start) must never bring an
-// older release back.
-func (a *autoState) green(r core.PipelineRun) {
+// green remembers green runs, all at once: a run counts as the newest
+// only when none known started later, so an old run reported late (or the
+// history listed at start) never brings an older release back.
+func (a *autoState) green(runs ...core.PipelineRun) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cur, ok := a.newest[r.Service]; ok && runTime(r).Before(runTime(cur)) {
+	for _, r := range runs {
+		a.greenLocked(r)
+	}
+}
+
+func (a *autoState) greenLocked(r core.PipelineRun) {
+	if a.began[r.Service] == nil {
+		a.began[r.Service] = map[string]time.Time{}
+	}
+	if b, ok := a.began[r.Service][r.Version]; !ok || r.Began().After(b) {
+		a.began[r.Service][r.Version] = r.Began()
+	}
+	if cur, ok := a.newest[r.Service]; ok && r.Began().Before(cur.Began()) {
 		return
 	}
 	a.newest[r.Service] = r
+}
+
+// older reports whether version v was built by a run that started before
+// the run that built version than, both known green runs of svc.
+func (a *autoState) older(svc, v, than string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	bv, okv := a.began[svc][v]
+	bt, okt := a.began[svc][than]
+	return okv && okt && bv.Before(bt)
 }
 
 func (a *autoState) newestGreen(svc string) (core.PipelineRun, bool) {
@@ -169,6 +196,10 @@ func (ob *Observer) wanted(snap *core.Snapshot, ref core.Ref) (version, why stri
 		ts, ok := snap.Targets[ref]
 		if !ok || ts.Current == version || ts.Candidate == version {
 			// Not before the target said what it runs, and not again.
+			return "", ""
+		}
+		if ob.auto.older(ref.Service, version, ts.Current) || ob.auto.older(ref.Service, version, ts.Candidate) {
+			// Never over a release built by a run that started later.
 			return "", ""
 		}
 	}

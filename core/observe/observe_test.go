@@ -52,12 +52,19 @@ type autoWorld struct {
 
 func newAutoWorld(t *testing.T, gates ...core.GateSpec) *autoWorld {
 	t.Helper()
+	return newAutoWorldFrom(t, "v1", nil, gates...)
+}
+
+// newAutoWorldFrom is an autoWorld whose staging runs stagingRuns and
+// whose pipeline lists history when asked for its runs.
+func newAutoWorldFrom(t *testing.T, stagingRuns string, history []core.PipelineRun, gates ...core.GateSpec) *autoWorld {
+	t.Helper()
 	ctx := context.Background()
 	eng := newEngine(t, nil, "staging", "production")
 	if err := eng.Store().PutRelease(ctx, core.Release{Service: "api", Version: "v1", ArtifactDigest: "sha256:v1"}); err != nil {
 		t.Fatal(err)
 	}
-	w := &autoWorld{eng: eng, pipe: &fakePipeline{runs: make(chan core.PipelineRun)}, stg: newFakeTarget("v1"), prd: newFakeTarget("v1")}
+	w := &autoWorld{eng: eng, pipe: &fakePipeline{runs: make(chan core.PipelineRun), history: history}, stg: newFakeTarget(stagingRuns), prd: newFakeTarget("v1")}
 	ctl := rollout.New(eng, rollout.Options{Envs: []rollout.Env{
 		{Ref: staging, Target: w.stg, Gates: gates},
 		{Ref: prod, From: "staging", Target: w.prd, Gates: gates},
@@ -184,6 +191,35 @@ func TestOlderGreenRunNeverBringsBackAnOlderRelease(t *testing.T) {
 	}
 	if _, err := w.eng.Store().Release(context.Background(), "api", "v2"); err != nil {
 		t.Fatalf("the late green run's release was not recorded: %v", err)
+	}
+}
+
+// Runs arrive in any order — the history listed at start, sorted by when
+// runs finished, then replays of kept runs — but the newest run is the one
+// that started last: v1's run started first and merely finished last, so
+// its green never promotes v1 over the v2 staging runs, whatever order the
+// runs are applied in.
+func TestRunsReplayedOutOfOrderNeverPromoteAnOlderRelease(t *testing.T) {
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	older := greenRun("v1", t0.Add(30*time.Minute)) // a slow run: started first, finished last
+	older.StartedAt = t0
+	newer := greenRun("v2", t0.Add(10*time.Minute))
+	newer.StartedAt = t0.Add(5 * time.Minute)
+	w := newAutoWorldFrom(t, "v2", []core.PipelineRun{newer, older}) // newest first, as a CI lists them
+	// The kept runs are replayed after the history, oldest first, and the
+	// slow run is reported once more, late.
+	w.emit(t, older)
+	w.emit(t, newer)
+	quiesce(t, w.ob, w.emit(t, older))
+	if got := w.promotes(t)[staging]; len(got) != 0 {
+		t.Fatalf("staging promotes = %v; v2 runs there and v1's run started before v2's", got)
+	}
+	if _, d := w.stg.calls(); len(d) != 0 {
+		t.Fatalf("staging deploys = %v, want none", d)
+	}
+	// What the pipeline pane shows is the newest run, too.
+	if run := w.eng.Snapshot().Pipelines["api"]; run.Version != "v2" {
+		t.Fatalf("the pipeline shows %s's run; the newest is v2's", run.Version)
 	}
 }
 

@@ -1,12 +1,10 @@
 package observe
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/ripcordhq/ripcord/core"
 )
@@ -36,20 +34,34 @@ func (ob *Observer) watchPipeline(ctx context.Context, svc string, p core.Pipeli
 		if err != nil {
 			return fmt.Errorf("list runs: %w", err)
 		}
-		slices.SortStableFunc(runs, func(a, b core.PipelineRun) int { return runTime(a).Compare(runTime(b)) })
+		// The whole history is recorded before automation learns of any
+		// of it: acting between two runs of the list, it would take an
+		// older run for the newest.
+		slices.SortStableFunc(runs, func(a, b core.PipelineRun) int { return a.Began().Compare(b.Began()) })
+		var greens []core.PipelineRun
 		for _, r := range runs {
-			ob.pipelineRun(ctx, svc, r)
+			if ob.applyRun(ctx, svc, r) {
+				greens = append(greens, r)
+			}
 		}
+		ob.auto.green(greens...)
+		ob.auto.poke()
 		return p.WatchRuns(ctx, svc, func(r core.PipelineRun) { ob.pipelineRun(ctx, svc, r) })
 	}, nil)
 }
 
-// runTime orders runs: when they finished, else when they started.
-func runTime(r core.PipelineRun) time.Time {
-	return cmp.Or(r.FinishedAt, r.StartedAt)
+// pipelineRun applies one run as it arrives and lets automation react.
+func (ob *Observer) pipelineRun(ctx context.Context, svc string, r core.PipelineRun) {
+	if ob.applyRun(ctx, svc, r) {
+		ob.auto.green(r)
+		ob.auto.poke()
+	}
 }
 
-func (ob *Observer) pipelineRun(ctx context.Context, svc string, r core.PipelineRun) {
+// applyRun records a run, and its release when green, for people to see;
+// it reports whether the run was green. Automation hears of it from the
+// caller.
+func (ob *Observer) applyRun(ctx context.Context, svc string, r core.PipelineRun) bool {
 	if r.Service == "" {
 		r.Service = svc
 	}
@@ -63,10 +75,7 @@ func (ob *Observer) pipelineRun(ctx context.Context, svc string, r core.Pipeline
 		}
 	}
 	ob.eng.Publish(core.Event{Kind: core.EvPipeline, Ref: core.Ref{Service: svc}, Final: r.State.Terminal(), Key: "pipeline/" + svc + "/" + r.ID, Pipeline: &r})
-	if green {
-		ob.auto.green(r)
-		ob.auto.poke()
-	}
+	return green
 }
 
 // recordRelease stores the release a green run built, with the commit,
