@@ -157,7 +157,7 @@ func (d *demoRun) startJobs(rate int) error {
 
 func (d *demoRun) spawn(args ...string) error {
 	c := exec.Command(d.self, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	c.SysProcAttr = jobProcAttr()
 	c.Dir = d.ws.Dir
 	if err := c.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", strings.Join(args, " "), err)

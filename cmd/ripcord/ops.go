@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
@@ -313,10 +312,7 @@ func confirm(cmd *cobra.Command, cfg *config.File, k core.CommandKind, ref core.
 	return nil
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
+
 
 func newBackupCmd(g *globals) *cobra.Command {
 	var env, set, reason string

@@ -321,15 +321,6 @@ func groupMembers(pgid int) []int {
 	return out
 }
 
-// becomeSubreaper makes orphaned step processes this process's children
-// so endGroup can reap them.
-func becomeSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		return errno
-	}
-	return nil
-}
 
 // storeArtifact hashes the file and copies it to the artifact store as
 // <hex>, returning "sha256:<hex>".

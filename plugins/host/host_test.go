@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ripcordhq/ripcord/core"
 )
 
@@ -481,12 +483,12 @@ func TestNoLogLineReachesTheTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Dup3(int(w.Fd()), 2, 0); err != nil {
+	if err := unix.Dup2(int(w.Fd()), 2); err != nil {
 		t.Fatal(err)
 	}
 	_, rec, startErr := startExample(t, "stdout-before-handshake", nil)
 	_, _, startErr2 := startExample(t, "exit-in-handshake", nil)
-	_ = syscall.Dup3(saved, 2, 0)
+	_ = unix.Dup2(saved, 2)
 	_ = syscall.Close(saved)
 	_ = w.Close()
 	var leaked strings.Builder
