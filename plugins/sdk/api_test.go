@@ -77,7 +77,7 @@ func TestSDKExportsOnlyWhatAuthorsUse(t *testing.T) {
 	want := []string{
 		"Actor", "BackupFacts", "BackupRunner", "BackupSource", "Canceller", "ConfigureRequest",
 		"Degraded", "DegradedError", "DeployMarker", "DeployRequest", "ErrOpFinished", "ErrUnsupported",
-		"ErrorBucket", "ErrorIssue", "ErrorSource", "ErrorWindow", "Healthy", "HealthyNote", "Info", "IssueLister", "IssuesRequest",
+		"ErrorBucket", "ErrorIssue", "ErrorSource", "ErrorWindow", "Healthy", "HealthyNote", "HostStatus", "Info", "IssueLister", "IssuesRequest",
 		"LogLine", "LogStreamer", "LogsRequest", "MarkDeployRequest", "Migration", "NewLogger", "Op",
 		"PipelineRun", "PipelineSource", "Provider", "ReattachRequest", "Reattacher", "Ref", "Release",
 		"RollbackRequest", "RunBackupRequest", "RunCanceled", "RunFailed", "RunQueued", "RunRunning",
