@@ -312,8 +312,6 @@ func confirm(cmd *cobra.Command, cfg *config.File, k core.CommandKind, ref core.
 	return nil
 }
 
-
-
 func newBackupCmd(g *globals) *cobra.Command {
 	var env, set, reason string
 	cmd := &cobra.Command{

@@ -321,7 +321,6 @@ func groupMembers(pgid int) []int {
 	return out
 }
 
-
 // storeArtifact hashes the file and copies it to the artifact store as
 // <hex>, returning "sha256:<hex>".
 func (s *Source) storeArtifact(path string) (string, error) {
