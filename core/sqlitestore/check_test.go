@@ -116,3 +116,27 @@ func fileSum(t *testing.T, path string) []byte {
 	sum := sha256.Sum256(b)
 	return sum[:]
 }
+
+// BenchmarkQuickCheckOnOpen measures the quick_check every open runs, on
+// a state file with 100k rows of error counts (200 fingerprints, 500
+// ten-second buckets each).
+func BenchmarkQuickCheckOnOpen(b *testing.B) {
+	ctx := testContext(b)
+	s, path := openTemp(b)
+	var counts []core.ErrorCount
+	for i := range 100_000 {
+		counts = append(counts, core.ErrorCount{Project: "shop", Ref: core.Ref{Service: "api", Env: "production"}, Release: "v1", Level: "error",
+			Fingerprint: fmt.Sprintf("fp-%03d", i%200), Title: "TypeError: cart is undefined", Bucket: time.Unix(1_700_000_000+int64(i/200)*10, 0), Count: 1})
+	}
+	if err := s.PutErrorCounts(ctx, counts); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	st, _ := os.Stat(path)
+	for b.Loop() {
+		if err := quickCheck(ctx, path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(st.Size())/1e6, "MB")
+}

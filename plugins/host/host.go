@@ -103,7 +103,8 @@ type Host struct {
 	sockDir string
 	// self is the ripcord binary as it was when the host started: every
 	// re-execution of a built-in checks the file is still that binary.
-	self binaryID
+	self   binaryID
+	selfMu sync.Mutex // check may take the digest late
 
 	mu      sync.Mutex
 	plugins map[string]*managed
@@ -207,13 +208,8 @@ func (h *Host) Start(ctx context.Context) error {
 	h.sockDir = dir
 
 	if h.opts.Self != "" && len(h.opts.Builtins) > 0 {
-		if h.self, err = identify(h.opts.Self); err != nil {
-			return fmt.Errorf("plugin host: hashing the ripcord binary: %w", err)
-		}
-		for _, m := range h.plugins {
-			if m.builtin {
-				m.checksum, _ = hex.DecodeString(h.self.sha256)
-			}
+		if h.self, err = identifySelf(h.opts.Self); err != nil {
+			return fmt.Errorf("plugin host: identifying the ripcord binary: %w", err)
 		}
 	}
 
@@ -712,7 +708,10 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	if m.builtin {
 		// A built-in is the ripcord binary re-executed: it must still be
 		// the binary this ripcord started from, not one put in its place.
-		if err := m.h.self.check(m.name); err != nil {
+		m.h.selfMu.Lock()
+		err := m.h.self.check(m.name)
+		m.h.selfMu.Unlock()
+		if err != nil {
 			return nil, err
 		}
 	} else {

@@ -244,8 +244,11 @@ func releaseSum(path string) (string, bool) {
 // times — a write or a rename changes one) the digest is not taken again.
 type binaryID struct {
 	path   string
-	sha256 string
+	sha256 string // "" until needed, when the file is the running binary
 	stat   fileFacts
+	// original is where the identified content stays readable should the
+	// path be replaced: the running binary's /proc/self/exe.
+	original string
 }
 
 type fileFacts struct {
@@ -276,15 +279,35 @@ func identify(path string) (binaryID, error) {
 	return binaryID{path: path, sha256: sum, stat: facts}, nil
 }
 
+// identifySelf identifies the ripcord binary at path. When the path is
+// the running executable itself (same inode), nothing needs hashing at
+// start — a running binary cannot be written to, only replaced — and its
+// content stays readable through /proc/self/exe for the day it is.
+func identifySelf(path string) (binaryID, error) {
+	facts, err := factsOf(path)
+	if err != nil {
+		return binaryID{}, err
+	}
+	if running, err := factsOf("/proc/self/exe"); err == nil && running.ino != 0 && running.dev == facts.dev && running.ino == facts.ino {
+		return binaryID{path: path, stat: facts, original: "/proc/self/exe"}, nil
+	}
+	return identify(path)
+}
+
 // check reports a *ChecksumError when the file is no longer the binary
 // identified (for the built-in named plugin).
-func (b binaryID) check(plugin string) error {
+func (b *binaryID) check(plugin string) error {
 	facts, err := factsOf(b.path)
 	if err != nil {
 		return fmt.Errorf("plugin %q: the ripcord binary %s: %w", plugin, b.path, err)
 	}
 	if facts == b.stat {
 		return nil
+	}
+	if b.sha256 == "" {
+		if b.sha256, err = FileSHA256(b.original); err != nil {
+			return fmt.Errorf("plugin %q: hashing the running ripcord binary: %w", plugin, err)
+		}
 	}
 	sum, err := FileSHA256(b.path)
 	if err != nil {

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,4 +181,37 @@ func (r *recorder) sawHealthWith(name, state, text string) bool {
 		}
 	}
 	return false
+}
+
+// When the ripcord path is the running binary itself, nothing is hashed
+// at start; a file put in its place later is compared with the original
+// content, still readable where the running binary is (a hard link here
+// stands in for /proc/self/exe).
+func TestTheRunningBinaryIsComparedOnlyOnceReplaced(t *testing.T) {
+	dir := t.TempDir()
+	path, kept := filepath.Join(dir, "ripcord"), filepath.Join(dir, "running")
+	if err := os.WriteFile(path, []byte("build 1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, kept); err != nil {
+		t.Fatal(err)
+	}
+	facts, err := factsOf(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &binaryID{path: path, stat: facts, original: kept}
+	if err := b.check("local"); err != nil || b.sha256 != "" {
+		t.Fatalf("check of the untouched binary = %v (digest %q); want nil, nothing hashed", err, b.sha256)
+	}
+	if err := os.WriteFile(path+".new", []byte("build 2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ChecksumError
+	if err := b.check("local"); !errors.As(err, &ce) || !ce.Builtin {
+		t.Fatalf("check of a replaced binary = %v; want a ChecksumError", err)
+	}
 }
