@@ -23,14 +23,20 @@ type Actor struct {
 	// KeyFingerprint is the SSH key the person came in with, if any.
 	KeyFingerprint string
 	Automation     bool
+	// Via is the OS account the action came through when it differs from
+	// the person named: "ana via deploy@bastion-1".
+	Via string
 }
 
 // String names the actor as Ripcord's audit log does: "ana@bastion-1",
-// "automation:ripcord", "ana@bastion-1 (SHA256:…)".
+// "automation:ripcord", "ana via deploy@bastion-1 (SHA256:…)".
 func (a Actor) String() string {
 	s := a.Name
 	if a.Automation {
 		s = "automation:" + s
+	}
+	if a.Via != "" {
+		s += " via " + a.Via
 	}
 	if a.Host != "" {
 		s += "@" + a.Host

@@ -31,7 +31,7 @@ func toRef(r Ref) *pb.Ref { return &pb.Ref{Service: r.Service, Env: r.Env} }
 func fromRef(r *pb.Ref) Ref { return Ref{Service: r.GetService(), Env: r.GetEnv()} }
 
 func fromActor(a *pb.Actor) Actor {
-	return Actor{Name: a.GetName(), Host: a.GetHost(), KeyFingerprint: a.GetKeyFingerprint(), Automation: a.GetAutomation()}
+	return Actor{Name: a.GetName(), Host: a.GetHost(), KeyFingerprint: a.GetKeyFingerprint(), Automation: a.GetAutomation(), Via: a.GetVia()}
 }
 
 func toTargetStatus(ref Ref, s TargetStatus) *pb.TargetStatus {

@@ -34,11 +34,11 @@ func FromRef(r *pb.Ref) core.Ref {
 }
 
 func Actor(a core.Actor) *pb.Actor {
-	return &pb.Actor{Name: a.Name, Host: a.Host, KeyFingerprint: a.KeyFingerprint, Automation: a.Automation}
+	return &pb.Actor{Name: a.Name, Host: a.Host, KeyFingerprint: a.KeyFingerprint, Automation: a.Automation, Via: a.Via}
 }
 
 func FromActor(a *pb.Actor) core.Actor {
-	return core.Actor{Name: a.GetName(), Host: a.GetHost(), KeyFingerprint: a.GetKeyFingerprint(), Automation: a.GetAutomation()}
+	return core.Actor{Name: a.GetName(), Host: a.GetHost(), KeyFingerprint: a.GetKeyFingerprint(), Automation: a.GetAutomation(), Via: a.GetVia()}
 }
 
 func Operation(op core.OpRequest) *pb.Operation {

@@ -748,8 +748,11 @@ type Actor struct {
 	Host           string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
 	KeyFingerprint string                 `protobuf:"bytes,3,opt,name=key_fingerprint,json=keyFingerprint,proto3" json:"key_fingerprint,omitempty"`
 	Automation     bool                   `protobuf:"varint,4,opt,name=automation,proto3" json:"automation,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// via is the OS account the action came through when it differs from
+	// the person named ("ana via deploy").
+	Via           string `protobuf:"bytes,5,opt,name=via,proto3" json:"via,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Actor) Reset() {
@@ -808,6 +811,13 @@ func (x *Actor) GetAutomation() bool {
 		return x.Automation
 	}
 	return false
+}
+
+func (x *Actor) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 // Operation identifies one long operation.
@@ -4286,14 +4296,15 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"1\n" +
 	"\x03Ref\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x10\n" +
-	"\x03env\x18\x02 \x01(\tR\x03env\"x\n" +
+	"\x03env\x18\x02 \x01(\tR\x03env\"\x8a\x01\n" +
 	"\x05Actor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12'\n" +
 	"\x0fkey_fingerprint\x18\x03 \x01(\tR\x0ekeyFingerprint\x12\x1e\n" +
 	"\n" +
 	"automation\x18\x04 \x01(\bR\n" +
-	"automation\"u\n" +
+	"automation\x12\x10\n" +
+	"\x03via\x18\x05 \x01(\tR\x03via\"u\n" +
 	"\tOperation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x03ref\x18\x02 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\x12.\n" +
