@@ -67,8 +67,11 @@ func TestKilledServerMidRollbackCompletesIt(t *testing.T) {
 	p := newProject(t, "    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]\n")
 	p.env = append(p.env, "SLOW_RESTART=5") // v1 takes 5 s to come back
 	srv := p.serve()
+	// v2 replaces v1 in full, so v1 is stopped: rolling back to it means
+	// starting it again, which takes the 5 s the kill lands in. (From a
+	// canary v1 still runs and the rollback is one switch of traffic.)
 	p.mustRun("promote", "api", "--to", "production", "--version", "v1", "--full", "--yes")
-	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--yes")
+	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--full", "--yes")
 	asker := p.command("ana", "rollback", "api", "--env", "production", "--yes", "--reason", "v2 throws")
 	var out strings.Builder
 	asker.Stdout, asker.Stderr = &out, &out
@@ -108,8 +111,8 @@ func TestKilledServerMidRollbackCompletesIt(t *testing.T) {
 		}
 	}
 	n := countActions(t, p.audit())
-	if n["rollback"] != 1 || n["promote"] != 1 || n["rollout-complete"] != 1 {
-		t.Fatalf("audit actions %v; want v1's rollout-complete, v2's promote and one rollback — nothing lost, nothing twice", n)
+	if n["rollback"] != 1 || n["full-promote"] != 2 || n["rollout-complete"] != 2 {
+		t.Fatalf("audit actions %v; want v1's and v2's full promote and rollout-complete and one rollback — nothing lost, nothing twice", n)
 	}
 }
 
