@@ -197,10 +197,64 @@ func startServer(ctx context.Context, f *config.File, o serverOptions) (_ *runni
 			s.logf("%s; serving what the store records", notReady)
 		} else {
 			s.logf("providers, observers and rollouts started")
+			if missing := settle(ctx, s.w.eng, f, settleFor); len(missing) > 0 {
+				s.logf("not reported within %s, so commands go on without them: %s", settleFor, strings.Join(missing, ", "))
+			}
 		}
 		close(ready)
 	}()
 	return s, nil
+}
+
+// settleFor bounds how long a server that just started waits for its
+// observers' first reports before it takes commands.
+const settleFor = 15 * time.Second
+
+// settle waits until the observers have reported what the gates read —
+// each target's status, each pipeline's latest run, each backup set's
+// freshness — or until within has passed, and returns what never came. A
+// command that reaches a server that has just started (the one it started
+// itself) is then judged on the picture a console would show, not on an
+// empty one. A source with nothing to report (a pipeline without a run)
+// costs the wait once, at start.
+func settle(ctx context.Context, eng *core.Engine, f *config.File, within time.Duration) []string {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	_, sub := eng.Subscribe()
+	defer sub.Close()
+	uses := usedProviders(f)
+	for {
+		snap := eng.Snapshot()
+		var missing []string
+		for _, u := range uses {
+			switch u.kind {
+			case config.KindTarget:
+				if _, ok := snap.Targets[u.ref]; !ok {
+					missing = append(missing, "the status of "+u.ref.String())
+				}
+			case config.KindPipeline:
+				if _, ok := snap.Pipelines[u.service]; !ok {
+					missing = append(missing, "a pipeline run of "+u.service)
+				}
+			case config.KindBackup:
+				for _, ref := range u.refs {
+					if _, ok := snap.Backups[ref][u.backup.Name]; !ok {
+						missing = append(missing, "backup set "+u.backup.Name+" of "+ref.String())
+						break
+					}
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return missing
+		case <-sub.Ready():
+			sub.Drain(nil)
+		}
+	}
 }
 
 // stateRemovedEvery is how often a server checks that its state file is
