@@ -21,6 +21,27 @@ const (
 // GateNames lists every gate, in the order the docs give them.
 var GateNames = []string{GatePipeline, GateSoak, GateErrors, GateBackups, GateMigrations, GateBranch, GateLock}
 
+// InconclusivePolicy is what the errors gate and an analysis step do with
+// an INCONCLUSIVE verdict: not enough evidence yet either way.
+type InconclusivePolicy string
+
+const (
+	// InconclusiveWait, the default: the gate does not pass (unknown:
+	// waiting for evidence) and an analysis step keeps watching past its
+	// time until the verdict is HEALTHY or SPIKE, or a person promotes.
+	InconclusiveWait InconclusivePolicy = "wait"
+	// InconclusivePass lets an inconclusive verdict through the gate and
+	// an analysis step.
+	InconclusivePass InconclusivePolicy = "pass"
+	// InconclusiveFail fails the gate, and an analysis step that ends
+	// inconclusive stops the rollout (degraded) for a person; automatic
+	// rollback acts on SPIKE only.
+	InconclusiveFail InconclusivePolicy = "fail"
+)
+
+// InconclusivePolicies lists the policies, as written in ripcord.yaml.
+var InconclusivePolicies = []InconclusivePolicy{InconclusiveWait, InconclusivePass, InconclusiveFail}
+
 // GateSpec is one configured gate.
 type GateSpec struct {
 	Name string
@@ -60,6 +81,9 @@ type GateInput struct {
 	Lock          *Lock
 	Actor         Actor
 	Now           time.Time
+	// OnInconclusive is what the errors gate does with an INCONCLUSIVE
+	// verdict (or none where one was due); empty means wait.
+	OnInconclusive InconclusivePolicy
 }
 
 // EvaluateGates runs each configured gate. A gate named in overrides that
@@ -170,13 +194,20 @@ func soakGate(in GateInput, soak time.Duration) GateResult {
 	return pass("%s ran %s in %s for %s (soak %s)", rel.Version, short(p.Digest), p.Env, HumanDuration(soaked), HumanDuration(soak))
 }
 
+// errorsGate passes on HEALTHY — the candidate's error rate is bounded
+// below the tolerance with the verdict's confidence — and fails on SPIKE.
+// An INCONCLUSIVE verdict, or none where the previous environment should
+// have one, is the environment's OnInconclusive to decide.
 func errorsGate(in GateInput) GateResult {
 	v := in.Verdict
 	if v == nil && in.Prev != nil {
 		v = in.Prev.Verdict
 	}
 	if v == nil {
-		return pass("no spike verdict for %s", in.Release.Version)
+		if in.Prev == nil {
+			return pass("first environment: %s has not run anywhere yet, so there are no errors to judge", in.Release.Version)
+		}
+		return inconclusiveGate(in, fmt.Sprintf("no error verdict on %s in %s", in.Release.Version, in.Prev.Env))
 	}
 	ev := v.Evidence
 	switch v.Kind {
@@ -184,10 +215,34 @@ func errorsGate(in GateInput) GateResult {
 		return fail("error spike in %s: %d vs %d errors at %.0f%% share, %.1f× baseline, p=%.1g",
 			v.Ref.Env, ev.CandidateCount, ev.BaselineCount, ev.Share*100, ev.RateRatio, ev.PValue)
 	case VerdictHealthy:
-		return pass("no error spike in %s (%d vs %d errors)", v.Ref.Env, ev.CandidateCount, ev.BaselineCount)
+		return pass("no worse than %s× the baseline's error rate in %s with %s confidence (at most %s×; %d vs %d errors)",
+			ratioText(ev.Tolerance), v.Ref.Env, confidence(ev), ratioText(ev.RateRatioHigh), ev.CandidateCount, ev.BaselineCount)
 	}
-	// Inconclusive means too few errors to tell: not a spike, and said so.
-	return pass("no spike verdict in %s: %d errors so far, too few to judge", v.Ref.Env, ev.CandidateCount+ev.BaselineCount)
+	why := fmt.Sprintf("error verdict in %s is inconclusive: %d vs %d errors, not yet bounded below %s×",
+		v.Ref.Env, ev.CandidateCount, ev.BaselineCount, ratioText(ev.Tolerance))
+	if ev.NeedsMore > 0 {
+		why += fmt.Sprintf(" (needs ~%s more at this error rate)", HumanDuration(ev.NeedsMore))
+	}
+	return inconclusiveGate(in, why)
+}
+
+// inconclusiveGate applies the environment's policy to missing evidence.
+func inconclusiveGate(in GateInput, why string) GateResult {
+	switch in.OnInconclusive {
+	case InconclusivePass:
+		return pass("%s; passing (on_inconclusive: pass)", why)
+	case InconclusiveFail:
+		return fail("%s (on_inconclusive: fail)", why)
+	}
+	return unknown("%s; waiting for HEALTHY (on_inconclusive: wait)", why)
+}
+
+// confidence is the verdict's confidence level, "99%".
+func confidence(ev Evidence) string {
+	if ev.Threshold <= 1 {
+		return "unknown"
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.1f", 100*(1-1/ev.Threshold)), "0"), ".") + "%"
 }
 
 func branchGate(in GateInput) GateResult {

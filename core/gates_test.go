@@ -53,9 +53,22 @@ func TestGates(t *testing.T) {
 			p.Verdict = &SpikeVerdict{Ref: Ref{"api", "staging"}, Kind: VerdictSpike, Evidence: Evidence{CandidateCount: 40, BaselineCount: 4, Share: 0.5, RateRatio: 10, PValue: 1e-8}}
 			in.Prev = &p
 		}, GateFail, "error spike in staging"},
-		{"errors inconclusive", "errors", func(in *GateInput) {
-			in.Verdict = &SpikeVerdict{Ref: prod, Kind: VerdictInconclusive, Evidence: Evidence{CandidateCount: 2, BaselineCount: 1}}
-		}, GatePass, "no spike verdict in production: 3 errors so far, too few to judge"},
+		{"errors healthy", "errors", func(in *GateInput) {
+			in.Verdict = &SpikeVerdict{Ref: prod, Kind: VerdictHealthy, Evidence: Evidence{CandidateCount: 300, BaselineCount: 880, Tolerance: 1.5, RateRatioHigh: 1.36, Threshold: 100}}
+		}, GatePass, "no worse than 1.5× the baseline's error rate in production with 99% confidence (at most 1.4×; 300 vs 880 errors)"},
+		{"errors inconclusive waits by default", "errors", func(in *GateInput) {
+			in.Verdict = &SpikeVerdict{Ref: prod, Kind: VerdictInconclusive, Evidence: Evidence{CandidateCount: 2, BaselineCount: 1, Tolerance: 1.5, NeedsMore: 12 * time.Minute}}
+		}, GateUnknown, "error verdict in production is inconclusive: 2 vs 1 errors, not yet bounded below 1.5× (needs ~12m more at this error rate); waiting for HEALTHY (on_inconclusive: wait)"},
+		{"errors inconclusive pass", "errors", func(in *GateInput) {
+			in.Verdict = &SpikeVerdict{Ref: prod, Kind: VerdictInconclusive, Evidence: Evidence{CandidateCount: 2, BaselineCount: 1, Tolerance: 1.5}}
+			in.OnInconclusive = InconclusivePass
+		}, GatePass, "passing (on_inconclusive: pass)"},
+		{"errors inconclusive fail", "errors", func(in *GateInput) {
+			in.Verdict = &SpikeVerdict{Ref: prod, Kind: VerdictInconclusive, Evidence: Evidence{CandidateCount: 0, BaselineCount: 0, Tolerance: 1.5}}
+			in.OnInconclusive = InconclusiveFail
+		}, GateFail, "0 vs 0 errors, not yet bounded below 1.5× (on_inconclusive: fail)"},
+		{"errors no verdict in staging", "errors", nil, GateUnknown, "no error verdict on v1.43.0 in staging; waiting for HEALTHY"},
+		{"errors first environment", "errors", func(in *GateInput) { in.Prev = nil }, GatePass, "first environment: v1.43.0 has not run anywhere yet"},
 		{"backups fresh", "backups", nil, GatePass, "db backed up 1h ago"},
 		{"backups stale", "backups", func(in *GateInput) {
 			in.Backups = []Freshness{{Facts: BackupFacts{Set: "uploads"}, State: FreshCritical, Reason: "uploads backup is 2d old, expected every 24h"}}

@@ -170,8 +170,12 @@ type Deployment struct {
 	// StepStartedAt is when the current step began (timers on screen).
 	StepStartedAt time.Time `json:"step_started_at,omitzero"`
 	StartedAt     time.Time `json:"started_at,omitzero"`
-	FinishedAt    time.Time `json:"finished_at,omitzero"`
-	Actor         Actor     `json:"actor"`
+	// ExposedAt is when the candidate, deployed and healthy, began taking
+	// its share of traffic: the target's Deploy (or SetWeight from 0)
+	// completed. Errors before it are never evidence about the candidate.
+	ExposedAt  time.Time `json:"exposed_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Actor      Actor     `json:"actor"`
 }
 
 // RunState is the state of a pipeline run, stage or step.
@@ -316,17 +320,35 @@ type Evidence struct {
 	CandidateCount int64   `json:"candidate_count"`
 	BaselineCount  int64   `json:"baseline_count"`
 	Share          float64 `json:"share"` // candidate traffic share assumed under no regression
-	RateRatio      float64 `json:"rate_ratio"`
-	RateRatioLow   float64 `json:"rate_ratio_low"`
-	RateRatioHigh  float64 `json:"rate_ratio_high"`
-	PValue         float64 `json:"p_value"`
+	// RateRatio is the estimated candidate ÷ baseline per-request error
+	// rate; RateRatioLow and RateRatioHigh are its always-valid confidence
+	// bounds, each at level 1-alpha (1/Threshold) however often looked at.
+	RateRatio     float64 `json:"rate_ratio"`
+	RateRatioLow  float64 `json:"rate_ratio_low"`
+	RateRatioHigh float64 `json:"rate_ratio_high"`
+	// PValue is the exact binomial p-value of all errors so far as one
+	// fixed sample: descriptive, with no guarantee under repeated looks.
+	PValue float64 `json:"p_value"`
 	// EvidenceRatio is the sequential test's likelihood ratio; SPIKE is
 	// called when it reaches Threshold (1/alpha).
-	EvidenceRatio float64       `json:"evidence_ratio"`
-	Threshold     float64       `json:"threshold"`
-	Elapsed       time.Duration `json:"elapsed"`
-	NewIssues     []ErrorIssue  `json:"new_issues,omitempty"`
-	Note          string        `json:"note,omitempty"`
+	EvidenceRatio float64 `json:"evidence_ratio"`
+	Threshold     float64 `json:"threshold"`
+	// Tolerance is the ratio HEALTHY rules out: HEALTHY means
+	// RateRatioHigh < Tolerance.
+	Tolerance float64 `json:"tolerance,omitempty"`
+	// Dispersion is how clustered errors arrive (1: independent); each
+	// error counts as 1/Dispersion of one.
+	Dispersion float64 `json:"dispersion,omitempty"`
+	// Elapsed is the time since the candidate began taking traffic;
+	// CalledAfter, for SPIKE, when the threshold was crossed in it.
+	Elapsed     time.Duration `json:"elapsed"`
+	CalledAfter time.Duration `json:"called_after,omitempty"`
+	// NeedsMore, for INCONCLUSIVE, estimates how much longer the canary
+	// must run at the current error rate to be HEALTHY (0: unknown, or
+	// not at the current ratio).
+	NeedsMore time.Duration `json:"needs_more,omitempty"`
+	NewIssues []ErrorIssue  `json:"new_issues,omitempty"`
+	Note      string        `json:"note,omitempty"`
 }
 
 // unbounded is where a ratio stops being a number a person can use: the

@@ -259,7 +259,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	oopts := observe.Options{
 		Engine: w.eng, Targets: map[core.Ref]core.Target{}, Pipelines: w.pipelines,
 		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
-		Spike: map[core.Ref]spike.Policy{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{},
+		Spike: map[core.Ref]spike.Policy{}, Windows: map[core.Ref]time.Duration{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{},
 	}
 	branches := map[string][]string{}
 	for _, s := range f.Services {
@@ -304,8 +304,9 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			ref := core.Ref{Service: pl.Name, Env: e.Name}
 			ropts.Envs = append(ropts.Envs, rollout.Env{Ref: ref, From: e.From, Target: oopts.Targets[ref], Steps: steps, Gates: e.GateSpecs,
 				Branches: branches[pl.Name], AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort",
-				Provider: providerOf[ref]})
-			oopts.Spike[ref] = spike.Policy{Alpha: e.Spike.Alpha, MinEvents: int64(e.Spike.MinEvents)}
+				Provider: providerOf[ref], OnInconclusive: core.InconclusivePolicy(e.Spike.OnInconclusive)})
+			oopts.Spike[ref] = spike.Policy{Alpha: e.Spike.Alpha, Tolerance: e.Spike.Tolerance, MinEvents: int64(e.Spike.MinEvents)}
+			oopts.Windows[ref] = e.Spike.Window.D()
 			oopts.From[ref] = e.From
 			oopts.Auto[ref] = e.Auto
 		}

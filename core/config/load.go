@@ -352,7 +352,13 @@ func applyDefaults(f *File, d *decoder) {
 			e.Spike.Alpha = 0.01
 		}
 		if !isSet(p + ".spike.min_events") {
-			e.Spike.MinEvents = 10
+			e.Spike.MinEvents = 5
+		}
+		if !isSet(p + ".spike.tolerance") {
+			e.Spike.Tolerance = 1.5
+		}
+		if e.Spike.OnInconclusive == "" {
+			e.Spike.OnInconclusive = "wait"
 		}
 		if !isSet(p + ".spike.window") {
 			e.Spike.Window = Duration(30 * time.Minute)

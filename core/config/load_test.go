@@ -192,6 +192,16 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 			want: "ripcord.yaml:8:14: environments[0].spike.alpha must be more than 0 and at most 0.5, got 0.9",
 		},
 		{
+			name: "tolerance not above 1",
+			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    spike:\n      tolerance: 1\n",
+			want: "ripcord.yaml:8:18: environments[0].spike.tolerance must be more than 1 and at most 100 (a rate ratio: 1.5 means HEALTHY rules out 1.5× the baseline's errors), got 1",
+		},
+		{
+			name: "unknown on_inconclusive",
+			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    spike:\n      on_inconclusive: wiat\n",
+			want: `ripcord.yaml:8:24: environments[0].spike.on_inconclusive: expected one of wait, pass, fail, got "wiat"; did you mean "wait"?`,
+		},
+		{
 			name: "warn not below critical",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    backups:\n      - {name: db, provider: dir, warn: 3}\n",
 			want: "ripcord.yaml:8:41: environments[0].backups[0]: warn (3) must be less than critical (2)",
@@ -447,7 +457,7 @@ environments:
 	if b.Every.D() != 24*time.Hour || b.Warn != 1.5 || b.Critical != 2 {
 		t.Errorf("backup policy = every %v warn %v critical %v", b.Every, b.Warn, b.Critical)
 	}
-	if s := staging.Spike; s.Alpha != 0.01 || s.MinEvents != 10 || s.Window.D() != 30*time.Minute {
+	if s := staging.Spike; s.Alpha != 0.01 || s.MinEvents != 5 || s.Window.D() != 30*time.Minute || s.Tolerance != 1.5 || s.OnInconclusive != "wait" {
 		t.Errorf("spike = %+v", s)
 	}
 	if prod.Spike.Alpha != 0.05 {

@@ -130,9 +130,11 @@ type Rollback struct {
 
 // SpikePolicy tunes the spike verdict.
 type SpikePolicy struct {
-	Alpha     float64  `yaml:"alpha" doc:"False-alarm rate of the always-valid test (default 0.01)."`
-	MinEvents int      `yaml:"min_events" doc:"Below this many errors the verdict is inconclusive (default 10)."`
-	Window    Duration `yaml:"window" doc:"Baseline window after a full rollout (default 30m)."`
+	Alpha          float64  `yaml:"alpha" doc:"Error bound of SPIKE and of HEALTHY under continuous monitoring (default 0.01: 99% confidence)."`
+	Tolerance      float64  `yaml:"tolerance" doc:"HEALTHY when the candidate's error rate is bounded below this many times the baseline's (default 1.5)."`
+	OnInconclusive string   `yaml:"on_inconclusive" enum:"wait,pass,fail" doc:"What the errors gate and analysis steps do while the verdict is inconclusive: wait (default: block the gate, keep analysing), pass or fail."`
+	MinEvents      int      `yaml:"min_events" doc:"Fewer errors than this: inconclusive (default 5)."`
+	Window         Duration `yaml:"window" doc:"How long a release is compared with the one it replaced after a full rollout (default 30m)."`
 }
 
 // Backup is one backup set watched for freshness.

@@ -152,6 +152,9 @@ func (v *validator) environment(i int) {
 	if e.Spike.Alpha <= 0 || e.Spike.Alpha > 0.5 {
 		v.errs.add(v.at(p+".spike.alpha", e.Pos), "%s.spike.alpha must be more than 0 and at most 0.5, got %g", p, e.Spike.Alpha)
 	}
+	if e.Spike.Tolerance <= 1 || e.Spike.Tolerance > 100 {
+		v.errs.add(v.at(p+".spike.tolerance", e.Pos), "%s.spike.tolerance must be more than 1 and at most 100 (a rate ratio: 1.5 means HEALTHY rules out 1.5× the baseline's errors), got %g", p, e.Spike.Tolerance)
+	}
 	if e.Spike.MinEvents < 1 {
 		v.errs.add(v.at(p+".spike.min_events", e.Pos), "%s.spike.min_events must be at least 1, got %d", p, e.Spike.MinEvents)
 	}

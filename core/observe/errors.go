@@ -35,10 +35,12 @@ type errState struct {
 	ob       *Observer
 	ref      core.Ref
 	policy   spike.Policy
+	window   time.Duration // the comparison after a full rollout (spike.window)
 	settleCh chan struct{}
 
 	mu          sync.Mutex
 	width       time.Duration // bucket width the source uses, once seen
+	reportedAt  time.Time     // when the source last pushed, by the engine's clock
 	covered     time.Time     // earliest bucket start the source has reported
 	newest      time.Time     // latest bucket start the source has reported
 	counts      map[string]map[time.Time]int64
@@ -53,7 +55,9 @@ type errState struct {
 // canary is the running evidence of one deployment's traffic split.
 type canary struct {
 	cand, base string
-	started    time.Time
+	started    time.Time // the deployment's start: which deployment this is
+	exposed    time.Time // when the candidate began taking traffic
+	first      time.Time // the first bucket whose errors are evidence
 	mon        *spike.Monitor
 	share      float64
 	live       bool // traffic is split now, so errors carry information
@@ -82,7 +86,7 @@ type verdictTag struct {
 
 func newErrState(ob *Observer, ref core.Ref) *errState {
 	return &errState{
-		ob: ob, ref: ref, policy: ob.o.Spike[ref], settleCh: make(chan struct{}, 1),
+		ob: ob, ref: ref, policy: ob.o.Spike[ref], window: ob.postRollout(ref), settleCh: make(chan struct{}, 1),
 		counts: map[string]map[time.Time]int64{}, issues: map[string][]core.ErrorIssue{},
 		unavailable: map[string]string{}, touched: map[time.Time]bool{}, updated: map[string]bool{},
 	}
@@ -90,7 +94,7 @@ func newErrState(ob *Observer, ref core.Ref) *errState {
 
 func (ob *Observer) watchErrors(ctx context.Context, s *errState, src core.ErrorSource) {
 	ob.retry(ctx, s.ref, "watch errors of "+s.ref.String(), func(ctx context.Context) error {
-		return src.WatchCounts(ctx, s.ref, s.window)
+		return src.WatchCounts(ctx, s.ref, s.take)
 	}, s.failed)
 }
 
@@ -102,8 +106,8 @@ func (s *errState) failed(err error) {
 	s.publishLocked(s.ob.eng.Now())
 }
 
-// window takes one error window from the source.
-func (s *errState) window(w core.ErrorWindow) {
+// take takes one error window from the source.
+func (s *errState) take(w core.ErrorWindow) {
 	w.Ref = s.ref
 	w.Buckets = slices.Clone(w.Buckets)
 	w.Issues = slices.Clone(w.Issues)
@@ -112,6 +116,7 @@ func (s *errState) window(w core.ErrorWindow) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.ob.eng.Now()
+	s.reportedAt = now
 	if w.Unavailable != "" {
 		s.unavailable[w.Release] = w.Unavailable
 		s.publishLocked(now)
@@ -180,7 +185,7 @@ func (s *errState) bucketWidth() time.Duration {
 
 // prune forgets buckets too old to matter.
 func (s *errState) prune() {
-	keep := max(minHistory, 4*s.ob.o.PostRollout)
+	keep := max(minHistory, 4*s.window)
 	cut := s.newest.Add(-keep)
 	if !s.covered.Before(cut) {
 		return
@@ -207,6 +212,15 @@ func (s *errState) prune() {
 	}
 }
 
+// historyBuckets is how much of the baseline's history before exposure a
+// canary learns its error rate and clustering from: an hour at 10 s.
+const historyBuckets = 360
+
+// liveWithin is how recently a source must have pushed to count as live:
+// the ingest pushes within a fraction of a second of an error and at least
+// every bucket; a poller (the Sentry API, once a minute) does not.
+const liveWithin = 15 * time.Second
+
 // deployment follows ref's deployment: a traffic split runs a canary
 // verdict, a full rollout a comparison with the release it replaced. The
 // candidate's share is the one the target reports for it when it reports
@@ -225,24 +239,10 @@ func (s *errState) deployment(d core.Deployment, t core.TargetStatus) {
 		// Traffic stays split while a rollout pauses or waits for
 		// judgment, so evidence keeps accruing then too.
 		if !same {
-			s.can = &canary{
-				cand: d.Version, base: d.From, started: started,
-				mon: spike.NewMonitor(s.ref, d.Version, d.From, s.policy, d.StartedAt),
-				fed: map[time.Time]fedCounts{}, known: map[string]bool{},
-			}
-			for rel, issues := range s.issues {
-				if rel != d.Version {
-					for _, is := range issues {
-						s.can.known[is.Fingerprint] = true
-					}
-				}
-			}
-			// The first feed takes everything since the canary started.
-			for _, rel := range []string{d.Version, d.From} {
-				for t := range s.counts[rel] {
-					s.touched[t] = true
-				}
-			}
+			s.startCanaryLocked(d, started, now)
+		} else if share := float64(d.Weight) / 100; s.can.live && share != s.can.share {
+			// What arrived before the step was at the old share.
+			s.feedLocked(now)
 		}
 		s.post = nil
 		share := d.Weight
@@ -253,13 +253,16 @@ func (s *errState) deployment(d core.Deployment, t core.TargetStatus) {
 		s.feedLocked(now)
 		return
 	case same && !d.State.Terminal():
+		if s.can.live {
+			s.feedLocked(now) // what arrived before the split ended
+		}
 		s.can.live = false // a weight step through 0 or 100: no split to judge
 		return
 	}
 	s.can = nil
 	width := s.bucketWidth()
 	if replaces && d.State == core.DeployHealthy && d.Weight == 100 && !d.FinishedAt.IsZero() &&
-		now.Before(d.FinishedAt.Add(s.ob.o.PostRollout+width)) {
+		now.Before(d.FinishedAt.Add(s.window+width)) {
 		if p := s.post; p == nil || p.cand != d.Version || p.base != d.From || !p.finished.Equal(d.FinishedAt) {
 			s.post = &postRollout{cand: d.Version, base: d.From, started: d.StartedAt, finished: d.FinishedAt}
 			s.compareLocked(now)
@@ -267,6 +270,63 @@ func (s *errState) deployment(d core.Deployment, t core.TargetStatus) {
 		return
 	}
 	s.post = nil
+}
+
+// startCanaryLocked begins the evidence of d's traffic split. Evidence
+// starts when the candidate began taking traffic (d.ExposedAt; a split
+// recorded without it starts now): deploy and health-check time never
+// count. The bucket holding that instant is clipped to it — for a live
+// source the counts it already showed for that bucket came before, and
+// only what arrives after counts; for a source that is not live the
+// bucket is left out, since its counts cannot be split. The baseline's
+// counts before exposure are the history the monitor learns the usual
+// error rate and clustering from.
+func (s *errState) startCanaryLocked(d core.Deployment, started, now time.Time) {
+	exposed := d.ExposedAt.Round(0).Truncate(time.Millisecond)
+	if exposed.IsZero() || exposed.After(now) {
+		exposed = now
+	}
+	width := s.bucketWidth()
+	b0 := exposed.Truncate(width)
+	c := &canary{
+		cand: d.Version, base: d.From, started: started, exposed: exposed, first: b0,
+		mon: spike.NewMonitor(s.ref, d.Version, d.From, s.policy, exposed),
+		fed: map[time.Time]fedCounts{}, known: map[string]bool{},
+	}
+	for rel, issues := range s.issues {
+		if rel != d.Version {
+			for _, is := range issues {
+				c.known[is.Fingerprint] = true
+			}
+		}
+	}
+	var hist []int64
+	for i := historyBuckets; i >= 1; i-- {
+		t := b0.Add(-time.Duration(i) * width)
+		if s.covered.IsZero() || t.Before(s.covered) {
+			continue // not reported: unknown, not zero
+		}
+		hist = append(hist, s.counts[d.From][t])
+	}
+	c.mon.SetHistory(width, hist)
+	live := !s.reportedAt.IsZero() && now.Sub(s.reportedAt) < liveWithin
+	switch {
+	case exposed.Equal(b0):
+		// Exposure began with the bucket: all of it is evidence.
+	case live && now.Sub(exposed) < width:
+		c.fed[b0] = fedCounts{cand: s.counts[d.Version][b0], base: s.counts[d.From][b0]}
+	default:
+		c.first = b0.Add(width)
+	}
+	s.can = c
+	// The first feed takes everything since exposure.
+	for _, rel := range []string{d.Version, d.From} {
+		for t := range s.counts[rel] {
+			if !t.Before(c.first) {
+				s.touched[t] = true
+			}
+		}
+	}
 }
 
 // feedLocked gives the canary's monitor the errors that arrived since the
@@ -277,15 +337,14 @@ func (s *errState) feedLocked(now time.Time) {
 	if c == nil || !c.live {
 		return
 	}
-	width := s.bucketWidth()
 	starts := make([]time.Time, 0, len(s.touched))
 	for t := range s.touched {
 		starts = append(starts, t)
 	}
 	slices.SortFunc(starts, time.Time.Compare)
 	for _, t := range starts {
-		if !t.Add(width).After(c.started) {
-			continue // wholly before the canary
+		if t.Before(c.first) {
+			continue // before exposure
 		}
 		f := c.fed[t]
 		dc := max(s.counts[c.cand][t]-f.cand, 0)
@@ -293,7 +352,7 @@ func (s *errState) feedLocked(now time.Time) {
 		if dc+db == 0 {
 			continue
 		}
-		c.mon.Observe(spike.Bucket{Start: t, Share: c.share, Candidate: dc, Baseline: db})
+		c.mon.Observe(spike.Bucket{Start: t, Share: c.share, Candidate: dc, Baseline: db, At: now})
 		c.fed[t] = fedCounts{cand: f.cand + dc, base: f.base + db}
 	}
 	clear(s.touched)
@@ -372,7 +431,7 @@ func (s *errState) publishVerdict(v core.SpikeVerdict, tag *verdictTag) {
 // reported, up to the comparison window.
 func (s *errState) closedAfter(p *postRollout, now time.Time) int {
 	width := s.bucketWidth()
-	limit := max(int(s.ob.o.PostRollout/width), 1)
+	limit := max(int(s.window/width), 1)
 	first := p.finished.Truncate(width)
 	if first.Before(p.finished) {
 		first = first.Add(width)
@@ -390,7 +449,7 @@ func (s *errState) closedAfter(p *postRollout, now time.Time) int {
 func (s *errState) compareLocked(now time.Time) {
 	p := s.post
 	width := s.bucketWidth()
-	k := max(int(s.ob.o.PostRollout/width), 1)
+	k := max(int(s.window/width), 1)
 	end := p.started.Truncate(width) // the bucket holding the start is mixed
 	var before []int64
 	for i := k; i >= 1; i-- {
@@ -420,7 +479,7 @@ func (s *errState) compareLocked(now time.Time) {
 	v.Evidence.Note = note + "; " + v.Evidence.Note
 	s.withUnavailable(&v, p.cand, p.base)
 	s.publishVerdict(v, &p.tag)
-	if !now.Before(p.finished.Add(s.ob.o.PostRollout + width)) {
+	if !now.Before(p.finished.Add(s.window + width)) {
 		p.done = true // the window is over; its last verdict stands
 	}
 }

@@ -46,9 +46,11 @@ type Options struct {
 	Rejudge time.Duration
 	// PostRollout is how long after a full rollout the new release's
 	// errors are compared with the previous release's errors before the
-	// rollout (default 15m). The comparison assumes equal traffic on both
+	// rollout (default 15m), unless Windows names the environment's own
+	// (its spike.window). The comparison assumes equal traffic on both
 	// sides, which holds only over short windows.
 	PostRollout time.Duration
+	Windows     map[core.Ref]time.Duration
 }
 
 // Defaults of the zero Options durations.
@@ -109,6 +111,14 @@ func Start(ctx context.Context, o Options) *Observer {
 	}
 	ob.startBackups(ctx)
 	return ob
+}
+
+// postRollout is ref's comparison window after a full rollout.
+func (ob *Observer) postRollout(ref core.Ref) time.Duration {
+	if w := ob.o.Windows[ref]; w > 0 {
+		return w
+	}
+	return ob.o.PostRollout
 }
 
 // Close stops every watch and waits for its goroutine, including

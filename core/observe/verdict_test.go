@@ -35,7 +35,7 @@ func newCanaryWorld(t testing.TB, weight int) *canaryWorld {
 	})
 	t.Cleanup(func() { w.ob.Close(); w.sub.Close() })
 	eng.Publish(core.Event{Kind: core.EvDeployment, Ref: prod, Final: true, Deployment: &core.Deployment{
-		ID: 1, Ref: prod, Version: "v2", From: "v1", State: core.DeployProgressing, Weight: weight, StartedAt: t0,
+		ID: 1, Ref: prod, Version: "v2", From: "v1", State: core.DeployProgressing, Weight: weight, StartedAt: t0.Add(-2 * time.Minute), ExposedAt: t0,
 	}})
 	waitFor(t, w.sub, "the canary's first verdict", func(ev core.Event) bool {
 		return ev.Kind == core.EvVerdict && ev.Final && ev.Verdict.Candidate == "v2"
@@ -103,7 +103,7 @@ func TestTooFewErrorsIsInconclusive(t *testing.T) {
 	w := newCanaryWorld(t, 25)
 	sim := newErrorSim(3, prod, t0, "v2", "v1")
 	var v core.SpikeVerdict
-	for sim.total < 6 {
+	for sim.total < spike.DefaultMinEvents-1 {
 		// Only the candidate errs, which would be damning with enough of it.
 		v = w.push(t, sim.step(2, 0), sim.total)
 	}

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -72,6 +73,12 @@ func (c *Controller) drive(ctx context.Context, r *run, i int) outcome {
 			} else if v != nil {
 				r.dep.State = core.DeployDegraded
 				c.saveDeployment(ctx, r.dep)
+				if v.Kind != core.VerdictSpike {
+					// on_inconclusive: fail. A person decides: automatic
+					// rollback acts on a spike only.
+					c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityCritical, Notice: fmt.Sprintf("analysis of %s in %s ended inconclusive (on_inconclusive: fail): %s", r.rel.Version, r.dep.Ref, v.Evidence.Note)})
+					return outcome{err: errInconclusive}
+				}
 				c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityCritical, Notice: fmt.Sprintf("error spike in %s: %s failed analysis", r.dep.Ref, r.rel.Version)})
 				return outcome{spike: v}
 			}
@@ -112,43 +119,81 @@ func (c *Controller) setWeight(ctx context.Context, r *run, w int) error {
 		return fmt.Errorf("set %s weight to %d%%: %w", r.rel.Version, w, err)
 	}
 	r.dep.Weight, r.dep.State = w, core.DeployProgressing
+	if w > 0 && r.dep.ExposedAt.IsZero() {
+		r.dep.ExposedAt = c.eng.Now() // traffic shifted: the canary's evidence starts
+	}
 	c.saveDeployment(ctx, r.dep)
 	return nil
 }
 
-// analyse watches the candidate's spike verdict for d. It returns the
-// verdict if it is a spike, nil when the window passed without one (or a
-// person promoted past it).
+var errInconclusive = errors.New("analysis ended inconclusive")
+
+// analyse watches the candidate's error verdict for d. A SPIKE at any
+// moment fails the step at once. When d is over the step passes on
+// HEALTHY; on INCONCLUSIVE (or no verdict) the environment's
+// OnInconclusive decides: pass, fail, or wait — keep watching until the
+// verdict is HEALTHY or SPIKE. A person promoting ends the step. It
+// returns the verdict that failed the step, nil when it passed.
 func (c *Controller) analyse(ctx context.Context, r *run, d time.Duration) (*core.SpikeVerdict, error) {
 	snap, sub := c.eng.Subscribe()
 	defer sub.Close()
-	isSpike := func(v core.SpikeVerdict) bool {
-		return v.Ref == r.dep.Ref && v.Candidate == r.rel.Version && v.Kind == core.VerdictSpike
+	var last *core.SpikeVerdict
+	see := func(v core.SpikeVerdict) {
+		if v.Ref == r.dep.Ref && v.Candidate == r.rel.Version {
+			last = &v
+		}
 	}
-	if v, ok := snap.Verdicts[r.dep.Ref]; ok && isSpike(v) {
-		return &v, nil
+	if v, ok := snap.Verdicts[r.dep.Ref]; ok {
+		see(v)
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	over, waiting := false, false
 	var buf []core.Event
 	for {
+		switch {
+		case last != nil && last.Kind == core.VerdictSpike:
+			return last, nil
+		case over && last != nil && last.Kind == core.VerdictHealthy:
+			return nil, nil
+		case over:
+			switch r.env.OnInconclusive {
+			case core.InconclusivePass:
+				return nil, nil
+			case core.InconclusiveFail:
+				if last == nil {
+					last = &core.SpikeVerdict{Ref: r.dep.Ref, Candidate: r.rel.Version, Kind: core.VerdictInconclusive,
+						Evidence: core.Evidence{Note: "no error verdict was made"}}
+				}
+				return last, nil
+			}
+			if !waiting {
+				waiting = true
+				why := "no error verdict yet"
+				if last != nil {
+					why = last.Evidence.Note
+				}
+				c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Notice: fmt.Sprintf(
+					"analysis of %s at %d%% in %s keeps watching until the verdict is HEALTHY or SPIKE (on_inconclusive: wait): %s",
+					r.rel.Version, r.dep.Weight, r.dep.Ref.Env, why)})
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
-			return nil, nil
+			over = true
 		case <-r.ctl.nudge():
 			return nil, nil
 		case <-sub.Ready():
 			buf = sub.Drain(buf[:0])
 			for _, ev := range buf {
-				if ev.Kind == core.EvVerdict && ev.Verdict != nil && isSpike(*ev.Verdict) {
-					v := *ev.Verdict
-					return &v, nil
+				if ev.Kind == core.EvVerdict && ev.Verdict != nil {
+					see(*ev.Verdict)
 				}
 				if ev.Kind == core.EvResync && ev.Snapshot != nil {
-					if v, ok := ev.Snapshot.Verdicts[r.dep.Ref]; ok && isSpike(v) {
-						return &v, nil
+					if v, ok := ev.Snapshot.Verdicts[r.dep.Ref]; ok {
+						see(v)
 					}
 				}
 			}

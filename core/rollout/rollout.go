@@ -45,6 +45,9 @@ type Env struct {
 	// Provider names the target's provider in messages ("deploy did not
 	// finish within 10m (provider fleet)").
 	Provider string
+	// OnInconclusive is what the errors gate and analysis steps do with an
+	// INCONCLUSIVE verdict; empty means wait.
+	OnInconclusive core.InconclusivePolicy
 }
 
 // Options configure a Controller.
@@ -214,7 +217,7 @@ func (c *Controller) candidate(ctx context.Context, cmd core.Command, env *Env) 
 
 func (c *Controller) gateInput(ctx context.Context, cmd core.Command, env *Env, rel core.Release) core.GateInput {
 	snap := c.eng.Snapshot()
-	in := core.GateInput{Ref: cmd.Ref, Release: rel, Branches: env.Branches, Actor: cmd.Actor, Now: c.eng.Now()}
+	in := core.GateInput{Ref: cmd.Ref, Release: rel, Branches: env.Branches, Actor: cmd.Actor, Now: c.eng.Now(), OnInconclusive: env.OnInconclusive}
 	if run, ok := snap.Pipelines[cmd.Ref.Service]; ok && run.Version == rel.Version {
 		in.Pipeline = &run
 	}
@@ -309,6 +312,11 @@ func (c *Controller) start(ctx context.Context, cmd core.Command, env *Env, rel 
 		_ = c.journal(ctx, op)
 		_, _ = c.eng.Audit(ctx, core.AuditEntry{Actor: cmd.Actor, Action: string(cmd.Kind), Ref: cmd.Ref, From: stable, To: rel.Version, Gates: gates, Overrides: cmd.Overrides, Reason: cmd.Reason, Outcome: "failed: " + derr.Error(), Duration: c.eng.Now().Sub(now)})
 		return core.Result{OperationID: op.ID, Outcome: "failed", Message: derr.Error(), Gates: gates}, fmt.Errorf("deploy %s to %s: %w", rel.Version, cmd.Ref, derr)
+	}
+	if weight > 0 {
+		// Deploy returns once the candidate is healthy and taking its
+		// share: only from now on are its errors evidence.
+		dep.ExposedAt = c.eng.Now()
 	}
 	op.State = core.OpSucceeded
 	_ = c.journal(ctx, op)

@@ -17,17 +17,26 @@ func constCounts(n int, v int64) []int64 {
 }
 
 func TestCompareWindowsSteadyIsHealthy(t *testing.T) {
-	v := CompareWindows(prod, "v1.43.0", "v1.42.0", constCounts(180, 1), constCounts(90, 1), Policy{})
+	v := CompareWindows(prod, "v1.43.0", "v1.42.0", constCounts(180, 4), constCounts(90, 4), Policy{})
 	ev := v.Evidence
-	if v.Kind != core.VerdictHealthy {
+	if v.Kind != core.VerdictHealthy || !(ev.RateRatioHigh <= 1.5) {
 		t.Fatalf("equal rates: verdict %s (%+v)", v.Kind, ev)
 	}
 	// Only the 90 buckets nearest the switch are paired.
-	if ev.CandidateCount != 90 || ev.BaselineCount != 90 || ev.Share != 0.5 || ev.RateRatio != 1 {
-		t.Fatalf("evidence %+v, want 90 vs 90 at share 0.5, ratio 1", ev)
+	if ev.CandidateCount != 360 || ev.BaselineCount != 360 || ev.Share != 0.5 || ev.RateRatio != 1 {
+		t.Fatalf("evidence %+v, want 360 vs 360 at share 0.5, ratio 1", ev)
 	}
 	if ev.Elapsed != 90*BucketWidth || !v.At.IsZero() {
 		t.Fatalf("elapsed %v, at %v", ev.Elapsed, v.At)
+	}
+}
+
+// 90 errors on each side cannot rule out 1.5×: no HEALTHY on thin
+// evidence, and the verdict says how much longer it needs.
+func TestCompareWindowsFewErrorsIsInconclusive(t *testing.T) {
+	v := CompareWindows(prod, "v1.43.0", "v1.42.0", constCounts(180, 1), constCounts(90, 1), Policy{})
+	if v.Kind != core.VerdictInconclusive || v.Evidence.NeedsMore <= 0 || v.Evidence.RateRatioHigh < 1.5 {
+		t.Fatalf("90 vs 90 errors: %s %+v", v.Kind, v.Evidence)
 	}
 }
 

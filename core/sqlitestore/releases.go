@@ -163,11 +163,11 @@ func (s *Store) AddDeployment(ctx context.Context, d core.Deployment) (int64, er
 	var id int64
 	err = s.write(ctx, "add deployment", func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `
-INSERT INTO deployments (service, env, version, from_version, state, weight, step, started_at, finished_at, actor)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO deployments (service, env, version, from_version, state, weight, step, started_at, finished_at, actor, exposed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`,
 			d.Ref.Service, d.Ref.Env, d.Version, d.From, string(d.State), d.Weight, d.Step,
-			micros(d.StartedAt), micros(d.FinishedAt), string(actor)).Scan(&id)
+			micros(d.StartedAt), micros(d.FinishedAt), string(actor), micros(d.ExposedAt)).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("add deployment %s %s: %w", d.Ref, d.Version, err)
 		}
@@ -176,13 +176,13 @@ RETURNING id`,
 	return id, err
 }
 
-// UpdateDeployment changes a deployment's state, weight, step and finish
-// time; what was deployed, where and by whom stay as recorded.
+// UpdateDeployment changes a deployment's state, weight, step, exposure
+// and finish time; what was deployed, where and by whom stay as recorded.
 func (s *Store) UpdateDeployment(ctx context.Context, d core.Deployment) error {
 	return s.write(ctx, "update deployment", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-UPDATE deployments SET state = ?, weight = ?, step = ?, finished_at = ?
-WHERE id = ?`, string(d.State), d.Weight, d.Step, micros(d.FinishedAt), d.ID)
+UPDATE deployments SET state = ?, weight = ?, step = ?, finished_at = ?, exposed_at = ?
+WHERE id = ?`, string(d.State), d.Weight, d.Step, micros(d.FinishedAt), micros(d.ExposedAt), d.ID)
 		if err != nil {
 			return fmt.Errorf("update deployment %d: %w", d.ID, err)
 		}
@@ -198,7 +198,7 @@ WHERE id = ?`, string(d.State), d.Weight, d.Step, micros(d.FinishedAt), d.ID)
 // Deployments lists an environment's deployments, newest first.
 func (s *Store) Deployments(ctx context.Context, ref core.Ref, limit int) ([]core.Deployment, error) {
 	rows, err := s.r.QueryContext(ctx, `
-SELECT id, service, env, version, from_version, state, weight, step, started_at, finished_at, actor
+SELECT id, service, env, version, from_version, state, weight, step, started_at, finished_at, actor, exposed_at
 FROM deployments WHERE service = ? AND env = ?
 ORDER BY id DESC
 LIMIT ?`, ref.Service, ref.Env, sqlLimit(limit))
@@ -209,16 +209,16 @@ LIMIT ?`, ref.Service, ref.Env, sqlLimit(limit))
 	var out []core.Deployment
 	for rows.Next() {
 		var (
-			d                   core.Deployment
-			state, actor        string
-			started, finishedAt sql.NullInt64
+			d                            core.Deployment
+			state, actor                 string
+			started, finishedAt, exposed sql.NullInt64
 		)
 		if err := rows.Scan(&d.ID, &d.Ref.Service, &d.Ref.Env, &d.Version, &d.From, &state, &d.Weight, &d.Step,
-			&started, &finishedAt, &actor); err != nil {
+			&started, &finishedAt, &actor, &exposed); err != nil {
 			return nil, fmt.Errorf("list deployments of %s: %w", ref, err)
 		}
 		d.State = core.DeployState(state)
-		d.StartedAt, d.FinishedAt = fromMicros(started), fromMicros(finishedAt)
+		d.StartedAt, d.FinishedAt, d.ExposedAt = fromMicros(started), fromMicros(finishedAt), fromMicros(exposed)
 		if err := json.Unmarshal([]byte(actor), &d.Actor); err != nil {
 			return nil, fmt.Errorf("list deployments of %s: decode actor of %d: %w", ref, d.ID, err)
 		}

@@ -144,4 +144,8 @@ INSERT INTO locks (service, env, kind, holder, reason, since, expires_at, token)
 	SELECT service, env, 'operation', holder, reason, since, expires_at, token FROM locks_v3;
 DROP TABLE locks_v3;
 `,
+	// 5: when a deployment's candidate began taking traffic.
+	`
+ALTER TABLE deployments ADD COLUMN exposed_at INTEGER; -- unix microseconds, NULL until exposed
+`,
 }

@@ -260,8 +260,8 @@ func testDeployments(t *testing.T, s core.Store) {
 		t.Fatalf("deployment IDs are not distinct and non-zero: %d %d %d", first.ID, second.ID, other.ID)
 	}
 
-	// The canary moves on: a new state, weight and step.
-	second.State, second.Weight, second.Step = core.DeployPaused, 25, 1
+	// The canary moves on: exposed to traffic, a new state, weight and step.
+	second.State, second.Weight, second.Step, second.ExposedAt = core.DeployPaused, 25, 1, base.Add(time.Hour+90*time.Second)
 	if err := s.UpdateDeployment(ctx, second); err != nil {
 		t.Fatalf("UpdateDeployment: %v", err)
 	}
@@ -288,10 +288,11 @@ func testDeployments(t *testing.T, s core.Store) {
 
 func assertDeployment(t *testing.T, got, want core.Deployment) {
 	t.Helper()
-	if !got.StartedAt.Equal(want.StartedAt) || !got.FinishedAt.Equal(want.FinishedAt) {
-		t.Errorf("deployment %d times = %v..%v, want %v..%v", want.ID, got.StartedAt, got.FinishedAt, want.StartedAt, want.FinishedAt)
+	if !got.StartedAt.Equal(want.StartedAt) || !got.FinishedAt.Equal(want.FinishedAt) || !got.ExposedAt.Equal(want.ExposedAt) {
+		t.Errorf("deployment %d times = %v..%v exposed %v, want %v..%v exposed %v", want.ID, got.StartedAt, got.FinishedAt, got.ExposedAt, want.StartedAt, want.FinishedAt, want.ExposedAt)
 	}
 	got.StartedAt, got.FinishedAt, want.StartedAt, want.FinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	got.ExposedAt, want.ExposedAt = time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("deployment = %+v\nwant         %+v", got, want)
 	}

@@ -150,6 +150,13 @@ environments:
     # Dangerous actions here are confirmed with y. (Production defaults to
     # typing the service name; the demo keeps it to one key.)
     confirm: y
+    # The errors gate and the analysis pass on HEALTHY: the candidate's
+    # error rate bounded below 1.5x the old one's with 99% confidence. That
+    # takes more errors than the demo's minute in staging produces, so an
+    # inconclusive verdict is let through here (the default, wait, would
+    # hold the promotion until staging's verdict is HEALTHY).
+    spike:
+      on_inconclusive: pass
     backups:
 {{- template "orders" (envArgs .Root "api" .Production)}}
       - name: uploads
