@@ -99,7 +99,9 @@ func TestAbortAfterAFailedAnalysisRestoresStable(t *testing.T) {
 // boundary (recorded as paused there), promote waits for a resume, and
 // resume lets it go on.
 func TestPauseIsVisibleAndHolds(t *testing.T) {
-	w := newWorld(t, Env{Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepAnalysis, For: 50 * time.Millisecond}, {Kind: StepWeight, Weight: 50}}})
+	// No verdict comes: the analysis passes on that only with on_inconclusive: pass.
+	w := newWorld(t, Env{Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepAnalysis, For: 50 * time.Millisecond}, {Kind: StepWeight, Weight: 50}},
+		OnInconclusive: core.InconclusivePass})
 	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
 	w.do(t, core.Command{Kind: core.CmdPause})
 	s := w.situationOf(t, "paused", phase(core.PhasePaused))
