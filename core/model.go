@@ -284,6 +284,11 @@ type ErrorWindow struct {
 	// Unavailable is set when the source could not count; the screen then
 	// says "counts unavailable", never zero.
 	Unavailable string `json:"unavailable,omitempty"`
+	// Warning marks a window that is not a release's own errors but
+	// errors a person must know were kept apart: events of an
+	// environment the source does not count for (Release names it, e.g.
+	// `(environment "prod")`), or of releases beyond the source's cap.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Total sums the window's buckets.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -33,7 +34,16 @@ type sentryIngestSettings struct {
 	// console: counts are loaded from it at start and added to it every
 	// couple of seconds, so a restart keeps the baseline a verdict needs.
 	Store string `json:"store"`
+	// Rate is the events per second each project key may send (default
+	// 1000, burst twice that); over it the SDK is told to back off.
+	Rate float64 `json:"rate"`
 }
+
+// ingestMemoryLimit is the soft memory limit of the ingest's process: the
+// ingest's own tables are capped well below it (see sentryingest.Config),
+// and the garbage collector works harder as the heap nears it, so what
+// the process holds stays under 64 MiB whatever clients send.
+const ingestMemoryLimit = 40 << 20
 
 // sentryIngestServer serves plugins/sentryingest as a built-in error
 // source, listening on its own port.
@@ -56,6 +66,8 @@ var (
 )
 
 func sentryIngestConfig(version string) sdk.ServeConfig {
+	// This runs only in the ingest's own process (ripcord plugin serve).
+	debug.SetMemoryLimit(ingestMemoryLimit)
 	log := sdk.NewLogger("sentry-ingest")
 	s := &sentryIngestServer{log: log}
 	return sdk.ServeConfig{
@@ -81,6 +93,9 @@ func (s *sentryIngestServer) Configure(ctx context.Context, req sdk.ConfigureReq
 			errs = append(errs, sdk.SettingError{Path: "keys." + project, Message: "the DSN public key is empty"})
 		}
 	}
+	if set.Rate < 0 {
+		errs = append(errs, sdk.SettingError{Path: "rate", Message: fmt.Sprintf("events per second cannot be negative, got %g", set.Rate)})
+	}
 	if set.Listen != "" {
 		if _, _, err := net.SplitHostPort(set.Listen); err != nil {
 			errs = append(errs, sdk.SettingError{Path: "listen", Message: fmt.Sprintf("expected host:port, got %q", set.Listen)})
@@ -91,6 +106,7 @@ func (s *sentryIngestServer) Configure(ctx context.Context, req sdk.ConfigureReq
 	}
 	cfg := sentryingest.Config{
 		Listen: set.Listen, Service: set.Service, Keys: set.Keys, Envs: set.Envs,
+		Rate: set.Rate, Burst: int(2 * set.Rate),
 		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
 	}
 	if set.Env != "" {

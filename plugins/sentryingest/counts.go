@@ -31,6 +31,9 @@ type series struct {
 	project, release, level, fingerprint string
 }
 
+// cell is one series' count in one bucket. It is stored by value, keyed
+// by the series' small id: about 40 bytes a cell, so the cell cap bounds
+// memory tightly.
 type cell struct {
 	count   int64
 	flushed int64 // how much of count the store already has
@@ -47,20 +50,23 @@ type issueMeta struct {
 // refCounts holds one environment's buckets, indexed by bucket start so a
 // window reads only the buckets it covers.
 type refCounts struct {
-	buckets map[int64]map[series]*cell // bucket start, unix seconds
-	issues  map[string]*issueMeta      // by fingerprint
+	ref     core.Ref
+	buckets map[int64]map[uint32]cell // bucket start (unix seconds) → series id → count
+	series  []series                  // by id
+	ids     map[series]uint32
+	issues  map[string]*issueMeta // by fingerprint
 	// names holds one copy of each release, level, project and
-	// fingerprint string, so the cells of one issue share it instead of
-	// keeping a copy per bucket (and never pin a request's buffer).
+	// fingerprint string, so the series of one issue share it (and never
+	// pin a request's buffer).
 	names   map[string]string
 	loaded  bool
 	loading chan struct{} // closed when the load finished
 }
 
 type dirtyKey struct {
-	ref    core.Ref
+	rc     *refCounts
 	bucket int64
-	s      series
+	id     uint32
 }
 
 // counter is the in-memory count table: 10 s buckets kept for retention,
@@ -71,11 +77,26 @@ type counter struct {
 	dirty     []dirtyKey
 	cells     int
 	maxCells  int
+	maxIssues int
 	retention time.Duration
 }
 
-func newCounter(retention time.Duration, maxCells int) *counter {
-	return &counter{refs: map[core.Ref]*refCounts{}, retention: retention, maxCells: maxCells}
+func newCounter(retention time.Duration, maxCells, maxIssues int) *counter {
+	return &counter{refs: map[core.Ref]*refCounts{}, retention: retention, maxCells: maxCells, maxIssues: maxIssues}
+}
+
+// refsOf lists the environments of service with counts, sorted.
+func (c *counter) refsOf(service string) []core.Ref {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []core.Ref
+	for ref := range c.refs {
+		if ref.Service == service {
+			out = append(out, ref)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Env < out[j].Env })
+	return out
 }
 
 func bucketOf(t time.Time) int64 {
@@ -88,15 +109,16 @@ func bucketOf(t time.Time) int64 {
 func (c *counter) refLocked(ref core.Ref) *refCounts {
 	rc := c.refs[ref]
 	if rc == nil {
-		rc = &refCounts{buckets: map[int64]map[series]*cell{}, issues: map[string]*issueMeta{}, names: map[string]string{}}
+		rc = &refCounts{ref: ref, buckets: map[int64]map[uint32]cell{}, ids: map[series]uint32{},
+			issues: map[string]*issueMeta{}, names: map[string]string{}}
 		c.refs[ref] = rc
 	}
 	return rc
 }
 
 // maxNames bounds the intern table of one environment; past it strings
-// are kept as they come (the cell cap still bounds memory).
-const maxNames = 100_000
+// are kept as they come (the caps on issues and series still bound them).
+const maxNames = 10_000
 
 func (rc *refCounts) intern(s string) string {
 	if v, ok := rc.names[s]; ok {
@@ -110,14 +132,21 @@ func (rc *refCounts) intern(s string) string {
 	return s
 }
 
-// key is the series of an event, its strings interned.
-func (rc *refCounts) key(project, release, level, fingerprint string) series {
-	return series{project: rc.intern(project), release: rc.intern(release), level: rc.intern(level), fingerprint: rc.intern(fingerprint)}
+// id returns the id of s, adding it (its strings interned) if new.
+func (rc *refCounts) id(s series) uint32 {
+	if id, ok := rc.ids[s]; ok {
+		return id
+	}
+	s = series{project: rc.intern(s.project), release: rc.intern(s.release), level: rc.intern(s.level), fingerprint: rc.intern(s.fingerprint)}
+	id := uint32(len(rc.series))
+	rc.series = append(rc.series, s)
+	rc.ids[s] = id
+	return id
 }
 
 // overflowFingerprint replaces fingerprints once the table is full, so a
 // client inventing a fingerprint per event cannot grow memory without
-// bound; its events are still counted.
+// bound; its events are still counted, and release totals stay exact.
 const overflowFingerprint = "(too many distinct issues)"
 
 // add counts one event at time now.
@@ -128,35 +157,38 @@ func (c *counter) add(project string, ref core.Ref, ev Event, now time.Time) {
 	rc := c.refLocked(ref)
 	row := rc.buckets[b]
 	if row == nil {
-		row = map[series]*cell{}
+		row = map[uint32]cell{}
 		rc.buckets[b] = row
 	}
+	if _, known := rc.issues[ev.Fingerprint]; !known && c.maxIssues > 0 && len(rc.issues) >= c.maxIssues {
+		ev.Fingerprint, ev.Title = overflowFingerprint, overflowFingerprint
+	}
 	s := series{project: project, release: ev.Release, level: ev.Level, fingerprint: ev.Fingerprint}
-	cl := row[s]
-	if cl == nil {
-		s = rc.key(project, ev.Release, ev.Level, ev.Fingerprint) // this series is kept: intern it
+	has := false
+	if id, known := rc.ids[s]; known {
+		_, has = row[id]
 	}
-	if cl == nil && c.maxCells > 0 && c.cells >= c.maxCells {
+	if !has && c.maxCells > 0 && c.cells >= c.maxCells {
 		s.fingerprint = overflowFingerprint
-		ev.Title = overflowFingerprint
-		cl = row[s]
+		ev.Fingerprint, ev.Title = overflowFingerprint, overflowFingerprint
 	}
-	if cl == nil {
-		cl = &cell{}
-		row[s] = cl
+	id := rc.id(s)
+	cl, has := row[id]
+	if !has {
 		c.cells++
 	}
 	cl.count++
 	if !cl.dirty {
 		cl.dirty = true
-		c.dirty = append(c.dirty, dirtyKey{ref: ref, bucket: b, s: s})
+		c.dirty = append(c.dirty, dirtyKey{rc: rc, bucket: b, id: id})
 	}
+	row[id] = cl
 	im := rc.issues[s.fingerprint]
 	if im == nil {
-		im = &issueMeta{title: ev.Title, firstSeen: time.Unix(b, 0).UTC(), firstRelease: ev.Release}
-		rc.issues[s.fingerprint] = im
+		im = &issueMeta{title: ev.Title, firstSeen: time.Unix(b, 0).UTC(), firstRelease: rc.intern(ev.Release)}
+		rc.issues[rc.intern(s.fingerprint)] = im
 	}
-	if ev.Title != "" {
+	if ev.Title != "" && ev.Title != im.title {
 		im.title = ev.Title
 	}
 	im.lastSeen = now
@@ -211,25 +243,24 @@ func (c *counter) load(ctx context.Context, store CountStore, ref core.Ref, now 
 		b := bucketOf(r.Bucket)
 		row := rc.buckets[b]
 		if row == nil {
-			row = map[series]*cell{}
+			row = map[uint32]cell{}
 			rc.buckets[b] = row
 		}
-		s := rc.key(r.Project, r.Release, r.Level, r.Fingerprint)
-		cl := row[s]
-		if cl == nil {
-			cl = &cell{}
-			row[s] = cl
+		id := rc.id(series{project: r.Project, release: r.Release, level: r.Level, fingerprint: r.Fingerprint})
+		cl, has := row[id]
+		if !has {
 			c.cells++
 		}
 		cl.count += r.Count
 		cl.flushed += r.Count
+		row[id] = cl
 		start := time.Unix(b, 0).UTC()
-		im := rc.issues[s.fingerprint]
+		im := rc.issues[r.Fingerprint]
 		if im == nil {
-			im = &issueMeta{firstSeen: start, firstRelease: r.Release}
-			rc.issues[s.fingerprint] = im
+			im = &issueMeta{firstSeen: start, firstRelease: rc.intern(r.Release)}
+			rc.issues[rc.intern(r.Fingerprint)] = im
 		} else if start.Before(im.firstSeen) {
-			im.firstSeen, im.firstRelease = start, r.Release
+			im.firstSeen, im.firstRelease = start, rc.intern(r.Release)
 		}
 		if im.title == "" {
 			im.title = r.Title
@@ -248,31 +279,35 @@ func (c *counter) takeDirty() []core.ErrorCount {
 	defer c.mu.Unlock()
 	out := make([]core.ErrorCount, 0, len(c.dirty))
 	for _, k := range c.dirty {
-		rc := c.refs[k.ref]
-		if rc == nil {
-			continue
-		}
-		cl := rc.buckets[k.bucket][k.s]
-		if cl == nil || !cl.dirty {
+		row := k.rc.buckets[k.bucket]
+		cl, ok := row[k.id]
+		if !ok || !cl.dirty {
 			continue // pruned meanwhile
 		}
 		cl.dirty = false
 		delta := cl.count - cl.flushed
+		cl.flushed = cl.count
+		row[k.id] = cl
 		if delta == 0 {
 			continue
 		}
-		cl.flushed = cl.count
+		s := k.rc.series[k.id]
 		title := ""
-		if im := rc.issues[k.s.fingerprint]; im != nil {
+		if im := k.rc.issues[s.fingerprint]; im != nil {
 			title = im.title
 		}
 		out = append(out, core.ErrorCount{
-			Project: k.s.project, Ref: k.ref, Release: k.s.release, Level: k.s.level,
-			Fingerprint: k.s.fingerprint, Title: title,
+			Project: s.project, Ref: k.rc.ref, Release: s.release, Level: s.level,
+			Fingerprint: s.fingerprint, Title: title,
 			Bucket: time.Unix(k.bucket, 0).UTC(), Count: delta,
 		})
 	}
-	c.dirty = c.dirty[:0]
+	// A burst's worth of keys is not kept for good.
+	if cap(c.dirty) > 4096 {
+		c.dirty = nil
+	} else {
+		c.dirty = c.dirty[:0]
+	}
 	return out
 }
 
@@ -287,29 +322,34 @@ func (c *counter) markDirty(rows []core.ErrorCount) {
 			continue
 		}
 		b := bucketOf(r.Bucket)
-		s := series{project: r.Project, release: r.Release, level: r.Level, fingerprint: r.Fingerprint}
-		cl := rc.buckets[b][s]
-		if cl == nil {
+		id, ok := rc.ids[series{project: r.Project, release: r.Release, level: r.Level, fingerprint: r.Fingerprint}]
+		row := rc.buckets[b]
+		cl, has := row[id]
+		if !ok || !has {
 			continue
 		}
 		cl.flushed -= r.Count
 		if !cl.dirty {
 			cl.dirty = true
-			c.dirty = append(c.dirty, dirtyKey{ref: r.Ref, bucket: b, s: s})
+			c.dirty = append(c.dirty, dirtyKey{rc: rc, bucket: b, id: id})
 		}
+		row[id] = cl
 	}
 }
 
-// prune drops buckets and issues older than the retention.
+// prune drops buckets and issues older than the retention, and series no
+// bucket uses any more.
 func (c *counter) prune(now time.Time) {
 	cut := bucketOf(now.Add(-c.retention))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, rc := range c.refs {
+	for ref, rc := range c.refs {
+		pruned := false
 		for b, row := range rc.buckets {
 			if b < cut {
 				c.cells -= len(row)
 				delete(rc.buckets, b)
+				pruned = true
 			}
 		}
 		for fp, im := range rc.issues {
@@ -317,7 +357,68 @@ func (c *counter) prune(now time.Time) {
 				delete(rc.issues, fp)
 			}
 		}
+		if len(rc.buckets) == 0 && rc.loaded && len(rc.issues) == 0 {
+			delete(c.refs, ref) // nothing left: a stray environment is forgotten
+			continue
+		}
+		if pruned {
+			rc.compact(c)
+		}
 	}
+}
+
+// compact renumbers the series still in use, so invented ones do not
+// outlive their buckets. Dirty keys are renumbered with them.
+func (rc *refCounts) compact(c *counter) {
+	used := make(map[uint32]uint32, len(rc.series))
+	for _, row := range rc.buckets {
+		for id := range row {
+			used[id] = 0
+		}
+	}
+	if len(used) == len(rc.series) {
+		return
+	}
+	old := rc.series
+	rc.series = make([]series, 0, len(used))
+	rc.ids = make(map[series]uint32, len(used))
+	for id := range old {
+		if _, ok := used[uint32(id)]; ok {
+			nid := uint32(len(rc.series))
+			used[uint32(id)] = nid
+			rc.series = append(rc.series, old[id])
+			rc.ids[old[id]] = nid
+		}
+	}
+	for b, row := range rc.buckets {
+		nrow := make(map[uint32]cell, len(row))
+		for id, cl := range row {
+			nrow[used[id]] = cl
+		}
+		rc.buckets[b] = nrow
+	}
+	for i, k := range c.dirty {
+		if k.rc == rc {
+			c.dirty[i].id = used[k.id]
+		}
+	}
+	names := make(map[string]string, len(rc.names))
+	keep := func(s string) {
+		if v, ok := rc.names[s]; ok {
+			names[s] = v
+		}
+	}
+	for _, s := range rc.series {
+		keep(s.project)
+		keep(s.release)
+		keep(s.level)
+		keep(s.fingerprint)
+	}
+	for fp, im := range rc.issues {
+		keep(fp)
+		keep(im.firstRelease)
+	}
+	rc.names = names
 }
 
 // windows builds one ErrorWindow per release with errors in ref within
@@ -343,10 +444,11 @@ func (c *counter) windows(ref core.Ref, now time.Time, span time.Duration, topIs
 			continue
 		}
 		i := int((b - first) / int64(BucketSize/time.Second))
-		for s, cl := range row {
+		for id, cl := range row {
 			if cl.count == 0 {
 				continue
 			}
+			s := rc.series[id]
 			ra := rels[s.release]
 			if ra == nil {
 				ra = &relAgg{counts: make([]int64, n), issues: map[string]int64{}}
@@ -383,8 +485,8 @@ func (c *counter) issues(ref core.Ref, release string) []core.ErrorIssue {
 	}
 	counts := map[string]int64{}
 	for _, row := range rc.buckets {
-		for s, cl := range row {
-			if release == "" || s.release == release {
+		for id, cl := range row {
+			if s := rc.series[id]; release == "" || s.release == release {
 				counts[s.fingerprint] += cl.count
 			}
 		}

@@ -210,7 +210,7 @@ func TestHandlerAnswers(t *testing.T) {
 				t.Errorf("body = %s, want it to mention %q", rec.Body.String(), c.detail)
 			}
 			var n int64
-			for _, env := range []string{"canary", "production"} {
+			for _, env := range []string{"canary", "production", NoEnvironment} {
 				is, _ := ing.Issues(context.Background(), core.Ref{Service: "shop", Env: env}, "")
 				for _, i := range is {
 					n += i.Count

@@ -15,7 +15,7 @@ import (
 type Event struct {
 	EventID     string
 	Level       string // normalised: error, fatal, warning, info, debug
-	Environment string // as the SDK sent it; "production" when missing
+	Environment string // as the SDK sent it; "" when missing
 	Release     string
 	Fingerprint string
 	Title       string
@@ -28,7 +28,6 @@ func (e Event) Counted() bool { return e.Level == "error" || e.Level == "fatal" 
 const (
 	maxTitle       = 200 // runes, like Sentry's tag value limit
 	maxFingerprint = 200 // bytes; longer fingerprints are hashed
-	defaultEnv     = "production"
 )
 
 type rawEvent struct {
@@ -180,9 +179,6 @@ func (f *eventFields) event() Event {
 		Level:       normaliseLevelBytes(f.level),
 		Environment: string(f.environment),
 		Release:     string(f.release),
-	}
-	if ev.Environment == "" {
-		ev.Environment = defaultEnv
 	}
 	var defBuf, titleBuf [256]byte
 	def, title := f.defaultGrouping(defBuf[:0], titleBuf[:0])

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Defaults of the ingest's limits.
@@ -151,4 +152,94 @@ func (b *tokenBucket) empty(now time.Time) (bool, int) {
 		secs = 1
 	}
 	return true, secs
+}
+
+// Names an event's release and environment can be counted under instead
+// of their own.
+const (
+	// OtherReleases counts the events of releases beyond a key's
+	// MaxReleases in a window.
+	OtherReleases = "(other releases)"
+	// OtherEnvironments counts the events of environments beyond a key's
+	// MaxEnvironments in a window.
+	OtherEnvironments = "(other environments)"
+	// NoEnvironment counts events that name no environment (sentry-go
+	// sends none unless SENTRY_ENVIRONMENT or the option is set).
+	NoEnvironment = "(no environment)"
+)
+
+// Longest names accepted: Sentry's own limits (release names of at most
+// 200 characters, environment names of at most 64).
+const (
+	MaxReleaseLen     = 200
+	MaxEnvironmentLen = 64
+)
+
+// checkNames refuses release and environment names Sentry would refuse:
+// too long, or with control characters (a NUL or newline used to cut a
+// name silently).
+func checkNames(ev Event) error {
+	if len(ev.Release) > MaxReleaseLen {
+		return malformed("release name of %d bytes (at most %d)", len(ev.Release), MaxReleaseLen)
+	}
+	if len(ev.Environment) > MaxEnvironmentLen {
+		return malformed("environment name of %d bytes (at most %d)", len(ev.Environment), MaxEnvironmentLen)
+	}
+	for _, s := range []struct{ what, name string }{{"release", ev.Release}, {"environment", ev.Environment}} {
+		for _, r := range s.name {
+			if unicode.IsControl(r) {
+				return malformed("%s name contains the control character %U", s.what, r)
+			}
+		}
+	}
+	return nil
+}
+
+// nameSet is the distinct names one key used within a window, with when
+// each was last seen.
+type nameSet struct {
+	seen   map[string]time.Time
+	warned time.Time // when a name was last turned away, so it is said once a window
+}
+
+// admit reports whether name may be counted on its own: it was seen
+// within the window, or there is room for it under max.
+func (n *nameSet) admit(name string, now time.Time, max int, window time.Duration) bool {
+	if _, ok := n.seen[name]; ok {
+		n.seen[name] = now
+		return true
+	}
+	if len(n.seen) >= max {
+		for k, at := range n.seen {
+			if now.Sub(at) > window {
+				delete(n.seen, k)
+			}
+		}
+	}
+	if len(n.seen) >= max {
+		return false
+	}
+	n.seen[name] = now
+	return true
+}
+
+// firstRefusal reports whether this is the first name turned away in the
+// window, so the ingest says so once rather than per event.
+func (n *nameSet) firstRefusal(now time.Time, window time.Duration) bool {
+	if !n.warned.IsZero() && now.Sub(n.warned) < window {
+		return false
+	}
+	n.warned = now
+	return true
+}
+
+// keyNames is what one project key reported lately.
+type keyNames struct {
+	mu       sync.Mutex
+	releases nameSet
+	envs     nameSet
+}
+
+func newKeyNames() *keyNames {
+	return &keyNames{releases: nameSet{seen: map[string]time.Time{}}, envs: nameSet{seen: map[string]time.Time{}}}
 }

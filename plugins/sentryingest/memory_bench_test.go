@@ -19,16 +19,21 @@ import (
 //   - realistic: 3 releases × 2 levels × 50 fingerprints.
 //
 //   - unique: every event a fingerprint never seen before (a broken SDK
-//     or an attack), which the cell cap bounds.
+//     or an attack), which the issue and cell caps bound.
+//
+//   - releases: every event a release never seen before (DSN keys are
+//     public in browser apps), which the per-key release cap bounds.
 //
 //     go test -run XXX -bench IngestMillionEventsHeap -benchtime 1x ./plugins/sentryingest/
 func BenchmarkIngestMillionEventsHeap(b *testing.B) {
 	for _, c := range []struct {
 		name        string
 		fingerprint func(i int) string
+		release     func(i int) string
 	}{
-		{"realistic", func(i int) string { return fmt.Sprintf("checkout-%d", i%50) }},
-		{"unique", func(i int) string { return fmt.Sprintf("fp-%d", i) }},
+		{"realistic", func(i int) string { return fmt.Sprintf("checkout-%d", i%50) }, func(i int) string { return fmt.Sprintf("shop@1.%d.0", i%3) }},
+		{"unique", func(i int) string { return fmt.Sprintf("fp-%d", i) }, func(i int) string { return fmt.Sprintf("shop@1.%d.0", i%3) }},
+		{"releases", func(i int) string { return "checkout" }, func(i int) string { return fmt.Sprintf("shop@%d", i) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const events = 1_000_000
@@ -41,8 +46,8 @@ func BenchmarkIngestMillionEventsHeap(b *testing.B) {
 				var before runtime.MemStats
 				runtime.ReadMemStats(&before)
 				for i := range events {
-					body := fmt.Sprintf(`{"level":%q,"environment":"production","release":"shop@1.%d.0","fingerprint":[%q],"message":"boom"}`,
-						[]string{"error", "fatal"}[i%2], i%3, c.fingerprint(i))
+					body := fmt.Sprintf(`{"level":%q,"environment":"production","release":%q,"fingerprint":[%q],"message":"boom"}`,
+						[]string{"error", "fatal"}[i%2], c.release(i), c.fingerprint(i))
 					req := httptest.NewRequest(http.MethodPost, "/api/1/store/?sentry_key=publickey", strings.NewReader(body))
 					rec := httptest.NewRecorder()
 					ing.ServeHTTP(rec, req)

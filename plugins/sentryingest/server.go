@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"golang.org/x/net/netutil"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config configures one ingest. One ingest serves one service: every
@@ -31,12 +34,15 @@ type Config struct {
 	// Envs maps an event's environment (as the SDK sends it) to a Ripcord
 	// environment name. An environment not in the map is used as it is,
 	// so by default an app's SENTRY_ENVIRONMENT must equal the Ripcord
-	// environment name. Events without an environment are "production",
-	// as in Sentry.
+	// environment name. Events without an environment are counted as
+	// NoEnvironment unless Envs maps "" to an environment.
 	Envs map[string]string
-	// Environments are Ripcord environments whose persisted counts are
-	// loaded at start. Others load on first use (first event, watch or
-	// issues call).
+	// Environments are the Ripcord environments this ingest counts for:
+	// their persisted counts are loaded at start and new ones stored.
+	// Events for any other environment are counted apart, in memory only,
+	// and every window pushed for a served environment carries a warning
+	// naming them, so they are seen but never mixed in. Empty: every
+	// environment is served (loaded on first use).
 	Environments []string
 
 	// Store persists counts; nil keeps them in memory only.
@@ -49,11 +55,32 @@ type Config struct {
 	Burst           int     // events; default 2000
 	// MaxCells caps distinct (bucket, project, release, level,
 	// fingerprint) counters kept in memory; past it new fingerprints
-	// count under one overflow issue. Default 250,000: about 25 MiB, a
-	// day of 10 s buckets for 3 releases with 10 issues each.
+	// count under one overflow issue (release totals stay exact).
+	// Default 200,000 (about 10 MiB): the two hours kept of 10 s buckets
+	// for 3 releases with 45 issues each.
 	MaxCells int
+	// MaxIssues caps distinct fingerprints kept per environment; further
+	// ones count under one overflow issue. Default 2,000.
+	MaxIssues int
+	// MaxReleases caps the distinct releases one project key reports
+	// within Window: events of further releases count under
+	// OtherReleases (said once a window, in the log and on the window).
+	// Releases marked deployed (MarkDeploy) always count on their own.
+	// DSN keys are public in browser apps: this is what keeps a flood of
+	// invented release names from growing memory. Default 30.
+	MaxReleases int
+	// MaxEnvironments caps the distinct environments per key within
+	// Window, beyond the served ones; further ones count under
+	// OtherEnvironments. Default 10.
+	MaxEnvironments int
+	// MaxInFlight bounds the request body bytes held at once, compressed
+	// and decompressed; requests wait for room. Default 16 MiB.
+	MaxInFlight int64
+	// MaxConns bounds open connections; further ones wait in the accept
+	// queue. Default 256.
+	MaxConns int
 
-	Retention  time.Duration // default 24h
+	Retention  time.Duration // in memory; default 2h (the store keeps more)
 	FlushEvery time.Duration // default 2s
 	// Window is how far back WatchCounts windows reach; default 30m.
 	Window time.Duration
@@ -90,10 +117,25 @@ func (c *Config) setDefaults() {
 		c.Burst = DefaultBurst
 	}
 	if c.MaxCells <= 0 {
-		c.MaxCells = 250_000
+		c.MaxCells = 200_000
+	}
+	if c.MaxIssues <= 0 {
+		c.MaxIssues = 2_000
+	}
+	if c.MaxReleases <= 0 {
+		c.MaxReleases = 30
+	}
+	if c.MaxEnvironments <= 0 {
+		c.MaxEnvironments = 10
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 16 << 20
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 256
 	}
 	if c.Retention <= 0 {
-		c.Retention = 24 * time.Hour
+		c.Retention = 2 * time.Hour
 	}
 	if c.FlushEvery <= 0 {
 		c.FlushEvery = 2 * time.Second
@@ -118,10 +160,13 @@ func (c *Config) setDefaults() {
 // Ingest is the embedded Sentry-compatible ingest: an http.Handler that
 // counts error events, and a core.ErrorSource over those counts.
 type Ingest struct {
-	cfg     Config
-	counts  *counter
-	buckets map[string]*tokenBucket // by project ID
-	watch   *watchers
+	cfg      Config
+	counts   *counter
+	buckets  map[string]*tokenBucket // by project ID
+	names    map[string]*keyNames    // by project ID
+	served   map[string]bool         // environments counted for; nil: all
+	inFlight *semaphore.Weighted
+	watch    *watchers
 
 	deployMu sync.Mutex
 	deploys  map[core.Ref][]DeployMarker
@@ -149,12 +194,20 @@ func New(ctx context.Context, cfg Config) (*Ingest, error) {
 		return nil, errors.New("sentry ingest: at least one project key is required")
 	}
 	ing := &Ingest{
-		cfg:     cfg,
-		counts:  newCounter(cfg.Retention, cfg.MaxCells),
-		buckets: map[string]*tokenBucket{},
-		watch:   newWatchers(),
-		deploys: map[core.Ref][]DeployMarker{},
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		counts:   newCounter(cfg.Retention, cfg.MaxCells, cfg.MaxIssues),
+		buckets:  map[string]*tokenBucket{},
+		names:    map[string]*keyNames{},
+		inFlight: semaphore.NewWeighted(cfg.MaxInFlight),
+		watch:    newWatchers(),
+		deploys:  map[core.Ref][]DeployMarker{},
+		stop:     make(chan struct{}),
+	}
+	if len(cfg.Environments) > 0 {
+		ing.served = map[string]bool{}
+		for _, e := range cfg.Environments {
+			ing.served[e] = true
+		}
 	}
 	now := cfg.Now()
 	for project, key := range cfg.Keys {
@@ -165,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Ingest, error) {
 			return nil, fmt.Errorf("sentry ingest: project %s has an empty key", project)
 		}
 		ing.buckets[project] = newTokenBucket(cfg.Rate, cfg.Burst, now)
+		ing.names[project] = newKeyNames()
 	}
 	for _, env := range cfg.Environments {
 		if err := ing.counts.load(ctx, cfg.Store, core.Ref{Service: cfg.Service, Env: env}, now); err != nil {
@@ -183,6 +237,8 @@ func (ing *Ingest) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sentry ingest: listening on %s: %w", ing.cfg.Listen, err)
 	}
+	addr := ln.Addr()
+	ln = netutil.LimitListener(ln, ing.cfg.MaxConns)
 	srv := &http.Server{
 		Handler:           ing,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -197,7 +253,7 @@ func (ing *Ingest) Listen() (net.Addr, error) {
 			ing.cfg.Logf("sentry ingest: serving: %v", err)
 		}
 	}()
-	return ln.Addr(), nil
+	return addr, nil
 }
 
 // Close stops the server (if Listen started one), stops the flusher and
@@ -229,7 +285,9 @@ func (ing *Ingest) Flush(ctx context.Context) error {
 	}
 	ing.flushMu.Lock()
 	defer ing.flushMu.Unlock()
-	rows := ing.counts.takeDirty()
+	rows := slices.DeleteFunc(ing.counts.takeDirty(), func(r core.ErrorCount) bool {
+		return !ing.serves(r.Ref.Env) // counted apart: never stored as an environment's baseline
+	})
 	if len(rows) == 0 {
 		return nil
 	}
@@ -281,6 +339,21 @@ func (ing *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRateLimited(w, secs)
 		return
 	}
+	// Room for the body, compressed and decompressed, before reading it:
+	// many clients sending large bodies at once wait rather than grow
+	// memory.
+	need := min(max(r.ContentLength, 0), ing.cfg.MaxEnvelopeSize)
+	if r.ContentLength < 0 {
+		need = ing.cfg.MaxEnvelopeSize
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		need += ing.cfg.MaxEnvelopeSize
+	}
+	need = max(need, 4<<10)
+	if err := ing.inFlight.Acquire(r.Context(), need); err != nil {
+		return // the client went away
+	}
+	defer ing.inFlight.Release(need)
 	r.Body = http.MaxBytesReader(w, r.Body, ing.cfg.MaxEnvelopeSize+1)
 	body, err := readBody(r, ing.cfg.MaxEnvelopeSize)
 	if err != nil {
@@ -324,6 +397,12 @@ func (ing *Ingest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				id = ev.EventID
 			}
 			events = append(events, ev)
+		}
+	}
+	for i, ev := range events {
+		if err := checkNames(ev); err != nil {
+			writeError(w, fmt.Errorf("event %d: %w", i, err))
+			return // nothing from this request counts
 		}
 	}
 	now := ing.cfg.Now()
@@ -373,21 +452,58 @@ func (ing *Ingest) count(ctx context.Context, project string, events []Event, no
 		if !ev.Counted() {
 			continue
 		}
-		ref := ing.refFor(ev.Environment)
-		if err := ing.counts.load(ctx, ing.cfg.Store, ref, now); err != nil {
+		ref := ing.admit(project, &ev, now)
+		served := ing.serves(ref.Env)
+		store := ing.cfg.Store
+		if !served {
+			store = nil // counted apart, in memory: never mixed into an environment's baseline
+		}
+		if err := ing.counts.load(ctx, store, ref, now); err != nil {
 			ing.cfg.Logf("sentry ingest: %v (counting without the persisted baseline)", err)
 		}
 		ing.counts.add(project, ref, ev, now)
 		ing.watch.notify(ref)
+		if !served {
+			for env := range ing.served {
+				ing.watch.notify(core.Ref{Service: ing.cfg.Service, Env: env}) // its windows carry the warning
+			}
+		}
 	}
 }
 
-func (ing *Ingest) refFor(eventEnv string) core.Ref {
-	env := eventEnv
-	if mapped, ok := ing.cfg.Envs[eventEnv]; ok {
-		env = mapped
+// serves reports whether the ingest counts for env.
+func (ing *Ingest) serves(env string) bool { return ing.served == nil || ing.served[env] }
+
+// admit decides the environment and release an event is counted under:
+// its own, unless its key already reported MaxEnvironments (beyond the
+// served ones) or MaxReleases others within Window.
+func (ing *Ingest) admit(project string, ev *Event, now time.Time) core.Ref {
+	env, mapped := ing.cfg.Envs[ev.Environment]
+	if !mapped {
+		env = ev.Environment
+		if env == "" {
+			env = NoEnvironment
+		}
 	}
-	return core.Ref{Service: ing.cfg.Service, Env: env}
+	kn := ing.names[project]
+	kn.mu.Lock()
+	defer kn.mu.Unlock()
+	if !mapped && !ing.serves(env) && !kn.envs.admit(env, now, ing.cfg.MaxEnvironments, ing.cfg.Window) {
+		if kn.envs.firstRefusal(now, ing.cfg.Window) {
+			ing.cfg.Logf("sentry ingest: project %s reported more than %d environments in %s; events of further ones (first: %q) count under %s",
+				project, ing.cfg.MaxEnvironments, ing.cfg.Window, env, OtherEnvironments)
+		}
+		env = OtherEnvironments
+	}
+	ref := core.Ref{Service: ing.cfg.Service, Env: env}
+	if !ing.deployed(ref, ev.Release) && !kn.releases.admit(ev.Release, now, ing.cfg.MaxReleases, ing.cfg.Window) {
+		if kn.releases.firstRefusal(now, ing.cfg.Window) {
+			ing.cfg.Logf("sentry ingest: project %s reported more than %d releases in %s; events of further ones (first: %q) count under %s",
+				project, ing.cfg.MaxReleases, ing.cfg.Window, ev.Release, OtherReleases)
+		}
+		ev.Release = OtherReleases
+	}
+	return ref
 }
 
 // authorised checks the DSN public key from X-Sentry-Auth or the

@@ -2,6 +2,8 @@ package sentryingest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,8 +82,18 @@ func (ing *Ingest) WatchCounts(ctx context.Context, ref core.Ref, fn func(core.E
 	defer ing.watch.remove(ref, ch)
 
 	push := func() {
-		for _, w := range ing.counts.windows(ref, ing.cfg.Now(), ing.cfg.Window, ing.cfg.TopIssues) {
+		now := ing.cfg.Now()
+		for _, w := range ing.counts.windows(ref, now, ing.cfg.Window, ing.cfg.TopIssues) {
+			if w.Release == OtherReleases {
+				w.Warning = fmt.Sprintf("%d errors of releases beyond the %d distinct ones a key may report in %s were counted together here",
+					w.Total(), ing.cfg.MaxReleases, ing.cfg.Window)
+			}
 			fn(w)
+		}
+		if ing.serves(ref.Env) {
+			for _, w := range ing.strays(ref, now) {
+				fn(w)
+			}
 		}
 	}
 	push()
@@ -118,6 +130,61 @@ func (ing *Ingest) WatchCounts(ctx context.Context, ref core.Ref, fn func(core.E
 		push()
 		lastPush = time.Now()
 	}
+}
+
+// strays are the windows that tell a served environment's watchers about
+// events this ingest counted for environments it does not serve (another
+// name, none at all, or beyond the cap): one window per such environment,
+// all its releases summed, with a warning saying what to fix.
+func (ing *Ingest) strays(ref core.Ref, now time.Time) []core.ErrorWindow {
+	var out []core.ErrorWindow
+	for _, other := range ing.counts.refsOf(ref.Service) {
+		if ing.serves(other.Env) {
+			continue
+		}
+		sum := core.ErrorWindow{Ref: ref}
+		for _, w := range ing.counts.windows(other, now, ing.cfg.Window, 0) {
+			if sum.Buckets == nil {
+				sum.Buckets = make([]core.ErrorBucket, len(w.Buckets))
+				copy(sum.Buckets, w.Buckets)
+				continue
+			}
+			for i := range w.Buckets {
+				sum.Buckets[i].Count += w.Buckets[i].Count
+			}
+		}
+		n := sum.Total()
+		if n == 0 {
+			continue
+		}
+		served := strings.Join(ing.cfg.Environments, ", ")
+		switch other.Env {
+		case NoEnvironment:
+			sum.Release = NoEnvironment
+			sum.Warning = fmt.Sprintf("%d errors in the last %s named no environment, so they are not counted for %s: set SENTRY_ENVIRONMENT in the app, or map \"\" under envs:", n, ing.cfg.Window, served)
+		case OtherEnvironments:
+			sum.Release = OtherEnvironments
+			sum.Warning = fmt.Sprintf("%d errors in the last %s came from environments beyond the %d a key may report, and are not counted for %s", n, ing.cfg.Window, ing.cfg.MaxEnvironments, served)
+		default:
+			sum.Release = fmt.Sprintf("(environment %q)", other.Env)
+			sum.Warning = fmt.Sprintf("%d errors in the last %s came from environment %q, which this ingest does not count for %s: fix the app's environment, or map it under envs:", n, ing.cfg.Window, other.Env, served)
+		}
+		out = append(out, sum)
+	}
+	return out
+}
+
+// deployed reports whether release was marked deployed in ref: such a
+// release always counts on its own, whatever else a key reports.
+func (ing *Ingest) deployed(ref core.Ref, release string) bool {
+	ing.deployMu.Lock()
+	defer ing.deployMu.Unlock()
+	for _, d := range ing.deploys[ref] {
+		if d.Release == release {
+			return true
+		}
+	}
+	return false
 }
 
 // Issues lists the issues seen in release within the retention (every

@@ -95,7 +95,7 @@ func TestWindowsAndMarkDeploy(t *testing.T) {
 		t.Errorf("issues = %+v", ws[0].Issues)
 	}
 	// Pruning drops what is older than the retention.
-	ing.counts.prune(now.Add(24 * time.Hour))
+	ing.counts.prune(now.Add(2 * time.Hour))
 	if is := ing.counts.issues(ref, ""); len(is) != 1 || is[0].Count != 2 {
 		t.Errorf("after prune issues = %+v, want only the 2 newest", is)
 	}
