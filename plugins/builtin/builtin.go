@@ -41,6 +41,7 @@ func Registry(version string) map[string]func() sdk.ServeConfig {
 			return ciConfig("github-actions", version, githubActionsSettings{}, buildGitHubActions)
 		},
 		"sentry-ingest": func() sdk.ServeConfig { return sentryIngestConfig(version) },
+		"sentry":        func() sdk.ServeConfig { return sentryAPIConfig(version) },
 	}
 }
 

@@ -37,16 +37,19 @@ type Config struct {
 
 	// PollEvery is WatchCounts' poll interval, default one minute: Sentry
 	// itself evaluates alerts once a minute and its docs warn that polling
-	// quickly trips rate limits.
-	PollEvery time.Duration
-	// TopEvents is how many releases events-stats returns, default 5, at
-	// most 10 (Sentry's MAX_TOP_EVENTS).
-	TopEvents int
-	// StatsPeriod is the window polled, default "1h"; Interval its bucket,
-	// default "1m".
-	StatsPeriod string
-	Interval    string
-	// MaxPages bounds pagination, default 10 pages of 100.
+	// quickly trips rate limits. After a failed poll the next waits twice
+	// as long, up to MaxBackoff.
+	PollEvery  time.Duration
+	MaxBackoff time.Duration // default 10 minutes
+	// Window is how far back windows reach (and the first poll asks),
+	// default one hour: the history a verdict learns the usual error rate
+	// from.
+	Window time.Duration
+	// Overlap is how much of the time already polled each poll asks
+	// again, default 2 minutes: Sentry stores events some time after they
+	// happen, so recent buckets still grow.
+	Overlap time.Duration
+	// MaxPages bounds pagination, default 50 pages of 100.
 	MaxPages int
 	// MaxRateLimitWait is the longest a request waits for Sentry's rate
 	// limit to reset before failing instead, default 2 minutes.
@@ -83,20 +86,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.PollEvery <= 0 {
 		cfg.PollEvery = time.Minute
 	}
-	if cfg.TopEvents <= 0 {
-		cfg.TopEvents = 5
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Minute
 	}
-	if cfg.TopEvents > 10 {
-		cfg.TopEvents = 10
+	if cfg.Window <= 0 {
+		cfg.Window = time.Hour
 	}
-	if cfg.StatsPeriod == "" {
-		cfg.StatsPeriod = "1h"
-	}
-	if cfg.Interval == "" {
-		cfg.Interval = "1m"
+	if cfg.Overlap <= 0 {
+		cfg.Overlap = 2 * time.Minute
 	}
 	if cfg.MaxPages <= 0 {
-		cfg.MaxPages = 10
+		cfg.MaxPages = 50
 	}
 	if cfg.MaxRateLimitWait <= 0 {
 		cfg.MaxRateLimitWait = 2 * time.Minute

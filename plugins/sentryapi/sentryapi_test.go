@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,35 +23,22 @@ import (
 
 const token = "sntrys_test_token_do_not_log"
 
-// Fixtures: made-up values in the shapes Sentry documents (events-stats
-// per the frontend's EventsStats/MultiSeriesEventsStats types, issues per
-// the issues list docs with count as a string as real payloads send it,
-// deploys per api-docs/paths/releases/deploys.json).
+// fixture reads a response from testdata (see testdata/README.md for the
+// documentation page each comes from).
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
 
-// made-up values, top-events shape (topEvents + field=release)
-const topEventsBody = `{
- "shop@1.2.3": {"data": [[1732550400, [{"count": 0}]], [1732550460, [{"count": 3}]], [1732550520, [{"count": 41}]]], "order": 0, "start": 1732550400, "end": 1732550580},
- "shop@1.2.2": {"data": [[1732550400, [{"count": 2}]], [1732550460, [{"count": 1}]], [1732550520, [{"count": 2}]]], "order": 1, "start": 1732550400, "end": 1732550580},
- "Other":      {"data": [[1732550400, [{"count": 9}]]], "order": 2}
-}`
-
-// made-up values, single-series shape
-const singleSeriesBody = `{"data": [[1732550400, [{"count": 0}]], [1732550460, [{"count": 3}]], [1732550520, [{"count": 41}]]],
- "start": 1732550400, "end": 1732550580, "isMetricsData": false}`
-
-// made-up values, issues list page 1 of 2 (count as a string)
-const issuesPage1 = `[{"id": "11", "shortId": "SHOP-B", "title": "KeyError: 'cart'", "level": "error", "status": "unresolved",
-  "count": "150", "userCount": 3, "firstSeen": "2026-11-25T12:00:10Z", "lastSeen": "2026-11-25T12:20:00Z",
-  "project": {"id": "2", "slug": "shop"}, "stats": {"24h": [[1764072000.0, 100], [1764075600.0, 50]]}}]`
-
-// made-up values, issues list page 2 of 2
-const issuesPage2 = `[{"id": "12", "shortId": "SHOP-C", "title": "TimeoutError: db", "level": "error", "status": "unresolved",
-  "count": 7, "userCount": 1, "firstSeen": "2026-11-25T12:05:00Z", "lastSeen": "2026-11-25T12:06:00Z",
-  "project": {"id": "2", "slug": "shop"}, "stats": {"24h": [[1764075600.0, 7]]}}]`
-
-// made-up values, deploy created
-const deployBody = `{"environment": "production", "name": "ripcord", "url": null, "dateStarted": null,
-  "dateFinished": "2026-11-25T12:00:00.000000Z", "id": "1234567"}`
+// link is a Link header as Sentry's pagination docs show it.
+func link(next string, more bool) http.Header {
+	return http.Header{"Link": {fmt.Sprintf(`<https://sentry.io/api/0/organizations/acme/events/?&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", `+
+		`<https://sentry.io/api/0/organizations/acme/events/?&cursor=%s>; rel="next"; results="%t"; cursor="%s"`, next, more, next)}}
+}
 
 type fakeSentry struct {
 	t  *testing.T
@@ -126,50 +117,135 @@ func newSource(t *testing.T, url string, mod func(*Config)) *Source {
 }
 
 const (
-	statsPath  = "/api/0/organizations/acme/events-stats/"
+	eventsPath = "/api/0/organizations/acme/events/"
 	issuesPath = "/api/0/organizations/acme/issues/"
 )
 
 var prod = core.Ref{Service: "shop", Env: "prod"}
 
-func TestEventsStatsPerRelease(t *testing.T) {
-	f, url := newFake(t)
-	f.routes[statsPath] = func(r *http.Request, _ int) (int, http.Header, string) { return 200, nil, topEventsBody }
-	s := newSource(t, url, nil)
+// now is the source's clock in these tests: just after the fixtures'
+// newest row.
+var now = time.Date(2026, 11, 25, 12, 1, 5, 0, time.UTC)
 
-	ws := s.Windows(context.Background(), prod)
-	if len(ws) != 2 {
-		t.Fatalf("windows = %+v, want 2 releases (Other dropped)", ws)
-	}
-	if ws[0].Release != "1.2.2" || ws[0].Total() != 5 || ws[1].Release != "1.2.3" || ws[1].Total() != 44 {
-		t.Errorf("windows = %s %d, %s %d", ws[0].Release, ws[0].Total(), ws[1].Release, ws[1].Total())
-	}
-	if b := ws[1].Buckets; len(b) != 3 || !b[2].Start.Equal(time.Unix(1732550520, 0)) || b[2].Count != 41 {
-		t.Errorf("buckets = %+v", b)
-	}
-	r := f.calls[statsPath][0]
-	q := r.URL.Query()
-	if q.Get("environment") != "production" || q["field"][0] != "release" || q.Get("topEvents") != "5" ||
-		q.Get("interval") != "1m" || q.Get("yAxis") != "count()" || q.Get("project") != "2" || q.Get("excludeOther") != "1" {
-		t.Errorf("query = %v", q)
+func newSourceAt(t *testing.T, url string, mod func(*Config)) *Source {
+	s := newSource(t, url, mod)
+	s.now = func() time.Time { return now }
+	return s
+}
+
+// twoPages serves the Discover query's rows in two pages.
+func twoPages(t *testing.T) func(r *http.Request, n int) (int, http.Header, string) {
+	return func(r *http.Request, n int) (int, http.Header, string) {
+		if r.URL.Query().Get("cursor") == "" {
+			return 200, link("0:100:0", true), fixture(t, "discover-release-timestamp-page1.json")
+		}
+		return 200, link("0:200:0", false), fixture(t, "discover-release-timestamp-page2.json")
 	}
 }
 
-func TestSingleSeriesShape(t *testing.T) {
-	got, err := parseEventsStats([]byte(singleSeriesBody))
-	if err != nil {
-		t.Fatal(err)
+func byStart(w core.ErrorWindow) map[time.Time]int64 {
+	m := map[time.Time]int64{}
+	for _, b := range w.Buckets {
+		if b.Count != 0 {
+			m[b.Start] = b.Count
+		}
 	}
-	if len(got) != 1 || len(got[AllReleases]) != 3 || got[AllReleases][1].Count != 3 {
-		t.Errorf("parsed = %+v", got)
+	return m
+}
+
+func at(sec int) time.Time { return time.Date(2026, 11, 25, 12, 0, sec, 0, time.UTC) }
+
+// Errors per release and second from the Discover query fold into 10 s
+// buckets, over both pages.
+func TestCountsPerReleaseInTenSecondBuckets(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = twoPages(t)
+	s := newSourceAt(t, url, nil)
+	ws := s.Windows(context.Background(), prod)
+	if len(ws) != 2 || ws[0].Release != "1.2.2" || ws[1].Release != "1.2.3" {
+		t.Fatalf("windows = %+v, want 1.2.2 and 1.2.3", ws)
 	}
-	if _, err := parseEventsStats([]byte(`{"data": [[1, "x"]]}`)); err == nil {
-		t.Error("a point without values parsed")
+	if got, want := byStart(ws[1]), map[time.Time]int64{at(30): 2, at(40): 1, at(50): 6}; !maps.Equal(got, want) {
+		t.Errorf("1.2.3 buckets %v, want %v", got, want)
+	}
+	if got, want := byStart(ws[0]), map[time.Time]int64{at(30): 3, at(50): 1}; !maps.Equal(got, want) {
+		t.Errorf("1.2.2 buckets %v, want %v", got, want)
+	}
+	if n := len(ws[1].Buckets); n != 361 || !ws[1].Buckets[n-1].Start.Equal(time.Date(2026, 11, 25, 12, 1, 0, 0, time.UTC)) {
+		t.Errorf("%d dense buckets ending %v, want an hour of 10 s buckets up to now", n, ws[1].Buckets[n-1].Start)
+	}
+	if f.count(eventsPath) != 2 {
+		t.Errorf("%d requests, want 2 pages", f.count(eventsPath))
+	}
+	q := f.calls[eventsPath][0].URL.Query()
+	if q.Get("dataset") != "errors" || strings.Join(q["field"], ",") != "release,timestamp,count()" || q.Get("query") != "event.type:error" ||
+		q.Get("environment") != "production" || q.Get("project") != "2" || q.Get("per_page") != "100" ||
+		q.Get("start") != "2026-11-25T11:01:00Z" || q.Get("end") != "2026-11-25T12:01:05Z" {
+		t.Errorf("query = %v", q)
+	}
+	if got := f.calls[eventsPath][1].URL.Query().Get("cursor"); got != "0:100:0" {
+		t.Errorf("second page cursor = %q", got)
+	}
+}
+
+// Later polls ask only for the time since the last one plus the overlap,
+// and replace those buckets instead of adding to them.
+func TestLaterPollsReplaceTheOverlap(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = twoPages(t)
+	s := newSourceAt(t, url, nil)
+	ctx := context.Background()
+	s.Windows(ctx, prod)
+	now = now.Add(time.Minute)
+	defer func() { now = now.Add(-time.Minute) }()
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+		return 200, link("0:100:0", false), fixture(t, "discover-release-timestamp-page1.json")
+	}
+	ws := s.Windows(ctx, prod)
+	if q := f.calls[eventsPath][2].URL.Query(); q.Get("start") != "2026-11-25T11:59:00Z" {
+		t.Errorf("second poll started at %s, want two minutes before the first ended, on a bucket", q.Get("start"))
+	}
+	// The rows of page 1 came again: the same counts, not doubled; page
+	// 2's rows fell inside the asked range and are gone.
+	if got, want := byStart(ws[1]), map[time.Time]int64{at(40): 1, at(50): 6}; !maps.Equal(got, want) {
+		t.Errorf("1.2.3 buckets %v, want %v", got, want)
+	}
+}
+
+// A query with more rows than the page limit would give short counts: it
+// is reported unavailable, never as counts.
+func TestTooManyPagesIsUnavailableNotShort(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+		return 200, link(fmt.Sprintf("0:%d:0", 100*n), true), fixture(t, "discover-release-timestamp-page1.json")
+	}
+	s := newSourceAt(t, url, func(c *Config) { c.MaxPages = 3 })
+	ws := s.Windows(context.Background(), prod)
+	if len(ws) != 1 || len(ws[0].Buckets) != 0 || !strings.Contains(ws[0].Unavailable, "counts would be incomplete") {
+		t.Fatalf("windows = %+v", ws)
+	}
+	if f.count(eventsPath) != 3 {
+		t.Errorf("%d requests, want the page limit of 3", f.count(eventsPath))
+	}
+}
+
+// The documented example of the Discover table decodes; rows without the
+// timestamp the client asks for are refused with a reason, not counted.
+func TestDocumentedTableShape(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+		return 200, nil, fixture(t, "discover-events-docs-example.json")
+	}
+	s := newSourceAt(t, url, nil)
+	_, err := s.Client().EventCounts(context.Background(), "production", now.Add(-time.Hour), now)
+	if err == nil || !strings.Contains(err.Error(), "row timestamp") {
+		t.Fatalf("err = %v, want the missing timestamp named", err)
 	}
 }
 
 func TestIssuesFollowLinkCursor(t *testing.T) {
 	f, url := newFake(t)
+	page := fixture(t, "issues-list.json")
 	f.routes[issuesPath] = func(r *http.Request, n int) (int, http.Header, string) {
 		h := http.Header{}
 		if n == 1 {
@@ -178,14 +254,16 @@ func TestIssuesFollowLinkCursor(t *testing.T) {
 			}
 			h.Set("Link", `<https://sentry.io/api/0/organizations/acme/issues/?&cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", `+
 				`<https://sentry.io/api/0/organizations/acme/issues/?&cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"`)
-			return 200, h, issuesPage1
+			return 200, h, page
 		}
 		if got := r.URL.Query().Get("cursor"); got != "0:100:0" {
 			t.Errorf("second page cursor = %q", got)
 		}
 		h.Set("Link", `<https://sentry.io/api/0/organizations/acme/issues/?&cursor=0:0:1>; rel="previous"; results="true"; cursor="0:0:1", `+
 			`<https://sentry.io/api/0/organizations/acme/issues/?&cursor=0:200:0>; rel="next"; results="false"; cursor="0:200:0"`)
-		return 200, h, issuesPage2
+		// The second page: the documented issue again, as another issue
+		// with its count as a string, as real payloads send it.
+		return 200, h, strings.Replace(strings.Replace(page, `"count": 150`, `"count": "7"`, 1), `"shortId": "PUMP-STATION-1"`, `"shortId": "PUMP-STATION-2"`, 1)
 	}
 	s := newSource(t, url, nil)
 	issues, err := s.Issues(context.Background(), prod, "1.2.3")
@@ -195,8 +273,8 @@ func TestIssuesFollowLinkCursor(t *testing.T) {
 	if f.count(issuesPath) != 2 {
 		t.Errorf("%d requests, want 2 pages", f.count(issuesPath))
 	}
-	if len(issues) != 2 || issues[0].Fingerprint != "SHOP-B" || issues[0].Count != 150 || issues[1].Count != 7 ||
-		issues[0].FirstRelease != "1.2.3" || issues[0].Title != "KeyError: 'cart'" {
+	if len(issues) != 2 || issues[0].Fingerprint != "PUMP-STATION-1" || issues[0].Count != 150 || issues[1].Count != 7 ||
+		issues[0].FirstRelease != "1.2.3" || issues[0].Title != "This is an example Python exception" {
 		t.Errorf("issues = %+v", issues)
 	}
 	if q := f.calls[issuesPath][0].URL.Query(); q.Get("query") != "firstRelease:shop@1.2.3" || q.Get("environment") != "production" {
@@ -207,18 +285,17 @@ func TestIssuesFollowLinkCursor(t *testing.T) {
 // A 429 is waited out for Retry-After, then retried once.
 func TestRetryAfter429(t *testing.T) {
 	f, url := newFake(t)
-	f.routes[statsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
 		if n == 1 {
-			h := http.Header{"Retry-After": {"1"}}
-			return 429, h, `{"detail": "You are attempting to use this endpoint too frequently. Limit is 50 requests in 1 seconds"}`
+			return 429, http.Header{"Retry-After": {"1"}}, fixture(t, "rate-limited-429.json")
 		}
-		return 200, nil, topEventsBody
+		return 200, nil, fixture(t, "discover-release-timestamp-page2.json")
 	}
-	s := newSource(t, url, nil)
-	if _, err := s.Client().EventsStats(context.Background(), "production"); err != nil {
+	s := newSourceAt(t, url, nil)
+	if _, err := s.Client().EventCounts(context.Background(), "production", now.Add(-time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
-	ts := f.times[statsPath]
+	ts := f.times[eventsPath]
 	if len(ts) != 2 {
 		t.Fatalf("%d requests, want 2", len(ts))
 	}
@@ -227,54 +304,71 @@ func TestRetryAfter429(t *testing.T) {
 	}
 }
 
+// A second 429 in a row is an error saying so, not counts.
+func TestRepeated429IsAnError(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+		return 429, http.Header{"Retry-After": {"0"}}, fixture(t, "rate-limited-429.json")
+	}
+	s := newSourceAt(t, url, nil)
+	ws := s.Windows(context.Background(), prod)
+	if len(ws) != 1 || !strings.Contains(ws[0].Unavailable, "429") || !strings.Contains(ws[0].Unavailable, "too frequently") {
+		t.Fatalf("windows = %+v", ws)
+	}
+}
+
 // With no requests left in the window, nothing is sent until the reset;
 // a reset later than MaxRateLimitWait fails without a request.
 func TestRateLimitRemainingZero(t *testing.T) {
 	f, url := newFake(t)
 	var reset time.Time
-	f.routes[statsPath] = func(r *http.Request, n int) (int, http.Header, string) {
+	f.routes[eventsPath] = func(r *http.Request, n int) (int, http.Header, string) {
 		reset = time.Now().Add(1500 * time.Millisecond).Truncate(time.Second).Add(time.Second)
 		h := http.Header{
 			"X-Sentry-Rate-Limit-Limit":     {"50"},
 			"X-Sentry-Rate-Limit-Remaining": {"0"},
 			"X-Sentry-Rate-Limit-Reset":     {strconv.FormatInt(reset.Unix(), 10)},
 		}
-		return 200, h, topEventsBody
+		return 200, h, fixture(t, "discover-release-timestamp-page2.json")
 	}
-	s := newSource(t, url, nil)
+	s := newSourceAt(t, url, nil)
 	ctx := context.Background()
-	if _, err := s.Client().EventsStats(ctx, "production"); err != nil {
+	count := func(s *Source) error {
+		_, err := s.Client().EventCounts(ctx, "production", now.Add(-time.Hour), now)
+		return err
+	}
+	if err := count(s); err != nil {
 		t.Fatal(err)
 	}
 	first := reset
-	if _, err := s.Client().EventsStats(ctx, "production"); err != nil {
+	if err := count(s); err != nil {
 		t.Fatal(err)
 	}
-	if at := f.times[statsPath][1]; at.Before(first) {
+	if at := f.times[eventsPath][1]; at.Before(first) {
 		t.Errorf("second request at %v, before the reset %v", at, first)
 	}
 
-	impatient := newSource(t, url, func(c *Config) { c.MaxRateLimitWait = 100 * time.Millisecond })
-	if _, err := impatient.Client().EventsStats(ctx, "production"); err != nil {
+	impatient := newSourceAt(t, url, func(c *Config) { c.MaxRateLimitWait = 100 * time.Millisecond })
+	if err := count(impatient); err != nil {
 		t.Fatal(err)
 	}
-	before := f.count(statsPath)
-	_, err := impatient.Client().EventsStats(ctx, "production")
+	before := f.count(eventsPath)
+	err := count(impatient)
 	var rl *RateLimitedError
 	if !errors.As(err, &rl) {
 		t.Fatalf("err = %v, want RateLimitedError", err)
 	}
-	if f.count(statsPath) != before {
+	if f.count(eventsPath) != before {
 		t.Error("a request was sent while rate limited")
 	}
 }
 
 func TestStepDownToIssuesThenUnavailable(t *testing.T) {
 	f, url := newFake(t)
-	f.routes[statsPath] = func(r *http.Request, _ int) (int, http.Header, string) {
+	f.routes[eventsPath] = func(r *http.Request, _ int) (int, http.Header, string) {
 		return 403, nil, `{"detail": "You do not have permission to perform this action."}`
 	}
-	s := newSource(t, url, nil)
+	s := newSourceAt(t, url, nil)
 	ctx := context.Background()
 
 	// No release known yet: nothing to ask the issues list for.
@@ -284,7 +378,9 @@ func TestStepDownToIssuesThenUnavailable(t *testing.T) {
 	}
 
 	deployPath := "/api/0/organizations/acme/releases/shop@1.2.3/deploys/"
-	f.routes[deployPath] = func(r *http.Request, _ int) (int, http.Header, string) { return 201, nil, deployBody }
+	f.routes[deployPath] = func(r *http.Request, _ int) (int, http.Header, string) {
+		return 201, nil, fixture(t, "deploy-created.json")
+	}
 	if err := s.MarkDeploy(ctx, prod, "1.2.3"); err != nil {
 		t.Fatal(err)
 	}
@@ -294,9 +390,11 @@ func TestStepDownToIssuesThenUnavailable(t *testing.T) {
 		t.Errorf("deploy body = %s", f.bodies[deployPath][0])
 	}
 
-	f.routes[issuesPath] = func(r *http.Request, _ int) (int, http.Header, string) { return 200, nil, issuesPage1 }
+	f.routes[issuesPath] = func(r *http.Request, _ int) (int, http.Header, string) {
+		return 200, nil, fixture(t, "issues-list.json")
+	}
 	ws = s.Windows(ctx, prod)
-	if len(ws) != 1 || ws[0].Release != "1.2.3" || ws[0].Unavailable != "" || ws[0].Total() != 150 || len(ws[0].Issues) != 1 {
+	if len(ws) != 1 || ws[0].Release != "1.2.3" || ws[0].Unavailable != "" || ws[0].Total() != 15567 || len(ws[0].Issues) != 1 {
 		t.Fatalf("stepped-down windows = %+v", ws)
 	}
 
@@ -316,7 +414,7 @@ func TestStepDownToIssuesThenUnavailable(t *testing.T) {
 func TestDeployAlreadyReportedAndTokenNeverInErrors(t *testing.T) {
 	f, url := newFake(t)
 	f.routes["/api/0/organizations/acme/releases/shop@2.0.0/deploys/"] = func(r *http.Request, _ int) (int, http.Header, string) {
-		return 208, nil, deployBody
+		return 208, nil, ""
 	}
 	s := newSource(t, url, nil)
 	if err := s.MarkDeploy(context.Background(), prod, "2.0.0"); err != nil {
@@ -327,7 +425,7 @@ func TestDeployAlreadyReportedAndTokenNeverInErrors(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	bad, _ := NewSource(Config{BaseURL: url, Org: "acme", Token: "wrong-" + token})
-	_, err = bad.Client().EventsStats(context.Background(), "production")
+	_, err = bad.Client().EventCounts(context.Background(), "production", now.Add(-time.Hour), now)
 	if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "401") {
 		t.Errorf("err = %v", err)
 	}
@@ -335,8 +433,8 @@ func TestDeployAlreadyReportedAndTokenNeverInErrors(t *testing.T) {
 
 func TestWatchCountsPollsAndPushes(t *testing.T) {
 	f, url := newFake(t)
-	f.routes[statsPath] = func(r *http.Request, _ int) (int, http.Header, string) { return 200, nil, topEventsBody }
-	s := newSource(t, url, func(c *Config) { c.PollEvery = 20 * time.Millisecond })
+	f.routes[eventsPath] = twoPages(t)
+	s := newSourceAt(t, url, func(c *Config) { c.PollEvery = 20 * time.Millisecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pushed := make(chan core.ErrorWindow, 100)
@@ -357,8 +455,34 @@ func TestWatchCountsPollsAndPushes(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("WatchCounts returned %v", err)
 	}
-	if f.count(statsPath) < 2 {
-		t.Errorf("%d polls", f.count(statsPath))
+}
+
+// Polls that cannot count back off: each waits twice as long as the last.
+func TestFailingPollsBackOff(t *testing.T) {
+	f, url := newFake(t)
+	f.routes[eventsPath] = func(r *http.Request, _ int) (int, http.Header, string) {
+		return 503, nil, `{"detail": "Service unavailable"}`
+	}
+	s := newSourceAt(t, url, func(c *Config) { c.PollEvery = 50 * time.Millisecond; c.MaxBackoff = 400 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = s.WatchCounts(ctx, prod, func(core.ErrorWindow) {}) }()
+	waitFor := time.Now().Add(10 * time.Second)
+	for f.count(eventsPath) < 5 && time.Now().Before(waitFor) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	f.mu.Lock()
+	ts := slices.Clone(f.times[eventsPath])
+	f.mu.Unlock()
+	if len(ts) < 5 {
+		t.Fatalf("%d polls", len(ts))
+	}
+	// 100, 200, 400, 400 ms after the first three failures.
+	for i, want := range []time.Duration{100, 200, 400, 400} {
+		if gap := ts[i+1].Sub(ts[i]); gap < want*time.Millisecond {
+			t.Errorf("poll %d came %v after the one before, want at least %v", i+2, gap, want*time.Millisecond)
+		}
 	}
 }
 

@@ -191,7 +191,7 @@ func FromErrorIssue(i *pb.ErrorIssue) core.ErrorIssue {
 }
 
 func ErrorWindow(w core.ErrorWindow) *pb.ErrorWindow {
-	out := &pb.ErrorWindow{Ref: Ref(w.Ref), Release: w.Release, Unavailable: w.Unavailable}
+	out := &pb.ErrorWindow{Ref: Ref(w.Ref), Release: w.Release, Unavailable: w.Unavailable, Warning: w.Warning}
 	for _, b := range w.Buckets {
 		out.Buckets = append(out.Buckets, &pb.ErrorBucket{Start: Time(b.Start), Count: b.Count})
 	}
@@ -202,7 +202,7 @@ func ErrorWindow(w core.ErrorWindow) *pb.ErrorWindow {
 }
 
 func FromErrorWindow(w *pb.ErrorWindow) core.ErrorWindow {
-	out := core.ErrorWindow{Ref: FromRef(w.GetRef()), Release: w.GetRelease(), Unavailable: w.GetUnavailable()}
+	out := core.ErrorWindow{Ref: FromRef(w.GetRef()), Release: w.GetRelease(), Unavailable: w.GetUnavailable(), Warning: w.GetWarning()}
 	for _, b := range w.GetBuckets() {
 		out.Buckets = append(out.Buckets, core.ErrorBucket{Start: FromTime(b.GetStart()), Count: b.GetCount()})
 	}

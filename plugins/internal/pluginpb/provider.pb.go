@@ -3343,7 +3343,11 @@ type ErrorWindow struct {
 	Buckets []*ErrorBucket         `protobuf:"bytes,3,rep,name=buckets,proto3" json:"buckets,omitempty"`
 	Issues  []*ErrorIssue          `protobuf:"bytes,4,rep,name=issues,proto3" json:"issues,omitempty"`
 	// unavailable says why the source could not count; never reported as zero.
-	Unavailable   string `protobuf:"bytes,5,opt,name=unavailable,proto3" json:"unavailable,omitempty"`
+	Unavailable string `protobuf:"bytes,5,opt,name=unavailable,proto3" json:"unavailable,omitempty"`
+	// warning marks a window that is not a release's own errors but errors
+	// kept apart that a person must know about (another environment's, or
+	// releases beyond the source's cap); release names them.
+	Warning       string `protobuf:"bytes,6,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3409,6 +3413,13 @@ func (x *ErrorWindow) GetIssues() []*ErrorIssue {
 func (x *ErrorWindow) GetUnavailable() string {
 	if x != nil {
 		return x.Unavailable
+	}
+	return ""
+}
+
+func (x *ErrorWindow) GetWarning() string {
+	if x != nil {
+		return x.Warning
 	}
 	return ""
 }
@@ -4481,13 +4492,14 @@ const file_ripcord_plugin_v1_provider_proto_rawDesc = "" +
 	"\x05count\x18\x03 \x01(\x03R\x05count\x129\n" +
 	"\n" +
 	"first_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12#\n" +
-	"\rfirst_release\x18\x05 \x01(\tR\ffirstRelease\"\xe4\x01\n" +
+	"\rfirst_release\x18\x05 \x01(\tR\ffirstRelease\"\xfe\x01\n" +
 	"\vErrorWindow\x12(\n" +
 	"\x03ref\x18\x01 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\x12\x18\n" +
 	"\arelease\x18\x02 \x01(\tR\arelease\x128\n" +
 	"\abuckets\x18\x03 \x03(\v2\x1e.ripcord.plugin.v1.ErrorBucketR\abuckets\x125\n" +
 	"\x06issues\x18\x04 \x03(\v2\x1d.ripcord.plugin.v1.ErrorIssueR\x06issues\x12 \n" +
-	"\vunavailable\x18\x05 \x01(\tR\vunavailable\">\n" +
+	"\vunavailable\x18\x05 \x01(\tR\vunavailable\x12\x18\n" +
+	"\awarning\x18\x06 \x01(\tR\awarning\">\n" +
 	"\x12WatchCountsRequest\x12(\n" +
 	"\x03ref\x18\x01 \x01(\v2\x16.ripcord.plugin.v1.RefR\x03ref\"M\n" +
 	"\x13WatchCountsResponse\x126\n" +

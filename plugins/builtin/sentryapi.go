@@ -1,0 +1,153 @@
+package builtin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/sdk"
+	"github.com/ripcordhq/ripcord/plugins/sentryapi"
+)
+
+// sentrySettings are the `sentry` errors block in ripcord.yaml: counts
+// from sentry.io or a self-hosted Sentry, for teams whose SDKs already
+// report there.
+type sentrySettings struct {
+	// Organization is the organization slug.
+	Organization string `json:"organization" required:"true"`
+	// Project is the numeric project ID whose errors are counted.
+	Project string `json:"project" required:"true"`
+	// Environment is Sentry's name for the environment this block belongs
+	// to; default the Ripcord environment's name.
+	Environment string `json:"environment"`
+	// Token is an auth token with org:read, event:read, project:read and
+	// project:releases; write it as a ${ENV} reference.
+	Token string `json:"token" required:"true"`
+	// URL is Sentry's address, default https://sentry.io.
+	URL string `json:"url"`
+	// ReleasePrefix turns a Ripcord version into Sentry's release name
+	// ("shop@" when the SDK reports "shop@1.2.3").
+	ReleasePrefix string `json:"release_prefix"`
+	// Poll is how often counts are asked for, default one minute (at
+	// least 10 s: Sentry's docs warn that polling trips rate limits).
+	Poll time.Duration `json:"poll"`
+}
+
+// sentryAPIServer serves plugins/sentryapi as the built-in `sentry` error
+// source.
+type sentryAPIServer struct {
+	log hclog.Logger
+
+	mu  sync.Mutex
+	src *sentryapi.Source
+	env string // Sentry's environment name, "" for the Ripcord one
+}
+
+var _ sdk.ErrorSource = (*sentryAPIServer)(nil)
+
+func sentryAPIConfig(version string) sdk.ServeConfig {
+	log := sdk.NewLogger("sentry")
+	s := &sentryAPIServer{log: log}
+	return sdk.ServeConfig{
+		Info:     sdk.Info{Name: "sentry", Version: version, ConfigSchema: schemaFor(sentrySettings{})},
+		Provider: s,
+		Errors:   s,
+		Logger:   log,
+	}
+}
+
+// Configure checks the settings and builds the client; it does not call
+// Sentry (a down Sentry is a failed watch, shown as counts unavailable).
+func (s *sentryAPIServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+	var set sentrySettings
+	if err := decodeStrict(settings, &set); err != nil {
+		return err
+	}
+	errs := missing(set)
+	if set.Project != "" {
+		if _, err := strconv.ParseUint(set.Project, 10, 64); err != nil {
+			errs = append(errs, sdk.SettingError{Path: "project", Message: fmt.Sprintf("a Sentry project ID is a number (Project Settings › General, or the end of the DSN), got %q", set.Project)})
+		}
+	}
+	if set.URL != "" {
+		if u, err := url.Parse(set.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, sdk.SettingError{Path: "url", Message: fmt.Sprintf("expected Sentry's address such as https://sentry.example.com, got %q", set.URL)})
+		}
+	}
+	if set.Poll != 0 && set.Poll < 10*time.Second {
+		errs = append(errs, sdk.SettingError{Path: "poll", Message: fmt.Sprintf("at least 10s: polling faster trips Sentry's rate limits, got %s", set.Poll)})
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	cfg := sentryapi.Config{
+		BaseURL: set.URL, Org: set.Organization, Token: set.Token, Projects: []string{set.Project},
+		ReleasePrefix: set.ReleasePrefix, PollEvery: set.Poll,
+		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
+	}
+	src, err := sentryapi.NewSource(cfg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.src, s.env = src, set.Environment
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sentryAPIServer) CheckHealth(context.Context) error {
+	if src, _ := s.source(core.Ref{}); src == nil {
+		return sdk.Degraded("sentry: waiting for its settings")
+	}
+	return nil
+}
+
+// source returns the configured source with ref's environment mapped to
+// the one Sentry knows it by.
+func (s *sentryAPIServer) source(ref core.Ref) (*sentryapi.Source, core.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src != nil && s.env != "" {
+		s.src.MapEnvironment(ref.Env, s.env)
+	}
+	return s.src, ref
+}
+
+func (s *sentryAPIServer) ready(ref core.Ref) (*sentryapi.Source, error) {
+	if src, _ := s.source(ref); src != nil {
+		return src, nil
+	}
+	return nil, fmt.Errorf("sentry: %w", errNotConfigured)
+}
+
+func (s *sentryAPIServer) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
+	src, err := s.ready(ref)
+	if err != nil {
+		return err
+	}
+	return watchWith(ctx, send, func(ctx context.Context, fn func(core.ErrorWindow)) error {
+		return src.WatchCounts(ctx, ref, fn)
+	})
+}
+
+func (s *sentryAPIServer) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
+	src, err := s.ready(ref)
+	if err != nil {
+		return nil, err
+	}
+	return src.Issues(ctx, ref, release)
+}
+
+func (s *sentryAPIServer) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
+	src, err := s.ready(ref)
+	if err != nil {
+		return err
+	}
+	return src.MarkDeploy(ctx, ref, release)
+}
