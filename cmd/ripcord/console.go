@@ -226,12 +226,17 @@ func shortDigest(d string) string {
 
 // printEvents writes a line per event worth one until ctx ends.
 func printEvents(ctx context.Context, out io.Writer, sub *core.Subscription, fn func(core.Event)) {
+	errs := newErrorLines()
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
-		if line := eventLine(ev); line != "" {
+		line := eventLine(ev)
+		if ev.Kind == core.EvErrors && ev.Errors != nil {
+			line = errs.line(ev)
+		}
+		if line != "" {
 			fmt.Fprintln(out, core.Printable(line))
 		}
 		if fn != nil {

@@ -256,8 +256,8 @@ func verdictLine(v core.SpikeVerdict) string {
 	e := v.Evidence
 	line := fmt.Sprintf("verdict %s: %s in %s against %s", strings.ToUpper(string(v.Kind)), v.Candidate, v.Ref.Env, v.Baseline)
 	if e.CandidateCount+e.BaselineCount > 0 {
-		line += fmt.Sprintf(" · p=%.2g · %d vs %d errors at %.0f%% share · %s (%s) · evidence %.3g/%.3g · %s",
-			e.PValue, e.CandidateCount, e.BaselineCount, e.Share*100, e.Ratio(), e.Interval(),
+		line += fmt.Sprintf(" · %d vs %d errors at %.0f%% share · %s · %s · evidence %.3g/%.3g · %s",
+			e.CandidateCount, e.BaselineCount, e.Share*100, e.Ratio(), boundText(v),
 			e.EvidenceRatio, e.Threshold, e.Elapsed.Round(time.Second))
 	}
 	if e.Note != "" {

@@ -459,6 +459,25 @@ func newStatusCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", es.Service, es.Env, p(version), state, lock)
 			}
+			for _, es := range out.Envs {
+				ref := core.Ref{Service: es.Service, Env: es.Env}
+				if line := errorsLine(ref, es.Errors); line != "" {
+					fmt.Fprintln(w, p(line))
+				}
+				for _, r := range es.Errors {
+					if r.Warning != "" {
+						fmt.Fprintln(w, p(fmt.Sprintf("! errors %s %s: %s", ref, r.Release, r.Warning)))
+					}
+				}
+				if v := es.Verdict; v != nil {
+					fmt.Fprintln(w, p(fmt.Sprintf("verdict %s %s: %s vs %s · %d vs %d errors at %.0f%% share · %s", ref,
+						strings.ToUpper(string(v.Kind)), v.Candidate, v.Baseline, v.Evidence.CandidateCount, v.Evidence.BaselineCount,
+						100*v.Evidence.Share, boundText(*v))))
+				}
+			}
+			if !out.ErrorsAsOf.IsZero() {
+				fmt.Fprintf(w, "errors as of %s\n", out.ErrorsAsOf.Local().Format("15:04:05"))
+			}
 			for _, op := range out.Unfinished {
 				fmt.Fprintf(w, "! unfinished %s of %s (%s → %s) by %s, %s\n", op.Kind, op.Ref, p(dash(op.From)), p(dash(op.To)), p(op.Actor.String()), strings.ToLower(string(op.State)))
 			}

@@ -362,9 +362,14 @@ func (s *Server) Status(ctx context.Context, _ *apiv1.StatusRequest) (*apiv1.Sta
 	if _, err := s.o.Identify(ctx); err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	st, err := ReadStatus(ctx, s.eng.Store(), s.eng.Snapshot().Project, s.o.Services, s.o.Envs, s.eng.Now())
+	snap := s.eng.Snapshot()
+	st, err := ReadStatus(ctx, s.eng.Store(), snap.Project, s.o.Services, s.o.Envs, s.eng.Now())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
+	}
+	// This server runs the error sources: its own picture is the newest.
+	if len(snap.Errors) > 0 || len(snap.Verdicts) > 0 {
+		st.SetErrors(snap.Errors, snap.Verdicts, s.eng.Now())
 	}
 	rec := s.o.Record
 	st.Server = &rec

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
+)
+
+// status shows each environment's errors per release and the current
+// verdict with its bound, as the process running the error sources last
+// shared them, and any warning about errors kept apart.
+func TestStatusShowsErrorsAndTheVerdictWithItsBound(t *testing.T) {
+	cfg, db := stateConfig(t)
+	if code, _, errs := ripcord(t, "status", "-c", cfg); code != exitOK { // creates the store
+		t.Fatalf("status: exit %d: %s", code, errs)
+	}
+	st, err := sqlitestore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := core.Ref{Service: "api", Env: "production"}
+	now := time.Now().Truncate(10 * time.Second)
+	window := func(rel string, per int64, warning string) core.ErrorWindow {
+		w := core.ErrorWindow{Ref: ref, Release: rel, Warning: warning}
+		for i := range 12 {
+			w.Buckets = append(w.Buckets, core.ErrorBucket{Start: now.Add(time.Duration(i-11) * 10 * time.Second), Count: per})
+		}
+		return w
+	}
+	verdict := core.SpikeVerdict{Ref: ref, Candidate: "v2", Baseline: "v1", Kind: core.VerdictSpike, Evidence: core.Evidence{
+		CandidateCount: 36, BaselineCount: 12, Share: 0.25, RateRatio: 9, RateRatioLow: 2.4, RateRatioHigh: 40, Threshold: 100, Tolerance: 1.5}}
+	var facts []core.SharedFact
+	for i, ev := range []core.Event{
+		{Kind: core.EvErrors, Ref: ref, Errors: ptr(window("v2", 3, ""))},
+		{Kind: core.EvErrors, Ref: ref, Errors: ptr(window("v1", 1, ""))},
+		{Kind: core.EvErrors, Ref: ref, Errors: ptr(window(`(environment "prod")`, 2, `24 errors in the last 30m came from environment "prod"`))},
+		{Kind: core.EvVerdict, Ref: ref, Verdict: &verdict},
+	} {
+		b, _ := json.Marshal(ev)
+		facts = append(facts, core.SharedFact{Key: string(rune('a' + i)), Event: b, At: now})
+	}
+	if err := st.PutShared(context.Background(), facts); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	code, out, errs := ripcord(t, "status", "--json", "-c", cfg)
+	var got struct {
+		Envs []struct {
+			Errors []struct {
+				Release    string `json:"release"`
+				Errors     int64  `json:"errors"`
+				LastMinute int64  `json:"last_minute"`
+				Warning    string `json:"warning"`
+			} `json:"errors"`
+			Verdict *core.SpikeVerdict `json:"verdict"`
+		} `json:"environments"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &got) != nil || len(got.Envs) != 1 {
+		t.Fatalf("status --json: exit %d, %s %s", code, out, errs)
+	}
+	e := got.Envs[0]
+	if len(e.Errors) != 3 || e.Errors[2].Release != "v2" || e.Errors[2].Errors != 36 || e.Errors[2].LastMinute != 18 ||
+		e.Errors[0].Warning == "" || e.Verdict == nil || e.Verdict.Kind != core.VerdictSpike || e.Verdict.Evidence.RateRatioLow != 2.4 {
+		t.Fatalf("status --json environment = %+v", e)
+	}
+	code, out, _ = ripcord(t, "status", "-c", cfg)
+	for _, want := range []string{
+		"errors api/production: v1 12 (6 last minute) · v2 36 (18 last minute)",
+		`! errors api/production (environment "prod"): 24 errors in the last 30m came from environment "prod"`,
+		"verdict api/production SPIKE: v2 vs v1 · 36 vs 12 errors at 25% share · at least 2.4× the baseline's error rate (99% confidence)",
+	} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Fatalf("status: exit %d, want %q in:\n%s", code, want, out)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// watch prints each environment's per-release errors at most once a
+// minute, and each warning once.
+func TestWatchPrintsErrorsOnceAMinuteAndWarningsOnce(t *testing.T) {
+	l := newErrorLines()
+	ref := core.Ref{Service: "api", Env: "production"}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	ev := func(at time.Duration, rel string, n int64, warning string) core.Event {
+		return core.Event{Kind: core.EvErrors, Time: t0.Add(at), Errors: &core.ErrorWindow{Ref: ref, Release: rel, Warning: warning,
+			Buckets: []core.ErrorBucket{{Start: t0, Count: n}}}}
+	}
+	var lines []string
+	for _, e := range []core.Event{
+		ev(0, "v1", 2, ""),
+		ev(time.Second, "v2", 5, ""),
+		ev(2*time.Second, "(no environment)", 3, "3 errors named no environment"),
+		ev(3*time.Second, "(no environment)", 4, "4 errors named no environment"),
+		ev(61*time.Second, "v2", 7, ""),
+	} {
+		if s := l.line(e); s != "" {
+			lines = append(lines, s[strings.Index(s, " ")+1:])
+		}
+	}
+	want := []string{
+		"errors api/production: v1 2 (2 last minute)",
+		"errors api/production ! (no environment): 3 errors named no environment",
+		"errors api/production: v1 2 (2 last minute) · v2 7 (7 last minute)",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
