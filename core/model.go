@@ -275,7 +275,11 @@ type ErrorIssue struct {
 }
 
 // ErrorWindow is what an error source reports for one release in one
-// environment over a window.
+// environment over a window. A window with no release, no buckets and
+// nothing unavailable is a heartbeat: the source is up and has nothing to
+// report. A source that pushes as errors arrive sends one at least every
+// bucket while it has none, so the canary's evidence can start the moment
+// the candidate takes traffic rather than at the next bucket.
 type ErrorWindow struct {
 	Ref     Ref           `json:"ref"`
 	Release string        `json:"release"`
@@ -289,6 +293,11 @@ type ErrorWindow struct {
 	// environment the source does not count for (Release names it, e.g.
 	// `(environment "prod")`), or of releases beyond the source's cap.
 	Warning string `json:"warning,omitempty"`
+}
+
+// Heartbeat reports whether the window only says the source is up.
+func (w ErrorWindow) Heartbeat() bool {
+	return w.Release == "" && len(w.Buckets) == 0 && w.Unavailable == "" && w.Warning == ""
 }
 
 // Total sums the window's buckets.

@@ -108,6 +108,12 @@ func (s *errState) failed(err error) {
 
 // take takes one error window from the source.
 func (s *errState) take(w core.ErrorWindow) {
+	if w.Heartbeat() {
+		s.mu.Lock()
+		s.reportedAt = s.ob.eng.Now()
+		s.mu.Unlock()
+		return
+	}
 	w.Ref = s.ref
 	w.Buckets = slices.Clone(w.Buckets)
 	w.Issues = slices.Clone(w.Issues)
@@ -217,8 +223,9 @@ func (s *errState) prune() {
 const historyBuckets = 360
 
 // liveWithin is how recently a source must have pushed to count as live:
-// the ingest pushes within a fraction of a second of an error and at least
-// every bucket; a poller (the Sentry API, once a minute) does not.
+// the ingest pushes within a fraction of a second of an error, and a
+// window or a heartbeat at least every bucket; a poller (the Sentry API,
+// once a minute) does not.
 const liveWithin = 15 * time.Second
 
 // deployment follows ref's deployment: a traffic split runs a canary

@@ -44,9 +44,13 @@
 // the share is what the target says it is. Two common breaches are
 // handled (see robust.go): errors that arrive in clusters (retries,
 // loops) — the dispersion learned from the baseline's history divides
-// every bucket's evidence — and incidents — a bucket counts at most a few
-// ordinary buckets' worth of errors. Both only weaken the evidence, so
-// the bounds above still hold; the price is speed when errors cluster.
+// every bucket's evidence — and incidents. An incident cannot move the
+// HEALTHY test by more than e² in one bucket, and the SPIKE test mixes
+// two readings of the counts: in full (weight 0.8), so a burst from the
+// candidate counts at once, and capped at a few ordinary buckets' worth
+// (0.2), so a burst on the baseline's side cannot bury a regression that
+// follows it. Each only weakens the evidence, so the bounds above still
+// hold; the price is speed when errors cluster.
 //
 // # Speed
 //
@@ -175,7 +179,8 @@ type Bucket struct {
 // group holds the evidence gathered at one share.
 type group struct {
 	w          float64
-	cEff, nEff float64 // weighted counts the tests use
+	cEff, nEff float64 // counts weighted for clustering and capped per bucket
+	cAll, nAll float64 // counts weighted for clustering only
 	c, n       int64   // raw counts
 	// downLog[k][j] is log1p(w(ρ_k·g_j - 1)) - log1p(w(ρ_k - 1)) for the
 	// HEALTHY grid: what one event costs alternative j against ratio ρ_k.
@@ -373,6 +378,8 @@ func (m *Monitor) Observe(b Bucket) {
 	ce, ne := s*float64(b.Candidate), s*fn
 	g.cEff += ce
 	g.nEff += ne
+	g.cAll += float64(b.Candidate) / phi
+	g.nAll += fn / phi
 	g.c += b.Candidate
 	g.n += n
 	m.cand += b.Candidate
@@ -394,7 +401,7 @@ func (m *Monitor) Observe(b Bucket) {
 	}
 
 	if !m.spiked && m.cand+m.base >= m.minEvents {
-		if l := m.logMix(1, m.up); l >= m.logThreshold {
+		if l := m.logUp(1); l >= m.logThreshold {
 			at := b.At
 			if at.IsZero() {
 				at = b.Start.Add(m.width)
@@ -503,39 +510,67 @@ func (m *Monitor) countBucket(w float64) {
 }
 
 // llr is the log likelihood ratio of rate ratio alt against null over the
-// weighted counts.
-func (m *Monitor) llr(alt, null float64) float64 {
+// weighted counts, capped per bucket or not.
+func (m *Monitor) llr(alt, null float64, capped bool) float64 {
 	la := math.Log(alt / null)
 	var s float64
 	for i := range m.groups {
 		g := &m.groups[i]
-		if g.nEff == 0 {
+		c, n := g.cAll, g.nAll
+		if capped {
+			c, n = g.cEff, g.nEff
+		}
+		if n == 0 {
 			continue
 		}
-		s += g.cEff*la - g.nEff*(math.Log1p(g.w*(alt-1))-math.Log1p(g.w*(null-1)))
+		s += c*la - n*(math.Log1p(g.w*(alt-1))-math.Log1p(g.w*(null-1)))
 	}
 	return s
 }
 
 // logMix is the log of the mixture of likelihood ratios of null·factor
 // against null, by log-sum-exp.
-func (m *Monitor) logMix(null float64, comps []component) float64 {
+func (m *Monitor) logMix(null float64, comps []component, capped bool) float64 {
 	var vals [8]float64
 	ls := vals[:0]
 	top := math.Inf(-1)
 	for _, c := range comps {
-		l := c.logWeight + m.llr(null*c.factor, null)
+		l := c.logWeight + m.llr(null*c.factor, null, capped)
 		ls = append(ls, l)
 		top = math.Max(top, l)
 	}
+	return top + logSumExpFrom(ls, top)
+}
+
+func logSumExpFrom(ls []float64, top float64) float64 {
 	if math.IsInf(top, -1) {
-		return top
+		return 0
 	}
 	var s float64
 	for _, l := range ls {
 		s += math.Exp(l - top)
 	}
-	return top + math.Log(s)
+	return math.Log(s)
+}
+
+// Weights of the SPIKE test's two readings of the counts. Mixing two test
+// martingales with fixed weights gives a test martingale, and where no
+// bucket was capped the two are the same and so is the mixture. A burst
+// from the candidate counts in full through the first; an incident on
+// the baseline's side cannot sink the second below a few buckets' worth.
+var (
+	logAllCounts    = math.Log(0.8)
+	logCappedCounts = math.Log(0.2)
+)
+
+// logUp is the SPIKE test's mixture against ratio null: the alternatives
+// over all counts (each weighted for clustering) and over the counts
+// capped per bucket.
+func (m *Monitor) logUp(null float64) float64 {
+	a := logAllCounts + m.logMix(null, m.up, false)
+	b := logCappedCounts + m.logMix(null, m.up, true)
+	top := math.Max(a, b)
+	return top + logSumExpFrom([]float64{a, b}, top)
 }
 
 // Bounds of the ratios the confidence bounds are searched in.
@@ -567,7 +602,7 @@ func (m *Monitor) upperBound() float64 {
 // lowerBound is the always-valid lower confidence bound: the largest ratio
 // the SPIKE test (centred there) still rejects, 0 when none is.
 func (m *Monitor) lowerBound() float64 {
-	rejected := func(lr float64) bool { return m.logMix(math.Exp(lr), m.up) >= m.logThreshold }
+	rejected := func(lr float64) bool { return m.logUp(math.Exp(lr)) >= m.logThreshold }
 	lo, hi := math.Log(boundLo), math.Log(boundHi)
 	if !rejected(lo) {
 		return 0
@@ -626,7 +661,7 @@ func (m *Monitor) SpikeAt() (time.Time, bool) {
 func (m *Monitor) EvidenceRatio() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return expCapped(m.logMix(1, m.up))
+	return expCapped(m.logUp(1))
 }
 
 func expCapped(x float64) float64 { return math.Min(math.Exp(x), math.MaxFloat64) }
@@ -642,7 +677,7 @@ func (m *Monitor) Verdict(now time.Time) core.SpikeVerdict {
 		CandidateCount: m.cand,
 		BaselineCount:  m.base,
 		Share:          share,
-		EvidenceRatio:  expCapped(m.logMix(1, m.up)),
+		EvidenceRatio:  expCapped(m.logUp(1)),
 		Threshold:      1 / m.alpha,
 		Elapsed:        max(now.Sub(m.start), 0),
 		NewIssues:      append([]core.ErrorIssue(nil), m.newIssues...),

@@ -303,3 +303,17 @@ func TestNewIssuesInEvidenceDoNotSpike(t *testing.T) {
 		t.Fatalf("verdict %s %+v", v.Kind, v.Evidence)
 	}
 }
+
+// A quiet service (one error in half an hour) whose candidate suddenly
+// throws a dozen errors in ten seconds: the cap learned from the quiet
+// history must not hold the burst back.
+func TestBurstOnAQuietServiceSpikesAtOnce(t *testing.T) {
+	hist := make([]int64, 180)
+	hist[90] = 1
+	m := newTestMonitor(Policy{})
+	m.SetHistory(BucketWidth, hist)
+	m.Observe(Bucket{Start: at(0), Share: 0.25, Candidate: 12, Baseline: 1})
+	if v := m.Verdict(at(1)); v.Kind != core.VerdictSpike {
+		t.Fatalf("12 vs 1 errors in one bucket at 25%%: %s (evidence ratio %v)", v.Kind, v.Evidence.EvidenceRatio)
+	}
+}

@@ -9,7 +9,8 @@ import (
 // robust rate per bucket and a dispersion scale, both learned from the
 // baseline release's own history and from the canary's bucket totals.
 //
-// The rate sets a cap on how much one bucket may weigh in the test, so an
+// The rate sets a cap on how much one bucket may weigh in the capped
+// reading of the counts (see Monitor.logUp and the HEALTHY test), so an
 // incident (a hundred errors in ten seconds) counts as a few ordinary
 // buckets' worth, not as a hundred independent errors. The dispersion
 // says how clustered errors are: a client that retries five times, or a

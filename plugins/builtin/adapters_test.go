@@ -250,12 +250,7 @@ func freePort(t *testing.T) int {
 func TestSentryIngestBuiltinPassesConformance(t *testing.T) {
 	port := freePort(t)
 	settings := map[string]any{"service": "conformance", "listen": "127.0.0.1:" + strconv.Itoa(port), "keys": map[string]string{"42": "publickey"}}
-	// The watch's first message is a window of counted errors: an app
-	// reports one as soon as the ingest listens.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reported := make(chan error, 1)
-	go func() { reported <- reportError(ctx, port, "publickey") }()
+	// The watch's first message is a heartbeat while no error has come.
 	conformance.Run(t, conformance.Options{
 		Binary:      launcher(t, "sentry-ingest"),
 		Name:        "sentry-ingest",
@@ -266,37 +261,6 @@ func TestSentryIngestBuiltinPassesConformance(t *testing.T) {
 		Kinds:       []string{"errors"},
 		Ref:         sdk.Ref{Service: "conformance", Env: "test"},
 	})
-	cancel()
-	if err := <-reported; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// reportError posts one error event to the ingest's legacy store endpoint,
-// retrying until the ingest listens and accepts it.
-func reportError(ctx context.Context, port int, key string) error {
-	url := fmt.Sprintf("http://127.0.0.1:%d/api/42/store/?sentry_key=%s", port, key)
-	body := `{"event_id":"0123456789abcdef0123456789abcdef","level":"error","environment":"test","release":"conformance@1","message":"boom"}`
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			if resp.StatusCode != http.StatusUnauthorized {
-				return fmt.Errorf("ingest answered %s", resp.Status)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("the ingest never accepted the event")
-		case <-tick.C:
-		}
-	}
 }
 
 // Each adapter names the setting at fault, nested ones by their dotted

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/getsentry/sentry-go"
 )
 
 // vmKiB reads a "VmHWM:" or "VmRSS:" line of /proc/PID/status, in KiB.
@@ -121,4 +123,52 @@ func TestSentryIngestProcessMemoryIsBounded(t *testing.T) {
 	if peak > 64<<10 {
 		t.Fatalf("the ingest process peaked at %.1f MiB, over 64 MiB", float64(peak)/1024)
 	}
+
+	// Throughput with real SDKs: 8 sentry-go clients in this process,
+	// one event per envelope (what sentry-go sends), against the ingest
+	// process; its own CPU time per event is read from the kernel.
+	const clients, perClient = 8, 12_500
+	cpu0 := cpuTime(t, pid)
+	start = time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		tr := sentry.NewHTTPTransport()
+		tr.BufferSize = perClient
+		c, err := sentry.NewClient(sentry.ClientOptions{Dsn: "http://publickey@" + addr + "/42", Environment: "production",
+			Release: "v1.4.2", Transport: tr, DisableTelemetryBuffer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			for i := range perClient {
+				c.CaptureException(fmt.Errorf("checkout failed %d", i%7), nil, nil)
+			}
+			if !c.Flush(5 * time.Minute) {
+				t.Error("sentry-go Flush timed out")
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	used := cpuTime(t, pid) - cpu0
+	n := float64(clients * perClient)
+	t.Logf("ingest with %d real sentry-go clients, one event per envelope: %.0f events/s end to end; the ingest process used %.1f µs CPU per event (%.0f events/s per core); peak RSS %.1f MiB",
+		clients, n/took.Seconds(), float64(used.Microseconds())/n, n/used.Seconds(), float64(vmKiB(t, pid, "VmHWM"))/1024)
+}
+
+// cpuTime reads a process's user and system CPU time from /proc/PID/stat.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // clock ticks (USER_HZ 100)
 }

@@ -72,7 +72,8 @@ func (ws *watchers) closeAll() { ws.once.Do(func() { close(ws.closed) }) }
 // WatchCounts pushes ref's per-release windows: once at the start, then
 // whenever counts change, at most once per PushEvery (250 ms), and at every
 // bucket boundary so windows keep sliding while nothing arrives. Each push
-// calls fn once per release with errors in the last Window. It returns
+// calls fn once per release with errors in the last Window, or once with
+// a heartbeat (core.ErrorWindow.Heartbeat) when there are none. It returns
 // ctx's error when ctx ends, or nil when the ingest is closed.
 func (ing *Ingest) WatchCounts(ctx context.Context, ref core.Ref, fn func(core.ErrorWindow)) error {
 	if err := ing.counts.load(ctx, ing.cfg.Store, ref, ing.cfg.Now()); err != nil {
@@ -83,7 +84,11 @@ func (ing *Ingest) WatchCounts(ctx context.Context, ref core.Ref, fn func(core.E
 
 	push := func() {
 		now := ing.cfg.Now()
-		for _, w := range ing.counts.windows(ref, now, ing.cfg.Window, ing.cfg.TopIssues) {
+		ws := ing.counts.windows(ref, now, ing.cfg.Window, ing.cfg.TopIssues)
+		if len(ws) == 0 {
+			fn(core.ErrorWindow{Ref: ref}) // a heartbeat: up, nothing to report
+		}
+		for _, w := range ws {
 			if w.Release == OtherReleases {
 				w.Warning = fmt.Sprintf("%d errors of releases beyond the %d distinct ones a key may report in %s were counted together here",
 					w.Total(), ing.cfg.MaxReleases, ing.cfg.Window)
