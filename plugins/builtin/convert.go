@@ -75,7 +75,7 @@ func sdkIssues(issues []core.ErrorIssue) []sdk.ErrorIssue {
 }
 
 func sdkWindow(w core.ErrorWindow) sdk.ErrorWindow {
-	out := sdk.ErrorWindow{Release: w.Release, Unavailable: w.Unavailable, Issues: sdkIssues(w.Issues)}
+	out := sdk.ErrorWindow{Release: w.Release, Unavailable: w.Unavailable, Warning: w.Warning, Issues: sdkIssues(w.Issues)}
 	for _, b := range w.Buckets {
 		out.Buckets = append(out.Buckets, sdk.ErrorBucket{Start: b.Start, Count: b.Count})
 	}

@@ -2,7 +2,6 @@ package builtin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -64,9 +63,9 @@ func sentryAPIConfig(version string) sdk.ServeConfig {
 
 // Configure checks the settings and builds the client; it does not call
 // Sentry (a down Sentry is a failed watch, shown as counts unavailable).
-func (s *sentryAPIServer) Configure(_ context.Context, settings json.RawMessage, _ map[string]string) error {
+func (s *sentryAPIServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
 	var set sentrySettings
-	if err := decodeStrict(settings, &set); err != nil {
+	if err := decodeStrict(req.Settings, &set); err != nil {
 		return err
 	}
 	errs := missing(set)
@@ -126,28 +125,32 @@ func (s *sentryAPIServer) ready(ref core.Ref) (*sentryapi.Source, error) {
 	return nil, fmt.Errorf("sentry: %w", errNotConfigured)
 }
 
-func (s *sentryAPIServer) WatchCounts(ctx context.Context, ref core.Ref, send func(core.ErrorWindow) error) error {
+func (s *sentryAPIServer) WatchCounts(ctx context.Context, req sdk.WatchCountsRequest, send func(sdk.ErrorWindow) error) error {
+	ref := coreRef(req.Ref)
 	src, err := s.ready(ref)
 	if err != nil {
 		return err
 	}
-	return watchWith(ctx, send, func(ctx context.Context, fn func(core.ErrorWindow)) error {
+	return watchWith(ctx, send, sdkWindow, func(ctx context.Context, fn func(core.ErrorWindow)) error {
 		return src.WatchCounts(ctx, ref, fn)
 	})
 }
 
-func (s *sentryAPIServer) Issues(ctx context.Context, ref core.Ref, release string) ([]core.ErrorIssue, error) {
+func (s *sentryAPIServer) Issues(ctx context.Context, req sdk.IssuesRequest) ([]sdk.ErrorIssue, error) {
+	ref := coreRef(req.Ref)
 	src, err := s.ready(ref)
 	if err != nil {
 		return nil, err
 	}
-	return src.Issues(ctx, ref, release)
+	issues, err := src.Issues(ctx, ref, req.Release)
+	return sdkIssues(issues), err
 }
 
-func (s *sentryAPIServer) MarkDeploy(ctx context.Context, ref core.Ref, release string) error {
+func (s *sentryAPIServer) MarkDeploy(ctx context.Context, req sdk.MarkDeployRequest) error {
+	ref := coreRef(req.Ref)
 	src, err := s.ready(ref)
 	if err != nil {
 		return err
 	}
-	return src.MarkDeploy(ctx, ref, release)
+	return src.MarkDeploy(ctx, ref, req.Release)
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sdk/conformance"
 )
@@ -48,7 +47,7 @@ func TestSentryBuiltinPassesConformance(t *testing.T) {
 		BadSettings: map[string]any{"organization": "acme", "project": "pump-station", "token": "t"},
 		BadPath:     "project",
 		Kinds:       []string{"errors"},
-		Ref:         core.Ref{Service: "conformance", Env: "test"},
+		Ref:         sdk.Ref{Service: "conformance", Env: "test"},
 	})
 	if got, _ := asked.Load().(string); got != "production" {
 		t.Errorf("asked Sentry for environment %q, want the one the settings name", got)
@@ -68,7 +67,7 @@ func TestSentryBadSettingsNameTheirPath(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := &sentryAPIServer{log: hclog.NewNullLogger()}
-			err := s.Configure(context.Background(), []byte(c.settings), nil)
+			err := s.Configure(context.Background(), sdk.ConfigureRequest{Settings: []byte(c.settings)})
 			var se sdk.SettingErrors
 			if !errors.As(err, &se) {
 				t.Fatalf("Configure = %v, want setting errors", err)

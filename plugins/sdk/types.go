@@ -175,6 +175,12 @@ type ErrorWindow struct {
 	// Unavailable says why the source could not count; the host then
 	// shows "counts unavailable", never zero.
 	Unavailable string
+	// Warning marks a window that is not a release's own errors but
+	// errors kept apart a person must know about (another environment's,
+	// or releases beyond the source's cap); Release names them. A window
+	// with no release, no buckets and nothing else is a heartbeat: the
+	// source is up and has nothing to report.
+	Warning string
 }
 
 // ErrorBucket counts one release's errors in one time bucket.

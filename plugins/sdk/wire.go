@@ -156,7 +156,7 @@ func fromPipelineRun(r *pb.PipelineRun) PipelineRun {
 }
 
 func toErrorWindow(ref Ref, w ErrorWindow) *pb.ErrorWindow {
-	out := &pb.ErrorWindow{Ref: toRef(ref), Release: w.Release, Unavailable: w.Unavailable}
+	out := &pb.ErrorWindow{Ref: toRef(ref), Release: w.Release, Unavailable: w.Unavailable, Warning: w.Warning}
 	for _, b := range w.Buckets {
 		out.Buckets = append(out.Buckets, &pb.ErrorBucket{Start: toTime(b.Start), Count: b.Count})
 	}
@@ -168,7 +168,7 @@ func toErrorWindow(ref Ref, w ErrorWindow) *pb.ErrorWindow {
 }
 
 func fromErrorWindow(w *pb.ErrorWindow) ErrorWindow {
-	out := ErrorWindow{Release: w.GetRelease(), Unavailable: w.GetUnavailable()}
+	out := ErrorWindow{Release: w.GetRelease(), Unavailable: w.GetUnavailable(), Warning: w.GetWarning()}
 	for _, b := range w.GetBuckets() {
 		out.Buckets = append(out.Buckets, ErrorBucket{Start: fromTime(b.GetStart()), Count: b.GetCount()})
 	}
