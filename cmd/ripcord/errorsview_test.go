@@ -3,9 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/getsentry/sentry-go"
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
@@ -112,5 +120,102 @@ func TestWatchPrintsErrorsOnceAMinuteAndWarningsOnce(t *testing.T) {
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// With a server running, status asks it: each environment's errors are
+// what the server's own error sources counted (here a real sentry-go
+// client sending to the built-in ingest the server runs), not what the
+// store last held.
+func TestStatusThroughTheServerShowsItsErrors(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := writeConfig(t, dir, `    errors: { provider: sentry-ingest, listen: "`+addr+`", keys: {"42": "${RIPCORD_TEST_DSN_KEY:-publickey}"} }
+`)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "serve.out")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	srv := exec.Command(self, "serve", "-c", cfg)
+	srv.Stdout, srv.Stderr = logs, logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		if code, out, errs := ripcord(t, "server", "stop", "-c", cfg); code != exitOK {
+			t.Errorf("server stop: exit %d\n%s%s", code, out, errs)
+			_ = srv.Process.Kill()
+		}
+		<-exited
+	})
+	waitServer(t, cfg)
+
+	c, err := sentry.NewClient(sentry.ClientOptions{Dsn: "http://publickey@" + addr + "/42", Environment: "production",
+		Release: "v7", DisableTelemetryBuffer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The ingest listens once the server's providers have started.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, logs, _ := ripcord(t, "server", "logs", "-c", cfg)
+		if code == exitOK && strings.Contains(logs, "providers, observers and rollouts started") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server logs: exit %d\n%s", code, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range 3 {
+		c.CaptureException(errors.New("checkout failed"), nil, nil)
+	}
+	if !c.Flush(10 * time.Second) {
+		t.Fatal("sentry-go could not deliver the events to the ingest")
+	}
+	for {
+		code, out, errs := ripcord(t, "status", "--json", "-c", cfg)
+		var got struct {
+			Envs []struct {
+				Errors []struct {
+					Release string `json:"release"`
+					Errors  int64  `json:"errors"`
+				} `json:"errors"`
+			} `json:"environments"`
+			Server     *struct{ Pid int } `json:"server"`
+			ErrorsAsOf time.Time          `json:"errors_as_of"`
+		}
+		if code != exitOK || json.Unmarshal([]byte(out), &got) != nil || len(got.Envs) != 1 {
+			t.Fatalf("status --json: exit %d, %s %s", code, out, errs)
+		}
+		if got.Server == nil || got.Server.Pid != srv.Process.Pid {
+			t.Fatalf("status was not answered by the server (pid %d):\n%s", srv.Process.Pid, out)
+		}
+		if es := got.Envs[0].Errors; len(es) > 0 && es[0].Release == "v7" && es[0].Errors > 0 && !got.ErrorsAsOf.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("status through the server never showed the errors sent:\n%s\nserver output:\n%s", out, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, out, _ := ripcord(t, "status", "-c", cfg)
+	if code != exitOK || !regexp.MustCompile(`errors api/production: v7 \d+ \(\d+ last minute\)`).MatchString(out) || !strings.Contains(out, "server: pid ") {
+		t.Fatalf("status through the server: exit %d\n%s", code, out)
 	}
 }
