@@ -370,7 +370,8 @@ environments:
 	for _, want := range []string{
 		cfg + `:6:13: provider local: health: is required`,
 		cfg + `:6:76: provider local: helth: unknown setting; did you mean "health"? known settings: `,
-		cfg + `:7:13: provider sentry is not available in this build`,
+		cfg + `:7:38: provider sentry: org: unknown setting; did you mean "organization"? known settings: `,
+		cfg + `:7:13: provider sentry: project: is required`,
 		cfg + `:9:80: provider dir: min_fraction: expected a number, got a string`,
 		cfg + `:9:60: provider dir: poll: expected a duration such as 30s, 5m or 1d`,
 	} {
