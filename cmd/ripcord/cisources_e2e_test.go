@@ -145,6 +145,7 @@ func writeConfigFile(t *testing.T, dir, body string) string {
 func TestCIExampleValidates(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "ghs_example")
 	t.Setenv("GITHUB_WEBHOOK_SECRET", "example")
+	t.Setenv("GITLAB_TOKEN", "glpat-example")
 	code, out, errs := ripcord(t, "validate", "-c", "../../docs/examples/ci.yaml")
 	if code != 0 {
 		t.Fatalf("validate exited %d: %s%s", code, out, errs)

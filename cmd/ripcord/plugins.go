@@ -244,7 +244,7 @@ func usedProviders(f *config.File) []providerUse {
 }
 
 // ciPipelines are the built-in pipeline sources reading a CI service.
-var ciPipelines = map[string]bool{"github-actions": true}
+var ciPipelines = map[string]bool{"github-actions": true, "gitlab-ci": true}
 
 // pipelineState is where the exec pipeline keeps a service's runs, logs
 // and artifacts.

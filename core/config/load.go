@@ -43,6 +43,7 @@ var BuiltinProviders = map[string]string{
 	"ssh":            KindTarget,
 	"exec":           KindPipeline,
 	"github-actions": KindPipeline,
+	"gitlab-ci":      KindPipeline,
 	"sentry-ingest":  KindErrors,
 	"sentry":         KindErrors,
 	"dir":            KindBackup,

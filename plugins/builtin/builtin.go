@@ -40,6 +40,9 @@ func Registry(version string) map[string]func() sdk.ServeConfig {
 		"github-actions": func() sdk.ServeConfig {
 			return ciConfig("github-actions", version, githubActionsSettings{}, buildGitHubActions)
 		},
+		"gitlab-ci": func() sdk.ServeConfig {
+			return ciConfig("gitlab-ci", version, gitlabCISettings{}, buildGitLabCI)
+		},
 		"sentry-ingest": func() sdk.ServeConfig { return sentryIngestConfig(version) },
 		"sentry":        func() sdk.ServeConfig { return sentryAPIConfig(version) },
 	}

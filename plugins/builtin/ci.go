@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/githubactions"
+	"github.com/ripcordhq/ripcord/plugins/gitlabci"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 )
 
@@ -48,6 +49,42 @@ func buildGitHubActions(raw json.RawMessage, log hclog.Logger) (ciSource, error)
 		History: s.History, LogTail: s.LogTail, DispatchRef: s.DispatchRef,
 		Webhook: githubactions.Webhook{Listen: s.Webhook.Listen, Path: s.Webhook.Path, Secret: s.Webhook.Secret},
 		Logf:    func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+	})
+	if err != nil {
+		return nil, sdk.SettingErrors{{Path: "", Message: err.Error()}}
+	}
+	return src, nil
+}
+
+// gitlabCISettings are the gitlab-ci pipeline's block in ripcord.yaml.
+type gitlabCISettings struct {
+	Service  string `json:"service"`
+	Project  string `json:"project" required:"true"`
+	Ref      string `json:"ref"`
+	Token    string `json:"token"`
+	APIURL   string `json:"api_url"`
+	Artifact struct {
+		Job         string `json:"job" required:"true"`
+		Path        string `json:"path" required:"true"`
+		VersionPath string `json:"version_path"`
+	} `json:"artifact" required:"true"`
+	DownloadDir string        `json:"download_dir"`
+	Poll        time.Duration `json:"poll"`
+	PollActive  time.Duration `json:"poll_active"`
+	History     int           `json:"history"`
+	LogTail     int           `json:"log_tail"`
+}
+
+func buildGitLabCI(raw json.RawMessage, log hclog.Logger) (ciSource, error) {
+	var s gitlabCISettings
+	if err := decodeStrict(raw, &s); err != nil {
+		return nil, err
+	}
+	src, err := gitlabci.New(gitlabci.Config{
+		Service: s.Service, Project: s.Project, Ref: s.Ref, Token: s.Token, APIURL: s.APIURL,
+		ArtifactJob: s.Artifact.Job, ArtifactPath: s.Artifact.Path, VersionPath: s.Artifact.VersionPath,
+		DownloadDir: s.DownloadDir, Poll: s.Poll, PollActive: s.PollActive, History: s.History, LogTail: s.LogTail,
+		Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return nil, sdk.SettingErrors{{Path: "", Message: err.Error()}}

@@ -1,0 +1,292 @@
+package gitlabci
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/gitlabci/gitlabtest"
+)
+
+const sha = "50f0acb76a40e34a4ff304f7347dcc6587da8a14"
+
+var t0 = time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func newSource(t *testing.T, gl *gitlabtest.Server, edit func(*Config)) *Source {
+	t.Helper()
+	cfg := Config{Service: "api", Project: gl.Project, Token: "glpat-test", APIURL: gl.APIURL(),
+		ArtifactJob: "build", ArtifactPath: "dist/api", Poll: 30 * time.Millisecond, PollActive: 10 * time.Millisecond, Logf: t.Logf}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type watcher struct {
+	mu   sync.Mutex
+	seen []core.PipelineRun
+}
+
+func watch(t *testing.T, s *Source) *watcher {
+	w := &watcher{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.WatchRuns(ctx, "api", func(r core.PipelineRun) {
+			w.mu.Lock()
+			w.seen = append(w.seen, r)
+			w.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+func (w *watcher) latest(id string) core.PipelineRun {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.seen) - 1; i >= 0; i-- {
+		if w.seen[i].ID == id {
+			return w.seen[i]
+		}
+	}
+	return core.PipelineRun{}
+}
+
+func (w *watcher) states(id string) []core.RunState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []core.RunState
+	for _, r := range w.seen {
+		if r.ID == id && (len(out) == 0 || out[len(out)-1] != r.State) {
+			out = append(out, r.State)
+		}
+	}
+	return out
+}
+
+// A pipeline goes pending → running → failed: its jobs, grouped by stage,
+// show each state with their times; the run carries CI_COMMIT_SHA and its
+// ref as its branch.
+func TestPipelineGoesPendingRunningFailedJobByJob(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	p := gl.Add(gitlabtest.Pipeline{Status: "pending", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "pending"},
+		{ID: 2, Name: "unit", Stage: "test", Status: "created"},
+		{ID: 3, Name: "lint", Stage: "test", Status: "created"},
+	}})
+	s := newSource(t, gl, nil)
+	w := watch(t, s)
+	waitFor(t, "the pending pipeline", func() bool { return w.latest("287").State == core.RunQueued })
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "running", t0.Add(time.Second)
+		p.Jobs[0].Status, p.Jobs[0].StartedAt, p.Jobs[0].FinishedAt = "success", t0.Add(time.Second), t0.Add(5*time.Second)
+		p.Jobs[1].Status, p.Jobs[1].StartedAt = "running", t0.Add(5*time.Second)
+	})
+	waitFor(t, "unit running", func() bool {
+		r := w.latest("287")
+		return len(r.Stages) == 2 && len(r.Stages[1].Steps) == 2 && r.Stages[1].Steps[0].State == core.RunRunning
+	})
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "failed", t0.Add(20*time.Second)
+		p.Jobs[1].Status, p.Jobs[1].FinishedAt = "failed", t0.Add(20*time.Second)
+		p.Jobs[2].Status = "skipped"
+	})
+	waitFor(t, "the failed pipeline", func() bool { return w.latest("287").State == core.RunFailed })
+	if got := w.states("287"); len(got) != 3 || got[0] != core.RunQueued || got[1] != core.RunRunning || got[2] != core.RunFailed {
+		t.Errorf("states = %v, want queued, running, failed", got)
+	}
+	r := w.latest("287")
+	if r.Commit != sha || r.Branch != "main" || r.Version != sha[:8] || r.ArtifactDigest != "" {
+		t.Errorf("run = commit %q branch %q version %q digest %q", r.Commit, r.Branch, r.Version, r.ArtifactDigest)
+	}
+	if r.Stages[0].Name != "build" || r.Stages[0].State != core.RunSucceeded || r.Stages[0].Steps[0].FinishedAt.Sub(r.Stages[0].Steps[0].StartedAt) != 4*time.Second {
+		t.Errorf("build stage = %+v", r.Stages[0])
+	}
+	if r.Stages[1].Name != "test" || r.Stages[1].State != core.RunFailed || r.Stages[1].Steps[0].Name != "unit" || r.Stages[1].Steps[1].State != core.RunSkipped {
+		t.Errorf("test stage = %+v", r.Stages[1])
+	}
+	gate := core.EvaluateGates([]core.GateSpec{{Name: core.GatePipeline}}, core.GateInput{Release: core.Release{Version: r.Version}, Pipeline: &r}, nil)
+	if gate[0].Status != core.GateFail || !strings.Contains(gate[0].Reason, "test › unit") {
+		t.Errorf("pipeline gate = %s %q", gate[0].Status, gate[0].Reason)
+	}
+}
+
+// A green pipeline's release is the artifact file of the named job: its
+// sha256, its bytes kept, its version from the version file.
+func TestGreenPipelineIsAReleaseFromTheJobsArtifact(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	bin := []byte("\x7fELF the build")
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute), Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "success", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
+			Files: map[string][]byte{"dist/api": bin, "VERSION": []byte("v2.1.0\n")}},
+	}})
+	dir := t.TempDir()
+	s := newSource(t, gl, func(c *Config) { c.VersionPath, c.DownloadDir = "VERSION", dir })
+	runs, err := s.Runs(context.Background(), "api", 5)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs = %v, %v", runs, err)
+	}
+	sum := sha256.Sum256(bin)
+	if runs[0].Version != "v2.1.0" || runs[0].ArtifactDigest != "sha256:"+hex.EncodeToString(sum[:]) || !runs[0].Green() {
+		t.Fatalf("run = %+v", runs[0])
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, hex.EncodeToString(sum[:]))); err != nil || string(got) != string(bin) {
+		t.Errorf("kept artifact = %q, %v", got, err)
+	}
+}
+
+// A tag's pipeline is built from no branch: the branch stays unknown.
+func TestTagPipelineHasNoBranch(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "v2.1.0", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "success", Tag: true}}})
+	s := newSource(t, gl, func(c *Config) { c.Ref = "*" })
+	runs, err := s.Runs(context.Background(), "api", 5)
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs = %v, %v", runs, err)
+	}
+	if runs[0].Branch != "" {
+		t.Errorf("a tag pipeline's branch = %q, want unknown", runs[0].Branch)
+	}
+}
+
+// Play runs a stage's manual job; retry re-runs a failed pipeline's failed
+// jobs; a plain retry creates a pipeline on the ref.
+func TestPlayRetryAndNewPipeline(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{ID: 10, Status: "failed", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "unit", Stage: "test", Status: "failed"}}})
+	gl.Add(gitlabtest.Pipeline{ID: 11, Status: "manual", Ref: "main", SHA: "1111111111111111111111111111111111111111", CreatedAt: t0.Add(time.Minute), UpdatedAt: t0.Add(time.Minute), Jobs: []gitlabtest.Job{
+		{ID: 5, Name: "build", Stage: "build", Status: "success"}, {ID: 6, Name: "publish", Stage: "release", Status: "manual"}}})
+	s := newSource(t, gl, func(c *Config) { c.Poll = time.Hour })
+	ctx := context.Background()
+	if _, err := s.Runs(ctx, "api", 5); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := s.Trigger(ctx, "api", "11111111", "release"); err != nil || id != "11" {
+		t.Fatalf("play: %q %v", id, err)
+	}
+	if got := gl.Played(); len(got) != 1 || got[0] != 6 {
+		t.Errorf("played = %v, want the manual job 6", got)
+	}
+	if id, err := s.Trigger(ctx, "api", sha[:8], "test"); err != nil || id != "10" {
+		t.Fatalf("retry: %q %v", id, err)
+	}
+	if got := gl.Retried(); len(got) != 1 || got[0] != 10 {
+		t.Errorf("retried = %v, want pipeline 10", got)
+	}
+	if _, err := s.Trigger(ctx, "api", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := gl.Created(); len(got) != 1 || got[0] != "main" {
+		t.Errorf("created = %v, want a pipeline on main", got)
+	}
+}
+
+// Long lists are paged; idle polls are conditional and answered 304.
+func TestPagedListsAndNotModifiedPolls(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.SetPageSize(2)
+	for i := range 5 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		gl.Add(gitlabtest.Pipeline{Status: "failed", Ref: "main", SHA: sha, CreatedAt: at, UpdatedAt: at, Jobs: []gitlabtest.Job{
+			{ID: int64(10*i + 1), Name: "a", Stage: "build", Status: "success"},
+			{ID: int64(10*i + 2), Name: "b", Stage: "test", Status: "failed"},
+			{ID: int64(10*i + 3), Name: "c", Stage: "test", Status: "skipped"}}})
+	}
+	s := newSource(t, gl, func(c *Config) { c.History = 5 })
+	runs, err := s.Runs(context.Background(), "api", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 5 {
+		t.Fatalf("runs = %d, want 5 across 3 pages", len(runs))
+	}
+	for _, r := range runs {
+		if n := len(r.Stages[0].Steps) + len(r.Stages[1].Steps); n != 3 {
+			t.Fatalf("pipeline %s has %d jobs, want 3 across 2 pages", r.ID, n)
+		}
+	}
+	before := len(gl.Requests())
+	waitFor(t, "more idle polls", func() bool { return len(gl.Requests()) >= before+6 })
+	for _, r := range gl.Requests()[before:] {
+		if r.Status != 304 {
+			t.Fatalf("idle poll %s answered %d, want 304", r.Path, r.Status)
+		}
+	}
+}
+
+// A 429 with Retry-After is waited out before the next request.
+func TestRateLimitRetryAfterIsObeyed(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0})
+	gl.Fail429(1, 1)
+	s := newSource(t, gl, nil)
+	waitFor(t, "health to say it waits", func() bool { d, msg := s.Health(); return d && strings.Contains(msg, "rate limited by GitLab") })
+	waitFor(t, "polling to resume", func() bool { return len(gl.Requests()) >= 2 })
+	reqs := gl.Requests()
+	if reqs[0].Status != 429 || reqs[1].At.Sub(reqs[0].At) < 900*time.Millisecond {
+		t.Errorf("requests = %+v, want the second a second after the 429", reqs[:2])
+	}
+	waitFor(t, "health to recover", func() bool { d, msg := s.Health(); return !d && strings.Contains(msg, "API requests left") })
+}
+
+// A job's trace tail without colours and section markers.
+func TestLogsAreTheJobsTrace(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{Status: "failed", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 7, Name: "unit", Stage: "test", Status: "failed", Trace: gitlabtest.Trace()}}})
+	s := newSource(t, gl, func(c *Config) { c.LogTail = 4 })
+	if _, err := s.Runs(context.Background(), "api", 1); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := s.Logs(context.Background(), "287", "test/unit", false, func(l core.LogLine) { lines = append(lines, l.Text) }); err != nil {
+		t.Fatal(err)
+	}
+	want := "--- FAIL: TestCheckout (0.02s)\n    checkout_test.go:42: cart is undefined\nFAIL\nERROR: Job failed: exit code 1"
+	if got := strings.Join(lines, "\n"); got != want {
+		t.Errorf("trace tail =\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestUnknownProjectSaysWhatToCheck(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	s := newSource(t, gl, func(c *Config) { c.Project = "shop/nope" })
+	if _, err := s.Runs(context.Background(), "api", 1); err == nil || !strings.Contains(err.Error(), "check project shop/nope") {
+		t.Fatalf("Runs = %v", err)
+	}
+}
