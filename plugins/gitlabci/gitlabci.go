@@ -25,6 +25,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -136,6 +138,25 @@ type run struct {
 	jobs    []*gitlab.Job
 	final   bool
 	rev     int64
+	// rel is the release read from the artifact job's files, kept while
+	// that job stays the newest successful try.
+	rel release
+	// kicked is when Ripcord played or retried it: until GitLab's
+	// updated_at moves (or Poll passes) it is polled as in flight, even
+	// while GitLab still reports it finished or waiting.
+	kicked time.Time
+	// missing says why this green pipeline gave no release.
+	missing string
+}
+
+// fast says whether the pipeline is polled at PollActive: queued or
+// running, or just played or retried. A pipeline waiting for a person
+// (a manual job) is polled with the list, by its updated_at.
+func (r *run) fast(now time.Time, poll time.Duration) bool {
+	if !r.kicked.IsZero() && now.Sub(r.kicked) < poll {
+		return true
+	}
+	return !r.final && r.info.State != core.RunWaiting
 }
 
 var _ core.PipelineSource = (*Source)(nil)
@@ -183,13 +204,23 @@ func (s *Source) Health() (degraded bool, message string) {
 	b := s.http.Budget()
 	s.mu.Lock()
 	problem, download := s.problem, s.download
+	var newestGreen *run
+	for _, r := range s.runs {
+		if r.info.State == core.RunSucceeded && (newestGreen == nil || r.id > newestGreen.id) {
+			newestGreen = r
+		}
+	}
+	missing := ""
+	if newestGreen != nil {
+		missing = newestGreen.missing
+	}
 	s.mu.Unlock()
 	var parts []string
 	if wait := b.Until.Sub(s.cfg.Now()); wait > 0 {
 		degraded = true
 		parts = append(parts, fmt.Sprintf("rate limited by GitLab: waiting %s (until %s)", core.ShortDuration(wait), b.Until.UTC().Format("15:04:05")))
 	}
-	for _, p := range []string{problem, download} {
+	for _, p := range []string{problem, download, missing} {
 		if p != "" {
 			degraded = true
 			parts = append(parts, p)
@@ -244,10 +275,11 @@ func (s *Source) poke() {
 }
 
 func (s *Source) active() bool {
+	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.runs {
-		if !r.final {
+		if r.fast(now, s.cfg.Poll) {
 			return true
 		}
 	}
@@ -281,7 +313,7 @@ func (s *Source) pollLocked(ctx context.Context) error {
 		}
 		s.listedAt = now
 		for _, p := range pipes {
-			if err := s.observe(ctx, p.ID, p.Status, p.Ref, p.SHA, p.CreatedAt, p.UpdatedAt); err != nil {
+			if err := s.observe(ctx, p.ID, p.Status, p.Ref, p.SHA, p.CreatedAt, p.UpdatedAt, false); err != nil {
 				return err
 			}
 		}
@@ -299,7 +331,7 @@ func (s *Source) pollLocked(ctx context.Context) error {
 		if err != nil {
 			return s.apiError("read pipeline", err)
 		}
-		if err := s.observe(ctx, p.ID, p.Status, p.Ref, p.SHA, p.CreatedAt, p.UpdatedAt); err != nil {
+		if err := s.observe(ctx, p.ID, p.Status, p.Ref, p.SHA, p.CreatedAt, p.UpdatedAt, true); err != nil {
 			return err
 		}
 	}
@@ -307,11 +339,12 @@ func (s *Source) pollLocked(ctx context.Context) error {
 }
 
 func (s *Source) inFlight() []*run {
+	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*run
 	for _, r := range s.runs {
-		if !r.final {
+		if r.fast(now, s.cfg.Poll) {
 			out = append(out, r)
 		}
 	}
@@ -344,19 +377,27 @@ func (s *Source) listPipelines(ctx context.Context) ([]*gitlab.PipelineInfo, err
 	return out, nil
 }
 
-// observe brings one pipeline up to date.
-func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string, created, updated *time.Time) error {
+// observe brings one pipeline up to date; jobsRead says its jobs were
+// just read.
+func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string, created, updated *time.Time, jobsRead bool) error {
+	now := s.cfg.Now()
 	s.mu.Lock()
 	r, known := s.runs[id]
 	if !known {
 		r = &run{id: id}
 	}
-	unchanged := known && r.final && updated != nil && updated.Equal(r.updated)
+	same := known && updated != nil && updated.Equal(r.updated)
+	if !same {
+		r.kicked = time.Time{} // GitLab took up the play or retry
+	}
+	// A finished pipeline, or one waiting for a person, changes its
+	// updated_at when anything happens to it.
+	unchanged := same && (r.final || r.info.State == core.RunWaiting) && !r.fast(now, s.cfg.Poll)
 	s.mu.Unlock()
 	if unchanged {
 		return nil
 	}
-	if !known || !r.final || updated == nil || !updated.Equal(r.updated) {
+	if !jobsRead {
 		if _, err := s.readJobs(ctx, r); err != nil {
 			return err
 		}
@@ -364,11 +405,11 @@ func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string,
 	info := s.mapPipeline(id, status, ref, sha, created, r.jobs)
 	final := info.State.Terminal()
 	if final && info.State == core.RunSucceeded {
-		version, digest, err := s.release(ctx, r.jobs, sha)
+		rel, err := s.release(ctx, r, sha)
 		if err != nil {
 			return err
 		}
-		info.Version, info.ArtifactDigest = version, digest
+		info.Version, info.ArtifactDigest = rel.version, rel.digest
 	}
 	s.mu.Lock()
 	if updated != nil {
@@ -527,79 +568,131 @@ func state(status string) core.RunState {
 	}
 }
 
+// release is what a green pipeline built: the file's digest, the
+// version, and the job they were read from.
+type release struct {
+	job             int64
+	version, digest string
+}
+
 // release reads the release file from the artifact job's artifacts: its
-// sha256 is the digest; the version file (if configured) the version.
-func (s *Source) release(ctx context.Context, jobs []*gitlab.Job, sha string) (version, digest string, err error) {
+// sha256 is the digest (its bytes kept under the download directory as
+// <hex>); the version file (if configured) holds the version. A pipeline
+// whose artifact job is unchanged is not read again.
+func (s *Source) release(ctx context.Context, r *run, sha string) (release, error) {
 	var job *gitlab.Job
-	for _, j := range jobs {
+	for _, j := range r.jobs {
 		if j.Name == s.cfg.ArtifactJob && j.Status == "success" && (job == nil || j.ID > job.ID) {
 			job = j
 		}
 	}
 	if job == nil {
-		s.cfg.Logf("pipeline at %s succeeded without a successful job %s: no release", sha, s.cfg.ArtifactJob)
-		return "", "", nil
+		s.noRelease(r, "succeeded without a successful job %s", s.cfg.ArtifactJob)
+		return release{}, nil
 	}
-	body, _, err := s.gl.Jobs.DownloadSingleArtifactsFile(s.pid, job.ID, s.cfg.ArtifactPath, gitlab.WithContext(ctx))
-	if errors.Is(err, gitlab.ErrNotFound) {
-		s.cfg.Logf("job %s (%d) has no artifact file %s: no release", job.Name, job.ID, s.cfg.ArtifactPath)
-		return "", "", nil
+	if r.rel.job == job.ID && r.rel.digest != "" {
+		return r.rel, nil
 	}
-	if err != nil {
-		return "", "", s.apiError("download "+s.cfg.ArtifactPath, err)
+	hexDigest, err := s.fetch(ctx, r, job)
+	if err != nil || hexDigest == "" {
+		return release{}, err
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(body); err != nil {
-		return "", "", fmt.Errorf("gitlab-ci: read %s: %w", s.cfg.ArtifactPath, err)
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	hexDigest := hex.EncodeToString(sum[:])
-	digest = "sha256:" + hexDigest
-	if s.cfg.DownloadDir != "" {
-		err := keep(filepath.Join(s.cfg.DownloadDir, hexDigest), buf.Bytes())
-		s.mu.Lock()
-		s.download = ""
-		if err != nil {
-			s.download = err.Error()
+	rel := release{job: job.ID, digest: "sha256:" + hexDigest, version: sha[:min(8, len(sha))]}
+	if s.cfg.VersionPath != "" {
+		vr, _, err := s.gl.Jobs.DownloadSingleArtifactsFile(s.pid, job.ID, s.cfg.VersionPath, gitlab.WithContext(ctx))
+		if errors.Is(err, gitlab.ErrNotFound) {
+			s.noRelease(r, "job %s (%d) has no version file %s", job.Name, job.ID, s.cfg.VersionPath)
+			return release{}, nil
 		}
-		s.mu.Unlock()
+		if err != nil {
+			return release{}, s.apiError("download "+s.cfg.VersionPath, err)
+		}
+		var vb bytes.Buffer
+		if _, err := vb.ReadFrom(io.LimitReader(vr, 4096)); err != nil {
+			return release{}, fmt.Errorf("gitlab-ci: read %s: %w", s.cfg.VersionPath, err)
+		}
+		rel.version = strings.TrimSpace(vb.String())
+		if rel.version == "" || strings.ContainsAny(rel.version, " \t\n/") || len(rel.version) > 128 {
+			s.noRelease(r, "job %s (%d): %s does not hold a version (one word)", job.Name, job.ID, s.cfg.VersionPath)
+			return release{}, nil
+		}
 	}
-	if s.cfg.VersionPath == "" {
-		return sha[:min(8, len(sha))], digest, nil
-	}
-	vr, _, err := s.gl.Jobs.DownloadSingleArtifactsFile(s.pid, job.ID, s.cfg.VersionPath, gitlab.WithContext(ctx))
-	if errors.Is(err, gitlab.ErrNotFound) {
-		s.cfg.Logf("job %s (%d) has no version file %s: no release", job.Name, job.ID, s.cfg.VersionPath)
-		return "", "", nil
-	}
-	if err != nil {
-		return "", "", s.apiError("download "+s.cfg.VersionPath, err)
-	}
-	var vb bytes.Buffer
-	_, _ = vb.ReadFrom(vr)
-	version = strings.TrimSpace(vb.String())
-	if version == "" || strings.ContainsAny(version, " \t\n/") || len(version) > 128 {
-		s.cfg.Logf("job %s (%d): %s does not hold a version (one word): no release", job.Name, job.ID, s.cfg.VersionPath)
-		return "", "", nil
-	}
-	return version, digest, nil
+	r.rel = rel
+	s.mu.Lock()
+	r.missing = ""
+	s.mu.Unlock()
+	return rel, nil
 }
 
-func keep(dst string, b []byte) error {
-	if _, err := os.Stat(dst); err == nil {
-		return nil
+// noRelease says why a green pipeline gave no release, in the log and in
+// health until a green pipeline gives one: a job or path misnamed in
+// artifact: is a setting to fix, not a quiet pipeline.
+func (s *Source) noRelease(r *run, format string, args ...any) {
+	msg := fmt.Sprintf("pipeline %d ", r.id) + fmt.Sprintf(format, args...) + ": no release (check artifact: in the settings)"
+	s.cfg.Logf("%s", msg)
+	s.mu.Lock()
+	r.missing = msg
+	s.mu.Unlock()
+}
+
+// fetch streams the release file of job through sha256, into the
+// download directory as <hex> when there is one, and returns the hex; ""
+// when the job has no such file.
+func (s *Source) fetch(ctx context.Context, r *run, job *gitlab.Job) (string, error) {
+	body, _, err := s.gl.Jobs.DownloadSingleArtifactsFile(s.pid, job.ID, s.cfg.ArtifactPath, gitlab.WithContext(ctx))
+	if errors.Is(err, gitlab.ErrNotFound) {
+		s.noRelease(r, "job %s (%d) has no artifact file %s", job.Name, job.ID, s.cfg.ArtifactPath)
+		return "", nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("gitlab-ci: %w", err)
+	if err != nil {
+		return "", s.apiError("download "+s.cfg.ArtifactPath, err)
 	}
-	tmp := dst + ".download"
-	if err := os.WriteFile(tmp, b, 0o755); err != nil {
-		return fmt.Errorf("gitlab-ci: %w", err)
+	h := sha256.New()
+	if s.cfg.DownloadDir == "" {
+		if _, err := io.Copy(h, body); err != nil {
+			return "", fmt.Errorf("gitlab-ci: read %s: %w", s.cfg.ArtifactPath, err)
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("gitlab-ci: %w", err)
+	hexDigest, err := keep(s.cfg.DownloadDir, body, h)
+	s.mu.Lock()
+	s.download = ""
+	if err != nil {
+		s.download = err.Error()
 	}
-	return nil
+	s.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	return hexDigest, nil
+}
+
+// keep writes body to dir/<hex of its sha256>, through a temporary file
+// renamed into place, so a deploy never picks up half a file.
+func keep(dir string, body io.Reader, h hash.Hash) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("gitlab-ci: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".download-*")
+	if err != nil {
+		return "", fmt.Errorf("gitlab-ci: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("gitlab-ci: download the release file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("gitlab-ci: %w", err)
+	}
+	hexDigest := hex.EncodeToString(h.Sum(nil))
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		return "", fmt.Errorf("gitlab-ci: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, hexDigest)); err != nil {
+		return "", fmt.Errorf("gitlab-ci: %w", err)
+	}
+	return hexDigest, nil
 }
 
 // Runs returns the newest pipelines, newest first, once the first poll
@@ -690,7 +783,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 			if _, _, err := s.gl.Jobs.PlayJob(s.pid, j.ID, nil, gitlab.WithContext(ctx)); err != nil {
 				return "", s.apiError("play job "+j.Name, err)
 			}
-			s.poke()
+			s.kick(r)
 			return r.info.ID, nil
 		}
 	}
@@ -700,11 +793,16 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 	if _, _, err := s.gl.Pipelines.RetryPipelineBuild(s.pid, r.id, gitlab.WithContext(ctx)); err != nil {
 		return "", s.apiError("retry pipeline", err)
 	}
+	s.kick(r)
+	return r.info.ID, nil
+}
+
+// kick polls a played or retried pipeline fast, starting now.
+func (s *Source) kick(r *run) {
 	s.mu.Lock()
-	r.final = false // it runs again: poll it fast
+	r.kicked = s.cfg.Now()
 	s.mu.Unlock()
 	s.poke()
-	return r.info.ID, nil
 }
 
 func (s *Source) newestRunOf(version string) *run {

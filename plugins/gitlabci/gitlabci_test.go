@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,7 +180,7 @@ func TestTagPipelineHasNoBranch(t *testing.T) {
 }
 
 // Play runs a stage's manual job; retry re-runs a failed pipeline's failed
-// jobs; a plain retry creates a pipeline on the ref.
+// jobs; a plain retry creates a pipeline on the ref; cancel cancels.
 func TestPlayRetryAndNewPipeline(t *testing.T) {
 	gl := gitlabtest.New("shop/api")
 	defer gl.Close()
@@ -209,6 +210,12 @@ func TestPlayRetryAndNewPipeline(t *testing.T) {
 	}
 	if got := gl.Created(); len(got) != 1 || got[0] != "main" {
 		t.Errorf("created = %v, want a pipeline on main", got)
+	}
+	if err := s.Cancel(ctx, "11"); err != nil {
+		t.Fatal(err)
+	}
+	if got := gl.Canceled(); len(got) != 1 || got[0] != 11 {
+		t.Errorf("canceled = %v, want pipeline 11", got)
 	}
 }
 
@@ -250,7 +257,8 @@ func TestPagedListsAndNotModifiedPolls(t *testing.T) {
 func TestRateLimitRetryAfterIsObeyed(t *testing.T) {
 	gl := gitlabtest.New("shop/api")
 	defer gl.Close()
-	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0})
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "success", Files: map[string][]byte{"dist/api": []byte("bin")}}}})
 	gl.Fail429(1, 1)
 	s := newSource(t, gl, nil)
 	waitFor(t, "health to say it waits", func() bool { d, msg := s.Health(); return d && strings.Contains(msg, "rate limited by GitLab") })
@@ -289,4 +297,154 @@ func TestUnknownProjectSaysWhatToCheck(t *testing.T) {
 	if _, err := s.Runs(context.Background(), "api", 1); err == nil || !strings.Contains(err.Error(), "check project shop/nope") {
 		t.Fatalf("Runs = %v", err)
 	}
+}
+
+// Retrying a failed pipeline runs its failed jobs again in the same
+// pipeline (GitLab lists only the newest try of each job): the run goes
+// back in flight, is polled fast again, and turns green with its release.
+func TestRetriedPipelineRunsAgainAndTurnsGreen(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	bin := []byte("\x7fELF the build")
+	p := gl.Add(gitlabtest.Pipeline{Status: "failed", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute), Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "success", StartedAt: t0, FinishedAt: t0.Add(20 * time.Second), Files: map[string][]byte{"dist/api": bin}},
+		{ID: 2, Name: "unit", Stage: "test", Status: "failed", StartedAt: t0.Add(20 * time.Second), FinishedAt: t0.Add(time.Minute)},
+	}})
+	s := newSource(t, gl, func(c *Config) { c.Poll = time.Hour; c.PollActive = 10 * time.Millisecond })
+	w := watch(t, s)
+	waitFor(t, "the failed pipeline", func() bool { return w.latest("287").State == core.RunFailed })
+
+	if id, err := s.Trigger(context.Background(), "api", sha[:8], "test"); err != nil || id != "287" {
+		t.Fatalf("retry = %q, %v", id, err)
+	}
+	if got := gl.Retried(); len(got) != 1 || got[0] != 287 {
+		t.Fatalf("retried = %v, want pipeline 287", got)
+	}
+	// Poll is an hour: only the retry's own wake-up and the fast polling of
+	// a run in flight can show what follows.
+	waitFor(t, "the new try of unit pending", func() bool { return w.latest("287").State == core.RunQueued })
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "running", t0.Add(2*time.Minute)
+		p.Jobs[1].Status, p.Jobs[1].StartedAt = "running", t0.Add(2*time.Minute)
+	})
+	waitFor(t, "the retried job running", func() bool { return w.latest("287").State == core.RunRunning })
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "success", t0.Add(3*time.Minute)
+		p.Jobs[1].Status, p.Jobs[1].FinishedAt = "success", t0.Add(3*time.Minute)
+	})
+	waitFor(t, "the green pipeline", func() bool { return w.latest("287").State == core.RunSucceeded })
+	r := w.latest("287")
+	if got := w.states("287"); len(got) != 4 || got[0] != core.RunFailed || got[1] != core.RunQueued || got[2] != core.RunRunning || got[3] != core.RunSucceeded {
+		t.Errorf("states = %v, want failed, queued, running, succeeded", got)
+	}
+	if len(r.Stages) != 2 || len(r.Stages[1].Steps) != 1 || r.Stages[1].Steps[0].State != core.RunSucceeded {
+		t.Errorf("test stage = %+v, want the newest try of unit only", r.Stages)
+	}
+	sum := sha256.Sum256(bin)
+	if !r.Green() || r.ArtifactDigest != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("retried run = %+v, want green with the build's digest", r)
+	}
+}
+
+// A token GitLab refuses is reported as refused, in Runs and in health,
+// and the token itself appears nowhere: not in messages, not in a URL
+// (it travels in the PRIVATE-TOKEN header only).
+func TestRefusedTokenIsNamedButNeverShown(t *testing.T) {
+	const secret = "glpat-Zk3vQ9sP0wXbT7yR2mLc"
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.RequireToken("glpat-the-right-one")
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0})
+	var logged []string
+	var mu sync.Mutex
+	s := newSource(t, gl, func(c *Config) {
+		c.Token = secret
+		c.Logf = func(format string, args ...any) {
+			mu.Lock()
+			logged = append(logged, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		}
+	})
+	_, err := s.Runs(context.Background(), "api", 1)
+	if err == nil || !strings.Contains(err.Error(), "the token was refused (401)") {
+		t.Fatalf("Runs = %v, want the token refused", err)
+	}
+	degraded, msg := s.Health()
+	if !degraded || !strings.Contains(msg, "the token was refused (401)") {
+		t.Errorf("health = %v %q, want degraded naming the refused token", degraded, msg)
+	}
+	mu.Lock()
+	texts := append([]string{err.Error(), msg}, logged...)
+	mu.Unlock()
+	for _, r := range gl.Requests() {
+		texts = append(texts, r.Path+"?"+r.Query)
+	}
+	for _, text := range texts {
+		if strings.Contains(text, secret) {
+			t.Errorf("the token appears in %q", text)
+		}
+	}
+	for _, tok := range gl.Tokens() {
+		if tok != secret {
+			t.Errorf("a request carried PRIVATE-TOKEN %q, want the configured token", tok)
+		}
+	}
+}
+
+// A green pipeline without the release file (a job or path misnamed in
+// artifact:) is a setting to fix: health says which pipeline and why
+// until a green pipeline gives a release.
+func TestGreenPipelineWithoutTheReleaseFileSaysSoInHealth(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "compile", Stage: "build", Status: "success", Files: map[string][]byte{"dist/api": []byte("bin")}}}})
+	s := newSource(t, gl, nil) // artifact job "build": no such job
+	runs, err := s.Runs(context.Background(), "api", 1)
+	if err != nil || len(runs) != 1 || runs[0].ArtifactDigest != "" {
+		t.Fatalf("runs = %+v, %v; want one green run without a release", runs, err)
+	}
+	if degraded, msg := s.Health(); !degraded || !strings.Contains(msg, "pipeline 287 succeeded without a successful job build: no release (check artifact: in the settings)") {
+		t.Errorf("health = %v %q", degraded, msg)
+	}
+	gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: sha, CreatedAt: t0.Add(time.Minute), UpdatedAt: t0.Add(time.Minute), Jobs: []gitlabtest.Job{
+		{ID: 2, Name: "build", Stage: "build", Status: "success", Files: map[string][]byte{"dist/api": []byte("bin")}}}})
+	waitFor(t, "health to clear", func() bool { d, msg := s.Health(); return !d && !strings.Contains(msg, "no release") })
+}
+
+// A pipeline waiting for a person (a manual job) can wait for days: it is
+// read with the list, by its updated_at, not polled fast like a pipeline
+// in flight; playing its job polls it fast again.
+func TestPipelineWaitingForAPersonIsNotPolledFast(t *testing.T) {
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	gl.Add(gitlabtest.Pipeline{Status: "manual", Ref: "main", SHA: sha, CreatedAt: t0, UpdatedAt: t0, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "build", Stage: "build", Status: "success"},
+		{ID: 2, Name: "publish", Stage: "release", Status: "manual"}}})
+	s := newSource(t, gl, func(c *Config) { c.Poll, c.PollActive = 100*time.Millisecond, 5*time.Millisecond })
+	runs, err := s.Runs(context.Background(), "api", 1)
+	if err != nil || len(runs) != 1 || runs[0].State != core.RunWaiting {
+		t.Fatalf("runs = %+v, %v; want one waiting", runs, err)
+	}
+	lists := func(from int) (lists, jobs int) {
+		for _, r := range gl.Requests()[from:] {
+			switch {
+			case strings.HasSuffix(r.Path, "/pipelines"):
+				lists++
+			case strings.HasSuffix(r.Path, "/jobs"):
+				jobs++
+			}
+		}
+		return lists, jobs
+	}
+	before := len(gl.Requests())
+	waitFor(t, "three list polls", func() bool { n, _ := lists(before); return n >= 3 })
+	if _, jobs := lists(before); jobs != 0 {
+		t.Errorf("a waiting pipeline's jobs were read %d times in three idle polls, want none", jobs)
+	}
+	if _, err := s.Trigger(context.Background(), "api", sha[:8], "release"); err != nil {
+		t.Fatal(err)
+	}
+	before = len(gl.Requests())
+	waitFor(t, "the played pipeline polled fast", func() bool { _, jobs := lists(before); return jobs >= 5 })
 }

@@ -86,6 +86,7 @@ type Job struct {
 type Request struct {
 	Method string
 	Path   string
+	Query  string
 	Status int
 	At     time.Time
 }
@@ -108,6 +109,8 @@ type Server struct {
 	created   []string
 	canceled  []int64
 	nextID    int64
+	token     string
+	tokens    []string // the PRIVATE-TOKEN of every request
 }
 
 // New starts a stand-in for project ("group/name").
@@ -122,6 +125,17 @@ func (s *Server) APIURL() string { return s.URL + "/api/v4" }
 
 // SetPageSize caps every page at n items.
 func (s *Server) SetPageSize(n int) { s.Update(func() { s.pageSize = n }) }
+
+// RequireToken answers 401 to every request without PRIVATE-TOKEN tok,
+// as GitLab does for a wrong or revoked token.
+func (s *Server) RequireToken(tok string) { s.Update(func() { s.token = tok }) }
+
+// Tokens lists the PRIVATE-TOKEN header of every request so far.
+func (s *Server) Tokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tokens...)
+}
 
 // Fail429 answers the next n requests 429 with Retry-After: seconds.
 func (s *Server) Fail429(n, seconds int) { s.Update(func() { s.fail429, s.retry = n, seconds }) }
@@ -177,7 +191,7 @@ func (s *Server) Canceled() []int64 {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	status := s.handle(w, r)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Status: status, At: time.Now()})
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Status: status, At: time.Now()})
 	s.mu.Unlock()
 }
 
@@ -193,6 +207,14 @@ func (s *Server) rateHeaders(h http.Header) {
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tokens = append(s.tokens, r.Header.Get("PRIVATE-TOKEN"))
+	if s.token != "" && r.Header.Get("PRIVATE-TOKEN") != s.token {
+		s.rateHeaders(w.Header())
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"message":"401 Unauthorized"}`))
+		return http.StatusUnauthorized
+	}
 	if s.fail429 > 0 {
 		s.fail429--
 		s.rateHeaders(w.Header())
@@ -243,7 +265,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 			}
 			return s.page(w, r, items)
 		case r.Method == http.MethodPost && len(parts) == 3 && parts[2] == "retry":
+			// GitLab runs a new try of each failed or canceled job (the
+			// old try is listed only with include_retried) and the
+			// pipeline is pending again.
 			s.retried = append(s.retried, id)
+			for i, j := range p.Jobs {
+				if j.Status == "failed" || j.Status == "canceled" {
+					p.Jobs[i] = Job{ID: s.nextJobID(), Name: j.Name, Stage: j.Stage, Status: "pending", AllowFailure: j.AllowFailure, Tag: j.Tag, Files: j.Files}
+					p.Status, p.UpdatedAt = "pending", time.Now()
+				}
+			}
 			return s.write(w, http.StatusCreated, s.pipeline(p))
 		case r.Method == http.MethodPost && len(parts) == 3 && parts[2] == "cancel":
 			s.canceled = append(s.canceled, id)
@@ -272,11 +303,26 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 			_, _ = w.Write(b)
 			return http.StatusOK
 		case r.Method == http.MethodPost && parts[2] == "play":
+			if j.Status != "manual" {
+				return s.write(w, http.StatusBadRequest, map[string]any{"message": "400 Unplayable Job"})
+			}
 			s.played = append(s.played, id)
+			j.Status = "pending"
+			p.Status, p.UpdatedAt = "pending", time.Now()
 			return s.write(w, http.StatusOK, s.job(p, *j))
 		}
 	}
 	return s.notFound(w)
+}
+
+func (s *Server) nextJobID() int64 {
+	var top int64
+	for _, p := range s.pipelines {
+		for _, j := range p.Jobs {
+			top = max(top, j.ID)
+		}
+	}
+	return top + 1
 }
 
 func (s *Server) find(id int64) *Pipeline {
