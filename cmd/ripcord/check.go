@@ -65,11 +65,7 @@ func checkProviders(ctx context.Context, f *config.File) error {
 			continue
 		}
 		for _, p := range problems {
-			pos, ok := u.p.SettingPos[p.Path]
-			if !ok {
-				pos = u.p.Pos
-			}
-			lines = append(lines, fmt.Sprintf("%s: provider %s: %s: %s", pos, u.name, p.Path, p.Message))
+			lines = append(lines, fmt.Sprintf("%s: provider %s: %s: %s", u.p.SettingAt(p.Path), u.name, p.Path, p.Message))
 		}
 	}
 	if len(lines) == 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
+	"github.com/ripcordhq/ripcord/plugins/gitlabci/gitlabtest"
 )
 
 // releaseArtifact is what a workflow uploads as its release: a zip (as
@@ -149,5 +150,152 @@ func TestCIExampleValidates(t *testing.T) {
 	code, out, errs := ripcord(t, "validate", "-c", "../../docs/examples/ci.yaml")
 	if code != 0 {
 		t.Fatalf("validate exited %d: %s%s", code, out, errs)
+	}
+}
+
+// A GitLab CI pipeline, in the console on a real terminal with the
+// provider as its own process: each job shows under its stage as GitLab
+// reports it, and the green pipeline's release — the build job's file,
+// its version from the VERSION file — is downloaded where the local
+// target deploys from and deployed to staging by itself.
+func TestGitLabCIPipelineShowsJobByJobAndAutoDeploysToStaging(t *testing.T) {
+	gl := gitlabtest.New("shop/worker")
+	defer gl.Close()
+	gl.RequireToken("glpat-e2e")
+	t.Setenv("GITLAB_TOKEN", "glpat-e2e")
+	dir := t.TempDir()
+	cfg := writeConfigFile(t, dir, `project: shop
+services:
+  - name: worker
+    pipeline:
+      provider: gitlab-ci
+      project: shop/worker
+      ref: main
+      token: ${GITLAB_TOKEN}
+      api_url: `+gl.APIURL()+`
+      artifact: { job: compile, path: dist/worker, version_path: VERSION }
+      poll: 300ms
+      poll_active: 100ms
+environments:
+  - name: staging
+    auto: true
+    gates: [pipeline, branch]
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "http://127.0.0.1:{{.Port}}/healthz" }
+`)
+	stopWorldAtEnd(t, cfg)
+
+	start := time.Now().UTC().Truncate(time.Second)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	sha := "4c1e9f3a7b2d60185e9a0c3d4f5b6a7980e1d2c3"
+	p := gl.Add(gitlabtest.Pipeline{Status: "pending", Ref: "main", SHA: sha, CreatedAt: start, UpdatedAt: start, Jobs: []gitlabtest.Job{
+		{ID: 1, Name: "compile", Stage: "build", Status: "pending"},
+		{ID: 2, Name: "unit-tests", Stage: "test", Status: "created"},
+	}})
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTmuxSession(t, 160, 48, fmt.Sprintf("cd %s && env RIPCORD_TEST_CLI=1 RIPCORD_ACTOR=ana GITLAB_TOKEN=glpat-e2e %s console -c %s; sleep 30", dir, self, cfg))
+	t.Cleanup(func() {
+		if s.alive() {
+			s.keys("q")
+		}
+	})
+	s.waitFor("main@4c1e9f3", 30*time.Second) // the pipeline GitLab reported, with CI_COMMIT_SHA and its ref
+
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "running", at(time.Second)
+		p.Jobs[0].Status, p.Jobs[0].StartedAt = "running", at(time.Second)
+	})
+	s.waitFor("◐ compile", 15*time.Second)
+
+	// The release file is a script starting the test service at v1.6.0.
+	artifact := []byte(fmt.Sprintf("#!/bin/sh\nRIPCORD_TEST_SERVICE=v1.6.0 exec %s \"$@\"\n", self))
+	gl.Update(func() {
+		p.Jobs[0].Status, p.Jobs[0].FinishedAt = "success", at(4*time.Second)
+		p.Jobs[0].Files = map[string][]byte{"dist/worker": artifact, "VERSION": []byte("v1.6.0\n")}
+		p.Jobs[1].Status, p.Jobs[1].StartedAt = "running", at(4*time.Second)
+	})
+	s.waitFor("◐ unit-tests", 15*time.Second)
+	s.waitFor("✓ build", time.Second) // the stage, its one job done
+
+	gl.Update(func() {
+		p.Status, p.UpdatedAt = "success", at(9*time.Second)
+		p.Jobs[1].Status, p.Jobs[1].FinishedAt = "success", at(9*time.Second)
+	})
+	scr := s.waitFor("staging v1.6.0", 60*time.Second)
+	if !strings.Contains(scr, "succeeded") {
+		t.Errorf("the pipeline pane does not show the pipeline succeeded:\n%s", scr)
+	}
+	deployed := func() string {
+		link, _ := os.Readlink(filepath.Join(dir, "envs", "staging", "current"))
+		return filepath.Base(link)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for deployed() != "v1.6.0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("staging runs %q, want v1.6.0 deployed by itself; screen:\n%s", deployed(), s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "envs", "staging", "current", "artifact"))
+	if err != nil || !bytes.Equal(got, artifact) {
+		t.Errorf("staging's artifact is not the bytes GitLab's build job made (%v)", err)
+	}
+	for _, tok := range gl.Tokens() {
+		if tok != "glpat-e2e" {
+			t.Errorf("a request to GitLab carried PRIVATE-TOKEN %q, want the one from GITLAB_TOKEN", tok)
+		}
+	}
+	s.keys("q")
+}
+
+// validate checks a gitlab-ci block against the provider's settings and
+// says where, and refuses a token written into the file.
+func TestValidateChecksGitLabCISettings(t *testing.T) {
+	dir := t.TempDir()
+	head := `project: shop
+services:
+  - name: worker
+    pipeline:
+      provider: gitlab-ci
+      project: shop/worker
+`
+	tail := `environments:
+  - name: staging
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "http://127.0.0.1:{{.Port}}/healthz" }
+`
+	cfg := writeConfigFile(t, dir, head+`      token: ${GITLAB_TOKEN}
+      poll: soon
+      artifact: { job: build, pth: dist/worker }
+`+tail)
+	t.Setenv("GITLAB_TOKEN", "glpat-validate")
+	code, out, errs := ripcord(t, "validate", "-c", cfg)
+	if code != exitFailed {
+		t.Fatalf("validate: exit %d, want %d\n%s%s", code, exitFailed, out, errs)
+	}
+	for _, want := range []string{
+		cfg + `:8:13: provider gitlab-ci: poll: expected a duration`,
+		cfg + `:9:17: provider gitlab-ci: artifact.path: is required`,
+		cfg + `:9:36: provider gitlab-ci: artifact.pth: unknown setting; did you mean "path"? known settings: job, path, version_path`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validate does not report %q:\n%s", want, errs)
+		}
+	}
+
+	cfg = writeConfigFile(t, dir, head+`      token: glpat-Zk3vQ9sP0wXbT7yR2mLc
+      artifact: { job: build, path: dist/worker }
+`+tail)
+	code, out, errs = ripcord(t, "validate", "-c", cfg)
+	if code == exitOK {
+		t.Fatalf("validate accepted a token written into the file:\n%s%s", out, errs)
+	}
+	if want := cfg + `:7:14: services[0].pipeline.token: a secret written inline; write token: ${`; !strings.Contains(errs, want) {
+		t.Errorf("validate does not report %q:\n%s", want, errs)
+	}
+	if strings.Contains(out+errs, "Zk3vQ9sP0wXbT7yR2mLc") {
+		t.Errorf("validate repeats the token:\n%s%s", out, errs)
 	}
 }

@@ -363,10 +363,7 @@ func locate(err error, p *config.Provider) string {
 	}
 	var lines []string
 	for _, se := range ce.Errors {
-		pos, ok := p.SettingPos[se.Path]
-		if !ok {
-			pos = p.Pos
-		}
+		pos := p.SettingAt(se.Path)
 		what := se.Message
 		if se.Path != "" {
 			what = fmt.Sprintf("%s: %s", se.Path, se.Message)

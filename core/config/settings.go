@@ -18,6 +18,22 @@ type SettingProblem struct {
 	Message string
 }
 
+// SettingAt is where a setting is written, by its dotted path; a
+// missing one is placed at the block that lacks it (artifact.path at
+// artifact), else at the provider.
+func (p *Provider) SettingAt(dotted string) Pos {
+	for path := dotted; ; {
+		if pos, ok := p.SettingPos[path]; ok {
+			return pos
+		}
+		i := strings.LastIndex(path, ".")
+		if i < 0 {
+			return p.Pos
+		}
+		path = path[:i]
+	}
+}
+
 // CheckSettings checks a provider's settings against the JSON Schema the
 // provider publishes, without running the provider: `validate` catches
 // what the provider would refuse at start-up. It understands the parts of
