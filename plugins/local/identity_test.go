@@ -1,9 +1,11 @@
 package local
 
 import (
+	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,7 +132,7 @@ func TestAReleaseGetsOnlyTheEnvironmentItsConfigGives(t *testing.T) {
 	env := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "PLUGIN_") || name == "RIPCORD_PLUGIN" || name == "AWS_SECRET_ACCESS_KEY" {
+		if strings.HasPrefix(name, "PLUGIN_") || name == "RIPCORD_PLUGIN" || name == "AWS_SECRET_ACCESS_KEY" || name == launchEnv {
 			t.Errorf("the release inherited %s", kv)
 		}
 	}
@@ -142,5 +144,115 @@ func TestAReleaseGetsOnlyTheEnvironmentItsConfigGives(t *testing.T) {
 		if !found {
 			t.Errorf("the release lacks %s: %v", want, env)
 		}
+	}
+}
+
+// releaseProcess finds the process started for a release of root by what
+// only the target gives it: the release's name and the root's shared
+// directory.
+func releaseProcess(root, version string) (int, bool) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		vars := strings.Split(string(env), "\x00")
+		if slices.Contains(vars, "RIPCORD_RELEASE="+version) && slices.Contains(vars, "RIPCORD_SHARED="+filepath.Join(root, "shared")) {
+			return pid, true
+		}
+	}
+	return 0, false
+}
+
+// kill -9 of the provider after it started a release's process and
+// before its pidfile recorded it — the moment a server killed mid-deploy
+// takes its providers down with it — leaves nothing running: the release
+// was never let through its start gate, so no process serves that no
+// pidfile names and no later target or cleanup could find.
+func TestAReleaseNeverRunsUnrecorded(t *testing.T) {
+	base := t.TempDir()
+	root, store := filepath.Join(base, "root"), filepath.Join(base, "artifacts")
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0])
+	child.Env = append(os.Environ(), "RIPCORD_LOCAL_CRASH_CHILD=1", "RIPCORD_LOCAL_CRASH_AT=release.started",
+		"RIPCORD_LOCAL_ROOT="+root, "RIPCORD_LOCAL_STORE="+store, "RIPCORD_LOCAL_PORT="+strconv.Itoa(port),
+		"RIPCORD_LOCAL_DIGEST_v1="+putArtifact(t, store, "v1"), "RIPCORD_LOCAL_DIGEST_v2="+putArtifact(t, store, "v2"))
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { StopReleases([]string{root}, time.Second); _ = StopProxy(root) })
+	said := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			said <- sc.Text()
+		}
+		close(said)
+	}()
+	select {
+	case l := <-said:
+		if l != "HOOK release.started" {
+			t.Fatalf("child said %q", l)
+		}
+	case <-time.After(60 * time.Second):
+		_ = child.Process.Kill()
+		t.Fatal("the provider never reached the start of v2")
+	}
+	gate, ok := releaseProcess(root, "v2")
+	if !ok {
+		_ = child.Process.Kill()
+		t.Fatal("no process was started for v2")
+	}
+	gateID, _ := procid.Of(gate)
+	t.Cleanup(func() {
+		if gateID.Check() == procid.Running { // the test failed: nothing of it stays
+			_ = syscall.Kill(-gate, syscall.SIGKILL)
+		}
+	})
+	self, _ := os.Executable()
+	if exe := procid.Exe(gate); exe != self {
+		_ = child.Process.Kill()
+		t.Fatalf("v2's process runs %s before its pidfile is written; want it waiting at the gate (%s)", exe, self)
+	}
+	if _, err := os.Stat(filepath.Join(root, "run", "v2.json")); !os.IsNotExist(err) {
+		t.Fatalf("v2 has a pidfile before the crash point: %v", err)
+	}
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(gate) {
+		if time.Now().After(deadline) {
+			exe := procid.Exe(gate)
+			t.Fatalf("v2's process %d (%s) outlived the provider that never recorded it", gate, exe)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "run", "v2.stdout")); len(b) > 0 {
+		t.Fatalf("v2 ran before it was recorded: %s", b)
+	}
+	// v1, recorded, still serves; the next target adopts it.
+	tgt, err := New(testConfig(root, store, port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	if st, _ := tgt.Status(t.Context(), ref); st.Current != "v1" || !st.Healthy {
+		t.Fatalf("after the crash the target is %+v; want v1 serving", st)
 	}
 }

@@ -392,15 +392,15 @@ func TestKeepNeverRemovesCurrentOrLastGood(t *testing.T) {
 	}
 }
 
-// crashChild deploys v1, then v2 and stops dead between writing
-// current.tmp and renaming it, announcing the point on stdout so the
-// parent can kill -9 it there.
 // alive reports whether pid is a running process (not a zombie).
 func alive(pid int) bool {
 	id, err := procid.Of(pid)
 	return err == nil && id.Check() == procid.Running
 }
 
+// crashChild deploys v1, then v2 and stops dead at RIPCORD_LOCAL_CRASH_AT
+// (by default between writing current.tmp and renaming it), announcing the
+// point on stdout so the parent can kill -9 it there.
 func crashChild() {
 	port, _ := strconv.Atoi(os.Getenv("RIPCORD_LOCAL_PORT"))
 	cfg := testConfig(os.Getenv("RIPCORD_LOCAL_ROOT"), os.Getenv("RIPCORD_LOCAL_STORE"), port)
@@ -411,7 +411,14 @@ func crashChild() {
 	}
 	for _, v := range []string{"v1", "v2"} {
 		if v == "v2" {
+			at := os.Getenv("RIPCORD_LOCAL_CRASH_AT")
+			if at == "" {
+				at = "current.tmp-linked"
+			}
 			testHook = func(point string) {
+				if point != at {
+					return
+				}
 				fmt.Println("HOOK " + point)
 				select {}
 			}

@@ -97,20 +97,31 @@ func (t *Target) startProcess(version string) (*process, error) {
 		outs[i] = f
 	}
 	cmd.Stdout, cmd.Stderr = outs[0], outs[1]
-	if err := cmd.Start(); err != nil {
+	// The release runs only once its pidfile names it (see gated).
+	exe, open, shut, err := gated(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", version, err)
 	}
-	p := &process{version: version, port: port, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		shut()
+		return nil, fmt.Errorf("start %s: %w", version, err)
+	}
+	p := &process{version: version, port: port, pid: cmd.Process.Pid, exe: exe, exited: make(chan struct{})}
 	// Read before anything can reap it: until Wait, the pid is ours.
 	p.ident, _ = procid.Of(p.pid)
-	p.exe = procid.Exe(p.pid)
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
+	hook("release.started")
 	if err := writeJSONAtomic(t.lay.pidfilePath(version), pidfile{Version: version, Pid: p.pid, Port: port, Started: time.Now().UTC(), Process: p.ident, Exe: p.exe}); err != nil {
+		shut()
 		t.stopProcess(p)
 		return nil, fmt.Errorf("write pidfile of %s: %w", version, err)
+	}
+	if err := open(); err != nil {
+		t.stopProcess(p)
+		return nil, fmt.Errorf("start %s: %w", version, err)
 	}
 	t.followOutput(p, 0)
 	return p, nil
