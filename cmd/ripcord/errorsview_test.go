@@ -219,3 +219,46 @@ func TestStatusThroughTheServerShowsItsErrors(t *testing.T) {
 		t.Fatalf("status through the server: exit %d\n%s", code, out)
 	}
 }
+
+// validate refuses what the sentry provider would refuse at start-up,
+// each at its file:line:col, and accepts a project ID written as a number.
+func TestValidateChecksTheSentryBlock(t *testing.T) {
+	t.Setenv("SENTRY_AUTH_TOKEN", "sntrys_example")
+	dir := t.TempDir()
+	write := func(errorsBlock string) string {
+		cfg := filepath.Join(dir, "ripcord.yaml")
+		body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: local, root: envs/production, run: "./api", health: "tcp://127.0.0.1:1" }
+    errors: ` + errorsBlock + "\n"
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cfg := write(`{ provider: sentry, organization: shop, project: pump, token: "${SENTRY_AUTH_TOKEN}", poll: 2s, url: sentry.example.com }`)
+	code, out, errs := ripcord(t, "validate", "-c", cfg)
+	if code != exitFailed {
+		t.Fatalf("validate: exit %d, want %d\n%s%s", code, exitFailed, out, errs)
+	}
+	for _, want := range []string{
+		cfg + `:7:62: provider sentry: project: expected a Sentry project ID, a number`,
+		cfg + `:7:105: provider sentry: poll: expected a duration of at least 10s`,
+		cfg + `:7:114: provider sentry: url: expected Sentry's address such as https://sentry.example.com`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validate does not report %q:\n%s", want, errs)
+		}
+	}
+	cfg = write(`{ provider: sentry, organization: shop, project: 4505321234567890, token: "${SENTRY_AUTH_TOKEN}", poll: 1m }`)
+	if code, out, errs := ripcord(t, "validate", "-c", cfg); code != exitOK {
+		t.Fatalf("validate of a good sentry block: exit %d\n%s%s", code, out, errs)
+	}
+	cfg = write(`{ provider: sentry, organization: shop, project: 1, token: sntrys_inline }`)
+	if code, _, errs := ripcord(t, "validate", "-c", cfg); code != exitFailed || !strings.Contains(errs, "errors.token: a secret written inline") || strings.Contains(errs, "sntrys_inline") {
+		t.Fatalf("validate of an inline token: exit %d\n%s", code, errs)
+	}
+}

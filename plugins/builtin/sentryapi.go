@@ -2,14 +2,16 @@ package builtin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/plugins/sdk"
 	"github.com/ripcordhq/ripcord/plugins/sentryapi"
 )
@@ -20,8 +22,9 @@ import (
 type sentrySettings struct {
 	// Organization is the organization slug.
 	Organization string `json:"organization" required:"true"`
-	// Project is the numeric project ID whose errors are counted.
-	Project string `json:"project" required:"true"`
+	// Project is the numeric project ID whose errors are counted, written
+	// as a number or a string of digits.
+	Project sentryProject `json:"project" required:"true"`
 	// Environment is Sentry's name for the environment this block belongs
 	// to; default the Ripcord environment's name.
 	Environment string `json:"environment"`
@@ -37,6 +40,56 @@ type sentrySettings struct {
 	// least 10 s: Sentry's docs warn that polling trips rate limits).
 	Poll time.Duration `json:"poll"`
 }
+
+// sentryProject is a Sentry project ID: ripcord.yaml may write it as the
+// number it is (project: 4505321) or quoted.
+type sentryProject string
+
+func (p *sentryProject) UnmarshalJSON(b []byte) error {
+	if n := strings.TrimSpace(string(b)); n != "" && n[0] >= '0' && n[0] <= '9' {
+		id, err := strconv.ParseUint(n, 10, 64)
+		if err != nil {
+			return fmt.Errorf("a Sentry project ID is a whole number")
+		}
+		*p = sentryProject(strconv.FormatUint(id, 10))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	*p = sentryProject(s)
+	return nil
+}
+
+// sentrySchema is the settings schema with what Configure refuses beyond
+// types written into it, so `ripcord validate` refuses the same blocks
+// start-up would; Configure checks against it too.
+var sentrySchema = func() json.RawMessage {
+	var m map[string]any
+	if err := json.Unmarshal(schemaFor(sentrySettings{}), &m); err != nil {
+		panic(err)
+	}
+	props := m["properties"].(map[string]any)
+	props["project"] = map[string]any{"type": []string{"string", "integer"}, "minimum": 0, "pattern": `^[0-9]+$`,
+		"description": "a Sentry project ID, a number (Project Settings › General, or the end of the DSN)"}
+	props["url"] = map[string]any{"type": "string", "pattern": `^https?://[^/?#\s]+(/.*)?$`,
+		"description": "Sentry's address such as https://sentry.example.com"}
+	props["poll"] = map[string]any{"type": "string", "pattern": sentryPollPattern,
+		"description": "a duration of at least 10s such as 30s or 1m (polling faster trips Sentry's rate limits)"}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// sentryPollPattern matches the durations of 10 s or more, written as
+// ripcord.yaml writes durations (whole days, or Go's units down to s).
+const sentryPollPattern = `^(0*[1-9][0-9]*d|` +
+	`0*[1-9][0-9]*(\.[0-9]+)?h([0-9]+(\.[0-9]+)?m)?([0-9]+(\.[0-9]+)?s)?|` +
+	`0*[1-9][0-9]*(\.[0-9]+)?m([0-9]+(\.[0-9]+)?s)?|` +
+	`0*[1-9][0-9]+(\.[0-9]+)?s)$`
 
 // sentryAPIServer serves plugins/sentryapi as the built-in `sentry` error
 // source.
@@ -54,7 +107,7 @@ func sentryAPIConfig(version string) sdk.ServeConfig {
 	log := sdk.NewLogger("sentry")
 	s := &sentryAPIServer{log: log}
 	return sdk.ServeConfig{
-		Info:     sdk.Info{Name: "sentry", Version: version, ConfigSchema: schemaFor(sentrySettings{})},
+		Info:     sdk.Info{Name: "sentry", Version: version, ConfigSchema: sentrySchema},
 		Provider: s,
 		Errors:   s,
 		Logger:   log,
@@ -64,29 +117,30 @@ func sentryAPIConfig(version string) sdk.ServeConfig {
 // Configure checks the settings and builds the client; it does not call
 // Sentry (a down Sentry is a failed watch, shown as counts unavailable).
 func (s *sentryAPIServer) Configure(_ context.Context, req sdk.ConfigureRequest) error {
+	// The schema validate checks comes first, so both refuse the same.
+	var doc map[string]any
+	if err := json.Unmarshal(req.Settings, &doc); err == nil && doc != nil {
+		problems, err := config.CheckSettings(sentrySchema, doc)
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			errs := make(sdk.SettingErrors, 0, len(problems))
+			for _, p := range problems {
+				errs = append(errs, sdk.SettingError{Path: p.Path, Message: p.Message})
+			}
+			return errs
+		}
+	}
 	var set sentrySettings
 	if err := decodeStrict(req.Settings, &set); err != nil {
 		return err
 	}
-	errs := missing(set)
-	if set.Project != "" {
-		if _, err := strconv.ParseUint(set.Project, 10, 64); err != nil {
-			errs = append(errs, sdk.SettingError{Path: "project", Message: fmt.Sprintf("a Sentry project ID is a number (Project Settings › General, or the end of the DSN), got %q", set.Project)})
-		}
-	}
-	if set.URL != "" {
-		if u, err := url.Parse(set.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, sdk.SettingError{Path: "url", Message: fmt.Sprintf("expected Sentry's address such as https://sentry.example.com, got %q", set.URL)})
-		}
-	}
-	if set.Poll != 0 && set.Poll < 10*time.Second {
-		errs = append(errs, sdk.SettingError{Path: "poll", Message: fmt.Sprintf("at least 10s: polling faster trips Sentry's rate limits, got %s", set.Poll)})
-	}
-	if len(errs) > 0 {
+	if errs := missing(set); len(errs) > 0 {
 		return errs
 	}
 	cfg := sentryapi.Config{
-		BaseURL: set.URL, Org: set.Organization, Token: set.Token, Projects: []string{set.Project},
+		BaseURL: set.URL, Org: set.Organization, Token: set.Token, Projects: []string{string(set.Project)},
 		ReleasePrefix: set.ReleasePrefix, PollEvery: set.Poll,
 		Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) },
 	}

@@ -64,6 +64,11 @@ func TestSentryBadSettingsNameTheirPath(t *testing.T) {
 		"url":         {`{"organization":"acme","project":"2","token":"t","url":"sentry.example.com"}`, []string{"url"}},
 		"poll":        {`{"organization":"acme","project":"2","token":"t","poll":"1s"}`, []string{"poll"}},
 		"unknown key": {`{"organization":"acme","project":"2","token":"t","org":"x"}`, []string{"org"}},
+		"poll 9s":     {`{"organization":"acme","project":"2","token":"t","poll":"9s"}`, []string{"poll"}},
+		"poll 0.1m":   {`{"organization":"acme","project":"2","token":"t","poll":"0.1m"}`, []string{"poll"}},
+		"poll 900ms":  {`{"organization":"acme","project":"2","token":"t","poll":"900ms"}`, []string{"poll"}},
+		"project 1.5": {`{"organization":"acme","project":1.5,"token":"t"}`, []string{"project"}},
+		"project -2":  {`{"organization":"acme","project":-2,"token":"t"}`, []string{"project"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := &sentryAPIServer{log: hclog.NewNullLogger()}
@@ -84,5 +89,32 @@ func TestSentryBadSettingsNameTheirPath(t *testing.T) {
 				t.Fatalf("CheckHealth after rejected settings = %v, want degraded", err)
 			}
 		})
+	}
+}
+
+// A project ID written as the number it is, and every poll of 10 s or
+// more in the forms ripcord.yaml writes durations, are accepted.
+func TestSentryAcceptsNumericProjectsAndPollsFromTenSeconds(t *testing.T) {
+	for _, settings := range []string{
+		`{"organization":"acme","project":4505321234567890,"token":"t"}`,
+		`{"organization":"acme","project":"2","token":"t","url":"https://sentry.example.com/"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"10s"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"10.5s"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"1m"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"1m0s"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"1h30m"}`,
+		`{"organization":"acme","project":"2","token":"t","poll":"1d"}`,
+	} {
+		s := &sentryAPIServer{log: hclog.NewNullLogger()}
+		if err := s.Configure(context.Background(), sdk.ConfigureRequest{Settings: []byte(settings)}); err != nil {
+			t.Errorf("Configure(%s) = %v, want accepted", settings, err)
+		}
+	}
+	var set sentrySettings
+	if err := decodeStrict([]byte(`{"organization":"acme","project":4505321234567890,"token":"t"}`), &set); err != nil {
+		t.Fatal(err)
+	}
+	if set.Project != "4505321234567890" {
+		t.Fatalf("project = %q, want the ID exactly as written", set.Project)
 	}
 }
