@@ -37,8 +37,9 @@ type Conditional struct {
 }
 
 type cached struct {
-	etag string
-	body []byte
+	etag   string
+	header http.Header // the 200's headers: pagination (Link, X-Next-Page) among them
+	body   []byte
 }
 
 // Budget is the API rate limit as the server last reported it.
@@ -95,7 +96,12 @@ func (c *Conditional) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = resp.Body.Close()
 		out := *resp
 		out.StatusCode, out.Status = http.StatusOK, "200 OK (not modified)"
-		out.Header = resp.Header.Clone()
+		// The remembered response's headers (a 304 need not repeat its
+		// pagination), updated by the 304's own (the rate limit now).
+		out.Header = entry.header.Clone()
+		for k, v := range resp.Header {
+			out.Header[k] = v
+		}
 		out.Header.Set(NotModifiedHeader, "1")
 		out.Body = io.NopCloser(bytes.NewReader(entry.body))
 		out.ContentLength = int64(len(entry.body))
@@ -114,7 +120,7 @@ func (c *Conditional) RoundTrip(req *http.Request) (*http.Response, error) {
 					break
 				}
 			}
-			c.cache[key] = cached{etag: resp.Header.Get("ETag"), body: body}
+			c.cache[key] = cached{etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: body}
 			c.mu.Unlock()
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
