@@ -9,7 +9,6 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/core/config"
-	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
 // cmdArgs are the names a command was given: each must name something the
@@ -114,12 +113,14 @@ func sep(got string, candidates []string) string {
 }
 
 // checkArgs checks a's names against the config and the releases its
-// store records, opening the store only for that.
+// store records, opening the store only for that. The config's names are
+// checked first, and the store only if it exists: a typo never creates
+// the project's state.
 func (g *globals) checkArgs(ctx context.Context, cfg *config.File, a cmdArgs) error {
-	if a.Version == "" {
-		return checkArgs(ctx, cfg, nil, a)
+	if err := checkArgs(ctx, cfg, nil, a); err != nil || a.Version == "" {
+		return err
 	}
-	st, err := sqlitestore.Open(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg, false)
 	if err != nil {
 		return err
 	}

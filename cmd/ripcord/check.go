@@ -59,7 +59,7 @@ func checkProviders(ctx context.Context, f *config.File) error {
 			}
 			continue
 		}
-		problems, err := config.CheckSettings(schema, u.settings)
+		problems, err := config.CheckSettings(schema, u.settings, u.p.BlockKeys...)
 		if err != nil {
 			lines = append(lines, fmt.Sprintf("%s: provider %s: %v", u.p.Pos, u.name, err))
 			continue

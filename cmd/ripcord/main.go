@@ -55,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	err = rewordUnknownCommand(root, err)
 	// Errors quote names, reasons and providers' words: shown, never
 	// interpreted by the terminal.
 	fmt.Fprintln(stderr, "ripcord:", core.PrintableLines(err.Error()))

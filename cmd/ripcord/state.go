@@ -94,11 +94,20 @@ func (r serverReader) Deployments(ctx context.Context, ref core.Ref, limit int) 
 
 // withReader runs status or history on what to read: the server when one
 // answers, else the store, which must exist: a read never creates state.
-func (g *globals) withReader(fn func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error) func(*cobra.Command, []string) error {
+//
+// check, when set, vets the command's arguments against the config first:
+// a misspelled name is a usage error whether or not a server or the state
+// exists.
+func (g *globals) withReader(check func(cmd *cobra.Command, f *config.File, args []string) error, fn func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		f, err := g.loadConfig()
 		if err != nil {
 			return &exitError{code: exitFailed, err: err}
+		}
+		if check != nil {
+			if err := check(cmd, f, args); err != nil {
+				return err
+			}
 		}
 		c, err := connect(cmd.Context(), f, neverStart)
 		if err == nil {
@@ -361,11 +370,10 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Use:   "history SERVICE --env ENV",
 		Short: "List a service's deployments in an environment, newest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withReader(func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error {
+		RunE: g.withReader(func(cmd *cobra.Command, f *config.File, args []string) error {
+			return checkArgs(cmd.Context(), f, nil, cmdArgs{Service: args[0], Env: env})
+		}, func(cmd *cobra.Command, args []string, f *config.File, r stateReader) error {
 			ref := core.Ref{Service: args[0], Env: env}
-			if err := checkArgs(cmd.Context(), f, nil, cmdArgs{Service: ref.Service, Env: ref.Env}); err != nil {
-				return err
-			}
 			deps, err := r.Deployments(cmd.Context(), ref, 50)
 			if err != nil {
 				return err
@@ -435,7 +443,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Each service and environment: what runs, locks, unfinished operations",
 		Args:  cobra.NoArgs,
-		RunE: g.withReader(func(cmd *cobra.Command, _ []string, f *config.File, r stateReader) error {
+		RunE: g.withReader(nil, func(cmd *cobra.Command, _ []string, f *config.File, r stateReader) error {
 			out, err := r.Status(cmd.Context())
 			if err != nil {
 				return err

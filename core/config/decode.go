@@ -456,6 +456,10 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) bool {
 		prov.Settings = map[string]any{}
 		prov.SettingPos = map[string]Pos{}
 		prov.Pos = mpos
+		prov.BlockKeys = nil
+		for _, f := range fields {
+			prov.BlockKeys = append(prov.BlockKeys, f.key)
+		}
 	}
 	if f, ok := t.FieldByName("Pos"); ok && f.Type == posType {
 		v.FieldByIndex(f.Index).Set(reflect.ValueOf(mpos))

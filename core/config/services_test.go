@@ -195,3 +195,32 @@ func TestInlineSecretsAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A misspelled key of a provider's block itself (a backup set's every)
+// reads as a setting the provider does not know; the message points at
+// the block's key the person meant, not only at the provider's settings.
+func TestMisspelledBlockKeyIsSuggested(t *testing.T) {
+	const body = "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n    backups:\n      - {name: media, provider: snaps, dir: /m, evrey: 24h}\nplugins:\n  - name: snaps\n"
+	f, err := Parse("ripcord.yaml", []byte(body), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Environments[0].Backups[0].Provider
+	schema := []byte(`{"type": "object", "additionalProperties": false, "properties": {"dir": {"type": "string"}, "set": {"type": "string"}}}`)
+	problems, err := CheckSettings(schema, p.Settings, p.BlockKeys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `unknown setting; did you mean "every" (a key of the block itself)? known settings: dir, set`
+	if len(problems) != 1 || problems[0].Path != "evrey" || problems[0].Message != want {
+		t.Fatalf("problems = %+v\nwant evrey: %s", problems, want)
+	}
+	if pos := p.SettingPos["evrey"]; pos.Line != 8 {
+		t.Errorf("evrey is located at %v, want line 8", pos)
+	}
+	// A provider setting close to the misspelling still wins.
+	problems, _ = CheckSettings(schema, map[string]any{"dri": "/m"}, p.BlockKeys...)
+	if len(problems) != 1 || !strings.Contains(problems[0].Message, `did you mean "dir"?`) {
+		t.Fatalf("problems = %+v, want a suggestion of dir", problems)
+	}
+}

@@ -40,8 +40,11 @@ func (p *Provider) SettingAt(dotted string) Pos {
 // JSON Schema settings schemas use: type, properties, required,
 // additionalProperties, items, enum, pattern, minimum, maximum,
 // minLength, minItems and $ref into $defs. Messages never quote a value,
-// since a misplaced secret must not reach the screen.
-func CheckSettings(schema json.RawMessage, settings map[string]any) ([]SettingProblem, error) {
+// since a misplaced secret must not reach the screen. blockKeys are the
+// keys the block itself takes besides the provider's settings (a backup
+// set's every, verify_every…, see Provider.BlockKeys): a misspelled one
+// arrives as an unknown setting, and the suggestion names it.
+func CheckSettings(schema json.RawMessage, settings map[string]any, blockKeys ...string) ([]SettingProblem, error) {
 	if len(schema) == 0 {
 		return nil, nil
 	}
@@ -58,15 +61,16 @@ func CheckSettings(schema json.RawMessage, settings map[string]any) ([]SettingPr
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("encoding settings: %w", err)
 	}
-	c := &schemaChecker{root: root}
+	c := &schemaChecker{root: root, blockKeys: blockKeys}
 	c.check("", root, doc, 0)
 	slices.SortStableFunc(c.problems, func(a, b SettingProblem) int { return strings.Compare(a.Path, b.Path) })
 	return c.problems, nil
 }
 
 type schemaChecker struct {
-	root     map[string]any
-	problems []SettingProblem
+	root      map[string]any
+	blockKeys []string
+	problems  []SettingProblem
 }
 
 func (c *schemaChecker) add(path, format string, args ...any) {
@@ -135,7 +139,13 @@ func (c *schemaChecker) check(path string, s map[string]any, v any, depth int) {
 						known = append(known, k)
 					}
 					slices.Sort(known)
-					c.add(at, "unknown setting%s known settings: %s", didYouMeanSep(key, known), strings.Join(known, ", "))
+					hint := didYouMeanSep(key, known)
+					if path == "" && hint == ";" {
+						if own := suggest(key, c.blockKeys); own != "" {
+							hint = fmt.Sprintf("; did you mean %q (a key of the block itself)?", own)
+						}
+					}
+					c.add(at, "unknown setting%s known settings: %s", hint, strings.Join(known, ", "))
 				}
 			case map[string]any:
 				c.check(at, extra, x[key], depth+1)

@@ -158,6 +158,10 @@ type Provider struct {
 	// complaint about a setting can be reported at file:line:col.
 	SettingPos map[string]Pos `yaml:"-"`
 	Pos        Pos            `yaml:"-"`
+	// BlockKeys are the keys the block carrying the provider takes itself
+	// (a backup set's name, every, verify_every…), so a misspelled one,
+	// which reads as an unknown provider setting, is suggested.
+	BlockKeys []string `yaml:"-"`
 
 	// secrets are the file's expanded ${ENV} values, so a Provider printed
 	// on its own is redacted too.
