@@ -227,10 +227,10 @@ func (c *ciServer) Trigger(ctx context.Context, req sdk.TriggerRequest) (string,
 	return s.Trigger(ctx, req.Service, req.Version, req.FromStage)
 }
 
-func (c *ciServer) Cancel(ctx context.Context, runID string) error {
+func (c *ciServer) Cancel(ctx context.Context, req sdk.CancelRequest) error {
 	s, err := c.ready()
 	if err != nil {
 		return err
 	}
-	return s.Cancel(ctx, runID)
+	return s.Cancel(ctx, req.RunID)
 }

@@ -188,10 +188,10 @@ func (e *execServer) Trigger(ctx context.Context, req sdk.TriggerRequest) (strin
 	return s.Trigger(ctx, req.Service, req.Version, req.FromStage)
 }
 
-func (e *execServer) Cancel(ctx context.Context, runID string) error {
+func (e *execServer) Cancel(ctx context.Context, req sdk.CancelRequest) error {
 	s, err := e.ready()
 	if err != nil {
 		return err
 	}
-	return s.Cancel(ctx, runID)
+	return s.Cancel(ctx, req.RunID)
 }

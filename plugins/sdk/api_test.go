@@ -75,7 +75,7 @@ func exported(t *testing.T) []string {
 // conversion) stays unexported; a new name must be added here on purpose.
 func TestSDKExportsOnlyWhatAuthorsUse(t *testing.T) {
 	want := []string{
-		"Actor", "BackupFacts", "BackupRunner", "BackupSource", "Canceller", "ConfigureRequest",
+		"Actor", "BackupFacts", "BackupRunner", "BackupSource", "CancelRequest", "Canceller", "ConfigureRequest",
 		"Degraded", "DegradedError", "DeployMarker", "DeployRequest", "ErrOpFinished", "ErrUnsupported",
 		"ErrorBucket", "ErrorIssue", "ErrorSource", "ErrorWindow", "Healthy", "HealthyNote", "HostStatus", "Info", "IssueLister", "IssuesRequest",
 		"LogLine", "LogStreamer", "LogsRequest", "MarkDeployRequest", "Migration", "NewLogger", "Op",

@@ -194,10 +194,13 @@ type LogStreamer interface {
 	Logs(ctx context.Context, req LogsRequest, send func(LogLine) error) error
 }
 
+// CancelRequest asks to cancel the run RunID.
+type CancelRequest struct{ RunID string }
+
 // Canceller is implemented by pipeline sources that can cancel a run.
 // This version of the host does not call it yet.
 type Canceller interface {
-	Cancel(ctx context.Context, runID string) error
+	Cancel(ctx context.Context, req CancelRequest) error
 }
 
 // Requests of the error source's methods.

@@ -352,7 +352,7 @@ func (p *pipelineServer) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb
 	if !ok {
 		return nil, unsupported("Cancel")
 	}
-	if err := c.Cancel(ctx, req.GetRunId()); err != nil {
+	if err := c.Cancel(ctx, CancelRequest{RunID: req.GetRunId()}); err != nil {
 		return nil, grpcError(err)
 	}
 	return &pb.CancelResponse{}, nil
