@@ -25,41 +25,48 @@ type need struct {
 }
 
 // needs lists what waits on a person across every service, so a spike in
-// a service the screen is not showing still reaches the person.
-func needs(s core.Snapshot) []need {
+// a service the screen is not showing still reaches the person. A spike
+// of a release that no longer takes traffic (rolled back, aborted) is not
+// one.
+func needs(s *screen) []need {
+	snap := s.snap
 	var out []need
-	for ref, v := range s.Verdicts {
-		if v.Kind == core.VerdictSpike {
+	for ref, v := range snap.Verdicts {
+		if v.Kind == core.VerdictSpike && pastVerdict(s, ref, v) == "" {
 			out = append(out, need{"spike|" + ref.String() + "|" + v.Candidate,
 				fmt.Sprintf("SPIKE: %s %s %s errors", ref, v.Candidate, v.Evidence.Ratio())})
 		}
 	}
-	for ref, d := range s.Deployments {
-		if d.State == core.DeployJudgment {
-			out = append(out, need{fmt.Sprintf("judgment|%s|%d|%s|%d", ref, d.ID, d.Version, d.Step),
-				fmt.Sprintf("%s %s at %d%% waits for judgment", ref, d.Version, d.Weight)})
+	for ref, sit := range snap.Situations {
+		switch sit.Phase {
+		case core.PhaseJudgment:
+			out = append(out, need{fmt.Sprintf("judgment|%s|%s|%d|%d", ref, sit.Candidate, sit.Step, sit.Since.Unix()),
+				fmt.Sprintf("%s %s at %d%% waits for judgment", ref, sit.Candidate, sit.Weight)})
+		case core.PhaseDegraded:
+			out = append(out, need{fmt.Sprintf("degraded|%s|%s|%d", ref, sit.Candidate, sit.Since.Unix()),
+				fmt.Sprintf("%s %s stopped at %d%%: abort or roll back", ref, sit.Candidate, sit.Weight)})
 		}
 	}
-	for ref, sets := range s.Backups {
+	for ref, sets := range snap.Backups {
 		for set, f := range sets {
 			switch f.State {
 			case core.FreshCritical:
 				// The same stale backup is one thing; a newer backup that
 				// goes stale again is another.
 				out = append(out, need{fmt.Sprintf("backup|%s|%s|stale|%d", ref, set, f.Facts.LastEnd.Unix()),
-					fmt.Sprintf("%s %s backup is %s old", ref, set, dur(f.Age))})
+					fmt.Sprintf("%s %s backup is %s old", ref, set, core.HumanDuration(f.Age))})
 			case core.FreshUnknown:
 				out = append(out, need{fmt.Sprintf("backup|%s|%s|unknown|%d", ref, set, f.Facts.LastEnd.Unix()),
 					fmt.Sprintf("%s %s backup state unknown", ref, set)})
 			}
 		}
 	}
-	for id, op := range s.Operations {
+	for id, op := range snap.Operations {
 		if op.State == core.OpAttention {
 			out = append(out, need{"op|" + id, fmt.Sprintf("%s %s unfinished: needs an owner", op.Kind, op.Ref)})
 		}
 	}
-	for name, h := range s.Providers {
+	for name, h := range snap.Providers {
 		if h.State == "failed" {
 			out = append(out, need{fmt.Sprintf("provider|%s|%d", name, h.Since.Unix()), fmt.Sprintf("provider %s failed", name)})
 		}
@@ -70,7 +77,7 @@ func needs(s core.Snapshot) []need {
 
 // prime records what already waits when the console opens: the strip
 // shows it, and the bell is for what happens while the person watches.
-func (a *attention) prime(s core.Snapshot) {
+func (a *attention) prime(s *screen) {
 	a.seen = map[string]bool{}
 	for _, n := range needs(s) {
 		a.seen[n.key] = true
@@ -79,7 +86,7 @@ func (a *attention) prime(s core.Snapshot) {
 
 // check returns the sequence to write for things that newly need a
 // person, or "" when nothing new does.
-func (a *attention) check(s core.Snapshot) string {
+func (a *attention) check(s *screen) string {
 	var fresh []string
 	for _, n := range needs(s) {
 		if !a.seen[n.key] {

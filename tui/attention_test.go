@@ -48,7 +48,7 @@ func spike(ref core.Ref, cand string) core.Event {
 func attentionConsole(t *testing.T, bell, desktop bool) (*Model, *core.Engine) {
 	o := testOptions()
 	o.Bell, o.Desktop = bell, desktop
-	m, eng, _ := newConsole(t, idleSnapshot(), o)
+	m, eng := fixtureConsole(t, idleSnapshot(), o)
 	return m, eng
 }
 
@@ -67,7 +67,7 @@ func TestAttentionRingsOncePerNewThing(t *testing.T) {
 	// A stale backup is a new thing.
 	f := fresh("db", "restic", core.FreshCritical, 50*time.Hour, 24*time.Hour, "")
 	eng.Publish(core.Event{Kind: core.EvBackup, Ref: production, Final: true, Backup: &f})
-	if got := raws(t, update(m, flushMsg{})); !strings.Contains(got, "db backup is 50h old") {
+	if got := raws(t, update(m, flushMsg{})); !strings.Contains(got, "db backup is 2d 2h old") {
 		t.Fatalf("a stale backup wrote %q", got)
 	}
 }
@@ -85,7 +85,8 @@ func TestAttentionSilentWhileFine(t *testing.T) {
 
 func TestAttentionEachKind(t *testing.T) {
 	for name, ev := range map[string]core.Event{
-		"judgment": {Kind: core.EvDeployment, Ref: production, Final: true, Deployment: &core.Deployment{ID: 9, Ref: production, Version: "v1.43.0", State: core.DeployJudgment, Weight: 50}},
+		"judgment": {Kind: core.EvSituation, Ref: production, Final: true, Situation: &core.Situation{Ref: production, Phase: core.PhaseJudgment, Candidate: "v1.43.0", Weight: 50, Acting: true}},
+		"stopped":  {Kind: core.EvSituation, Ref: production, Final: true, Situation: &core.Situation{Ref: production, Phase: core.PhaseDegraded, Candidate: "v1.43.0", Weight: 25, Acting: true}},
 		"unknown": {Kind: core.EvBackup, Ref: production, Final: true, Backup: func() *core.Freshness {
 			f := fresh("db", "borg", core.FreshUnknown, 0, 24*time.Hour, "locked")
 			return &f
@@ -120,7 +121,7 @@ func TestAttentionOffByOption(t *testing.T) {
 func TestAttentionNotForWhatWasThereAtStart(t *testing.T) {
 	o := testOptions()
 	o.Bell, o.Desktop = true, true
-	m, eng, _ := newConsole(t, canarySnapshot(), o)
+	m, eng := fixtureConsole(t, canarySnapshot(), o)
 	eng.Publish(spike(production, "v1.43.0"))
 	if got := raws(t, update(m, flushMsg{})); got != "" {
 		t.Fatalf("the spike on screen at start rang: %q", got)
@@ -133,7 +134,7 @@ func TestOSCTextIsSanitised(t *testing.T) {
 	s := core.NewSnapshot("p", []string{"api"}, []string{"prod"})
 	ref := core.Ref{Service: "api", Env: "prod"}
 	s.Verdicts[ref] = core.SpikeVerdict{Ref: ref, Candidate: "v1\x1b]52;c;ZXZpbA==\a", Kind: core.VerdictSpike}
-	got := a.check(s)
+	got := a.check(&screen{snap: &s})
 	if strings.Count(got, "\x1b") != 1 || strings.Count(got, "\a") != 1 {
 		t.Fatalf("control characters leaked: %q", got)
 	}

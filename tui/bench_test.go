@@ -65,6 +65,11 @@ func flood(eng *core.Engine, rate int, stop <-chan struct{}, done chan<- int) {
 // the real program loop, while about 10,000 events a second arrive.
 func BenchmarkKeypressUnderFlood(b *testing.B) {
 	eng := engineWith(canarySnapshot())
+	// The engine says promote may run (as the rollout controller would
+	// during a canary); the handler notes its arrival.
+	eng.Publish(core.Event{Kind: core.EvSituation, Ref: production, Final: true, Situation: &core.Situation{Ref: production, Acting: true,
+		Phase: core.PhaseRolling, Candidate: "v1.43.0", Stable: "v1.42.0", Weight: 25,
+		Commands: []core.Possible{{Kind: core.CmdPromote, Allowed: true, From: "v1.42.0", To: "v1.43.0", Why: "ends the current step"}}}})
 	got := make(chan struct{}, 1)
 	eng.Handle(core.CmdPromote, func(context.Context, *core.Engine, core.Command) (core.Result, error) {
 		got <- struct{}{}

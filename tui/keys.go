@@ -24,6 +24,10 @@ type keyMap struct {
 	Open         key.Binding
 	Up           key.Binding
 	Down         key.Binding
+	PageUp       key.Binding
+	PageDown     key.Binding
+	Home         key.Binding
+	End          key.Binding
 	Theme        key.Binding
 	Mouse        key.Binding
 	Help         key.Binding
@@ -34,6 +38,9 @@ type keyMap struct {
 	// Choose and Back answer the rollback history picker and close views.
 	Choose key.Binding
 	Back   key.Binding
+	// Interrupt closes whatever has the keyboard where letters are text
+	// (a search, a filter, a typed confirmation).
+	Interrupt key.Binding
 }
 
 func defaultKeys() keyMap {
@@ -54,19 +61,24 @@ func defaultKeys() keyMap {
 		Service:      key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8", "9"), key.WithHelp("1-9", "service")),
 		Focus:        key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next pane")),
 		FocusBack:    key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous pane")),
-		Open:         key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open step log")),
+		Open:         key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open the line in full")),
 		Up:           key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:         key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		PageUp:       key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "page up")),
+		PageDown:     key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "page down")),
+		Home:         key.NewBinding(key.WithKeys("home"), key.WithHelp("home", "first")),
+		End:          key.NewBinding(key.WithKeys("end"), key.WithHelp("end", "last")),
 		Theme:        key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "next theme")),
 		Mouse:        key.NewBinding(key.WithKeys("m"), key.WithHelp("m", "mouse on/off")),
 		Help:         key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:         key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		// Only y confirms: Enter is what a person presses by reflex, so on
 		// a destructive action it must mean cancel.
-		Confirm: key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "confirm")),
-		Cancel:  key.NewBinding(key.WithKeys("enter", "esc"), key.WithHelp("enter/esc", "cancel")),
-		Choose:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
-		Back:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Confirm:   key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "confirm")),
+		Cancel:    key.NewBinding(key.WithKeys("enter", "esc"), key.WithHelp("enter/esc", "cancel")),
+		Choose:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "choose")),
+		Back:      key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
+		Interrupt: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "close")),
 	}
 }
 
@@ -76,17 +88,17 @@ func (k keyMap) ShortHelp() []key.Binding {
 }
 
 // footerDropOrder is which hints a narrow footer gives up first; the
-// actions and ? (which lists everything) always keep their place.
+// actions, ? (which lists everything) and q always keep their place.
 func (k keyMap) footerDropOrder() []key.Binding {
-	return []key.Binding{k.Filter, k.Quit, k.Palette, k.Logs}
+	return []key.Binding{k.Filter, k.Palette, k.Logs}
 }
 
 // FullHelp is the `?` screen, one column per group.
 func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Promote, k.FullPromote, k.Rollback, k.Abort, k.Pause, k.Backup},
-		{k.Logs, k.Filter, k.Palette, k.PaletteChord, k.Open, k.Up, k.Down, k.Focus, k.FocusBack},
+		{k.Logs, k.Filter, k.Palette, k.PaletteChord, k.Open, k.Up, k.Down, k.PageUp, k.PageDown, k.Focus, k.FocusBack},
 		{k.Env, k.Service, k.Theme, k.Mouse, k.Help, k.Quit},
-		{k.Confirm, k.Cancel, k.Choose, k.Back},
+		{k.Confirm, k.Cancel, k.Choose, k.Back, k.Interrupt},
 	}
 }

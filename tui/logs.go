@@ -70,6 +70,8 @@ type logFilter struct {
 	// text, when set, keeps lines holding it, ignoring case: what the
 	// person typed after /.
 	text string
+	// finished says the steps shown have ended: no more lines will come.
+	finished bool
 }
 
 func (f logFilter) keep(e logEntry) bool {
@@ -96,12 +98,14 @@ type logView struct {
 	seen   uint64 // ring generation last rendered
 	follow bool   // stick to the newest line
 	count  int
-	typing bool // the person is typing the text filter
 }
 
 func newLogView(f logFilter) *logView {
 	vp := viewport.New()
 	vp.MouseWheelEnabled = true
+	// Long lines wrap: a message cut in the message area is read here
+	// in full.
+	vp.SoftWrap = true
 	return &logView{filter: f, vp: vp, follow: true, seen: ^uint64(0)}
 }
 

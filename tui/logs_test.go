@@ -27,16 +27,14 @@ func TestRingKeepsNewestWithinCap(t *testing.T) {
 // enter on the Pipeline pane opens the selected step's log; l opens the
 // environment's; lines arrive on the flush tick.
 func TestStepAndEnvironmentLogs(t *testing.T) {
-	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
 	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/canary/canary 25%", "shifting 25% of traffic"))
 	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/build/compile", "go build ./..."))
 	eng.Publish(logEvent(production, production.String(), "health check ok"))
 	update(m, flushMsg{})
 
 	update(m, press("enter"))
-	if m.mode != modeLogs {
-		t.Fatal("enter on the Pipeline pane opened no log")
-	}
+	topIs[*logDialog](t, m)
 	v := view(m)
 	mustContain(t, v, "Log · api · canary/canary 25% · 1 lines", "shifting 25% of traffic")
 	if strings.Contains(v, "go build") || strings.Contains(v, "health check") {
@@ -47,9 +45,7 @@ func TestStepAndEnvironmentLogs(t *testing.T) {
 	update(m, flushMsg{})
 	mustContain(t, view(m), "weight now 25", "2 lines")
 	update(m, press("esc"))
-	if m.mode != modeMain {
-		t.Fatal("esc did not close the log")
-	}
+	onMain(t, m)
 
 	// Up selects the finished stages' line: build's log.
 	update(m, press("k"))
@@ -68,7 +64,7 @@ func TestStepAndEnvironmentLogs(t *testing.T) {
 
 // However much a step prints, the console keeps logCap lines.
 func TestLogMemoryIsCapped(t *testing.T) {
-	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
 	for i := range logCap + 500 {
 		eng.Publish(logEvent(production, production.String(), fmt.Sprint("line ", i)))
 		if i%1000 == 999 {
@@ -76,8 +72,8 @@ func TestLogMemoryIsCapped(t *testing.T) {
 		}
 	}
 	update(m, flushMsg{})
-	if m.logs.len() != logCap || len(m.logs.buf) != logCap {
-		t.Fatalf("ring holds %d lines in %d slots, cap %d", m.logs.len(), len(m.logs.buf), logCap)
+	if m.s.logs.len() != logCap || len(m.s.logs.buf) != logCap {
+		t.Fatalf("ring holds %d lines in %d slots, cap %d", m.s.logs.len(), len(m.s.logs.buf), logCap)
 	}
 	update(m, press("l"))
 	v := view(m)

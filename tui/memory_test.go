@@ -79,7 +79,7 @@ func floodConsole(tb testing.TB) (*Model, *core.Engine) {
 	tb.Cleanup(m.sub.Close)
 	update(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	update(m, press("l"))
-	if m.mode != modeLogs {
+	if _, ok := m.dialogs.top().(*logDialog); !ok {
 		tb.Fatal("l did not open the log viewer")
 	}
 	_ = m.View()
@@ -114,12 +114,12 @@ func TestMemoryFlatAfterMillionLogLines(t *testing.T) {
 		t.Errorf("live heap grew %.1f MiB between 100k and 1M lines: not flat (bound %.0f MiB)", mib(end-at100k), mib(logFlatBound))
 	}
 
-	if m.logs.len() != logCap || len(m.logs.buf) != logCap || cap(m.logs.buf) != logCap {
-		t.Fatalf("ring holds %d lines in %d slots (cap %d), want exactly %d", m.logs.len(), len(m.logs.buf), cap(m.logs.buf), logCap)
+	if m.s.logs.len() != logCap || len(m.s.logs.buf) != logCap || cap(m.s.logs.buf) != logCap {
+		t.Fatalf("ring holds %d lines in %d slots (cap %d), want exactly %d", m.s.logs.len(), len(m.s.logs.buf), cap(m.s.logs.buf), logCap)
 	}
 	// The kept lines are the last logCap sent, oldest first, newest last.
 	i, bad := 0, 0
-	m.logs.each(func(e logEntry) {
+	m.s.logs.each(func(e logEntry) {
 		if want := "line " + strconv.Itoa(floodLines-logCap+i); e.text != want && bad < 3 {
 			bad++
 			t.Errorf("ring line %d is %q, want %q", i, e.text, want)

@@ -2,8 +2,15 @@
 // that renders a core.Snapshot, keeps it current from the engine's event
 // stream, and sends core.Commands for the keys a release manager presses.
 //
-// The screen is a client of core.Engine only: Subscribe for state and
-// events, Do for commands and Store for history reads.
+// The screen is a client of core.Client only, and it decides nothing the
+// engine decides: which commands may run now, and why not, where a
+// rollout really stands and what is held all come from the situation the
+// engine publishes (core.Situation); the screen renders it.
+//
+// The root model routes and lays out. Each pane is a component with its
+// own content and the event kinds that change it (pane.go); dialogs
+// implement one small interface — handle a message, answer with an
+// action, draw — on a stack the root owns (dialog.go).
 package tui
 
 import (
@@ -13,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
@@ -31,12 +37,6 @@ const commandTimeout = 2 * time.Minute
 
 // historyDepth is how many deployments the rollback picker reads.
 const historyDepth = 20
-
-// Confirmation policies for Options.Confirm.
-const (
-	ConfirmKey      = "y"         // press y
-	ConfirmTypeName = "type-name" // type the service name, then enter
-)
 
 // Options configures the console.
 type Options struct {
@@ -56,6 +56,9 @@ type Options struct {
 	// Confirm is the confirmation policy per environment: ConfirmKey (the
 	// default) or ConfirmTypeName.
 	Confirm map[string]string
+	// Production names the environments the config marks production:
+	// they are named in the production colour.
+	Production map[string]bool
 	// Bell rings the terminal bell and Desktop sends a desktop
 	// notification (OSC 9) when something newly needs a person. Callers
 	// set them from config, where both default to on.
@@ -75,83 +78,43 @@ type Options struct {
 	Output io.Writer
 }
 
-// mode is what has the keyboard.
-type mode int
-
-const (
-	modeMain mode = iota
-	modePicker
-	modeConfirm
-	modeLogs
-	modeHelp
-	modeQuit
-	modePalette
-	modeSetPicker // which backup set to back up now
-)
-
-// pane is one of the main screen's panes, in tab order.
-type pane int
-
-const (
-	panePipeline pane = iota
-	paneErrors
-	paneBackups
-	paneActivity
-	paneCount
-)
-
-// paneNames are the panes' names as titles and the status line say them.
-var paneNames = [paneCount]string{"Pipeline", "Errors", "Backups", "Activity"}
-
-// Model is the console's root model: it owns the snapshot and routes
-// keys to whichever component has the keyboard.
+// Model is the console's root model: it owns the snapshot, the panes and
+// the dialog stack, routes each message to whoever should have it, and
+// lays the screen out.
 type Model struct {
-	eng    core.Client
-	sub    *core.Subscription
-	snap   core.Snapshot
-	opts   Options
-	st     styles
-	keys   keyMap
-	help   help.Model
-	buf    []core.Event
-	w, h   int
-	flushQ bool // a flush tick is scheduled
+	eng  core.Client
+	sub  *core.Subscription
+	snap core.Snapshot
+	s    screen // what panes and dialogs draw from
 
-	service string
-	env     string // chosen with e; "" follows the rollout in flight
-	focus   pane
-	stepSel string // the pipeline row selected for enter
+	panes [paneCount]*paneView
+	focus paneID
+	// focusMoved says the person chose the focused pane: it then gets
+	// its rows first when the screen is short.
+	focusMoved bool
+	dialogs    stack
+	w, h       int
 
-	mode    mode
-	picker  *picker
-	sets    *setPicker
-	confirm *confirmDialog
-	logView *logView
-	palette *palette
-	loading core.Ref // rollback history being read
-
-	// filter narrows each pane's lines; filtering means the person is
-	// typing the focused pane's. helpQuery narrows the help.
-	filter    [paneCount]string
-	filtering bool
-	helpQuery string
-
-	status    string
-	statusBad bool
-
-	theme      themes.Theme
-	themeFixed bool   // chosen by the person or config, not the background
-	self       string // this console's watcher id (Engine.Watch)
-	mouse      bool
-
-	logs    *ring
-	att     attention
-	running int // commands this console sent that have not answered
-
-	caches [paneCount]paneCache
-	rev    [paneCount]uint64
-	gen    uint64 // bumped by every change; keys the frame cache
-	frame  paneCache
+	msg                    message
+	msgKey                 string // messageLines' cache
+	msgW, msgH             int
+	msgLines               []string
+	loading                core.Ref // rollback history being read
+	running                int      // commands this console sent that have not answered
+	att                    attention
+	theme                  themes.Theme
+	themeFixed, mouse      bool
+	buf                    []core.Event
+	flushQ                 bool   // a flush tick is scheduled
+	gen                    uint64 // bumped by every change; keys the frame cache
+	frameKey, frameContent string
+	// rev is bumped when the snapshot changes; the header, strip and
+	// body below are rebuilt only when it or their other inputs move.
+	rev                uint64
+	chromeKey          string
+	chromeHead, chrome string
+	bodyKey            string
+	bodyLines          []string
 }
 
 type (
@@ -166,7 +129,7 @@ type (
 	historyMsg struct {
 		ref  core.Ref
 		deps []core.Deployment
-		rel  map[string]core.Release
+		rel  *core.Release
 		err  error
 	}
 )
@@ -197,15 +160,16 @@ func newModel(eng core.Client, opts Options) *Model {
 		opts.Service = snap.Services[0]
 	}
 	m := &Model{
-		eng: eng, sub: sub, snap: snap, opts: opts, keys: defaultKeys(), help: help.New(),
-		w: opts.Width, h: opts.Height, service: opts.Service, mouse: opts.Mouse,
-		logs: newRing(logCap), att: attention{bell: opts.Bell, desktop: opts.Desktop},
+		eng: eng, sub: sub, snap: snap, w: opts.Width, h: opts.Height, mouse: opts.Mouse,
+		att: attention{bell: opts.Bell, desktop: opts.Desktop},
 	}
+	m.s = screen{snap: &m.snap, keys: defaultKeys(), opts: &opts, service: opts.Service, logs: newRing(logCap)}
+	m.panes = [paneCount]*paneView{{pane: pipelinePane{}}, {pane: errorsPane{}}, {pane: backupsPane{}}, {pane: activityPane{}}}
 	theme, fixed := opts.Theme, opts.Theme.Name != ""
 	if !fixed && opts.ThemeName != "" {
 		t, err := themes.Get(opts.ThemeName)
 		if err != nil {
-			m.setStatus(err.Error(), true)
+			m.say(err.Error(), core.SeverityWarn)
 		} else {
 			theme, fixed = t, true
 		}
@@ -215,22 +179,23 @@ func newModel(eng core.Client, opts Options) *Model {
 	}
 	m.themeFixed = fixed
 	m.setTheme(theme)
-	m.att.prime(snap)
+	m.att.prime(&m.s)
 	return m
 }
 
 func (m *Model) setTheme(t themes.Theme) {
 	m.theme = t
-	m.st = newStyles(t, m.opts.NoColor)
-	m.help.Styles = helpStyles(t, m.opts.NoColor)
+	m.s.st = newStyles(t, m.s.opts.NoColor)
 	m.invalidate()
 }
 
-// invalidate drops every cached pane.
+// invalidate redraws every pane.
 func (m *Model) invalidate() {
-	for i := range m.rev {
-		m.rev[i]++
+	for _, p := range m.panes {
+		p.changed()
 	}
+	m.msgKey = ""
+	m.rev++
 }
 
 // Init starts waiting for events and the header clock, and asks the
@@ -257,7 +222,7 @@ func clockTick() tea.Cmd {
 	return tea.Tick(time.Second, func(time.Time) tea.Msg { return clockMsg{} })
 }
 
-// Update handles one message.
+// Update routes one message.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if _, ok := msg.(readyMsg); !ok {
 		m.gen++
@@ -265,8 +230,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.w, m.h = msg.Width, msg.Height
-		m.help.SetWidth(msg.Width - 2)
-		m.refreshLogs()
 	case tea.BackgroundColorMsg:
 		if !m.themeFixed {
 			name := "dark"
@@ -288,17 +251,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		alert := m.flush()
 		return m, tea.Batch(m.waitReady(), rawCmd(alert))
 	case clockMsg:
-		// Running steps count their time on screen.
-		if run, ok := m.snap.Pipelines[m.service]; ok && !run.State.Terminal() {
-			m.rev[panePipeline]++
-		}
 		return m, clockTick()
 	case resultMsg:
 		m.running = max(m.running-1, 0)
 		m.showResult(msg)
 	case historyMsg:
-		m.openPicker(msg)
+		m.openHistory(msg)
 	case tea.KeyPressMsg:
+		if d := m.dialogs.top(); d != nil {
+			return m, m.apply(d.handle(&m.s, msg))
+		}
 		return m, m.key(msg)
 	case tea.MouseMsg:
 		return m, m.mouseEvent(msg)
@@ -306,452 +268,251 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// mouseEvent focuses the pane a person clicks and scrolls the log viewer
-// with the wheel. With the mouse off the terminal should send nothing,
-// and whatever arrives anyway is ignored.
-func (m *Model) mouseEvent(msg tea.MouseMsg) tea.Cmd {
-	if !m.mouse {
-		return nil
-	}
-	switch msg := msg.(type) {
-	case tea.MouseClickMsg:
-		if msg.Button != tea.MouseLeft || m.mode != modeMain || m.filtering {
-			return nil
+// apply does what a dialog asked.
+func (m *Model) apply(a action) tea.Cmd {
+	switch a := a.(type) {
+	case closeDialog:
+		m.dialogs.pop()
+		if a.msg != "" {
+			m.say(a.msg, a.sev)
 		}
-		if p, ok := m.layout().paneAt(msg.X, msg.Y); ok && p != m.focus {
-			m.setFocus(p)
-		}
-	case tea.MouseWheelMsg:
-		if m.mode == modeLogs && m.logView != nil {
-			return m.logView.update(msg)
+	case openDialog:
+		m.dialogs.push(a.d)
+	case replaceDialog:
+		m.dialogs.pop()
+		m.dialogs.push(a.d)
+	case sendCommand:
+		m.dialogs.pop()
+		m.say(fmt.Sprintf("%s %s: sent…", a.cmd.Kind, a.cmd.Ref), core.SeverityInfo)
+		m.running++
+		return m.send(a.cmd)
+	case quitConsole:
+		return m.quit()
+	case pressKey:
+		m.dialogs.pop()
+		return m.key(a.k)
+	case setFilter:
+		v := m.panes[m.focus]
+		v.filter = a.text
+		if a.done {
+			m.dialogs.pop()
+			if a.text == "" {
+				m.msg = message{}
+			} else {
+				m.say(fmt.Sprintf("%s filtered by %q; esc clears", v.name(), a.text), core.SeverityInfo)
+			}
 		}
 	}
 	return nil
 }
 
-// flush folds every queued event into the snapshot and returns what to
-// write to the terminal for things that newly need a person.
+// mouseEvent focuses the pane a person clicks and scrolls with the wheel.
+// With the mouse off the terminal should send nothing, and whatever
+// arrives anyway is ignored.
+func (m *Model) mouseEvent(msg tea.MouseMsg) tea.Cmd {
+	if !m.mouse {
+		return nil
+	}
+	if d := m.dialogs.top(); d != nil {
+		if _, ok := msg.(tea.MouseWheelMsg); ok {
+			return m.apply(d.handle(&m.s, msg))
+		}
+		return nil
+	}
+	switch msg := msg.(type) {
+	case tea.MouseClickMsg:
+		if msg.Button != tea.MouseLeft {
+			return nil
+		}
+		if p, ok := m.layout().paneAt(msg.X, msg.Y); ok {
+			m.focus, m.focusMoved = p, true
+		}
+	case tea.MouseWheelMsg:
+		r := m.layout().panes[m.focus]
+		switch msg.Button {
+		case tea.MouseWheelUp:
+			m.panes[m.focus].move(&m.s, -1, r.w, r.h)
+		case tea.MouseWheelDown:
+			m.panes[m.focus].move(&m.s, 1, r.w, r.h)
+		}
+	}
+	return nil
+}
+
+// flush folds every queued event into the snapshot, marks the panes whose
+// kinds the events are, and returns what to write to the terminal for
+// things that newly need a person.
 func (m *Model) flush() string {
 	m.buf = m.sub.Drain(m.buf[:0])
 	if len(m.buf) == 0 {
 		return ""
 	}
+	m.rev++
 	for _, ev := range m.buf {
-		switch ev.Kind {
-		case core.EvLog:
+		if ev.Kind == core.EvLog {
 			if ev.Log != nil {
-				m.logs.add(logEntry{ref: ev.Ref, source: ev.Log.Source, text: ev.Log.Text})
+				m.s.logs.add(logEntry{ref: ev.Ref, source: ev.Log.Source, text: ev.Log.Text})
 			}
 			continue
-		case core.EvPipeline:
-			m.rev[panePipeline]++
-		case core.EvErrors, core.EvVerdict:
-			m.rev[paneErrors]++
-		case core.EvBackup:
-			m.rev[paneBackups]++
-		case core.EvAudit, core.EvProvider:
-			m.rev[paneActivity]++
-		case core.EvDeployment, core.EvTarget, core.EvPlan:
-			// The errors pane follows the environment with a rollout; the
-			// pipeline pane shows the rollout's steps.
-			m.rev[paneErrors]++
-			m.rev[panePipeline]++
-		case core.EvNotice:
-			if ev.Ref.Service == "" || ev.Ref.Service == m.service {
-				bad := strings.Contains(ev.Notice, "fail") || strings.Contains(ev.Notice, "spike") || strings.Contains(ev.Notice, "degraded")
-				m.setStatus(ev.Notice, bad)
+		}
+		for _, p := range m.panes {
+			if p.affectedBy(ev.Kind) {
+				p.changed()
 			}
-		case core.EvResync:
-			m.invalidate()
+		}
+		if ev.Kind == core.EvNotice && (ev.Ref.Service == "" || ev.Ref.Service == m.s.service) {
+			m.say(ev.Notice, ev.Severity)
+			m.s.logs.add(logEntry{ref: ev.Ref, source: "engine", text: ev.Notice})
 		}
 		m.snap.Apply(ev)
 	}
 	clear(m.buf)
-	m.refreshLogs()
-	return m.att.check(m.snap)
+	return m.att.check(&m.s)
 }
 
-func (m *Model) refreshLogs() {
-	if m.logView != nil {
-		m.logView.refresh(m.logs, max(m.w-2, 1), max(m.h-6, 1))
-	}
-}
-
+// key answers a key on the main screen.
 func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
-	switch m.mode {
-	case modePicker:
-		switch m.picker.update(k, m.keys) {
-		case pickChoose:
-			p := m.picker
-			m.picker = nil
-			m.openConfirm(m.rollbackDialog(p))
-		case pickCancel:
-			m.picker, m.mode = nil, modeMain
-			m.setStatus("rollback cancelled", false)
-		}
-		return nil
-	case modeConfirm:
-		c := m.confirm
-		switch c.update(k, m.keys) {
-		case confirmYes:
-			m.confirm, m.mode = nil, modeMain
-			m.setStatus(fmt.Sprintf("%s %s: sent…", c.cmd.Kind, c.cmd.Ref), false)
-			m.running++
-			return m.send(c.cmd)
-		case confirmCancel:
-			m.confirm, m.mode = nil, modeMain
-			m.setStatus(fmt.Sprintf("%s cancelled", c.cmd.Kind), false)
-		case confirmWrong:
-			m.confirm, m.mode = nil, modeMain
-			m.setStatus(fmt.Sprintf("%s refused: %q is not the service name %q", c.cmd.Kind, c.typed, c.typeName), true)
-		}
-		return nil
-	case modeSetPicker:
-		switch m.sets.update(k, m.keys) {
-		case pickChoose:
-			p := m.sets
-			m.sets = nil
-			m.openConfirm(m.backupDialog(p.ref, p.chosen()))
-		case pickCancel:
-			m.sets, m.mode = nil, modeMain
-			m.setStatus(string(core.CmdBackupNow)+" cancelled", false)
-		}
-		return nil
-	case modeLogs:
-		return m.logKey(k)
-	case modeHelp:
-		// Letters search, so only ?, esc and ctrl+c close the help.
-		switch {
-		case key.Matches(k, m.keys.Help), key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
-			m.mode, m.helpQuery = modeMain, ""
-		default:
-			editQuery(&m.helpQuery, k)
-		}
-		return nil
-	case modePalette:
-		switch m.palette.update(k, m.keys) {
-		case paletteRun:
-			it := m.palette.chosen()
-			m.palette, m.mode = nil, modeMain
-			return m.key(it.press)
-		case paletteClose:
-			m.palette, m.mode = nil, modeMain
-		}
-		return nil
-	case modeQuit:
-		switch {
-		case key.Matches(k, m.keys.Confirm), key.Matches(k, m.keys.Quit):
-			return m.quit()
-		case key.Matches(k, m.keys.Cancel):
-			m.mode = modeMain
-		}
-		return nil
-	}
-	if m.filtering {
-		m.filterKey(k)
-		return nil
-	}
+	keys := m.s.keys
+	r := m.layout().panes[m.focus]
+	v := m.panes[m.focus]
 	switch {
-	case key.Matches(k, m.keys.Quit):
-		if m.ownRunning() > 0 {
-			m.mode = modeQuit
+	case key.Matches(k, keys.Quit):
+		if n := m.ownRunning(); n > 0 {
+			m.dialogs.push(&quitDialog{running: n})
 			return nil
 		}
 		return m.quit()
-	case key.Matches(k, m.keys.Help):
-		m.mode = modeHelp
-	case key.Matches(k, m.keys.Promote):
+	case key.Matches(k, keys.Help):
+		m.dialogs.push(&helpDialog{})
+	case key.Matches(k, keys.Promote):
 		m.act(core.CmdPromote)
-	case key.Matches(k, m.keys.FullPromote):
+	case key.Matches(k, keys.FullPromote):
 		m.act(core.CmdFullPromote)
-	case key.Matches(k, m.keys.Rollback):
+	case key.Matches(k, keys.Rollback):
 		return m.startRollback()
-	case key.Matches(k, m.keys.Abort):
+	case key.Matches(k, keys.Abort):
 		m.act(core.CmdAbort)
-	case key.Matches(k, m.keys.Pause):
-		kind := core.CmdPause
-		if d, ok := m.snap.Deployments[m.focusRef()]; ok && d.State == core.DeployPaused {
-			kind = core.CmdResume
-		}
-		m.act(kind)
-	case key.Matches(k, m.keys.Backup):
+	case key.Matches(k, keys.Pause):
+		m.act(m.s.pauseKind())
+	case key.Matches(k, keys.Backup):
 		m.startBackup()
-	case key.Matches(k, m.keys.Palette), key.Matches(k, m.keys.PaletteChord):
-		m.palette, m.mode = newPalette(m.paletteItems()), modePalette
-	case key.Matches(k, m.keys.Filter):
-		m.filtering = true
-	case key.Matches(k, m.keys.Back):
-		if m.filter[m.focus] != "" {
-			m.filter[m.focus] = ""
-			m.setStatus("filter cleared", false)
+	case key.Matches(k, keys.Palette), key.Matches(k, keys.PaletteChord):
+		m.dialogs.push(newPalette(&m.s))
+	case key.Matches(k, keys.Filter):
+		m.dialogs.push(&filterDialog{pane: v.name(), text: v.filter})
+	case key.Matches(k, keys.Back):
+		if v.filter != "" {
+			v.filter = ""
+			m.say("filter cleared", core.SeverityInfo)
 		}
-	case key.Matches(k, m.keys.Logs):
-		ref := m.focusRef()
-		m.openLogs(logFilter{title: "Logs · " + ref.String(), ref: ref})
-	case key.Matches(k, m.keys.Env):
+	case key.Matches(k, keys.Logs):
+		ref := m.s.focusRef()
+		m.dialogs.push(newLogDialog(logFilter{title: "Logs · " + ref.String(), ref: ref}))
+	case key.Matches(k, keys.Env):
 		m.cycleEnv()
-	case key.Matches(k, m.keys.Service):
+	case key.Matches(k, keys.Service):
 		m.pickService(int(k.Code - '1'))
-	case key.Matches(k, m.keys.Focus):
-		m.setFocus((m.focus + 1) % paneCount)
-	case key.Matches(k, m.keys.FocusBack):
-		m.setFocus((m.focus + paneCount - 1) % paneCount)
-	case key.Matches(k, m.keys.Up), key.Matches(k, m.keys.Down):
-		if m.focus == panePipeline {
-			m.moveStep(key.Matches(k, m.keys.Down))
+	case key.Matches(k, keys.Focus):
+		m.focus, m.focusMoved = (m.focus+1)%paneCount, true
+	case key.Matches(k, keys.FocusBack):
+		m.focus, m.focusMoved = (m.focus+paneCount-1)%paneCount, true
+	case key.Matches(k, keys.Up):
+		v.move(&m.s, -1, r.w, r.h)
+	case key.Matches(k, keys.Down):
+		v.move(&m.s, 1, r.w, r.h)
+	case key.Matches(k, keys.PageUp):
+		v.move(&m.s, -max(r.h-3, 1), r.w, r.h)
+	case key.Matches(k, keys.PageDown):
+		v.move(&m.s, max(r.h-3, 1), r.w, r.h)
+	case key.Matches(k, keys.Open):
+		if row, ok := v.chosen(&m.s, r.w, r.h); ok {
+			m.dialogs.push(row.open(&m.s))
+		} else {
+			m.say(fmt.Sprintf("nothing to open in %s", v.name()), core.SeverityInfo)
 		}
-	case key.Matches(k, m.keys.Open):
-		if m.focus == panePipeline {
-			m.openStepLog()
-		}
-	case key.Matches(k, m.keys.Theme):
+	case key.Matches(k, keys.Theme):
 		m.cycleTheme()
-	case key.Matches(k, m.keys.Mouse):
+	case key.Matches(k, keys.Mouse):
 		m.mouse = !m.mouse
-		m.setStatus("mouse "+onOff(m.mouse), false)
+		m.say("mouse "+onOff(m.mouse), core.SeverityInfo)
 	}
 	return nil
 }
 
-// filterKey edits the focused pane's filter: enter keeps it, esc clears
-// it. The pane re-renders as the person types; the cache key carries the
-// filter, so nothing stale is shown.
-func (m *Model) filterKey(k tea.KeyPressMsg) {
-	switch {
-	case key.Matches(k, m.keys.Choose):
-		m.filtering = false
-		if m.filter[m.focus] == "" {
-			m.status = ""
-		} else {
-			m.setStatus(fmt.Sprintf("%s filtered by %q; esc clears", paneNames[m.focus], m.filter[m.focus]), false)
-		}
-	case key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
-		m.filtering, m.filter[m.focus] = false, ""
-		m.status = ""
-	default:
-		editQuery(&m.filter[m.focus], k)
+// act opens the confirmation for a command the engine would run now, or
+// says why it would not.
+func (m *Model) act(kind core.CommandKind) {
+	p := m.s.possible(kind)
+	if !p.Allowed {
+		m.say(fmt.Sprintf("%s refused: %s", kind, p.Why), core.SeverityWarn)
+		return
 	}
-}
-
-// logKey answers a key in the log viewer: / types a filter over the log
-// lines; esc clears a filter before it closes the viewer.
-func (m *Model) logKey(k tea.KeyPressMsg) tea.Cmd {
-	lv := m.logView
-	if lv.typing {
-		q := lv.filter.text
-		switch {
-		case key.Matches(k, m.keys.Choose):
-			lv.typing = false
-		case key.Matches(k, m.keys.Back), k.Keystroke() == "ctrl+c":
-			lv.typing, q = false, ""
-		default:
-			editQuery(&q, k)
-		}
-		lv.setText(q)
-		m.refreshLogs()
-		return nil
-	}
-	switch {
-	case key.Matches(k, m.keys.Filter):
-		lv.typing = true
-		return nil
-	case key.Matches(k, m.keys.Back) && lv.filter.text != "":
-		lv.setText("")
-		m.refreshLogs()
-		return nil
-	case key.Matches(k, m.keys.Back), key.Matches(k, m.keys.Quit), key.Matches(k, m.keys.Logs):
-		m.logView, m.mode = nil, modeMain
-		return nil
-	}
-	return lv.update(k)
+	cmd := core.Command{Kind: kind, Ref: m.s.focusRef(), Version: p.To, Actor: m.s.opts.Actor}
+	m.dialogs.push(newConfirm(&m.s, cmd, nil))
 }
 
 // startBackup backs up one set of the focused environment now: straight
-// to the confirmation when it has one set, through a picker when several.
+// to the confirmation when one set can, through a picker when several.
 func (m *Model) startBackup() {
-	if why := m.disabled(core.CmdBackupNow); why != "" {
-		m.setStatus(fmt.Sprintf("%s refused: %s", core.CmdBackupNow, why), true)
+	p := m.s.possible(core.CmdBackupNow)
+	if !p.Allowed {
+		m.say(fmt.Sprintf("%s refused: %s", core.CmdBackupNow, p.Why), core.SeverityWarn)
 		return
 	}
-	ref := m.focusRef()
-	sets := m.backupSets(ref)
-	if len(sets) == 1 {
-		m.openConfirm(m.backupDialog(ref, sets[0]))
+	ref := m.s.focusRef()
+	if len(p.Options) == 1 {
+		m.dialogs.push(newConfirm(&m.s, backupCommand(&m.s, ref, p.Options[0]), nil))
 		return
 	}
-	m.sets, m.mode = &setPicker{ref: ref, sets: sets}, modeSetPicker
-	m.status = ""
-}
-
-func (m *Model) quit() tea.Cmd {
-	m.sub.Close()
-	return tea.Quit
-}
-
-// ownRunning counts operations this person started that have not
-// finished: commands still waiting for an answer, and journaled
-// operations in the engine under this actor.
-func (m *Model) ownRunning() int {
-	n := m.running
-	for _, op := range m.snap.Operations {
-		if (op.State == core.OpIntent || op.State == core.OpRunning) && op.Actor.Name == m.opts.Actor.Name && op.Actor.Host == m.opts.Actor.Host {
-			n++
-		}
-	}
-	return n
-}
-
-func (m *Model) setFocus(p pane) {
-	m.rev[m.focus]++
-	m.focus = p
-	m.rev[p]++
-}
-
-func (m *Model) cycleEnv() {
-	envs := m.snap.Envs
-	if len(envs) == 0 {
-		return
-	}
-	cur := m.focusRef().Env
-	next := envs[0]
-	for i, e := range envs {
-		if e == cur {
-			next = envs[(i+1)%len(envs)]
-		}
-	}
-	m.env = next
-	m.invalidate()
-	m.setStatus("environment: "+next, false)
-}
-
-func (m *Model) pickService(i int) {
-	if i < 0 || i >= len(m.snap.Services) {
-		m.setStatus(fmt.Sprintf("no service %d: this project has %d", i+1, len(m.snap.Services)), true)
-		return
-	}
-	m.service = m.snap.Services[i]
-	m.stepSel = ""
-	m.invalidate()
-	m.setStatus("service: "+m.service, false)
-}
-
-func (m *Model) cycleTheme() {
-	names := themes.Names()
-	next := names[0]
-	for i, n := range names {
-		if n == m.theme.Name {
-			next = names[(i+1)%len(names)]
-		}
-	}
-	t, _ := themes.Get(next)
-	m.themeFixed = true
-	m.setTheme(t)
-	m.setStatus("theme: "+next, false)
-}
-
-func (m *Model) openLogs(f logFilter) {
-	m.logView = newLogView(f)
-	m.mode = modeLogs
-	m.refreshLogs()
-}
-
-// act opens the confirmation for an action, or refuses it with the reason
-// it is not allowed now.
-func (m *Model) act(kind core.CommandKind) {
-	if why := m.disabled(kind); why != "" {
-		m.setStatus(fmt.Sprintf("%s refused: %s", kind, why), true)
-		return
-	}
-	m.openConfirm(m.actionDialog(kind))
-}
-
-func (m *Model) openConfirm(c *confirmDialog) {
-	if m.opts.Confirm[c.cmd.Ref.Env] == ConfirmTypeName {
-		c.typeName = c.cmd.Ref.Service
-	}
-	m.confirm, m.mode = c, modeConfirm
-	m.status = ""
+	m.dialogs.push(&setsDialog{ref: ref, sets: p.Options})
 }
 
 // startRollback reads the environment's history off the event loop; the
 // picker opens when it arrives.
 func (m *Model) startRollback() tea.Cmd {
-	if why := m.disabled(core.CmdRollback); why != "" {
-		m.setStatus("rollback refused: "+why, true)
+	p := m.s.possible(core.CmdRollback)
+	if !p.Allowed {
+		m.say("rollback refused: "+p.Why, core.SeverityWarn)
 		return nil
 	}
-	ref := m.focusRef()
+	ref := m.s.focusRef()
 	m.loading = ref
-	m.setStatus("rollback: reading the history of "+ref.String()+"…", false)
-	eng := m.eng
-	from := m.rollbackFrom(ref)
+	m.say("rollback: reading the history of "+ref.String()+"…", core.SeverityInfo)
+	eng, from := m.eng, p.From
 	return func() tea.Msg {
-		msg := historyMsg{ref: ref, rel: map[string]core.Release{}}
+		msg := historyMsg{ref: ref}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		msg.deps, msg.err = eng.Deployments(ctx, ref, historyDepth)
-		if from == "" && len(msg.deps) > 0 {
-			from = msg.deps[0].Version
-		}
-		// Every release the picker offers, so the confirmation can say which
-		// migrations a rollback to it leaves in place.
-		versions := []string{from}
-		for _, d := range msg.deps {
-			versions = append(versions, d.Version)
-		}
-		for _, v := range versions {
-			if _, seen := msg.rel[v]; seen || v == "" {
-				continue
-			}
-			if r, err := eng.Release(ctx, ref.Service, v); err == nil {
-				msg.rel[v] = r
-			}
+		if r, err := eng.Release(ctx, ref.Service, from); err == nil {
+			msg.rel = &r
 		}
 		return msg
 	}
 }
 
-// rollbackFrom is the release a rollback would leave: the rollout in
-// flight, else what the target runs.
-func (m *Model) rollbackFrom(ref core.Ref) string {
-	if d, ok := m.snap.Deployments[ref]; ok && !d.State.Terminal() {
-		return d.Version
-	}
-	cur, _, _ := m.versions(ref)
-	return cur
-}
-
-func (m *Model) openPicker(msg historyMsg) {
-	if msg.ref != m.loading || m.mode != modeMain {
+func (m *Model) openHistory(msg historyMsg) {
+	if msg.ref != m.loading || m.dialogs.top() != nil {
 		return
 	}
 	m.loading = core.Ref{}
 	if msg.err != nil {
-		m.setStatus(fmt.Sprintf("rollback: could not read the history of %s: %v", msg.ref, msg.err), true)
+		m.say(fmt.Sprintf("rollback: could not read the history of %s: %v", msg.ref, msg.err), core.SeverityWarn)
 		return
 	}
-	from := m.rollbackFrom(msg.ref)
-	if d, ok := m.snap.Deployments[msg.ref]; (!ok || d.State.Terminal()) && len(msg.deps) > 0 {
-		// The engine rolls back from the newest deployment.
-		from = msg.deps[0].Version
-	}
-	p := newPicker(msg.ref, from, msg.deps, m.snap.Targets[msg.ref].Kept)
-	if r, ok := msg.rel[from]; ok {
-		p.rel = &r
-	}
-	p.rels = msg.rel
-	for _, d := range msg.deps {
-		if d.Version == from {
-			p.since = d.StartedAt
-			break
-		}
-	}
-	if len(p.items) == 0 {
-		m.setStatus(fmt.Sprintf("rollback refused: nothing to roll back to in %s: no other release ran there", msg.ref.Env), true)
+	p := m.s.possibleIn(msg.ref, core.CmdRollback)
+	if !p.Allowed {
+		m.say("rollback refused: "+p.Why, core.SeverityWarn)
 		return
 	}
-	m.picker, m.mode = p, modePicker
-	m.status = ""
+	d := newHistory(msg.ref, p.From, p.To, msg.deps, p.Options)
+	d.rel = msg.rel
+	if len(d.items) == 0 {
+		m.say(fmt.Sprintf("rollback refused: nothing to roll back to in %s: no other release ran there", msg.ref.Env), core.SeverityWarn)
+		return
+	}
+	m.dialogs.push(d)
+	m.msg = message{}
 }
 
 // send runs the command off the event loop; the result comes back as a
@@ -768,54 +529,204 @@ func (m *Model) send(cmd core.Command) tea.Cmd {
 
 func (m *Model) showResult(r resultMsg) {
 	if r.err != nil {
-		m.setStatus(fmt.Sprintf("%s %s failed: %v", r.cmd.Kind, r.cmd.Ref, r.err), true)
+		m.say(fmt.Sprintf("%s %s failed: %v", r.cmd.Kind, r.cmd.Ref, r.err), core.SeverityCritical)
+	} else {
+		text := r.res.Message
+		if text == "" {
+			text = r.res.Outcome
+		}
+		m.say(fmt.Sprintf("%s %s: %s", r.cmd.Kind, r.cmd.Ref, text), core.SeverityInfo)
+	}
+	m.s.logs.add(logEntry{ref: r.cmd.Ref, source: "console", text: m.msg.text})
+}
+
+// say puts text in the message area.
+func (m *Model) say(text string, sev core.Severity) { m.msg = message{text: text, sev: sev} }
+
+func (m *Model) quit() tea.Cmd {
+	m.sub.Close()
+	return tea.Quit
+}
+
+// ownRunning counts operations this person started that have not
+// finished: commands still waiting for an answer, and journaled
+// operations in the engine under this actor.
+func (m *Model) ownRunning() int {
+	n := m.running
+	me := m.s.opts.Actor
+	for _, op := range m.snap.Operations {
+		if (op.State == core.OpIntent || op.State == core.OpRunning) && op.Actor.Name == me.Name && op.Actor.Host == me.Host {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *Model) cycleEnv() {
+	envs := m.snap.Envs
+	if len(envs) == 0 {
 		return
 	}
-	msg := r.res.Message
-	if msg == "" {
-		msg = r.res.Outcome
+	cur := m.s.focusRef().Env
+	next := envs[0]
+	for i, e := range envs {
+		if e == cur {
+			next = envs[(i+1)%len(envs)]
+		}
 	}
-	m.setStatus(fmt.Sprintf("%s %s: %s", r.cmd.Kind, r.cmd.Ref, msg), false)
+	m.s.env = next
+	m.invalidate()
+	m.say("environment: "+next, core.SeverityInfo)
 }
 
-func (m *Model) setStatus(s string, bad bool) { m.status, m.statusBad = s, bad }
-
-// focusRef is the environment actions apply to: the one chosen with e,
-// else the latest environment in promotion order with a rollout in
-// flight, else the latest one a release is ready to be promoted into,
-// else the last with a verdict, else the last environment.
-func (m *Model) focusRef() core.Ref {
-	envs := m.snap.Envs
-	if m.env != "" {
-		return core.Ref{Service: m.service, Env: m.env}
+func (m *Model) pickService(i int) {
+	if i < 0 || i >= len(m.snap.Services) {
+		m.say(fmt.Sprintf("no service %d: this project has %d", i+1, len(m.snap.Services)), core.SeverityWarn)
+		return
 	}
-	for i := len(envs) - 1; i >= 0; i-- {
-		ref := core.Ref{Service: m.service, Env: envs[i]}
-		if d, ok := m.snap.Deployments[ref]; ok && !d.State.Terminal() {
-			return ref
-		}
+	m.s.service = m.snap.Services[i]
+	for _, p := range m.panes {
+		p.sel, p.off = "", 0
 	}
-	for i := len(envs) - 1; i >= 0; i-- {
-		ref := core.Ref{Service: m.service, Env: envs[i]}
-		if m.readyToPromote(ref) != "" {
-			return ref
-		}
-	}
-	for i := len(envs) - 1; i >= 0; i-- {
-		ref := core.Ref{Service: m.service, Env: envs[i]}
-		if _, ok := m.snap.Verdicts[ref]; ok {
-			return ref
-		}
-	}
-	if len(envs) == 0 {
-		return core.Ref{Service: m.service}
-	}
-	return core.Ref{Service: m.service, Env: envs[len(envs)-1]}
+	m.invalidate()
+	m.say("service: "+m.s.service, core.SeverityInfo)
 }
 
-func onOff(b bool) string {
-	if b {
-		return "on"
+func (m *Model) cycleTheme() {
+	names := themes.Names()
+	next := names[0]
+	for i, n := range names {
+		if n == m.theme.Name {
+			next = names[(i+1)%len(names)]
+		}
 	}
-	return "off"
+	t, _ := themes.Get(next)
+	m.themeFixed = true
+	m.setTheme(t)
+	m.say("theme: "+next, core.SeverityInfo)
+}
+
+// View renders the whole screen. The frame is rebuilt only when a message
+// changed something or the clock ticked; panes keep their own caches.
+func (m *Model) View() tea.View {
+	now := m.s.now()
+	key := fmt.Sprint(m.gen, m.w, m.h, now.Unix())
+	if key != m.frameKey {
+		m.frameKey, m.frameContent = key, m.render(now)
+	}
+	v := tea.NewView(m.frameContent)
+	v.AltScreen = true
+	if m.mouse {
+		v.MouseMode = tea.MouseModeCellMotion
+	}
+	return v
+}
+
+func (m *Model) render(now time.Time) string {
+	w, h := m.w, m.h
+	if tooSmall(w, h) {
+		return tooSmallScreen(w, h)
+	}
+	l := m.layout()
+	lines := make([]string, 0, h)
+	if key := fmt.Sprint(m.rev, w, now.Unix(), m.s.service, m.s.env, m.theme.Name); key != m.chromeKey {
+		m.chromeKey, m.chromeHead, m.chrome = key, fit(header(&m.s, now, w), w), fit(strip(&m.s, now, w), w)
+	}
+	lines = append(lines, m.chromeHead, m.chrome)
+	top := m.dialogs.top()
+	if ov, ok := top.(overlayer); top == nil || (ok && ov.overlay()) {
+		lines = m.appendPanes(lines, l)
+		if top != nil {
+			overlay(lines, top.view(&m.s, w, l.body.h), w, l.body)
+		}
+	} else {
+		for _, line := range top.view(&m.s, w, l.body.h) {
+			lines = append(lines, fit(line, w))
+		}
+		for len(lines) < l.body.y+l.body.h {
+			lines = append(lines, blank(w))
+		}
+	}
+	for _, line := range m.messageLines(w) {
+		lines = append(lines, fit(line, w))
+	}
+	lines = append(lines, fit(footer(&m.s, w, top), w))
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// appendPanes draws the panes where the layout puts them, row by row.
+func (m *Model) appendPanes(lines []string, l screenLayout) []string {
+	var drawn [paneCount][]string
+	_, typing := m.dialogs.top().(*filterDialog)
+	key := fmt.Sprint(l.panes)
+	for p, r := range l.panes {
+		drawn[p] = m.panes[p].draw(&m.s, r.w, r.h, paneID(p) == m.focus, typing && paneID(p) == m.focus)
+		key += m.panes[p].boxKey
+	}
+	if key == m.bodyKey {
+		return append(lines, m.bodyLines...)
+	}
+	// Left to right, so a row's segments join in screen order.
+	order := [paneCount]paneID{panePipeline, paneErrors, paneBackups, paneActivity}
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && l.panes[order[j]].x < l.panes[order[j-1]].x; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	for y := l.body.y; y < l.body.y+l.body.h; y++ {
+		var b strings.Builder
+		for _, p := range order {
+			r := l.panes[p]
+			if y < r.y || y >= r.y+r.h {
+				continue
+			}
+			if i := y - r.y; i < len(drawn[p]) {
+				b.WriteString(drawn[p][i])
+			} else {
+				b.WriteString(blank(r.w))
+			}
+		}
+		lines = append(lines, b.String())
+	}
+	m.bodyKey, m.bodyLines = key, append(m.bodyLines[:0], lines[len(lines)-l.body.h:]...)
+	return lines
+}
+
+// overlay draws box over the body's lines, centred, one row below its top.
+func overlay(lines, box []string, w int, body rect) {
+	if len(box) == 0 {
+		return
+	}
+	bw := width(box[0])
+	x := max((w-bw)/2, 0)
+	for i, row := range box {
+		y := body.y + 1 + i
+		if y >= body.y+body.h || y >= len(lines) {
+			break
+		}
+		under := lines[y]
+		lines[y] = truncateCells(under, x) + row + cutCells(under, x+bw)
+	}
+}
+
+// tooSmallScreen is what the console says below its minimum size.
+func tooSmallScreen(w, h int) string {
+	msg := []string{
+		"terminal too small",
+		fmt.Sprintf("%d×%d; ripcord needs %d×%d", w, h, minWidth, minHeight),
+		"enlarge it, or press q to quit",
+	}
+	lines := make([]string, max(h, 1))
+	top := max((h-len(msg))/2, 0)
+	for i := range lines {
+		line := ""
+		if j := i - top; j >= 0 && j < len(msg) {
+			line = blank(max((w-width(msg[j]))/2, 0)) + msg[j]
+		}
+		lines[i] = fit(line, w)
+	}
+	return strings.Join(lines, "\n")
 }

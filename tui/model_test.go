@@ -30,6 +30,10 @@ func press(s string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyDown}
 	case "up":
 		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "pgup":
+		return tea.KeyPressMsg{Code: tea.KeyPgUp}
 	case "ctrl+p":
 		return tea.KeyPressMsg{Code: 'p', Mod: tea.ModCtrl}
 	case "ctrl+c":
@@ -45,34 +49,15 @@ func typeText(m *Model, s string) {
 	}
 }
 
-// recorder registers handlers that record every command reaching the
-// engine.
-type recorder struct {
-	got chan core.Command
-	err error
-}
-
-func newConsole(t *testing.T, snap core.Snapshot, o Options, kinds ...core.CommandKind) (*Model, *core.Engine, *recorder) {
+// fixtureConsole opens a console on an engine holding snap, with the
+// store holding history() and releases(). It has no rollout controller:
+// for what the screen draws, not for what it may do.
+func fixtureConsole(t *testing.T, snap core.Snapshot, o Options) (*Model, *core.Engine) {
 	t.Helper()
-	return newConsoleWith(t, snap, history(), o, kinds...)
-}
-
-func newConsoleWith(t *testing.T, snap core.Snapshot, deps []core.Deployment, o Options, kinds ...core.CommandKind) (*Model, *core.Engine, *recorder) {
-	t.Helper()
-	eng := storeEngine(t, snap, deps, releases())
-	rec := &recorder{got: make(chan core.Command, 10)}
-	for _, k := range kinds {
-		eng.Handle(k, func(_ context.Context, _ *core.Engine, cmd core.Command) (core.Result, error) {
-			rec.got <- cmd
-			if rec.err != nil {
-				return core.Result{}, rec.err
-			}
-			return core.Result{Outcome: "done", Message: "moved to step 2 (50%)"}, nil
-		})
-	}
+	eng := storeEngine(t, snap, history(), releases())
 	m := newModel(eng, o)
 	t.Cleanup(m.sub.Close)
-	return m, eng, rec
+	return m, eng
 }
 
 func update(m *Model, msg tea.Msg) tea.Cmd {
@@ -91,7 +76,7 @@ func run(t *testing.T, m *Model, cmd tea.Cmd) {
 
 func view(m *Model) string { return m.View().Content }
 
-// wide gives long messages room: at 80 columns the status line is cut.
+// wide gives long messages room.
 func wide(m *Model) { update(m, tea.WindowSizeMsg{Width: 200, Height: 50}) }
 
 func mustContain(t *testing.T, got string, wants ...string) {
@@ -103,165 +88,266 @@ func mustContain(t *testing.T, got string, wants ...string) {
 	}
 }
 
-func received(t *testing.T, rec *recorder) core.Command {
+// topIs returns the open dialog as a T, failing when another (or none)
+// has the keyboard.
+func topIs[T dialog](t *testing.T, m *Model) T {
 	t.Helper()
-	select {
-	case got := <-rec.got:
-		return got
-	default:
-		t.Fatal("the handler was not called")
+	d, ok := m.dialogs.top().(T)
+	if !ok {
+		var want T
+		t.Fatalf("the top dialog is %T, want %T; the screen:\n%s", m.dialogs.top(), want, view(m))
 	}
-	return core.Command{}
+	return d
 }
 
-func TestConfirmWithYSendsCommand(t *testing.T) {
-	m, _, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdPromote)
+func onMain(t *testing.T, m *Model) {
+	t.Helper()
+	if d := m.dialogs.top(); d != nil {
+		t.Fatalf("a %T is still open:\n%s", d, view(m))
+	}
+}
+
+func lastLine(m *Model) string {
+	lines := strings.Split(view(m), "\n")
+	return lines[len(lines)-1]
+}
+
+func stripLine(m *Model) string { return strings.Split(view(m), "\n")[1] }
+
+// audited lists the audit log's actions, oldest first.
+func audited(t *testing.T, eng *core.Engine) []string {
+	t.Helper()
+	entries, err := eng.Store().Audit(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Action+":"+e.Actor.Name)
+	}
+	return out
+}
+
+// With a release ready, the strip says so and p starts exactly that
+// rollout, after a confirmation that lists the gates as the engine
+// evaluates them.
+func TestReadyToPromote(t *testing.T) {
+	l := newLive(t).ready()
+	m := l.console(160, 48)
+	mustContain(t, stripLine(m), "ready to promote v1.43.0 to production")
 	if cmd := update(m, press("p")); cmd != nil {
 		t.Fatal("p must only open the confirmation, not send")
 	}
-	mustContain(t, view(m), "Confirm promote", "promote api in production: v1.42.0 → v1.43.0", "v1.43.0 now has 25% of traffic",
-		"✗ errors SPIKE: v1.43.0 6.2× baseline (p=3e-09)", "✗ backups uploads backup 26h old", "✗ lock held by alice@ops1")
+	topIs[*confirmDialog](t, m)
+	mustContain(t, view(m), "Confirm promote", "promote api in production: v1.42.0 → v1.43.0", "starts the rollout of v1.43.0 in production",
+		"gates, as the engine evaluates them now:", "✓ pipeline pipeline for v1.43.0 is green", "✓ errors", "✓ backups", "✓ lock",
+		"lock: free", "as bob@laptop", "also watching: carol@bastion-2 (12m)", "y confirm   enter/esc cancel")
 	cmd := update(m, press("y"))
 	if cmd == nil {
 		t.Fatal("y did not send the command")
 	}
-	msg := cmd()
-	got := received(t, rec)
-	want := core.Command{Kind: core.CmdPromote, Ref: production, Version: "v1.43.0", Actor: core.Actor{Name: "bob", Host: "laptop"}}
-	if got.Kind != want.Kind || got.Ref != want.Ref || got.Version != want.Version || got.Actor != want.Actor {
-		t.Fatalf("engine got %+v, want %+v", got, want)
-	}
-	update(m, msg)
-	mustContain(t, view(m), "promote api/production: moved to step 2 (50%)")
+	update(m, cmd())
+	mustContain(t, view(m), "promote api/production: v1.43.0 is taking 25% of api/production")
+	l.settle(m, "the canary runs", inPhase(core.PhaseRolling))
+	mustContain(t, view(m), "production v1.42.0 ▸ v1.43.0 25%", "rollout production · v1.43.0 · in flight at 25%")
 }
 
-// r opens the history with the last good release preselected; the
-// confirmation then says exactly what will happen.
+// A promote during the canary moves it a step; the confirmation says the
+// gates were checked when it started.
+func TestPromoteAdvancesTheCanary(t *testing.T) {
+	l := newLive(t).canary()
+	m := l.console(160, 48)
+	update(m, press("p"))
+	mustContain(t, view(m), "promote api in production: v1.42.0 → v1.43.0", "v1.43.0 now has 25% of traffic; promote ends the current step",
+		"gates: checked when the rollout of v1.43.0 started")
+	update(m, update(m, press("y"))())
+	mustContain(t, view(m), "advanced one step")
+	l.settle(m, "the rollout completes", func(s core.Situation) bool { return s.Phase == core.PhaseIdle && s.Stable == "v1.43.0" })
+	mustContain(t, view(m), "production v1.43.0", "rollout production · v1.43.0 · complete 0s ago")
+}
+
+// Finding 1: after the analysis failed, a is offered and works — traffic
+// goes back to the stable release — and the screen says so.
+func TestAbortAfterAFailedAnalysis(t *testing.T) {
+	l := newLive(t).incident()
+	m := l.console(120, 40)
+	mustContain(t, view(m), "rollout production · v1.43.0 · STOPPED at 25%", "its analysis failed", "25% of traffic still goes to v1.43.0", "or roll back")
+	if strings.Contains(lastLine(m), "(a abort)") || !strings.Contains(lastLine(m), "a abort") {
+		t.Fatalf("the footer does not offer abort after the failed analysis: %q", lastLine(m))
+	}
+	update(m, press("a"))
+	mustContain(t, view(m), "abort api in production: v1.43.0 → v1.42.0", "traffic goes back to v1.42.0; v1.43.0 is kept for inspection")
+	update(m, update(m, press("y"))())
+	mustContain(t, view(m), "abort api/production: aborted: v1.42.0 serves all traffic; v1.43.0 kept for inspection")
+	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.42.0" || st.Weight != 0 {
+		t.Fatalf("target after abort = %+v; want all traffic on v1.42.0", st)
+	}
+	l.settle(m, "aborted", inPhase(core.PhaseAborted))
+	mustContain(t, view(m), "production aborted by bob 0s ago: v1.42.0 serves, v1.43.0 kept", "aborted by bob 0s ago: all", "v1.43.0 takes no traffic: aborted by bob")
+	if !strings.Contains(lastLine(m), "(a abort)") {
+		t.Fatalf("abort is still offered after it ran: %q", lastLine(m))
+	}
+}
+
+// Finding 2: a pause shows at once on the rollout line; promote waits for
+// a resume, and space offers the resume.
+func TestPauseShowsAtOnce(t *testing.T) {
+	l := newLive(t).canary()
+	m := l.console(160, 48)
+	update(m, press("space"))
+	mustContain(t, view(m), "pause api in production: the rollout of v1.43.0 at 25%", "holds before its next step until someone resumes it")
+	update(m, update(m, press("y"))())
+	l.settle(m, "paused", inPhase(core.PhasePaused))
+	mustContain(t, view(m), "rollout production · v1.43.0 · PAUSED at 25% by bob (0s)", "production v1.43.0 paused at 25% by bob")
+	mustContain(t, lastLine(m), "space resume", "(p promote)")
+	update(m, press("p"))
+	mustContain(t, view(m), "promote refused: the rollout of v1.43.0 is paused by bob: resume it first")
+	update(m, press("space"))
+	mustContain(t, view(m), "resume api in production: the rollout of v1.43.0 at 25%")
+	update(m, update(m, press("y"))())
+	l.settle(m, "going on", inPhase(core.PhaseRolling))
+	mustContain(t, view(m), "in flight at 25%")
+}
+
+// Finding 3: after a rollback the screen settles: the strip says what
+// happened, by whom, and what is held; the spike is marked past.
+func TestCalmAfterRollback(t *testing.T) {
+	l := newLive(t).rolledBack()
+	m := l.console(160, 48)
+	strip := stripLine(m)
+	mustContain(t, strip, "✓ production rolled back to v1.42.0 by ana 0s ago · v1.43.0 held")
+	if strings.Contains(strip, "SPIKE") || strings.Contains(strip, "needs you") {
+		t.Fatalf("the strip still reads as an emergency: %q", strip)
+	}
+	mustContain(t, view(m), "SPIKE (past)", "v1.43.0 no longer serves: rolled back to v1.42.0 by ana 0s ago",
+		"rollout production · v1.43.0 · rolled back to v1.42.0 by ana 0s ago")
+	if !strings.Contains(lastLine(m), "(a abort)") || !strings.Contains(lastLine(m), "(p promote)") {
+		t.Fatalf("abort or promote offered after the rollback: %q", lastLine(m))
+	}
+	update(m, press("p"))
+	mustContain(t, view(m), "promote refused: blocked by errors: error spike in production")
+}
+
+// r opens the history with the engine's choice preselected; the
+// confirmation then says exactly what will happen, and y does it.
 func TestRollbackPickerAndConfirmation(t *testing.T) {
-	m, eng, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdRollback)
-	wide(m)
-	_, other := eng.Subscribe()
-	defer other.Close()
+	l := newLive(t).incident()
+	m := l.console(200, 50)
 	cmd := update(m, press("r"))
-	if m.mode != modeMain {
-		t.Fatal("the picker opened before the history was read")
-	}
+	onMain(t, m) // the history is read first
 	run(t, m, cmd)
-	if m.mode != modePicker {
-		t.Fatalf("no picker after the history arrived; status %q", m.status)
-	}
-	v := view(m)
-	mustContain(t, v, "Rollback production · history", "roll api in production back from v1.43.0 to:", "▸ v1.42.0", "v1.41.2")
-	for _, it := range m.picker.items {
+	p := topIs[*historyDialog](t, m)
+	mustContain(t, view(m), "Rollback production · history", "roll api in production back from v1.43.0 to:", "▸ v1.42.0", "v1.41.2")
+	for _, it := range p.items {
 		if it.version == "v1.43.0" {
 			t.Fatal("the release being rolled back is offered as a target")
 		}
 	}
 	update(m, press("j"))
-	if m.picker.chosen().version != "v1.41.2" {
-		t.Fatalf("j moved to %s", m.picker.chosen().version)
+	if p.chosen().version != "v1.41.2" {
+		t.Fatalf("j moved to %s", p.chosen().version)
 	}
 	update(m, press("k"))
 	update(m, press("enter"))
-	if m.mode != modeConfirm {
-		t.Fatal("enter in the picker did not open the confirmation")
-	}
+	topIs[*confirmDialog](t, m)
 	mustContain(t, view(m),
 		"rollback api in production: v1.43.0 → v1.42.0",
-		"✗ 0043_drop_legacy_cart contract: drop table legacy_cart — v1.42.0 may fail on the schema it leaves, and rows written since may be lost",
-		"✓ 0042_add_cart_owner expand: add column carts.owner_id — safe to keep", "blocked: the engine refuses this rollback across a contract migration",
-		"newest backups: media unknown · postgres 3h ago · uploads 26h ago STALE",
-		"✗ errors SPIKE", "✗ lock held by alice@ops1",
-		"lock: held by alice@ops1 for 3m",
-		"as bob@laptop",
+		"v1.42.0 serves all of production at once (no steps, no analysis)",
+		"✗ 0043_drop_legacy_cart contract not safe to keep: rows written by the new schema may be lost",
+		"✓ 0042_add_cart_owner expand safe to keep",
+		"newest backups: postgres 3h ago · uploads 30h ago",
+		"v1.43.0 will be held: automation will not promote it again until a person clears it",
+		"lock: free", "as bob@laptop", "also watching: carol@bastion-2 (12m)",
 		"y confirm   enter/esc cancel")
-	cmd = update(m, press("y"))
-	if cmd == nil {
-		t.Fatal("y sent nothing")
-	}
-	cmd()
-	got := received(t, rec)
-	if got.Kind != core.CmdRollback || got.Ref != production || got.Version != "v1.42.0" || got.Actor.Name != "bob" {
-		t.Fatalf("engine got %+v", got)
+	update(m, update(m, press("y"))())
+	mustContain(t, view(m), "rollback api/production: rolled back to v1.42.0")
+	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.42.0" || st.Weight != 0 {
+		t.Fatalf("target after rollback = %+v", st)
 	}
 }
 
 func TestRollbackToAnOlderRelease(t *testing.T) {
-	m, _, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdRollback)
+	l := newLive(t).incident()
+	m := l.console(120, 40)
 	run(t, m, update(m, press("r")))
 	update(m, press("down"))
 	update(m, press("enter"))
-	mustContain(t, view(m), "rollback api in production: v1.43.0 → v1.41.2")
-	update(m, press("y"))()
-	if got := received(t, rec); got.Version != "v1.41.2" {
-		t.Fatalf("rolled back to %q, want the chosen v1.41.2", got.Version)
+	mustContain(t, view(m), "rollback api in production: v1.43.0 → v1.41.2", "v1.41.2 serves all of production at once")
+	update(m, update(m, press("y"))())
+	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.41.2" {
+		t.Fatalf("rolled back to %q, want the chosen v1.41.2", st.Current)
 	}
 }
 
 // An idle environment rolls back from what it runs to the release before.
 func TestRollbackFromIdlePreselectsPrevious(t *testing.T) {
-	m, _, _ := newConsoleWith(t, idleSnapshot(), history()[:2], testOptions())
+	l := newLive(t)
+	m := l.console(160, 48)
 	run(t, m, update(m, press("r")))
-	if m.picker == nil || m.picker.from != "v1.42.0" || m.picker.chosen().version != "v1.41.2" {
-		t.Fatalf("picker = %+v", m.picker)
+	p := topIs[*historyDialog](t, m)
+	if p.from != "v1.42.0" || p.chosen().version != "v1.41.2" {
+		t.Fatalf("picker from %s, chosen %s", p.from, p.chosen().version)
 	}
 	update(m, press("enter"))
-	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carries over v1.41.2 (they stay applied):", "✓ 0041_add_cart_index expand: create index carts — safe to keep", "failing gates: none")
+	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carried:", "✓ 0041_add_cart_index expand safe to keep")
 }
 
+// Staging has never run anything but v1.42.0: nothing to roll back to,
+// and r says so without opening anything.
 func TestRollbackWithNothingToRollBackTo(t *testing.T) {
-	m, _, _ := newConsoleWith(t, idleSnapshot(), history()[1:2], testOptions())
-	wide(m)
-	run(t, m, update(m, press("r")))
-	if m.mode != modeMain {
-		t.Fatal("a picker with nothing in it opened")
+	l := newLive(t)
+	m := l.console(200, 50)
+	update(m, press("e"))
+	if cmd := update(m, press("r")); cmd != nil {
+		t.Fatal("r read history with nothing to roll back to")
 	}
-	mustContain(t, view(m), "rollback refused: nothing to roll back to in production: no other release ran there")
+	onMain(t, m)
+	mustContain(t, view(m), "rollback refused: nothing to roll back to: no release ran in staging before v1.42.0")
 }
 
+// Enter, the key pressed by reflex, and esc cancel a confirmation; any
+// other key does nothing; nothing reaches the engine.
 func TestEnterAndEscCancel(t *testing.T) {
 	for _, k := range []string{"enter", "esc"} {
 		t.Run(k, func(t *testing.T) {
-			m, _, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdRollback)
+			l := newLive(t).incident()
+			m := l.console(120, 40)
 			run(t, m, update(m, press("r")))
 			update(m, press("enter"))
-			if m.confirm == nil {
-				t.Fatal("no confirmation")
-			}
-			// Stray keys while the dialog is open do nothing.
-			if cmd := update(m, press("n")); cmd != nil || m.confirm == nil {
+			topIs[*confirmDialog](t, m)
+			if cmd := update(m, press("n")); cmd != nil {
 				t.Fatal("a key other than y, enter or esc acted on the dialog")
 			}
+			topIs[*confirmDialog](t, m)
 			if cmd := update(m, press(k)); cmd != nil {
 				t.Fatalf("%s returned a command; it must cancel", k)
 			}
-			if m.confirm != nil || m.mode != modeMain {
-				t.Fatalf("%s left the dialog open", k)
-			}
+			onMain(t, m)
 			mustContain(t, view(m), "rollback cancelled")
-			if len(rec.got) != 0 {
-				t.Fatal("a cancelled rollback reached the engine")
+			for _, a := range audited(t, l.eng) {
+				if strings.HasPrefix(a, "rollback") {
+					t.Fatal("a cancelled rollback reached the engine")
+				}
 			}
 		})
 	}
 }
 
 func TestEscCancelsPicker(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	l := newLive(t).incident()
+	m := l.console(120, 40)
 	run(t, m, update(m, press("r")))
 	update(m, press("esc"))
-	if m.mode != modeMain || m.picker != nil {
-		t.Fatal("esc left the picker open")
-	}
+	onMain(t, m)
 	mustContain(t, view(m), "rollback cancelled")
 }
 
 // With the type-name policy, y is just a letter; only the service name
 // and enter confirm, and a wrong name refuses.
 func TestTypeNameConfirmation(t *testing.T) {
-	o := testOptions()
-	o.Confirm = map[string]string{"production": ConfirmTypeName}
-	m, _, rec := newConsole(t, canarySnapshot(), o, core.CmdRollback)
+	l := newLive(t).incident()
+	m := l.console(120, 40)
+	m.s.opts.Confirm = map[string]string{"production": ConfirmTypeName}
 	run(t, m, update(m, press("r")))
 	update(m, press("enter"))
 	mustContain(t, view(m), "type api and press enter to confirm")
@@ -274,9 +360,6 @@ func TestTypeNameConfirmation(t *testing.T) {
 		t.Fatal("a wrong name confirmed")
 	}
 	mustContain(t, view(m), `rollback refused: "apj" is not the service name "api"`)
-	if len(rec.got) != 0 {
-		t.Fatal("a refused rollback reached the engine")
-	}
 
 	run(t, m, update(m, press("r")))
 	update(m, press("enter"))
@@ -285,121 +368,113 @@ func TestTypeNameConfirmation(t *testing.T) {
 	if cmd == nil {
 		t.Fatal("the right name did not confirm")
 	}
-	cmd()
-	if got := received(t, rec); got.Version != "v1.42.0" {
-		t.Fatalf("got %+v", got)
+	update(m, cmd())
+	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.42.0" || st.Candidate != "" {
+		t.Fatalf("target after the typed rollback = %+v", st)
 	}
 }
 
 // Other environments keep the y policy.
 func TestTypeNameOnlyWhereConfigured(t *testing.T) {
-	o := testOptions()
-	o.Confirm = map[string]string{"staging": ConfirmTypeName}
-	m, _, _ := newConsole(t, canarySnapshot(), o)
+	l := newLive(t).incident()
+	m := l.console(120, 40)
+	m.s.opts.Confirm = map[string]string{"staging": ConfirmTypeName}
 	update(m, press("a"))
-	if m.confirm == nil || m.confirm.typeName != "" {
-		t.Fatalf("production should confirm with y: %+v", m.confirm)
+	if c := topIs[*confirmDialog](t, m); c.typeName != "" {
+		t.Fatalf("production should confirm with y: %+v", c)
 	}
 }
 
 func TestReadOnlyRefusesWithReason(t *testing.T) {
-	o := testOptions()
-	o.ReadOnly, o.ReadOnlyReason = true, "guest session over SSH"
-	m, _, rec := newConsole(t, canarySnapshot(), o, core.CmdPromote, core.CmdRollback, core.CmdAbort, core.CmdPause, core.CmdBackupNow)
-	wide(m)
+	l := newLive(t).incident()
+	m := l.console(200, 50)
+	m.s.opts.ReadOnly, m.s.opts.ReadOnlyReason = true, "guest session over SSH"
 	for _, k := range []string{"p", "P", "r", "a", "space", "b"} {
 		if cmd := update(m, press(k)); cmd != nil {
 			t.Fatalf("%s returned a command in read-only mode", k)
 		}
-		if m.mode != modeMain {
-			t.Fatalf("%s opened a dialog in read-only mode", k)
-		}
+		onMain(t, m)
 		mustContain(t, view(m), "refused: guest session over SSH")
 	}
-	if len(rec.got) != 0 {
-		t.Fatal("a read-only console reached the engine")
-	}
-	lines := strings.Split(view(m), "\n")
-	last := lines[len(lines)-1]
-	for _, want := range []string{"read-only: guest session over SSH", "(p promote)", "(r rollback)", "(a abort)", "l logs", "? help"} {
-		if !strings.Contains(last, want) {
-			t.Errorf("read-only footer lacks %q: %q", want, last)
+	for _, want := range []string{"read-only", "(p promote)", "(r rollback)", "(a abort)", "l logs", "? help", "q quit"} {
+		if !strings.Contains(lastLine(m), want) {
+			t.Errorf("read-only footer lacks %q: %q", want, lastLine(m))
 		}
 	}
 }
 
-// Keys for actions that make no sense now stay visible, dimmed, and say
-// why when pressed.
+// Keys for actions the engine would refuse stay visible, dimmed, and say
+// the engine's reason when pressed and in help.
 func TestDisabledActionsSayWhy(t *testing.T) {
-	m, _, _ := newConsole(t, idleSnapshot(), testOptions())
-	wide(m)
+	l := newLive(t)
+	m := l.console(200, 50)
 	for k, want := range map[string]string{
 		"p":     "promote refused: nothing to promote: production already runs v1.42.0, as staging does",
 		"P":     "full-promote refused: nothing to promote: production already runs v1.42.0, as staging does",
 		"a":     "abort refused: nothing to abort: no rollout in flight in production",
 		"space": "pause refused: nothing to pause: no rollout in flight in production",
 	} {
-		if cmd := update(m, press(k)); cmd != nil || m.mode != modeMain {
+		if cmd := update(m, press(k)); cmd != nil {
 			t.Fatalf("%s acted with nothing to act on", k)
 		}
+		onMain(t, m)
 		mustContain(t, view(m), want)
 	}
-	lines := strings.Split(view(m), "\n")
-	last := lines[len(lines)-1]
+	last := lastLine(m)
 	if !strings.Contains(last, "(p promote)") || !strings.Contains(last, "(a abort)") || !strings.Contains(last, " r rollback") {
 		t.Fatalf("footer should dim promote and abort and offer rollback: %q", last)
 	}
 	update(m, press("?"))
-	mustContain(t, view(m), "promote (disabled: nothing to promote: production already runs v1.42.0, as staging does)")
+	mustContain(t, view(m), "disabled: nothing to promote:", "disabled: nothing to abort:")
 }
 
-func TestRollbackRefusedWhenNothingRuns(t *testing.T) {
-	snap := core.NewSnapshot("shop", []string{"api"}, []string{"staging", "production"})
-	m, _, _ := newConsoleWith(t, snap, nil, testOptions())
-	if cmd := update(m, press("r")); cmd != nil {
-		t.Fatal("r read history with nothing running")
-	}
-	mustContain(t, view(m), "rollback refused: nothing to roll back: no release runs in production")
-}
-
-// When staging runs a release production does not, the strip says so and
-// p offers exactly that promotion.
-func TestReadyToPromote(t *testing.T) {
-	snap := idleSnapshot()
-	snap.Targets[staging] = core.TargetStatus{Ref: staging, Current: "v1.43.0", Healthy: true}
-	m, _, rec := newConsole(t, snap, testOptions(), core.CmdPromote)
-	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	mustContain(t, view(m), "ready to promote v1.43.0 to production")
-	update(m, press("p"))
-	mustContain(t, view(m), "promote api in production: v1.42.0 → v1.43.0", "starts the rollout of v1.43.0 in production")
-	update(m, press("y"))()
-	if got := received(t, rec); got.Version != "v1.43.0" {
-		t.Fatalf("promote sent %+v", got)
+// A console whose engine cannot act (its providers did not start) offers
+// no action, and every refusal names the cause.
+func TestUnavailableEngineSaysWhy(t *testing.T) {
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
+	eng.SetUnavailable("providers not started: another ripcord runs them; act from there")
+	update(m, flushMsg{})
+	wide(m)
+	update(m, press("r"))
+	mustContain(t, view(m), "rollback refused: providers not started: another ripcord runs them; act from there")
+	for _, want := range []string{"(p promote)", "(r rollback)", "(a abort)"} {
+		if !strings.Contains(lastLine(m), want) {
+			t.Errorf("footer offers an action the engine cannot run: %q", lastLine(m))
+		}
 	}
 }
 
 func TestFullPromoteAndAbortDialogs(t *testing.T) {
-	m, _, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdFullPromote, core.CmdAbort)
+	l := newLive(t).canary()
+	m := l.console(120, 40)
 	update(m, press("P"))
 	mustContain(t, view(m), "full promote api in production: v1.42.0 → v1.43.0", "100% of traffic now, skipping the remaining steps")
-	update(m, press("y"))()
-	if got := received(t, rec); got.Kind != core.CmdFullPromote || got.Version != "v1.43.0" {
-		t.Fatalf("got %+v", got)
-	}
+	update(m, press("esc"))
 	update(m, press("a"))
 	mustContain(t, view(m), "abort api in production: v1.43.0 → v1.42.0", "traffic goes back to v1.42.0; v1.43.0 is kept for inspection")
-	update(m, press("y"))()
-	if got := received(t, rec); got.Kind != core.CmdAbort {
-		t.Fatalf("got %+v", got)
+	update(m, update(m, press("y"))())
+	l.settle(m, "aborted", inPhase(core.PhaseAborted))
+}
+
+func TestCommandErrorIsShown(t *testing.T) {
+	l := newLive(t).incident()
+	m := l.console(200, 50)
+	l.prod.mu.Lock()
+	l.prod.failNext = errors.New("target unreachable")
+	l.prod.mu.Unlock()
+	update(m, press("a"))
+	update(m, update(m, press("y"))())
+	if m.msg.sev != core.SeverityCritical || !strings.Contains(view(m), "abort api/production failed:") || !strings.Contains(view(m), "target unreachable") {
+		t.Fatalf("error not shown:\n%s", view(m))
 	}
 }
 
 func TestResizeSwitchesLayout(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	wide := strings.Split(view(m), "\n")
-	if len(wide) != 48 || !strings.Contains(wide[2], "Pipeline") || !strings.Contains(wide[2], "Errors") {
-		t.Fatalf("160x48 should put Pipeline and Errors side by side; line 3 = %q", wide[2])
+	wideLines := strings.Split(view(m), "\n")
+	if len(wideLines) != 48 || !strings.Contains(wideLines[2], "Pipeline") || !strings.Contains(wideLines[2], "Errors") {
+		t.Fatalf("160x48 should put Pipeline and Errors side by side; line 3 = %q", wideLines[2])
 	}
 	update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
 	narrow := strings.Split(view(m), "\n")
@@ -411,59 +486,20 @@ func TestResizeSwitchesLayout(t *testing.T) {
 func TestThemeColoursTheView(t *testing.T) {
 	o := testOptions()
 	o.NoColor = false
-	m, _, _ := newConsole(t, canarySnapshot(), o)
+	m, _ := fixtureConsole(t, canarySnapshot(), o)
 	if !strings.Contains(view(m), "\x1b[") {
 		t.Fatal("colour on, but the view has no colour sequences")
 	}
-	m2, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	m2, _ := fixtureConsole(t, canarySnapshot(), testOptions())
 	if strings.Contains(view(m2), "\x1b") {
 		t.Fatal("NoColor view contains escape sequences")
-	}
-}
-
-func TestSpacePausesAndResumes(t *testing.T) {
-	snap := canarySnapshot()
-	m, _, _ := newConsole(t, snap, testOptions())
-	update(m, press("space"))
-	if m.confirm == nil || m.confirm.cmd.Kind != core.CmdPause {
-		t.Fatalf("space on a running rollout should ask to pause, got %+v", m.confirm)
-	}
-	update(m, press("esc"))
-
-	d := snap.Deployments[production]
-	d.State = core.DeployPaused
-	snap.Deployments[production] = d
-	m, _, _ = newConsole(t, snap, testOptions())
-	update(m, press("space"))
-	if m.confirm == nil || m.confirm.cmd.Kind != core.CmdResume {
-		t.Fatalf("space on a paused rollout should ask to resume, got %+v", m.confirm)
-	}
-}
-
-func TestCommandErrorIsShown(t *testing.T) {
-	m, _, rec := newConsole(t, canarySnapshot(), testOptions(), core.CmdAbort)
-	rec.err = errors.New("target unreachable")
-	update(m, press("a"))
-	update(m, update(m, press("y"))())
-	if !m.statusBad || !strings.Contains(view(m), "abort api/production failed: target unreachable") {
-		t.Fatalf("error not shown:\n%s", view(m))
-	}
-}
-
-func TestUnhandledCommandSaysUnavailable(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
-	run(t, m, update(m, press("r")))
-	update(m, press("enter"))
-	update(m, update(m, press("y"))())
-	if !strings.Contains(m.status, "not available in this configuration") {
-		t.Fatalf("status = %q", m.status)
 	}
 }
 
 // Events published to the engine reach the screen on the next flush tick,
 // all of them in one redraw.
 func TestEventsAppliedOnFlush(t *testing.T) {
-	m, eng, _ := newConsole(t, idleSnapshot(), testOptions())
+	m, eng := fixtureConsole(t, idleSnapshot(), testOptions())
 	for w := 5; w <= 25; w += 10 {
 		eng.Publish(core.Event{Kind: core.EvDeployment, Ref: production, Key: "dep", Deployment: &core.Deployment{
 			Ref: production, Version: "v1.44.0", From: "v1.42.0", State: core.DeployProgressing, Weight: w}})
@@ -496,20 +532,45 @@ func TestEventsAppliedOnFlush(t *testing.T) {
 	mustContain(t, view(m), "▸ v1.44.0 25%")
 }
 
-// After a rollback the engine's notice is what the status line says.
-func TestNoticeReachesStatusLine(t *testing.T) {
-	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
-	eng.Publish(core.Event{Kind: core.EvNotice, Ref: production, Final: true, Notice: "rolled back to v1.42.0"})
+// The engine's notices reach the message area with their severity, only
+// for the service on screen, and are kept for the log viewer.
+func TestNoticeReachesTheMessageArea(t *testing.T) {
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
+	eng.Publish(core.Event{Kind: core.EvNotice, Ref: production, Final: true, Severity: core.SeverityCritical, Notice: "error spike in api/production: v1.43.0 failed analysis"})
 	eng.Publish(core.Event{Kind: core.EvNotice, Ref: core.Ref{Service: "web", Env: "production"}, Final: true, Notice: "web: something else"})
 	update(m, flushMsg{})
-	mustContain(t, view(m), " rolled back to v1.42.0")
+	mustContain(t, view(m), " error spike in api/production: v1.43.0 failed analysis")
+	if m.msg.sev != core.SeverityCritical {
+		t.Fatalf("severity %q, want critical", m.msg.sev)
+	}
 	if strings.Contains(view(m), "something else") {
-		t.Fatal("another service's notice took the status line")
+		t.Fatal("another service's notice took the message area")
 	}
 }
 
+// A long message wraps in the message area instead of being cut, and says
+// where to read it all when even that is not enough.
+func TestLongMessagesWrap(t *testing.T) {
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
+	long := "providers not started: sentry-ingest: listen tcp 127.0.0.1:8765: bind: address already in use (another ripcord process on this machine, such as an open console, probably runs this config's providers; act from there, or stop it)"
+	eng.Publish(core.Event{Kind: core.EvNotice, Ref: production, Final: true, Severity: core.SeverityWarn, Notice: long})
+	update(m, flushMsg{})
+	v := view(m)
+	mustContain(t, v, "act from there, or stop it)")
+	for i, l := range strings.Split(v, "\n") {
+		if w := width(l); w > 80 {
+			t.Fatalf("line %d is %d wide", i, w)
+		}
+	}
+	eng.Publish(core.Event{Kind: core.EvNotice, Ref: production, Final: true, Notice: strings.Repeat("very long words ", 60) + "the end"})
+	update(m, flushMsg{})
+	mustContain(t, view(m), "… l shows it all")
+	update(m, press("l"))
+	mustContain(t, view(m), "the end")
+}
+
 func TestQuitClosesSubscription(t *testing.T) {
-	m, eng, _ := newConsole(t, idleSnapshot(), testOptions())
+	m, eng := fixtureConsole(t, idleSnapshot(), testOptions())
 	if eng.Subscribers() != 1 {
 		t.Fatalf("subscribers = %d", eng.Subscribers())
 	}
@@ -529,14 +590,15 @@ func TestQuitClosesSubscription(t *testing.T) {
 // and says the operation continues in the engine.
 func TestQuitAsksWhileOwnOperationRuns(t *testing.T) {
 	snap := canarySnapshot()
-	snap.Operations["op2"] = core.Operation{ID: "op2", Ref: production, Kind: "rollback", State: core.OpRunning, Actor: core.Actor{Name: "bob", Host: "laptop"}}
-	m, eng, _ := newConsole(t, snap, testOptions())
+	snap.Operations["op2"] = core.Operation{ID: "op2", Ref: production, Kind: "rollback", State: core.OpRunning, Actor: bob}
+	m, eng := fixtureConsole(t, snap, testOptions())
 	if cmd := update(m, press("q")); cmd != nil {
 		t.Fatal("q quit while the person's rollback runs")
 	}
 	mustContain(t, view(m), "1 operation(s) you started are still running", "continue in the engine after you quit")
 	update(m, press("esc"))
-	if m.mode != modeMain || eng.Subscribers() != 1 {
+	onMain(t, m)
+	if eng.Subscribers() != 1 {
 		t.Fatal("esc should stay")
 	}
 	update(m, press("q"))
@@ -553,25 +615,23 @@ func TestQuitAsksWhileOwnOperationRuns(t *testing.T) {
 func TestQuitIgnoresOthersOperations(t *testing.T) {
 	snap := canarySnapshot()
 	snap.Operations["op2"] = core.Operation{ID: "op2", Ref: production, Kind: "rollback", State: core.OpRunning, Actor: core.Actor{Name: "alice"}}
-	m, _, _ := newConsole(t, snap, testOptions())
+	m, _ := fixtureConsole(t, snap, testOptions())
 	if cmd := update(m, press("q")); cmd == nil {
 		t.Fatal("q asked although the operation is not the person's")
 	}
 }
 
 func TestHelpFromKeymap(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
 	update(m, press("?"))
-	mustContain(t, view(m), "Help", "P", "full promote", "next theme", "mouse on/off", "1-9", "service", "shift+tab")
+	mustContain(t, view(m), "Help", "P", "full promote", "next theme", "mouse on/off", "1-9", "service", "shift+tab", "q", "quit")
 	update(m, press("?"))
-	if m.mode != modeMain {
-		t.Fatal("? did not close help")
-	}
+	onMain(t, m)
 }
 
 func TestFocusCycles(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
 	mustContain(t, view(m), "▸ Pipeline")
 	update(m, press("tab"))
 	mustContain(t, view(m), "▸ Errors")
@@ -588,28 +648,28 @@ func TestFocusCycles(t *testing.T) {
 }
 
 func TestEnvironmentAndServiceKeys(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
-	if m.focusRef() != production {
-		t.Fatalf("focus = %v", m.focusRef())
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
+	if m.s.focusRef() != production {
+		t.Fatalf("focus = %v", m.s.focusRef())
 	}
 	update(m, press("e"))
-	if m.focusRef() != staging {
-		t.Fatalf("e moved to %v", m.focusRef())
+	if m.s.focusRef() != staging {
+		t.Fatalf("e moved to %v", m.s.focusRef())
 	}
 	mustContain(t, view(m), "Errors · staging")
 	update(m, press("e"))
-	if m.focusRef() != production {
-		t.Fatalf("e did not wrap: %v", m.focusRef())
+	if m.s.focusRef() != production {
+		t.Fatalf("e did not wrap: %v", m.s.focusRef())
 	}
 	update(m, press("2"))
-	if m.service != "web" {
-		t.Fatalf("2 chose %q", m.service)
+	if m.s.service != "web" {
+		t.Fatalf("2 chose %q", m.s.service)
 	}
 	mustContain(t, view(m), " web ")
 	update(m, press("9"))
 	mustContain(t, view(m), "no service 9: this project has 2")
 	update(m, press("1"))
-	if m.service != "api" {
+	if m.s.service != "api" {
 		t.Fatal("1 did not go back to api")
 	}
 }
@@ -617,7 +677,7 @@ func TestEnvironmentAndServiceKeys(t *testing.T) {
 func TestThemeAndMouseKeys(t *testing.T) {
 	o := testOptions()
 	o.NoColor = false
-	m, _, _ := newConsole(t, canarySnapshot(), o)
+	m, _ := fixtureConsole(t, canarySnapshot(), o)
 	before := view(m)
 	update(m, press("t"))
 	if m.theme.Name != "high-contrast" {
@@ -645,7 +705,7 @@ type bg struct{ r, g, b uint32 }
 func (c bg) RGBA() (r, g, b, a uint32) { return c.r, c.g, c.b, 0xffff }
 
 func TestBackgroundPicksTheme(t *testing.T) {
-	m, _, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
 	update(m, tea.BackgroundColorMsg{Color: bg{0xffff, 0xffff, 0xffff}})
 	if m.theme.Name != "light" {
 		t.Fatalf("light background gave %q", m.theme.Name)
@@ -656,7 +716,7 @@ func TestBackgroundPicksTheme(t *testing.T) {
 	}
 	o := testOptions()
 	o.ThemeName = "okabe-ito"
-	m2, _, _ := newConsole(t, canarySnapshot(), o)
+	m2, _ := fixtureConsole(t, canarySnapshot(), o)
 	update(m2, tea.BackgroundColorMsg{Color: bg{0xffff, 0xffff, 0xffff}})
 	if m2.theme.Name != "okabe-ito" {
 		t.Fatalf("a chosen theme was replaced by %q", m2.theme.Name)

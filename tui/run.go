@@ -27,7 +27,7 @@ func Run(ctx context.Context, eng core.Client, opts Options) error {
 	// The console counts as watching the project: confirmations in every
 	// other console name this person.
 	var stop func()
-	m.self, stop = eng.Watch(ctx, opts.Actor)
+	m.s.self, stop = eng.Watch(ctx, opts.Actor)
 	defer stop()
 	// Events reach the model at the flush rate (20 Hz), so drawing at the
 	// same rate shows every change; the default 60 fps costs an idle

@@ -3,7 +3,6 @@ package tui
 import (
 	"strings"
 
-	"charm.land/bubbles/v2/help"
 	"charm.land/lipgloss/v2"
 
 	"github.com/ripcordhq/ripcord/themes"
@@ -55,17 +54,5 @@ func newStyles(t themes.Theme, noColor bool) styles {
 		danger: paintOf(fg(t.Danger).Bold(true)),
 		prod:   paintOf(fg(t.Production).Bold(true)),
 		dim:    paintOf(fg(t.Muted).Faint(true)),
-	}
-}
-
-// helpStyles colours bubbles/help from the same theme.
-func helpStyles(t themes.Theme, noColor bool) help.Styles {
-	if noColor {
-		return help.Styles{}
-	}
-	fg := func(hex string) lipgloss.Style { return lipgloss.NewStyle().Foreground(lipgloss.Color(hex)) }
-	return help.Styles{
-		Ellipsis: fg(t.Muted), ShortKey: fg(t.Accent).Bold(true), ShortDesc: fg(t.Muted), ShortSeparator: fg(t.Border),
-		FullKey: fg(t.Accent).Bold(true), FullDesc: fg(t.Text), FullSeparator: fg(t.Border),
 	}
 }

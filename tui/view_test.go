@@ -1,11 +1,12 @@
 package tui
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/tui/prompt"
 )
 
 // updateGolden reports -update: the flag x/exp/golden registers (teatest
@@ -32,96 +34,400 @@ func render(t testing.TB, snap core.Snapshot, w, h int) string {
 	return m.View().Content
 }
 
-// goldenState drives a console into one of the states the goldens show,
-// at goldenSizes unless it names its own sizes.
+// goldenState is a state of the live project the goldens show, reached
+// by real commands, with keys pressed on the console at each size.
 type goldenState struct {
 	name  string
-	snap  func() core.Snapshot
+	reach func(*live) *live
 	keys  []string
 	sizes [][2]int
 }
 
-var goldenSizes = [][2]int{{80, 24}, {120, 40}, {160, 48}}
+var (
+	everySize = [][2]int{{80, 24}, {120, 40}, {160, 48}, {200, 50}}
+	idle      = func(l *live) *live { return l }
+)
 
 var goldenStates = []goldenState{
-	{"idle", idleSnapshot, nil, nil},
-	{"canary_spike", canarySnapshot, nil, nil},
-	{"rollback_picker", canarySnapshot, []string{"r"}, nil},
-	{"rollback_confirm", canarySnapshot, []string{"r", "enter"}, nil},
-	{"help", canarySnapshot, []string{"?"}, nil},
-	// The palette over an idle screen shows the disabled actions dimmed,
-	// with their reasons.
-	{"palette_open", idleSnapshot, []string{":"}, [][2]int{{80, 24}, {120, 40}}},
-	{"idle", idleSnapshot, nil, [][2]int{{200, 60}}},
+	// The incident: the analysis failed, v1.43.0 still takes 25%.
+	{"incident", (*live).incident, nil, everySize},
+	{"help", (*live).incident, []string{"?"}, everySize},
+	{"palette", (*live).incident, []string{":"}, everySize},
+	{"idle", idle, nil, [][2]int{{80, 24}, {120, 40}}},
+	{"ready", (*live).ready, nil, [][2]int{{80, 24}, {160, 48}}},
+	{"canary", (*live).canary, nil, [][2]int{{80, 24}, {160, 48}}},
+	{"paused", (*live).paused, nil, [][2]int{{80, 24}, {120, 40}}},
+	{"rolled_back", (*live).rolledBack, nil, [][2]int{{80, 24}, {160, 48}}},
+	{"rollback_picker", (*live).incident, []string{"r"}, [][2]int{{80, 24}, {120, 40}}},
+	{"rollback_confirm", (*live).incident, []string{"r", "enter"}, [][2]int{{80, 24}, {120, 40}}},
 }
 
-func renderState(t *testing.T, gs goldenState, w, h int) string {
+// liveConsole reaches a golden state and presses its keys on a console of
+// w×h, running the history read r starts as Bubble Tea would.
+func liveConsole(t *testing.T, gs goldenState, w, h int) (*Model, *live) {
 	t.Helper()
-	o := testOptions()
-	o.Width, o.Height = w, h
-	m := newModel(storeEngine(t, gs.snap(), history(), releases()), o)
-	t.Cleanup(m.sub.Close)
+	l := gs.reach(newLive(t))
+	m := l.console(w, h)
 	for _, k := range gs.keys {
 		if cmd := update(m, press(k)); cmd != nil {
-			// The history read: run it as Bubble Tea would.
 			update(m, cmd())
 		}
 	}
-	return m.View().Content
+	return m, l
 }
 
 func TestGoldenViews(t *testing.T) {
 	for _, gs := range goldenStates {
-		sizes := gs.sizes
-		if sizes == nil {
-			sizes = goldenSizes
-		}
-		for _, size := range sizes {
+		for _, size := range gs.sizes {
 			name := fmt.Sprintf("%s_%dx%d", gs.name, size[0], size[1])
 			t.Run(name, func(t *testing.T) {
-				got := renderState(t, gs, size[0], size[1])
-				lines := strings.Split(got, "\n")
-				if len(lines) != size[1] {
-					t.Errorf("view is %d lines, terminal is %d", len(lines), size[1])
-				}
-				for i, l := range lines {
-					if w := lipgloss.Width(l); w > size[0] {
-						t.Errorf("line %d is %d cells wide, terminal is %d: %q", i+1, w, size[0], l)
-					}
-				}
-				path := filepath.Join("testdata", name+".golden")
-				if updateGolden() {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run go test ./tui -run TestGoldenViews -update to create it)", err)
-				}
-				if got != string(want) {
-					t.Errorf("view differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-				}
+				m, _ := liveConsole(t, gs, size[0], size[1])
+				checkGolden(t, name, view(m), size[0], size[1])
 			})
+		}
+	}
+	// Below the minimum the console says so instead of breaking boxes.
+	for _, size := range [][2]int{{59, 16}, {40, 10}} {
+		name := fmt.Sprintf("too_small_%dx%d", size[0], size[1])
+		t.Run(name, func(t *testing.T) {
+			checkGolden(t, name, render(t, canarySnapshot(), size[0], size[1]), size[0], size[1])
+		})
+	}
+}
+
+func checkGolden(t *testing.T, name, got string, w, h int) {
+	t.Helper()
+	lines := strings.Split(got, "\n")
+	if len(lines) != h {
+		t.Errorf("view is %d lines, terminal is %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if lw := lipgloss.Width(l); lw > w {
+			t.Errorf("line %d is %d cells wide, terminal is %d: %q", i+1, lw, w, l)
+		}
+	}
+	path := filepath.Join("testdata", name+".golden")
+	if updateGolden() {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./tui -run TestGoldenViews -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("view differs from %s (rerun with -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// actionKeys are the keys that ask the engine for something, with the
+// command each asks for in the state it is pressed in.
+var actionKeys = []string{"p", "P", "r", "a", "space", "b"}
+
+func keyKind(m *Model, k string) core.CommandKind {
+	switch k {
+	case "p":
+		return core.CmdPromote
+	case "P":
+		return core.CmdFullPromote
+	case "r":
+		return core.CmdRollback
+	case "a":
+		return core.CmdAbort
+	case "space":
+		return m.s.pauseKind()
+	}
+	return core.CmdBackupNow
+}
+
+// offered reports whether the console offers key k now: in the footer
+// (not dimmed), or, for keys the footer has no room for, in the palette.
+func offered(t *testing.T, m *Model, k string) bool {
+	t.Helper()
+	foot := lastLine(m)
+	kind := keyKind(m, k)
+	for _, it := range paletteItems(&m.s) {
+		if it.key != k {
+			continue
+		}
+		enabled := m.s.possible(kind).Allowed
+		if desc := k + " " + footerWord(kind); strings.Contains(foot, desc) {
+			dimmed := strings.Contains(foot, "("+desc+")")
+			if dimmed == enabled {
+				t.Fatalf("the footer shows %q %s, the engine says allowed=%v", desc, map[bool]string{true: "dimmed", false: "offered"}[dimmed], enabled)
+			}
+		}
+		return enabled
+	}
+	t.Fatalf("no palette item for %s", k)
+	return false
+}
+
+func footerWord(k core.CommandKind) string {
+	switch k {
+	case core.CmdPromote:
+		return "promote"
+	case core.CmdRollback:
+		return "rollback"
+	case core.CmdAbort:
+		return "abort"
+	}
+	return string(k)
+}
+
+// Every action key the console offers in each golden state is one the
+// engine accepts right now: pressed and confirmed the way a person would,
+// on a fresh project in the same state, it runs without error. Every
+// other action key says the engine's own reason when pressed, and help
+// shows it.
+func TestEveryOfferedKeyIsAccepted(t *testing.T) {
+	for _, gs := range goldenStates {
+		if len(gs.keys) > 0 {
+			continue // a dialog is open: the footer offers its keys
+		}
+		t.Run(gs.name, func(t *testing.T) {
+			offers := map[string]bool{}
+			for _, size := range gs.sizes {
+				m, l := liveConsole(t, gs, size[0], size[1])
+				for _, k := range actionKeys {
+					kind := keyKind(m, k)
+					if offered(t, m, k) {
+						offers[k] = true
+						continue
+					}
+					why := l.eng.Snapshot().Situations[production].Command(kind).Why
+					if why == "" {
+						t.Fatalf("%dx%d: %s (%s) is disabled without a reason", size[0], size[1], k, kind)
+					}
+					before := len(audited(t, l.eng))
+					if cmd := update(m, press(k)); cmd != nil {
+						t.Fatalf("disabled %s returned a command", k)
+					}
+					onMain(t, m)
+					if want := fmt.Sprintf("%s refused: %s", kind, why); m.msg.text != want {
+						t.Fatalf("%s said %q, want the engine's reason %q", k, m.msg.text, want)
+					}
+					if len(audited(t, l.eng)) != before {
+						t.Fatalf("disabled %s reached the engine", k)
+					}
+				}
+			}
+			// What is offered does not depend on the size: each offered
+			// key is pressed once, on a fresh project in the same state.
+			for _, k := range actionKeys {
+				if offers[k] {
+					t.Run(k, func(t *testing.T) { pressAndConfirm(t, gs, gs.sizes[0], k) })
+				}
+			}
+		})
+	}
+}
+
+// pressAndConfirm presses k in a fresh project in state gs, confirms it
+// as a person would, and checks the engine ran it.
+func pressAndConfirm(t *testing.T, gs goldenState, size [2]int, k string) {
+	m, _ := liveConsole(t, gs, size[0], size[1])
+	cmd := update(m, press(k))
+	if k == "r" {
+		if cmd == nil {
+			t.Fatal("r read no history")
+		}
+		update(m, cmd())
+		topIs[*historyDialog](t, m)
+		update(m, press("enter"))
+	}
+	if _, ok := m.dialogs.top().(*setsDialog); ok {
+		update(m, press("enter"))
+	}
+	c := topIs[*confirmDialog](t, m)
+	send := update(m, press("y"))
+	if send == nil {
+		t.Fatalf("y on %s sent nothing", c.cmd.Kind)
+	}
+	res, ok := send().(resultMsg)
+	if !ok {
+		t.Fatalf("%s answered with %T", c.cmd.Kind, res)
+	}
+	if res.err != nil {
+		t.Fatalf("the console offered %s (%s) and the engine refused it: %v", k, c.cmd.Kind, res.err)
+	}
+}
+
+// At 80×24 the footer always keeps ? and q, whatever state the project
+// is in and however many actions it lists.
+func TestFooterKeepsHelpAndQuit(t *testing.T) {
+	for _, gs := range goldenStates[:8] {
+		if len(gs.keys) > 0 {
+			continue
+		}
+		m, _ := liveConsole(t, gs, 80, 24)
+		mustContain(t, lastLine(m), "? help", "q quit")
+		m.s.opts.ReadOnly, m.s.opts.ReadOnlyReason = true, "a long explanation of why this console may not act, which must not push q out"
+		update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
+		mustContain(t, lastLine(m), "? help", "q quit")
+	}
+}
+
+// A pane that cannot show everything says how much more there is, and the
+// focused pane scrolls to it.
+func TestPanesThatDoNotFitSayHowMuchMore(t *testing.T) {
+	m, _ := fixtureConsole(t, fullSnapshot(), testOptions())
+	update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
+	act := paneText(m, paneActivity)
+	if !regexp.MustCompile(`↓ \d+ more`).MatchString(act) {
+		t.Fatalf("Activity hides entries without a mark:\n%s", act)
+	}
+	back := paneText(m, paneBackups)
+	if !regexp.MustCompile(`↓ \d+ more`).MatchString(back) {
+		t.Fatalf("Backups hides sets without a mark:\n%s", back)
+	}
+	focus(m, paneBackups)
+	for range 20 {
+		update(m, press("down"))
+	}
+	back = paneText(m, paneBackups)
+	mustContain(t, back, "↑ ")
+	if !strings.Contains(back, "set11") {
+		t.Fatalf("scrolling down did not reach the last set:\n%s", back)
+	}
+}
+
+// Each pane keeps at least one line of content down to the minimum size:
+// no empty boxes.
+func TestNoEmptyBoxesDownToTheMinimum(t *testing.T) {
+	for _, size := range [][2]int{{60, 16}, {60, 18}, {80, 24}} {
+		m, _ := fixtureConsole(t, fullSnapshot(), testOptions())
+		update(m, tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		for p := range paneCount {
+			r := m.layout().panes[p]
+			if r.h < 3 {
+				t.Fatalf("%dx%d: %s is %d rows: no room for a line", size[0], size[1], m.panes[p].name(), r.h)
+			}
+			if body := strings.Split(paneText(m, p), "\n")[1]; strings.Trim(body, "│ ") == "" {
+				t.Fatalf("%dx%d: %s shows an empty first line:\n%s", size[0], size[1], m.panes[p].name(), paneText(m, p))
+			}
 		}
 	}
 }
 
-// The canary screen must carry what a person needs to decide, at both
-// sizes: the spike, its evidence, the stale backup and the unfinished
-// operation.
-func TestCanaryViewShowsWhatNeedsJudgment(t *testing.T) {
-	for _, size := range [][2]int{{80, 24}, {160, 48}} {
-		got := render(t, canarySnapshot(), size[0], size[1])
-		for _, want := range []string{"SPIKE", "judgment", "uploads backup 26h", "▸ v1.43.0 25%", "lock: alice", "21:14:05", "p promote"} {
-			if !strings.Contains(got, want) {
-				t.Errorf("%dx%d view lacks %q:\n%s", size[0], size[1], want, got)
+// An Activity line cut at the pane's edge opens in full: the reason, the
+// gates and the outcome.
+func TestActivityLinesOpenInFull(t *testing.T) {
+	snap := canarySnapshot()
+	snap.Audit = append(snap.Audit, core.AuditEntry{Seq: 2, At: t0.Add(-time.Minute), Actor: core.Actor{Name: "dana"}, Action: "promote", Ref: production,
+		From: "v1.42.0", To: "v1.43.0", Reason: "hotfix for the checkout timeout, approved in the incident channel by the on-call lead",
+		Overrides: []string{"backups"}, Outcome: "deployed at 25%", Duration: 3 * time.Second,
+		Gates: []core.GateResult{{Gate: "backups", Status: core.GateFail, Reason: "uploads backup 26h old", Overridden: true}, {Gate: "pipeline", Status: core.GatePass, Reason: "green"}}})
+	m, _ := fixtureConsole(t, snap, testOptions())
+	wide(m)
+	focus(m, paneActivity)
+	update(m, press("enter"))
+	topIs[*detailDialog](t, m)
+	mustContain(t, view(m), "promote api/production v1.42.0 → v1.43.0", "who: dana", "outcome: deployed at 25%",
+		"reason: hotfix for the checkout timeout, approved in the incident channel by the on-call lead",
+		"overridden gates: backups", "! overridden: backups uploads backup 26h old", "✓ pipeline green", "took: 3s")
+	update(m, press("esc"))
+	onMain(t, m)
+	// The next line down is alice's older promote.
+	update(m, press("down"))
+	update(m, press("enter"))
+	mustContain(t, view(m), "who: alice", "promote api/production v1.41.2 → v1.42.0")
+}
+
+// The help reads in full at any size: where its columns do not fit it
+// turns into pages, and every binding is on one of them.
+func TestHelpPagesAtAnySize(t *testing.T) {
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
+	update(m, tea.WindowSizeMsg{Width: 60, Height: 16})
+	update(m, press("?"))
+	v := view(m)
+	mustContain(t, v, "page 1 of")
+	pages, _ := strconv.Atoi(regexp.MustCompile(`page 1 of (\d+)`).FindStringSubmatch(v)[1])
+	seen := v
+	for range pages {
+		update(m, press("pgdown"))
+		seen += view(m)
+	}
+	for _, g := range m.s.keys.FullHelp() {
+		for _, b := range g {
+			if want := b.Help().Desc; !strings.Contains(seen, want) {
+				t.Errorf("no page of the help shows %q", want)
 			}
 		}
 	}
-	wide := render(t, canarySnapshot(), 160, 48)
-	for _, want := range []string{"SPIKE p=3e-09 · 112 vs 18 events at 25% share · 6.2× (CI 3.1–12.4) · 5m", "TypeError: cart is undefined (97)", "sha256:9f3c1a2b7d4e…", "STALE", "UNKNOWN"} {
-		if !strings.Contains(wide, want) {
+	for i, l := range strings.Split(v, "\n")[2:] {
+		if strings.Contains(l, "…") {
+			t.Errorf("help line %d is cut: %q", i+3, l)
+		}
+	}
+}
+
+// The palette at 80×24 scrolls to every item and marks what is below.
+func TestPaletteScrollsToEveryItem(t *testing.T) {
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
+	update(m, press(":"))
+	mustContain(t, view(m), "more")
+	if strings.Contains(view(m), "  quit ") {
+		t.Skip("everything fits: nothing to scroll")
+	}
+	p := topIs[*paletteDialog](t, m)
+	for range len(p.shown) {
+		update(m, press("down"))
+	}
+	mustContain(t, view(m), "▸ quit", "↑ ")
+}
+
+// Below the minimum size the console says so, and q still quits.
+func TestTooSmallSaysSoAndQuits(t *testing.T) {
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
+	update(m, tea.WindowSizeMsg{Width: 50, Height: 12})
+	mustContain(t, view(m), "terminal too small", "50×12; ripcord needs 60×16")
+	cmd := update(m, press("q"))
+	if cmd == nil {
+		t.Fatal("q did nothing below the minimum size")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Fatal("q did not quit")
+	}
+}
+
+// At large sizes the space goes where the content is: the three bounded
+// panes are as tall as the tallest needs and nothing in them is cut;
+// Activity takes the rest.
+func TestLargeScreenGivesPanesWhatTheyNeed(t *testing.T) {
+	m, _ := fixtureConsole(t, fullSnapshot(), testOptions())
+	update(m, tea.WindowSizeMsg{Width: 200, Height: 50})
+	l := m.layout()
+	for _, p := range []paneID{panePipeline, paneErrors, paneBackups} {
+		if strings.Contains(paneText(m, p), "more ─") {
+			t.Errorf("%s is cut at 200×50:\n%s", m.panes[p].name(), paneText(m, p))
+		}
+	}
+	top := l.panes[panePipeline].h
+	if want := max(m.panes[panePipeline].need(&m.s, l.panes[panePipeline].w), m.panes[paneErrors].need(&m.s, l.panes[paneErrors].w), m.panes[paneBackups].need(&m.s, l.panes[paneBackups].w)); top != want {
+		t.Errorf("the top row is %d rows, its tallest pane needs %d", top, want)
+	}
+	if a := l.panes[paneActivity]; a.y != l.body.y+top || a.h != l.body.h-top {
+		t.Errorf("Activity at %+v does not take the rest of the body %+v", a, l.body)
+	}
+}
+
+// The incident screen carries what a person needs to decide at every
+// size: what stopped, the spike and its evidence, what runs where.
+func TestIncidentViewShowsWhatNeedsDeciding(t *testing.T) {
+	for _, size := range everySize {
+		m, _ := liveConsole(t, goldenStates[0], size[0], size[1])
+		v := view(m)
+		for _, want := range []string{"SPIKE", "stopped", "▸ v1.43.0 25%", "21:14:05", "a abort", "r rollback", "? help", "q quit"} {
+			if !strings.Contains(v, want) {
+				t.Errorf("%dx%d view lacks %q:\n%s", size[0], size[1], want, v)
+			}
+		}
+	}
+	m, _ := liveConsole(t, goldenStates[0], 160, 48)
+	for _, want := range []string{"SPIKE p=3e-09 · 112 vs 18 events at 25% share · 6.2× (CI 3.1–12.4) · 5m", "TypeError: cart is undefined (97)", "sha256:9f3c1a2b7d4e…", "WARN"} {
+		if !strings.Contains(view(m), want) {
 			t.Errorf("160x48 view lacks %q", want)
 		}
 	}
@@ -129,7 +435,7 @@ func TestCanaryViewShowsWhatNeedsJudgment(t *testing.T) {
 
 func TestFullPanesStayInsideTheTerminal(t *testing.T) {
 	for _, color := range []bool{false, true} {
-		for _, size := range [][2]int{{80, 24}, {100, 30}, {120, 40}, {160, 48}, {200, 60}, {200, 12}, {240, 70}} {
+		for _, size := range [][2]int{{60, 16}, {80, 24}, {100, 30}, {120, 40}, {160, 48}, {200, 50}, {200, 60}, {200, 16}, {240, 70}} {
 			o := testOptions()
 			o.NoColor = !color
 			o.Width, o.Height = size[0], size[1]
@@ -192,30 +498,31 @@ func BenchmarkViewUnchanged160x48(b *testing.B) {
 	}
 }
 
-// TestShortTerminalKeepsTheAnswer: a confirmation that cannot fit keeps
-// its title and how to answer, and says what it left out.
+// A confirmation that cannot fit keeps its title and how to answer, and
+// scrolls the detail between them, saying how much is below.
 func TestShortTerminalKeepsTheAnswer(t *testing.T) {
-	got := renderState(t, goldenState{"short", canarySnapshot, []string{"r", "enter"}, nil}, 80, 14)
-	lines := strings.Split(got, "\n")
-	if len(lines) != 14 {
-		t.Fatalf("%d lines", len(lines))
-	}
-	for _, want := range []string{"rollback api in production: v1.43.0 → v1.42.0", "more line(s): a taller terminal shows them", "y confirm   enter/esc cancel"} {
+	m, _ := liveConsole(t, goldenState{"short", (*live).incident, []string{"r", "enter"}, nil}, 80, 16)
+	got := view(m)
+	for _, want := range []string{"rollback api in production: v1.43.0 → v1.42.0", "more (↓ scrolls)", "y confirm   enter/esc cancel"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("short view lacks %q:\n%s", want, got)
 		}
 	}
+	for range 30 {
+		update(m, press("down"))
+	}
+	mustContain(t, view(m), "also watching: carol@bastion-2 (12m)", "more above", "y confirm")
 }
 
 // A flush rebuilds the panes its events touched, and only those.
 func TestPanesRebuildOnlyOnChange(t *testing.T) {
-	m, eng, _ := newConsole(t, canarySnapshot(), testOptions())
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
 	_ = view(m)
 	builds := func() [paneCount]int {
 		var b [paneCount]int
-		for i := range m.caches {
-			b[i] = m.caches[i].builds
+		for i, p := range m.panes {
+			b[i] = p.builds
 		}
 		return b
 	}
@@ -230,7 +537,7 @@ func TestPanesRebuildOnlyOnChange(t *testing.T) {
 	update(m, flushMsg{})
 	_ = view(m)
 	mid := builds()
-	if mid[paneActivity] != before[paneActivity]+1 || mid[paneErrors] != before[paneErrors] || mid[paneBackups] != before[paneBackups] || mid[panePipeline] != before[panePipeline] {
+	if mid[paneActivity] == before[paneActivity] || mid[paneErrors] != before[paneErrors] || mid[paneBackups] != before[paneBackups] {
 		t.Fatalf("builds %v -> %v: an audit entry should rebuild Activity alone", before, mid)
 	}
 	if !strings.Contains(view(m), "carol") {
@@ -242,8 +549,31 @@ func TestPanesRebuildOnlyOnChange(t *testing.T) {
 	if !strings.Contains(view(m), "archive") {
 		t.Error("the new backup set is not on screen")
 	}
-	if after := builds(); after[paneBackups] != mid[paneBackups]+1 || after[panePipeline] != mid[panePipeline] {
-		t.Fatalf("builds %v -> %v: a backup should rebuild Backups, not Pipeline", mid, after)
+	if after := builds(); after[paneBackups] == mid[paneBackups] || after[paneErrors] != mid[paneErrors] || after[paneActivity] != mid[paneActivity] {
+		t.Fatalf("builds %v -> %v: a backup should rebuild Backups, not Errors", mid, after)
+	}
+}
+
+// Each pane says which event kinds change it; the root redraws a pane for
+// those and no others.
+func TestPanesListTheEventsThatChangeThem(t *testing.T) {
+	m, _ := fixtureConsole(t, canarySnapshot(), testOptions())
+	want := map[paneID][]core.EventKind{
+		panePipeline: {core.EvPipeline, core.EvDeployment, core.EvPlan, core.EvSituation, core.EvTarget},
+		paneErrors:   {core.EvErrors, core.EvVerdict, core.EvSituation, core.EvDeployment},
+		paneBackups:  {core.EvBackup},
+		paneActivity: {core.EvAudit, core.EvProvider},
+	}
+	for p, kinds := range want {
+		for _, k := range []core.EventKind{core.EvPipeline, core.EvDeployment, core.EvErrors, core.EvVerdict, core.EvBackup, core.EvAudit, core.EvLog, core.EvWatchers, core.EvNotice} {
+			in := false
+			for _, w := range kinds {
+				in = in || w == k
+			}
+			if got := m.panes[p].affectedBy(k); got != in {
+				t.Errorf("%s affected by %s = %v, want %v", m.panes[p].name(), k, got, in)
+			}
+		}
 	}
 }
 
@@ -253,10 +583,11 @@ func TestBackupsOfSeveralEnvironmentsNameTheEnvironment(t *testing.T) {
 	st := fresh("postgres", "pgbackrest", core.FreshWarn, 30*time.Hour, 24*time.Hour, "")
 	st.Ref = staging
 	snap.Backups[staging] = map[string]core.Freshness{"postgres": st}
-	m, _, _ := newConsole(t, snap, testOptions())
+	m, _ := fixtureConsole(t, snap, testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	pane := paneText(m, paneBackups)
-	mustContain(t, pane, "staging    postgres", "production postgres")
+	mustContain(t, paneText(m, paneBackups), "staging    postgres", "production postgres")
+	// The strip names the environment of each backup that needs a person.
+	mustContain(t, stripLine(m), "staging postgres backup 30h old (expected 24h)")
 }
 
 // The rate is the last minute's: sixteen errors in the newest 10 s of a
@@ -277,56 +608,23 @@ func TestErrorRateIsTheLastMinutes(t *testing.T) {
 	}
 }
 
-// The pipeline pane shows the rollout in flight under the build: every
-// configured step, the current one with its timer and, for an analysis,
-// how much of its window has passed; at 80×24 it folds into one line.
+// The pipeline pane shows the canary under the build: every configured
+// step, the current one timed, and the analysis's progress.
 func TestRolloutStepsUnderThePipeline(t *testing.T) {
-	snap := canarySnapshot()
-	snap.Plans[production] = []core.RolloutStep{
-		{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepAnalysis, For: 10 * time.Minute}, {Kind: core.StepPause}, {Kind: core.StepWeight, Weight: 100},
-	}
-	d := snap.Deployments[production]
-	d.State, d.Step, d.StepStartedAt = core.DeployProgressing, 1, t0.Add(-5*time.Minute)
-	snap.Deployments[production] = d
-	m, _, _ := newConsole(t, snap, testOptions())
-	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	pane := paneText(m, panePipeline)
-	mustContain(t, pane, "rollout production · v1.43.0 · progressing", "✓ 25%", "◐ analysis 10m", "5:00   █████░░░░░", "· pause: judgment", "· 100%")
-
-	// As in the demo, the build is done by the time production rolls out.
-	snap.Pipelines["api"] = pipeline("v1.43.0", core.RunSucceeded, 1)
-	m, _, _ = newConsole(t, snap, testOptions())
-	update(m, tea.WindowSizeMsg{Width: 80, Height: 24})
-	mustContain(t, paneText(m, panePipeline), "rollout production: ✓25% · ◐analysis 10m 5:00 · ·pause: judgment · ·100%")
+	l := newLive(t).canary()
+	m := l.console(160, 48)
+	mustContain(t, paneText(m, panePipeline), "rollout production · v1.43.0 · in flight at 25%", "✓ 25%", "◐ analysis 10m", "0:00   ░░░░░░░░░░", "· 100%")
 }
 
-// After a rollback the restored release is not a rollout: no steps shown.
-func TestNoRolloutStepsForARestoredRelease(t *testing.T) {
-	snap := canarySnapshot()
-	snap.Plans[production] = []core.RolloutStep{{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepWeight, Weight: 100}}
-	snap.Deployments[production] = core.Deployment{ID: 8, Ref: production, Version: "v1.42.0", State: core.DeployHealthy, Weight: 100, Step: 2, StartedAt: t0, FinishedAt: t0}
-	m, _, _ := newConsole(t, snap, testOptions())
-	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	if pane := paneText(m, panePipeline); strings.Contains(pane, "rollout production") {
-		t.Fatalf("a restored release shows rollout steps:\n%s", pane)
-	}
-}
-
-// A build that was rolled back is held, and the strip says so until a
-// person clears the hold.
-func TestHeldReleaseNeedsYou(t *testing.T) {
-	snap := canarySnapshot()
-	delete(snap.Verdicts, production)
-	snap.Audit = append(snap.Audit, core.AuditEntry{Seq: 2, At: t0, Actor: core.Actor{Name: "bob"}, Action: "rollback", Ref: production, From: "v1.43.0", To: "v1.42.0", Outcome: "rolled back to v1.42.0"})
-	m, eng, _ := newConsole(t, snap, testOptions())
-	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	mustContain(t, strings.Split(view(m), "\n")[1], "v1.43.0 held: rolled back in production")
-
-	if _, err := eng.Audit(context.Background(), core.AuditEntry{Actor: core.Actor{Name: "bob"}, Action: string(core.CmdClearHold), Ref: production, To: "v1.43.0", Outcome: "hold cleared"}); err != nil {
-		t.Fatal(err)
-	}
-	update(m, flushMsg{})
-	if line := strings.Split(view(m), "\n")[1]; strings.Contains(line, "held") {
+// A rolled-back release is held, and the screen says so until a person
+// clears the hold.
+func TestHeldReleaseShowsUntilCleared(t *testing.T) {
+	l := newLive(t).rolledBack()
+	m := l.console(160, 48)
+	mustContain(t, stripLine(m), "v1.43.0 held")
+	l.do(core.Command{Kind: core.CmdClearHold, Version: "v1.43.0", Reason: "fixed forward in v1.43.1"})
+	l.settle(m, "the hold cleared", func(s core.Situation) bool { return len(s.Holds) == 0 })
+	if line := stripLine(m); strings.Contains(line, "held") {
 		t.Fatalf("the hold was cleared but the strip says %q", line)
 	}
 }
@@ -334,16 +632,16 @@ func TestHeldReleaseNeedsYou(t *testing.T) {
 // A confirmation names the others watching, never the person's own
 // console, and says so when nobody else is.
 func TestConfirmationNamesWhoElseIsWatching(t *testing.T) {
-	snap := canarySnapshot()
-	snap.Watchers = append(snap.Watchers, core.Watcher{ID: "w-me", Actor: core.Actor{Name: "bob", Host: "laptop"}, Since: t0.Add(-time.Hour)})
-	m, _, _ := newConsole(t, snap, testOptions())
-	m.self = "w-me"
-	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
-	if got := m.othersWatching(); !strings.HasSuffix(got, "also watching: carol@bastion-2 (12m)") {
+	ws := []core.Watcher{
+		{ID: "w-carol", Actor: core.Actor{Name: "carol", Host: "bastion-2"}, Since: t0.Add(-12 * time.Minute)},
+		{ID: "w-me", Actor: bob, Since: t0.Add(-time.Hour)},
+	}
+	if got := prompt.Watching(ws, "w-me", t0).Text(); got != "also watching: carol@bastion-2 (12m)" {
 		t.Fatalf("watching line %q; want carol only, not this console's own person", got)
 	}
-	m.snap.Watchers = m.snap.Watchers[1:]
-	mustContain(t, m.othersWatching(), "nobody else is watching")
+	if got := prompt.Watching(ws[1:], "w-me", t0).Text(); got != "nobody else is watching" {
+		t.Fatalf("watching line %q", got)
+	}
 }
 
 // Each backup set says when its repository was last verified, and a
@@ -354,7 +652,7 @@ func TestBackupsShowTheLastVerify(t *testing.T) {
 	bad.Facts.VerifiedAt, bad.Facts.VerifyOK, bad.Facts.VerifyMessage = t0.Add(-2*time.Hour), false, "pack damaged"
 	snap.Backups[production]["uploads"] = bad
 	snap.Backups[production]["media"] = fresh("media", "borg", core.FreshOK, time.Hour, 24*time.Hour, "")
-	m, _, _ := newConsole(t, snap, testOptions())
+	m, _ := fixtureConsole(t, snap, testOptions())
 	update(m, tea.WindowSizeMsg{Width: 160, Height: 48})
 	mustContain(t, paneText(m, paneBackups), "verified 26h ago", "✗ verify 2h ago: pack damaged", "unverified")
 }
