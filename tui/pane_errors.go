@@ -21,7 +21,12 @@ func (errorsPane) kinds() []core.EventKind {
 	return []core.EventKind{core.EvErrors, core.EvVerdict, core.EvSituation, core.EvDeployment}
 }
 
-func (errorsPane) ticks(*screen) bool { return false }
+// ticks while it says how long ago the verdict's release stopped serving.
+func (errorsPane) ticks(s *screen) bool {
+	ref := s.focusRef()
+	v, ok := s.snap.Verdicts[ref]
+	return ok && pastVerdict(s, ref, v) != ""
+}
 
 func (errorsPane) none() string { return " no error counts yet" }
 

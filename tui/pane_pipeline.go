@@ -28,12 +28,14 @@ func (pipelinePane) kinds() []core.EventKind {
 
 func (pipelinePane) none() string { return " no run yet" }
 
-// ticks while a step or a rollout step is being timed.
+// ticks while a step is timed, or the rollout line says how long ago
+// something happened.
 func (pipelinePane) ticks(s *screen) bool {
 	if run, ok := s.snap.Pipelines[s.service]; ok && !run.State.Terminal() {
 		return true
 	}
-	return s.serving(s.focusRef())
+	sit, ok := s.situation(s.focusRef())
+	return s.serving(s.focusRef()) || (ok && !sit.Since.IsZero()) || s.snap.Deployments[s.focusRef()].State == core.DeployHealthy
 }
 
 func (p pipelinePane) rows(s *screen, w, room int, filter string) []row {

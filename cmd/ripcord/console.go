@@ -91,8 +91,10 @@ func consoleOptions(f *config.File, cf consoleFlags) (tui.Options, error) {
 			return o, fmt.Errorf("--service: no service %q in %s%s services are %s", cf.service, f.Path, sep(cf.service, names), strings.Join(names, ", "))
 		}
 	}
+	o.Production = map[string]bool{}
 	for _, e := range f.Environments {
 		o.Confirm[e.Name] = e.Confirm
+		o.Production[e.Name] = e.Production
 	}
 	if cf.theme == "" {
 		return o, nil

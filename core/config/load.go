@@ -345,7 +345,7 @@ func applyDefaults(f *File, d *decoder) {
 		p := fmt.Sprintf("environments[%d]", i)
 		if e.Confirm == "" {
 			e.Confirm = "y"
-			if e.Name == "production" || e.Name == "prod" {
+			if e.Production {
 				e.Confirm = "type-name"
 			}
 		}

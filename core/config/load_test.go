@@ -59,7 +59,7 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 		{
 			name: "unknown key in an environment",
 			yaml: "project: shop\nservices:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n  - name: production\n    targt: {provider: local}\n",
-			want: `ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, services, gates, rollout, rollback, confirm, auto, spike`,
+			want: `ripcord.yaml:8:5: unknown key "targt" in environments[1]; did you mean "target"? valid keys: name, from, target, errors, backups, services, gates, rollout, rollback, production, confirm, auto, spike`,
 		},
 		{
 			name: "unknown key three levels down",
@@ -436,8 +436,12 @@ environments:
       - {name: db, provider: dir}
   - name: prod
     from: staging
+    production: true
     target: {provider: local}
     spike: {alpha: 0.05}
+  - name: live
+    from: prod
+    target: {provider: local}
 `
 	f, err := Parse("/srv/shop/ripcord.yaml", []byte(yaml), opts())
 	if err != nil {
@@ -467,8 +471,10 @@ environments:
 	if r.Auto != "off" || r.Action != "rollback" {
 		t.Errorf("rollback = auto %q action %q", r.Auto, r.Action)
 	}
-	if staging.Confirm != "y" || prod.Confirm != "type-name" {
-		t.Errorf("confirm = staging %q prod %q, want y and type-name", staging.Confirm, prod.Confirm)
+	// Production is what the config says, never a name: "prod" marked
+	// production confirms by typing, "live" (not marked) with y.
+	if staging.Confirm != "y" || prod.Confirm != "type-name" || f.Environments[2].Confirm != "y" {
+		t.Errorf("confirm = staging %q prod %q live %q, want y, type-name, y", staging.Confirm, prod.Confirm, f.Environments[2].Confirm)
 	}
 }
 

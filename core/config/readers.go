@@ -21,11 +21,12 @@ var Readers = map[string]string{
 	"services[].branches":          "cmd/ripcord.(*world).start",
 	"services[].migrations.dir":    "cmd/ripcord.usedProviders",
 
-	"environments[].name":    "cmd/ripcord.openEngine",
-	"environments[].from":    "cmd/ripcord.(*world).start",
-	"environments[].gates":   "core/config.(*validator).gates",
-	"environments[].confirm": "cmd/ripcord.consoleOptions",
-	"environments[].auto":    "cmd/ripcord.(*world).start",
+	"environments[].name":       "cmd/ripcord.openEngine",
+	"environments[].from":       "cmd/ripcord.(*world).start",
+	"environments[].gates":      "core/config.(*validator).gates",
+	"environments[].confirm":    "cmd/ripcord.consoleOptions",
+	"environments[].production": "cmd/ripcord.consoleOptions",
+	"environments[].auto":       "cmd/ripcord.(*world).start",
 
 	// The single-service shorthand becomes that service's placement.
 	"environments[].target.provider":                   "cmd/ripcord.usedProviders",

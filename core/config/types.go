@@ -64,9 +64,14 @@ type Environment struct {
 	GateSpecs []core.GateSpec `yaml:"-"`
 	Rollout   []Step          `yaml:"rollout" doc:"Rollout steps; empty means one step to 100%."`
 	Rollback  Rollback        `yaml:"rollback" doc:"Rollback policy."`
+	// Production marks an environment where mistakes cost most: the
+	// console names it in the production colour, and dangerous actions
+	// there are confirmed by typing the service name unless Confirm says
+	// otherwise. Nothing is recognised by its name.
+	Production bool `yaml:"production" doc:"Marks a production environment: named in the production colour, and confirm defaults to type-name."`
 	// Confirm is how a person confirms a dangerous action: y, or type-name
 	// (type the service name).
-	Confirm string      `yaml:"confirm" enum:"y,type-name" doc:"How dangerous actions are confirmed: y, or type-name."`
+	Confirm string      `yaml:"confirm" enum:"y,type-name" doc:"How dangerous actions are confirmed: y, or type-name (the default where production: true)."`
 	Auto    bool        `yaml:"auto" doc:"Deploy automatically when the predecessor is green."`
 	Spike   SpikePolicy `yaml:"spike" doc:"Thresholds of the error spike verdict."`
 	Pos     Pos         `yaml:"-"`

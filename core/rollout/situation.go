@@ -173,7 +173,12 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 		s.Commands = append(s.Commands, p)
 	}
 	if p := s.Command(core.CmdPromote); p.Allowed && !s.Phase.Serving() && p.To != s.Stable {
-		if _, held := s.Held(p.To); !held && envOf(c, ref).From != "" {
+		// Ready once it has settled where it comes from: not while its own
+		// rollout there is still going.
+		from := envOf(c, ref).From
+		prev, ok := snap.Deployments[core.Ref{Service: ref.Service, Env: from}]
+		settled := !ok || prev.State.Terminal()
+		if _, held := s.Held(p.To); !held && from != "" && settled {
 			s.Ready = p.To
 		}
 	}

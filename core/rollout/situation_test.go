@@ -178,11 +178,13 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
+		var advanced core.Deployment // the rollout a promote moved on, until it has
 		for i := range rapid.IntRange(1, 10).Draw(rt, "steps") {
 			if rapid.Bool().Draw(rt, "new build") {
 				w.greenBuild(rapid.SampledFrom([]string{"v2", "v3"}).Draw(rt, "build"))
 			}
-			settle(rt, w)
+			settle(rt, w, advanced)
+			advanced = core.Deployment{}
 			s := w.ctl.Situation(ctx, prod)
 			var offered []core.Possible
 			for _, p := range s.Commands {
@@ -198,6 +200,10 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 			if p.Kind == core.CmdRollback && p.To == "" {
 				cmd.Version = p.Options[0]
 			}
+			if (p.Kind == core.CmdPromote || p.Kind == core.CmdFullPromote) && s.Phase.Serving() {
+				// A step forward: the rollout moves on by itself from here.
+				advanced = w.eng.Snapshot().Deployments[prod]
+			}
 			if _, err := w.eng.Do(ctx, cmd); err != nil {
 				rt.Fatalf("step %d: the situation offered %s (%s) in phase %s, the engine refused it: %v", i, p.Kind, p.Why, s.Phase, err)
 			}
@@ -206,12 +212,21 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 }
 
 // settle waits until no rollout is between steps: a person's command
-// then meets the state the situation was evaluated on.
-func settle(t interface{ Fatalf(string, ...any) }, w *world) {
+// then meets the state the situation was evaluated on. from is the
+// deployment a step forward was asked of (zero: none): it has moved once
+// its step or state changed.
+func settle(t interface{ Fatalf(string, ...any) }, w *world, from core.Deployment) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		d := w.eng.Snapshot().Deployments[prod]
 		r := w.ctl.current(prod)
+		if from.ID != 0 && d.ID == from.ID && d.Step == from.Step && d.State == from.State {
+			if time.Now().After(deadline) {
+				t.Fatalf("the rollout never moved on from %+v", from)
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		_, _, held := func() (core.Actor, time.Time, bool) {
 			if r == nil {
 				return core.Actor{}, time.Time{}, false

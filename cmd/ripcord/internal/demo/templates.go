@@ -147,8 +147,10 @@ environments:
       # When the analysis finds a spike, Ripcord tells you and waits. To
       # have it roll back by itself, write:  auto: on-analysis-failure
       auto: "off"
-    # Dangerous actions here are confirmed with y. (Production defaults to
-    # typing the service name; the demo keeps it to one key.)
+    # This is production: the console names it in its own colour, and
+    # dangerous actions default to typing the service name; the demo keeps
+    # them to one key.
+    production: true
     confirm: y
     # The errors gate and the analysis pass on HEALTHY: the candidate's
     # error rate bounded below 1.5x the old one's with 99% confidence. That
