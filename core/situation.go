@@ -63,6 +63,11 @@ type Possible struct {
 	// Options are the values the command's Version may take where it is a
 	// choice the engine accepts (the backup sets that can run now).
 	Options []string `json:"options,omitempty"`
+	// Holder is set when nothing but a lock refuses the command and the
+	// lock's holder may still run it (a person's commands run under their
+	// own lock); HolderWhy is then what it would do. Use CommandFor.
+	Holder    *Actor `json:"holder,omitempty"`
+	HolderWhy string `json:"holder_why,omitempty"`
 }
 
 // Hold is a release that was rolled back: automation will not promote it
@@ -125,6 +130,18 @@ func (s Situation) Command(kind CommandKind) Possible {
 		}
 	}
 	return Possible{Kind: kind, Why: "the engine has not said whether " + string(kind) + " is possible in " + s.Ref.Env}
+}
+
+// CommandFor is the engine's word on kind for one person: a command that
+// only a lock refuses is allowed for the lock's holder, whose commands run
+// under it. Per-person rules (roles, on the bastion) belong here too, so a
+// screen asks one place.
+func (s Situation) CommandFor(kind CommandKind, who Actor) Possible {
+	p := s.Command(kind)
+	if !p.Allowed && p.Holder != nil && SamePerson(*p.Holder, who) {
+		p.Allowed, p.Why = true, p.HolderWhy
+	}
+	return p
 }
 
 // Held reports whether version is held, and why.

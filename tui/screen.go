@@ -51,7 +51,7 @@ func (s *screen) possibleIn(ref core.Ref, kind core.CommandKind) core.Possible {
 	if !ok {
 		return core.Possible{Kind: kind, Why: "waiting for the engine to say what is possible in " + ref.Env}
 	}
-	return sit.Command(kind)
+	return sit.CommandFor(kind, s.opts.Actor)
 }
 
 // pauseKind is what the pause key does now: resume a paused rollout,

@@ -54,8 +54,10 @@ Project shop has two services, api and the storefront web (1 and 2 switch
 between them). v1.4.2 of api is healthy; v1.5.0 throws errors on a share of
 checkouts. The pipeline builds v1.5.0, it reaches staging, and
 the console asks you to promote it to production. Press p and y: the canary
-takes 25% of the traffic, the spike verdict appears with its evidence, and
-r and y roll production back to v1.4.2.
+takes 25% of the traffic, the spike verdict appears with its evidence and
+the canary stops. a and y send the traffic back to v1.4.2; or r, enter (the
+last good release is preselected) and y roll production back to v1.4.2 and
+hold v1.5.0.
 
 --headless plays the same story without a terminal, one line per event.`,
 		Args: cobra.NoArgs,

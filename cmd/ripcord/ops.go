@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ripcordhq/ripcord/core"
-	"github.com/ripcordhq/ripcord/core/config"
 )
 
 // opFlags are the flags every rollout command shares.
@@ -124,8 +121,9 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 		if len(f.overrides) > 0 && strings.TrimSpace(f.reason) == "" {
 			return &exitError{code: exitUsage, err: errors.New("--override needs --reason: say why the gate may be skipped")}
 		}
-		if dangerous && !f.yes {
-			if err := confirm(cmd, cfg, k, ref, f.version); err != nil {
+		ask := dangerous && !f.yes
+		if ask {
+			if err := needTerminal(cmd, k, ref); err != nil {
 				return err
 			}
 		}
@@ -136,14 +134,24 @@ func (g *globals) opRun(f *opFlags, kind func() core.CommandKind, dangerous bool
 			return opExit(err)
 		}
 		defer c.Close()
-		// Subscribed before the command, so nothing it causes is missed.
+		command := core.Command{Kind: k, Ref: ref, Version: f.version, Actor: currentActor(), Reason: f.reason, Overrides: f.overrides, Force: f.force}
+		if ask {
+			// Asked once connected, so the question states what the engine
+			// says now: the same statement as the console's.
+			if err := confirm(ctx, cmd, cfg, c, command); err != nil {
+				return err
+			}
+		}
+		// Subscribed before the command (and after the question), so
+		// nothing it causes is missed and nothing before it is taken for
+		// its effect.
 		before, sub := c.Subscribe()
 		defer sub.Close()
 		inFlight := before.Deployments[ref]
 		advancing := (k == core.CmdPromote || k == core.CmdFullPromote) && inFlight.Version != "" && !inFlight.State.Terminal()
 
 		started := time.Now()
-		res, err := c.Do(ctx, core.Command{Kind: k, Ref: ref, Version: f.version, Actor: currentActor(), Reason: f.reason, Overrides: f.overrides, Force: f.force})
+		res, err := c.Do(ctx, command)
 		out := cmd.OutOrStdout()
 		for _, gr := range res.Gates {
 			if gr.Status != core.GatePass || gr.Reason != "" {
@@ -278,38 +286,6 @@ func opExit(err error) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	return &exitError{code: exitFailed, err: err}
-}
-
-// confirm asks the person at the terminal, the way the console does: y, or
-// the service name where the environment's policy says type-name. Without
-// a terminal there is nobody to ask, so it refuses instead of guessing.
-func confirm(cmd *cobra.Command, cfg *config.File, k core.CommandKind, ref core.Ref, version string) error {
-	in, ok := cmd.InOrStdin().(*os.File)
-	if !ok || !isTerminal(in) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("%s of %s changes what serves traffic: pass --yes to confirm without a terminal", k, ref)}
-	}
-	policy := "y"
-	for _, e := range cfg.Environments {
-		if e.Name == ref.Env && e.Confirm != "" {
-			policy = e.Confirm
-		}
-	}
-	what := fmt.Sprintf("%s %s in %s", k, ref.Service, ref.Env)
-	if version != "" {
-		what += " to " + version
-	}
-	want := "y"
-	if policy == "type-name" {
-		want = ref.Service
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s? Type %q to confirm: ", what, want)
-	} else {
-		fmt.Fprintf(cmd.ErrOrStderr(), "%s? [y/N] ", what)
-	}
-	answer, _ := bufio.NewReader(in).ReadString('\n')
-	if strings.TrimSpace(answer) != want {
-		return &exitError{code: exitFailed, err: errors.New("not confirmed; nothing was done")}
-	}
-	return nil
 }
 
 func newBackupCmd(g *globals) *cobra.Command {

@@ -51,7 +51,7 @@ func newPluginsCmd(g *globals) *cobra.Command {
 			return listPlugins(cmd, f, asJSON)
 		},
 	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlags(list, &asJSON)
 	lock := &cobra.Command{
 		Use:   "lock",
 		Short: "Write ripcord.lock with the sha256 of every external plugin",

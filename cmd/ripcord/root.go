@@ -169,7 +169,7 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlags(cmd, &asJSON)
 	return cmd
 }
 
@@ -180,10 +180,16 @@ func (g *globals) loadConfig() (*config.File, error) {
 
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "validate",
-		Short: "Check the config file and every provider block against its provider's settings schema; report every problem as file:line:col",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "validate [FILE]",
+		Short: "Check the config file (FILE, or -c) and every provider block against its provider's settings schema; report every problem as file:line:col",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("config") && g.configPath != args[0] {
+					return &exitError{code: exitUsage, err: fmt.Errorf("validate: name the file once: -c %s or %s", g.configPath, args[0])}
+				}
+				g.configPath = args[0]
+			}
 			f, err := g.loadConfig()
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
@@ -191,7 +197,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if err := checkProviders(cmd.Context(), f); err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (project %s: %d services, %d environments)\n", f.Path, f.Project, len(f.Services), len(f.Environments))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (project %s: %s, %s)\n", f.Path, f.Project, plural(len(f.Services), "service"), plural(len(f.Environments), "environment"))
 			return nil
 		},
 	}

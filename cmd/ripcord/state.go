@@ -189,19 +189,19 @@ nothing was removed from or rewritten in the log up to it.`,
 					head = core.AuditHead{Count: entries[n-1].Seq, Hash: entries[n-1].Hash}
 				}
 				return writeJSON(cmd.OutOrStdout(), struct {
-					Head    core.AuditHead    `json:"head"`
-					Entries []core.AuditEntry `json:"entries"`
-				}{head, entries})
+					Head    core.AuditHead `json:"head"`
+					Entries []auditJSON    `json:"entries"`
+				}{head, auditOut(entries)})
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tWHERE\tFROM → TO\tOUTCOME")
+			fmt.Fprintln(w, "SEQ\tTIME\tACTOR\tACTION\tWHERE\tFROM → TO\tOUTCOME\tWHY")
 			for _, e := range entries {
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), p(e.Actor.String()), p(e.Action), p(e.Ref.String()), p(dash(e.From)), p(dash(e.To)), p(e.Outcome))
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\t%s\n", e.Seq, e.At.UTC().Format(time.RFC3339), p(e.Actor.String()), p(e.Action), p(e.Ref.String()), p(dash(e.From)), p(dash(e.To)), p(e.Outcome), p(auditWhy(e)))
 			}
 			return w.Flush()
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with the log's head")
+	jsonFlags(cmd, &asJSON)
 	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries (0: all)")
 	cmd.AddCommand(newAuditVerifyCmd(g), &cobra.Command{
 		Use:   "pubkey",
@@ -379,19 +379,22 @@ func newHistoryCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				if deps == nil {
+					deps = []core.Deployment{}
+				}
 				return writeJSON(cmd.OutOrStdout(), deps)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "VERSION\tSTATE\tWEIGHT\tFROM\tSTARTED\tBY")
-			for _, d := range deps {
-				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", p(d.Version), d.State, d.Weight, p(dash(d.From)), d.StartedAt.UTC().Format(time.RFC3339), p(d.Actor.String()))
+			for i, d := range deps {
+				fmt.Fprintf(w, "%s\t%s\t%d%%\t%s\t%s\t%s\n", p(d.Version), d.State, d.Weight, p(historyFrom(deps, i)), d.StartedAt.UTC().Format(time.RFC3339), p(d.Actor.String()))
 			}
 			return w.Flush()
 		}),
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment (required)")
 	_ = cmd.MarkFlagRequired("env")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlags(cmd, &asJSON)
 	return cmd
 }
 
@@ -449,6 +452,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				if out.Unfinished == nil {
+					out.Unfinished = []core.Operation{}
+				}
+				if out.Watching == nil {
+					out.Watching = []core.Watcher{}
+				}
 				return writeJSON(cmd.OutOrStdout(), out)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
@@ -500,7 +509,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return w.Flush()
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	jsonFlags(cmd, &asJSON)
 	return cmd
 }
 

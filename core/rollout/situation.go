@@ -139,13 +139,21 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 	}
 	c.phase(&s, snap, ref, hist, live)
 
+	// A lock refuses what takes it (starting a rollout, rollback, abort)
+	// for everyone but, where the engine lets them, its holder: a person's
+	// own commands run under their lock, and a command held by this
+	// engine (the CLI's Hold) runs under the lock it took first.
 	lock, locked := snap.Locks[ref]
 	locked = locked && !lock.Expired(c.eng.Now())
-	lockWhy := ""
+	var lk lockRule
 	if locked {
-		lockWhy = fmt.Sprintf("%s is locked by %s since %s", ref.Env, lock.Holder, lock.Since.UTC().Format("15:04 UTC"))
+		lk.why = fmt.Sprintf("%s is locked by %s since %s", ref.Env, lock.Holder, lock.Since.UTC().Format("15:04 UTC"))
 		if lock.Reason != "" {
-			lockWhy += " (" + lock.Reason + ")"
+			lk.why += " (" + lock.Reason + ")"
+		}
+		if lock.IsPerson() || c.eng.Holds(ref) {
+			h := lock.Holder
+			lk.holder = &h
 		}
 	}
 	refuse := func(k core.CommandKind, why string) core.Possible { return core.Possible{Kind: k, Why: why} }
@@ -161,11 +169,14 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 		default:
 			switch k {
 			case core.CmdPromote, core.CmdFullPromote:
-				p = c.promotePossible(ctx, snap, &s, env, k, live, lockWhy)
+				p = c.promotePossible(ctx, snap, &s, env, k, live)
+				if live == nil {
+					p = lk.apply(p)
+				}
 			case core.CmdRollback:
-				p = c.rollbackPossible(ctx, snap, &s, ref, hist, live, lockWhy)
+				p = lk.apply(c.rollbackPossible(ctx, snap, &s, ref, hist, live))
 			case core.CmdAbort:
-				p = c.abortPossible(&s, ref, live, lockWhy)
+				p = lk.apply(c.abortPossible(&s, ref, live))
 			case core.CmdPause, core.CmdResume:
 				p = c.pausePossible(&s, ref, k, live)
 			}
@@ -190,6 +201,26 @@ func envOf(c *Controller, ref core.Ref) Env {
 		return *e
 	}
 	return Env{}
+}
+
+// lockRule is a live lock's say on the commands that take it.
+type lockRule struct {
+	why    string      // "" when nothing holds the lock
+	holder *core.Actor // who may still run them, if anyone
+}
+
+// apply refuses an otherwise allowed p with the lock's reason, keeping
+// what it would do for the holder.
+func (lk lockRule) apply(p core.Possible) core.Possible {
+	if !p.Allowed || lk.why == "" {
+		return p
+	}
+	p.Allowed = false
+	if lk.holder != nil {
+		p.Holder, p.HolderWhy = lk.holder, p.Why
+	}
+	p.Why = lk.why
+	return p
 }
 
 // phase fills in where the rollout stands: the live run first, else what
@@ -293,7 +324,7 @@ func orNothing(v string) string {
 
 // promotePossible is what promote (or full promote) would do: advance the
 // rollout in flight, or start one of the candidate through the gates.
-func (c *Controller) promotePossible(ctx context.Context, snap core.Snapshot, s *core.Situation, env *Env, k core.CommandKind, live *run, lockWhy string) core.Possible {
+func (c *Controller) promotePossible(ctx context.Context, snap core.Snapshot, s *core.Situation, env *Env, k core.CommandKind, live *run) core.Possible {
 	p := core.Possible{Kind: k}
 	if live != nil {
 		p.From, p.To = s.Stable, live.rel.Version
@@ -348,10 +379,6 @@ func (c *Controller) promotePossible(ctx context.Context, snap core.Snapshot, s 
 	if s.Gates == nil {
 		s.Gates = []core.GateResult{}
 	}
-	if lockWhy != "" {
-		p.Why = lockWhy
-		return p
-	}
 	if blocking := core.Blocking(s.Gates); len(blocking) > 0 {
 		var why []string
 		for _, g := range blocking {
@@ -374,7 +401,7 @@ func (c *Controller) promotePossible(ctx context.Context, snap core.Snapshot, s 
 
 // rollbackPossible is what rollback would restore, or why there is
 // nothing to roll back to.
-func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s *core.Situation, ref core.Ref, hist []core.Deployment, live *run, lockWhy string) core.Possible {
+func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s *core.Situation, ref core.Ref, hist []core.Deployment, live *run) core.Possible {
 	p := core.Possible{Kind: core.CmdRollback}
 	var bad core.Deployment
 	switch {
@@ -408,10 +435,6 @@ func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s
 		p.Why = fmt.Sprintf("nothing to roll back to: no release ran in %s before %s", ref.Env, from)
 		return p
 	}
-	if lockWhy != "" {
-		p.Why = lockWhy
-		return p
-	}
 	p.Allowed, p.To, p.Options = true, to, kept
 	target := to
 	if target == "" {
@@ -433,7 +456,7 @@ func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s
 
 // abortPossible: traffic back to stable, candidate kept, while a candidate
 // takes traffic: during the rollout, or after it stopped degraded.
-func (c *Controller) abortPossible(s *core.Situation, ref core.Ref, live *run, lockWhy string) core.Possible {
+func (c *Controller) abortPossible(s *core.Situation, ref core.Ref, live *run) core.Possible {
 	p := core.Possible{Kind: core.CmdAbort, From: s.Candidate, To: s.Stable}
 	switch {
 	case live == nil && s.Phase != core.PhaseDegraded:
@@ -444,8 +467,6 @@ func (c *Controller) abortPossible(s *core.Situation, ref core.Ref, live *run, l
 		case core.PhaseAborted:
 			p.Why += " (already aborted)"
 		}
-	case lockWhy != "":
-		p.Why = lockWhy
 	case s.Stable == "":
 		p.Why = fmt.Sprintf("nothing to abort to: %s is the first release in %s; roll back or promote instead", s.Candidate, ref.Env)
 	default:

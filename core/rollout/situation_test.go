@@ -158,11 +158,18 @@ func TestSituationNamesTheLockHolder(t *testing.T) {
 	w.greenBuild("v2")
 	w.do(t, core.Command{Kind: core.CmdLock, Actor: core.Actor{Name: "bo"}, Reason: "migrating db"})
 	s := w.situationOf(t, "locked", func(s core.Situation) bool { return strings.Contains(s.Command(core.CmdPromote).Why, "locked") })
-	for _, k := range []core.CommandKind{core.CmdPromote} {
-		if p := s.Command(k); !strings.Contains(p.Why, "locked by bo") || !strings.Contains(p.Why, "migrating db") {
-			t.Fatalf("%s under bo's lock = %+v", k, p)
-		}
+	if p := s.Command(core.CmdPromote); p.Allowed || !strings.Contains(p.Why, "locked by bo") || !strings.Contains(p.Why, "migrating db") {
+		t.Fatalf("promote under bo's lock = %+v", p)
 	}
+	if p := s.CommandFor(core.CmdPromote, ana); p.Allowed {
+		t.Fatalf("ana may promote under bo's lock: %+v", p)
+	}
+	// bo's own commands run under his lock, and the engine agrees.
+	p := s.CommandFor(core.CmdPromote, core.Actor{Name: "bo"})
+	if !p.Allowed || p.To != "v2" {
+		t.Fatalf("bo's promote under his own lock = %+v", p)
+	}
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: p.To, Actor: core.Actor{Name: "bo"}})
 }
 
 // Whatever people do, in any order: every command the situation offers is

@@ -95,7 +95,7 @@ func For(in Input) Statement {
 	cmd := in.Cmd
 	ref := cmd.Ref
 	sit := in.Snapshot.Situations[ref]
-	p := sit.Command(cmd.Kind)
+	p := sit.CommandFor(cmd.Kind, cmd.Actor)
 	where := ref.Service + " in " + ref.Env
 	var st Statement
 	add := func(indent int, spans ...Span) { st.Lines = append(st.Lines, Line{Indent: indent, Spans: spans}) }
@@ -173,7 +173,7 @@ func For(in Input) Statement {
 	}
 
 	blank()
-	add(1, lockSpans(in.Snapshot.Locks[ref], in.Now)...)
+	add(1, lockSpans(in.Snapshot.Locks[ref], cmd.Actor, in.Now)...)
 	add(1, Span{"as " + cmd.Actor.String(), Plain})
 	add(1, watching(in.Snapshot.Watchers, in.Self, in.Now))
 	return st
@@ -280,9 +280,12 @@ func lastBackup(f core.Freshness) string {
 	return "—"
 }
 
-func lockSpans(l core.Lock, now time.Time) []Span {
-	if l.Holder.Name == "" {
+func lockSpans(l core.Lock, me core.Actor, now time.Time) []Span {
+	switch {
+	case l.Holder.Name == "":
 		return []Span{{"lock: ", Plain}, {"free", OK}}
+	case core.SamePerson(l.Holder, me):
+		return []Span{{"lock: ", Plain}, {fmt.Sprintf("yours for %s", age(now, l.Since)), OK}}
 	}
 	out := []Span{{"lock: ", Plain}, {fmt.Sprintf("held by %s for %s", l.Holder, age(now, l.Since)), Warn}}
 	if l.Reason != "" {
