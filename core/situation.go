@@ -63,6 +63,9 @@ type Possible struct {
 	// Options are the values the command's Version may take where it is a
 	// choice the engine accepts (the backup sets that can run now).
 	Options []string `json:"options,omitempty"`
+	// Overridable names the failing gates that alone refuse the command: a
+	// person may override them with a reason (the CLI's --override).
+	Overridable []string `json:"overridable,omitempty"`
 	// Holder is set when nothing but a lock refuses the command and the
 	// lock's holder may still run it (a person's commands run under their
 	// own lock); HolderWhy is then what it would do. Use CommandFor.

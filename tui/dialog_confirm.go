@@ -23,16 +23,18 @@ const (
 // prompt) — and only y (or, by policy, typing the service name) confirms:
 // enter is what a person presses by reflex, so it cancels.
 type confirmDialog struct {
-	cmd      core.Command
-	from     *core.Release // the release a rollback leaves, for its migrations
-	typeName string        // the text to type, when policy asks for it
+	cmd core.Command
+	// crossing is what a rollback does to the schema, as the engine works
+	// it out.
+	crossing *core.RollbackCrossing
+	typeName string // the text to type, when policy asks for it
 	typed    string
 	off      int
 	page     int
 }
 
-func newConfirm(s *screen, cmd core.Command, from *core.Release) *confirmDialog {
-	c := &confirmDialog{cmd: cmd, from: from}
+func newConfirm(s *screen, cmd core.Command, crossing *core.RollbackCrossing) *confirmDialog {
+	c := &confirmDialog{cmd: cmd, crossing: crossing}
 	if s.opts.Confirm[cmd.Ref.Env] == ConfirmTypeName {
 		c.typeName = cmd.Ref.Service
 	}
@@ -49,6 +51,16 @@ func (c *confirmDialog) handle(s *screen, msg tea.Msg) action {
 		return nil
 	}
 	cancelled := closeDialog{msg: string(c.cmd.Kind) + " cancelled"}
+	if why := c.statement(s).Refused; why != "" {
+		// The engine would refuse it as it stands: nothing to confirm.
+		switch {
+		case key.Matches(k, s.keys.Confirm), k.Code == tea.KeyEnter:
+			return closeDialog{msg: fmt.Sprintf("%s refused: %s", c.cmd.Kind, why), sev: core.SeverityWarn}
+		case key.Matches(k, s.keys.Back), key.Matches(k, s.keys.Interrupt):
+			return cancelled
+		}
+		return nil
+	}
 	if c.typeName == "" {
 		switch {
 		case key.Matches(k, s.keys.Confirm):
@@ -72,7 +84,7 @@ func (c *confirmDialog) handle(s *screen, msg tea.Msg) action {
 }
 
 func (c *confirmDialog) statement(s *screen) prompt.Statement {
-	return prompt.For(prompt.Input{Cmd: c.cmd, Snapshot: *s.snap, From: c.from, Self: s.self, Now: s.now()})
+	return prompt.For(prompt.Input{Cmd: c.cmd, Snapshot: *s.snap, Crossing: c.crossing, Self: s.self, Now: s.now()})
 }
 
 // view draws the statement: the title and how to answer always show; the
@@ -89,7 +101,9 @@ func (c *confirmDialog) view(s *screen, w, h int) []string {
 		body = append(body, wrapLine(st.paintLine(l), inner)...)
 	}
 	var foot []string
-	if c.typeName != "" {
+	if stmt.Refused != "" {
+		foot = []string{"", " " + st.danger.Render("the engine would refuse this") + "   " + st.accent.Render("esc") + " back"}
+	} else if c.typeName != "" {
 		foot = wrapLines([]string{"",
 			" type " + st.accent.Render(c.typeName) + " and press enter to confirm · " + st.accent.Render("esc") + " cancels",
 			" > " + c.typed + st.accent.Render("_")}, inner)
@@ -139,6 +153,9 @@ func nonBlank(lines []string) []string {
 }
 
 func (c *confirmDialog) hints(s *screen) []key.Binding {
+	if c.statement(s).Refused != "" {
+		return []key.Binding{hint("esc", "back")}
+	}
 	if c.typeName != "" {
 		return []key.Binding{hint("enter", "confirm the typed name"), hint("esc", "cancel")}
 	}
@@ -146,6 +163,9 @@ func (c *confirmDialog) hints(s *screen) []key.Binding {
 }
 
 func (c *confirmDialog) statusLine(s *screen) string {
+	if c.statement(s).Refused != "" {
+		return " " + s.st.danger.Render(string(c.cmd.Kind)+" would be refused: see why above")
+	}
 	if c.typeName != "" {
 		return " " + s.st.warn.Render("confirm "+string(c.cmd.Kind)+"? type "+c.typeName+" then enter; esc cancels")
 	}

@@ -22,9 +22,13 @@ type historyItem struct {
 // historyDialog is the rollback history: the releases that ran in one
 // environment, newest first, with the engine's choice preselected.
 type historyDialog struct {
-	ref   core.Ref
-	from  string // the release being rolled back
-	rel   *core.Release
+	ref  core.Ref
+	from string // the release being rolled back
+	// rels are the releases the store holds among from and the items;
+	// since is when from's deployment began: what the engine works out
+	// a rollback's schema crossing from.
+	rels  map[string]core.Release
+	since time.Time
 	items []historyItem
 	sel   int
 	off   int
@@ -68,6 +72,24 @@ func newHistory(ref core.Ref, from, want string, deps []core.Deployment, kept []
 
 func (p *historyDialog) chosen() historyItem { return p.items[p.sel] }
 
+// crossing is what rolling back to `to` leaves in the schema, worked out
+// by the engine's own rule from the releases read with the history.
+func (p *historyDialog) crossing(s *screen, to string) *core.RollbackCrossing {
+	var from, target *core.Release
+	if r, ok := p.rels[p.from]; ok {
+		from = &r
+	}
+	if r, ok := p.rels[to]; ok {
+		target = &r
+	}
+	var sets []core.Freshness
+	for _, f := range s.snap.Backups[p.ref] {
+		sets = append(sets, f)
+	}
+	c := core.NewRollbackCrossing(p.ref, p.from, from, to, target, p.since, sets)
+	return &c
+}
+
 func (p *historyDialog) handle(s *screen, msg tea.Msg) action {
 	k, ok := msg.(tea.KeyPressMsg)
 	if !ok {
@@ -75,8 +97,9 @@ func (p *historyDialog) handle(s *screen, msg tea.Msg) action {
 	}
 	switch pickKey(s, k, &p.sel, len(p.items)) {
 	case pickChoose:
-		cmd := core.Command{Kind: core.CmdRollback, Ref: p.ref, Version: p.chosen().version, Actor: s.opts.Actor}
-		return replaceDialog{d: newConfirm(s, cmd, p.rel)}
+		to := p.chosen().version
+		cmd := core.Command{Kind: core.CmdRollback, Ref: p.ref, Version: to, Actor: s.opts.Actor}
+		return replaceDialog{d: newConfirm(s, cmd, p.crossing(s, to))}
 	case pickCancel:
 		return closeDialog{msg: "rollback cancelled"}
 	}

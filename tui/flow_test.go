@@ -184,7 +184,7 @@ func TestFlowPromoteSpikeRollback(t *testing.T) {
 
 	s.press("enter")
 	s.waitShows("Confirm rollback", "rollback api in production: v1.43.0 → v1.42.0",
-		"0043_drop_legacy_cart contract not safe to keep", "as bob@laptop")
+		"0042_add_cart_owner expand: add column carts.owner_id — safe to keep", "as bob@laptop")
 	s.press("y")
 	s.waitShows("rolled back to v1.42.0")
 	s.waitFor("the calm strip", func() bool {

@@ -163,14 +163,27 @@ var (
 // productionPlan is the demo's: a canary, its analysis, everything.
 var productionPlan = []core.RolloutStep{{Kind: core.StepWeight, Weight: 25}, {Kind: core.StepAnalysis, For: 10 * time.Minute}, {Kind: core.StepWeight, Weight: 100}}
 
+// liveReleases are what the store holds: v1.43.0 adds an expand
+// migration over v1.42.0, so rolling it back is free.
+func liveReleases() []core.Release {
+	rels := releases()
+	rels[2].Migrations = rels[2].Migrations[:2]
+	return rels
+}
+
 func newLive(t testing.TB) *live {
+	t.Helper()
+	return newLiveWith(t, liveReleases())
+}
+
+func newLiveWith(t testing.TB, rels []core.Release) *live {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"), sqlitestore.WithClock(fixedClock))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range releases() {
+	for _, r := range rels {
 		r.Branch, r.ArtifactDigest, r.BuiltAt = "main", "sha256:"+r.Version, t0.Add(-time.Hour)
 		if err := st.PutRelease(ctx, r); err != nil {
 			t.Fatal(err)

@@ -129,7 +129,7 @@ type (
 	historyMsg struct {
 		ref  core.Ref
 		deps []core.Deployment
-		rel  *core.Release
+		rels map[string]core.Release // the releases among them, for the schema crossing
 		err  error
 	}
 )
@@ -480,12 +480,23 @@ func (m *Model) startRollback() tea.Cmd {
 	m.say("rollback: reading the history of "+ref.String()+"…", core.SeverityInfo)
 	eng, from := m.eng, p.From
 	return func() tea.Msg {
-		msg := historyMsg{ref: ref}
+		msg := historyMsg{ref: ref, rels: map[string]core.Release{}}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		msg.deps, msg.err = eng.Deployments(ctx, ref, historyDepth)
-		if r, err := eng.Release(ctx, ref.Service, from); err == nil {
-			msg.rel = &r
+		// Every release the picker offers, so the confirmation can say
+		// which migrations a rollback to it leaves in place.
+		versions := []string{from}
+		for _, d := range msg.deps {
+			versions = append(versions, d.Version)
+		}
+		for _, v := range versions {
+			if _, seen := msg.rels[v]; seen || v == "" {
+				continue
+			}
+			if r, err := eng.Release(ctx, ref.Service, v); err == nil {
+				msg.rels[v] = r
+			}
 		}
 		return msg
 	}
@@ -506,7 +517,10 @@ func (m *Model) openHistory(msg historyMsg) {
 		return
 	}
 	d := newHistory(msg.ref, p.From, p.To, msg.deps, p.Options)
-	d.rel = msg.rel
+	d.rels = msg.rels
+	if len(msg.deps) > 0 {
+		d.since = msg.deps[0].StartedAt // the deployment a rollback leaves, as the engine takes it
+	}
 	if len(d.items) == 0 {
 		m.say(fmt.Sprintf("rollback refused: nothing to roll back to in %s: no other release ran there", msg.ref.Env), core.SeverityWarn)
 		return

@@ -253,8 +253,8 @@ func TestRollbackPickerAndConfirmation(t *testing.T) {
 	mustContain(t, view(m),
 		"rollback api in production: v1.43.0 → v1.42.0",
 		"v1.42.0 serves all of production at once (no steps, no analysis)",
-		"✗ 0043_drop_legacy_cart contract not safe to keep: rows written by the new schema may be lost",
-		"✓ 0042_add_cart_owner expand safe to keep",
+		"migrations v1.43.0 carries over v1.42.0 (they stay applied):",
+		"✓ 0042_add_cart_owner expand: add column carts.owner_id — safe to keep",
 		"newest backups: postgres 3h ago · uploads 30h ago",
 		"v1.43.0 will be held: automation will not promote it again until a person clears it",
 		"lock: free", "as bob@laptop", "also watching: carol@bastion-2 (12m)",
@@ -263,6 +263,25 @@ func TestRollbackPickerAndConfirmation(t *testing.T) {
 	mustContain(t, view(m), "rollback api/production: rolled back to v1.42.0")
 	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.42.0" || st.Weight != 0 {
 		t.Fatalf("target after rollback = %+v", st)
+	}
+}
+
+// A rollback across a contract migration is one the engine refuses
+// without a person's override: r says so, with how to go ahead from the
+// CLI, and opens nothing.
+func TestRollbackAcrossAContractSaysHow(t *testing.T) {
+	l := newLiveWith(t, releases()).incident()
+	m := l.console(200, 50)
+	if cmd := update(m, press("r")); cmd != nil {
+		t.Fatal("r read the history of a rollback the engine refuses")
+	}
+	onMain(t, m)
+	mustContain(t, view(m), "rollback refused: rolling back to v1.42.0 crosses contract migration 0043_drop_legacy_cart")
+	if !strings.Contains(m.msg.text, `ripcord rollback api --env production --to v1.42.0 --override migrations --reason "why"`) {
+		t.Fatalf("the refusal does not say how to go ahead: %q", m.msg.text)
+	}
+	if !strings.Contains(lastLine(m), "(r rollback)") {
+		t.Fatalf("the footer offers a rollback the engine refuses: %q", lastLine(m))
 	}
 }
 
@@ -289,7 +308,7 @@ func TestRollbackFromIdlePreselectsPrevious(t *testing.T) {
 		t.Fatalf("picker from %s, chosen %s", p.from, p.chosen().version)
 	}
 	update(m, press("enter"))
-	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carried:", "✓ 0041_add_cart_index expand safe to keep")
+	mustContain(t, view(m), "rollback api in production: v1.42.0 → v1.41.2", "migrations v1.42.0 carries over v1.41.2 (they stay applied):", "✓ 0041_add_cart_index expand: create index carts — safe to keep")
 }
 
 // Staging has never run anything but v1.42.0: nothing to roll back to,

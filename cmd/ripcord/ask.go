@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,32 +39,62 @@ func confirm(ctx context.Context, cmd *cobra.Command, cfg *config.File, cl core.
 	if !ok {
 		return needTerminal(cmd, c.Kind, c.Ref)
 	}
-	stmt, allowed, err := statement(ctx, cl, c)
+	stmt, err := statement(ctx, cl, c)
 	if err != nil {
 		return err
 	}
-	if !allowed && len(c.Overrides) == 0 {
+	if stmt.Refused != "" {
 		return nil
 	}
 	return ask(cmd.ErrOrStderr(), in, stmt, policy(cfg, c.Ref.Env), c.Ref.Service)
 }
 
 // statement is what the confirmation says about c, from what the
-// engine behind cl publishes now, and whether the engine would run it.
-func statement(ctx context.Context, cl core.Client, c core.Command) (prompt.Statement, bool, error) {
+// engine behind cl publishes now (its snapshot and situation), with why
+// the engine would refuse it, if it would.
+func statement(ctx context.Context, cl core.Client, c core.Command) (prompt.Statement, error) {
 	snap, sub := cl.Subscribe()
 	sub.Close()
-	sit, known := snap.Situations[c.Ref]
-	p := sit.CommandFor(c.Kind, c.Actor)
+	// Without the situation (a server not answering yet) the statement
+	// refuses nothing, so the person is asked rather than the command
+	// sent unasked.
+	p := snap.Situations[c.Ref].CommandFor(c.Kind, c.Actor)
 	in := prompt.Input{Cmd: c, Snapshot: snap, Now: time.Now()}
-	if c.Kind == core.CmdRollback && p.From != "" {
-		if rel, err := cl.Release(ctx, c.Ref.Service, p.From); err == nil {
-			in.From = &rel
+	if to := cmp.Or(c.Version, p.To); c.Kind == core.CmdRollback && p.From != "" && to != "" {
+		crossing, err := crossingOf(ctx, cl, snap, c.Ref, p.From, to)
+		if err != nil {
+			return prompt.Statement{}, err
 		}
+		in.Crossing = crossing
 	}
-	// Without the engine's word (a server not answering yet), the person
-	// is asked rather than the command sent unasked.
-	return prompt.For(in), p.Allowed || !known, nil
+	return prompt.For(in), nil
+}
+
+// crossingOf is what rolling ref back from `from` to `to` leaves in the
+// schema, worked out by the engine's rule (core.NewRollbackCrossing) from
+// what the client reads, as the console's rollback picker does: the
+// deployment being left is the newest, and a release the store does not
+// hold is named as unknown.
+func crossingOf(ctx context.Context, cl core.Client, snap core.Snapshot, ref core.Ref, from, to string) (*core.RollbackCrossing, error) {
+	deps, err := cl.Deployments(ctx, ref, 1)
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployments of %s: %w", ref, err)
+	}
+	if len(deps) == 0 {
+		return nil, nil
+	}
+	release := func(v string) *core.Release {
+		if r, err := cl.Release(ctx, ref.Service, v); err == nil {
+			return &r
+		}
+		return nil
+	}
+	var sets []core.Freshness
+	for _, f := range snap.Backups[ref] {
+		sets = append(sets, f)
+	}
+	crossing := core.NewRollbackCrossing(ref, from, release(from), to, release(to), deps[0].StartedAt, sets)
+	return &crossing, nil
 }
 
 // policy is how env confirms dangerous actions: y or type-name.

@@ -383,6 +383,7 @@ func (c *Controller) promotePossible(ctx context.Context, snap core.Snapshot, s 
 		var why []string
 		for _, g := range blocking {
 			why = append(why, g.Gate+": "+g.Reason)
+			p.Overridable = append(p.Overridable, g.Gate)
 		}
 		p.Why = "blocked by " + strings.Join(why, "; ")
 		return p
@@ -445,10 +446,13 @@ func (c *Controller) rollbackPossible(ctx context.Context, snap core.Snapshot, s
 		p.Note = fmt.Sprintf("%s will be held: automation will not promote it again until a person clears it", from)
 	}
 	if to != "" {
-		// The code goes back, the schema does not: say so before anyone asks.
+		// The code goes back, the schema does not: a rollback across a
+		// contract migration is refused unless a person overrides the
+		// migrations gate with a reason, which only the CLI takes.
 		bad.Version = from
 		if g := c.Crossing(ctx, ref, bad, to).Gate(); g.Status != core.GatePass {
-			p.Note = g.Reason + " (--override migrations with a reason); " + p.Note
+			p.Allowed, p.Overridable = false, []string{core.GateMigrations}
+			p.Why = g.Reason + fmt.Sprintf(`; to go ahead anyway: ripcord rollback %s --env %s --to %s --override migrations --reason "why"`, ref.Service, ref.Env, to)
 		}
 	}
 	return p

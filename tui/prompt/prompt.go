@@ -12,6 +12,7 @@ package prompt
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,10 +54,13 @@ func (l Line) Text() string {
 	return b.String()
 }
 
-// Statement is what a confirmation says: a title and its lines.
+// Statement is what a confirmation says: a title and its lines, and why
+// the engine would refuse the command as it stands ("" when it would run
+// it), so nobody is asked to confirm what cannot happen.
 type Statement struct {
-	Title string
-	Lines []Line
+	Title   string
+	Lines   []Line
+	Refused string
 }
 
 // Plain renders the statement as text for a terminal without colour: the
@@ -81,9 +85,10 @@ type Input struct {
 	// Snapshot holds the situation of Cmd.Ref, the locks, backups and who
 	// is watching.
 	Snapshot core.Snapshot
-	// From is the release a rollback leaves (its migrations), when it
-	// could be read; nil otherwise.
-	From *core.Release
+	// Crossing is what a rollback to Cmd.Version does to the schema, as
+	// the engine works it out (core.NewRollbackCrossing); nil when it
+	// could not be.
+	Crossing *core.RollbackCrossing
 	// Self is the asker's own watcher id, left out of "also watching".
 	Self string
 	// Now is the time ages are counted to.
@@ -105,6 +110,15 @@ func For(in Input) Statement {
 	if cmd.Version != "" {
 		to = cmd.Version
 	}
+	// Refused unless the only refusal is gates the command overrides.
+	if !p.Allowed && !(len(p.Overridable) > 0 && subset(p.Overridable, cmd.Overrides)) {
+		st.Refused = p.Why
+	}
+	if c := in.Crossing; cmd.Kind == core.CmdRollback && st.Refused == "" && c != nil {
+		if g := c.Gate(); g.Status != core.GatePass && !slices.Contains(cmd.Overrides, core.GateMigrations) {
+			st.Refused = g.Reason + fmt.Sprintf(`; to go ahead anyway: ripcord rollback %s --env %s --to %s --override migrations --reason "why"`, ref.Service, ref.Env, to)
+		}
+	}
 	switch cmd.Kind {
 	case core.CmdPromote, core.CmdFullPromote:
 		word := "promote"
@@ -123,8 +137,8 @@ func For(in Input) Statement {
 	default:
 		st.Title = fmt.Sprintf("%s %s", cmd.Kind, where)
 	}
-	if !p.Allowed {
-		add(1, Span{"refused: " + p.Why, Danger})
+	if st.Refused != "" {
+		add(1, Span{"refused: " + st.Refused, Danger})
 	} else if cmd.Kind != core.CmdRollback || cmd.Version == p.To {
 		add(1, Span{p.Why, Plain})
 	} else {
@@ -151,11 +165,15 @@ func For(in Input) Statement {
 		}
 	case core.CmdRollback:
 		blank()
-		st.Lines = append(st.Lines, migrationLines(from, in.From)...)
+		st.Lines = append(st.Lines, crossingLines(in.Crossing, from, to)...)
 		add(1, Span{"newest backups: ", Plain})
 		last := &st.Lines[len(st.Lines)-1]
 		last.Spans = append(last.Spans, backupAges(in.Snapshot.Backups[ref])...)
-		add(1, Span{"gates: rollback checks none: it is the way back", Muted})
+		if c := in.Crossing; c != nil {
+			if g := c.Gate(); g.Status != core.GatePass && slices.Contains(cmd.Overrides, core.GateMigrations) {
+				add(1, Span{"! migrations overridden: " + g.Reason, Warn})
+			}
+		}
 		if from != "" && from != to {
 			add(1, Span{from + " will be held: automation will not promote it again until a person clears it", Warn})
 		}
@@ -214,22 +232,40 @@ func gateSpans(g core.GateResult) []Span {
 	return []Span{{"✗ " + g.Gate, Danger}, {" " + g.Reason, Plain}}
 }
 
-func migrationLines(from string, rel *core.Release) []Line {
-	switch {
-	case rel == nil:
-		return []Line{{Indent: 1, Spans: []Span{{"migrations: ", Plain}, {"unknown: " + dash(from) + " is not in the release store", Warn}}}}
-	case len(rel.Migrations) == 0:
-		return []Line{{Indent: 1, Spans: []Span{{"migrations: none in " + from, Plain}}}}
+// crossingLines states what a rollback leaves in the schema, in the
+// engine's own words (core.RollbackCrossing).
+func crossingLines(c *core.RollbackCrossing, from, to string) []Line {
+	if c == nil {
+		return []Line{{Indent: 1, Spans: []Span{{"migrations: ", Plain}, {"unknown: what " + dash(from) + " carries over " + dash(to) + " could not be read", Warn}}}}
 	}
-	out := []Line{{Indent: 1, Spans: []Span{{"migrations " + from + " carried:", Plain}}}}
-	for _, m := range rel.Migrations {
-		if m.Kind == core.MigrationContract {
-			out = append(out, Line{Indent: 3, Spans: []Span{{"✗ " + m.ID + " contract", Danger}, {" not safe to keep: rows written by the new schema may be lost", Plain}}})
-		} else {
-			out = append(out, Line{Indent: 3, Spans: []Span{{"✓ " + m.ID + " " + string(m.Kind), OK}, {" safe to keep", Plain}}})
+	var out []Line
+	for _, l := range c.Lines() {
+		indent, text := 1, l
+		if trimmed := strings.TrimLeft(l, " "); trimmed != l {
+			indent, text = 1+len(l)-len(trimmed), trimmed
 		}
+		tone := Plain
+		switch {
+		case strings.HasPrefix(text, "✗"):
+			tone = Danger
+		case strings.HasPrefix(text, "✓"):
+			tone = OK
+		case strings.HasPrefix(text, "migrations: unknown"):
+			tone = Warn
+		}
+		out = append(out, Line{Indent: indent, Spans: []Span{{text, tone}}})
 	}
 	return out
+}
+
+// subset reports whether every one of want is in have.
+func subset(want, have []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func backupAges(sets map[string]core.Freshness) []Span {

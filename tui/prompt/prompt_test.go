@@ -43,13 +43,18 @@ func snapshot() core.Snapshot {
 // migrations it crosses, the backups, what will be held, the lock, the
 // asker and who else is watching.
 func TestRollbackStatesEveryFact(t *testing.T) {
-	rel := core.Release{Service: "api", Version: "v1.5.0", Migrations: []core.Migration{{ID: "0043_drop_cart", Kind: core.MigrationContract}}}
-	st := For(Input{Cmd: core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1.4.2", Actor: ana}, Snapshot: snapshot(), From: &rel, Self: "me", Now: now})
+	stable := core.Release{Service: "api", Version: "v1.4.2"}
+	rel := core.Release{Service: "api", Version: "v1.5.0", Migrations: []core.Migration{{ID: "0042_add_owner", Kind: core.MigrationExpand}}}
+	crossing := core.NewRollbackCrossing(prod, "v1.5.0", &rel, "v1.4.2", &stable, now.Add(-time.Hour), nil)
+	st := For(Input{Cmd: core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1.4.2", Actor: ana}, Snapshot: snapshot(), Crossing: &crossing, Self: "me", Now: now})
 	got := st.Plain()
+	if st.Refused != "" {
+		t.Fatalf("refused: %s", st.Refused)
+	}
 	for _, want := range []string{
 		"rollback api in production: v1.5.0 → v1.4.2\n",
 		" v1.4.2 serves all of production at once (no steps, no analysis)\n",
-		" migrations v1.5.0 carried:\n   ✗ 0043_drop_cart contract not safe to keep: rows written by the new schema may be lost\n",
+		" migrations v1.5.0 carries over v1.4.2 (they stay applied):\n   ✓ 0042_add_owner expand — safe to keep\n",
 		" newest backups: orders 20m ago · uploads 30h ago\n",
 		" v1.5.0 will be held: automation will not promote it again until a person clears it\n",
 		" lock: free\n", " as ana@bastion-1\n", " also watching: bo@laptop (20m)\n",
@@ -60,6 +65,27 @@ func TestRollbackStatesEveryFact(t *testing.T) {
 	}
 	if strings.Contains(got, "ana@bastion-1 (1h)") {
 		t.Error("the asker is named as watching")
+	}
+}
+
+// A rollback across a contract migration is refused as the engine would
+// refuse it, saying how a person goes ahead; with the override the CLI
+// takes, it is not.
+func TestRollbackAcrossAContractIsRefused(t *testing.T) {
+	stable := core.Release{Service: "api", Version: "v1.4.2"}
+	rel := core.Release{Service: "api", Version: "v1.5.0", Migrations: []core.Migration{{ID: "0043_drop_cart", Kind: core.MigrationContract}}}
+	crossing := core.NewRollbackCrossing(prod, "v1.5.0", &rel, "v1.4.2", &stable, now.Add(-time.Hour), nil)
+	cmd := core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1.4.2", Actor: ana}
+	st := For(Input{Cmd: cmd, Snapshot: snapshot(), Crossing: &crossing, Now: now})
+	if !strings.Contains(st.Refused, "crosses contract migration") || !strings.Contains(st.Refused, "--override migrations") {
+		t.Fatalf("refused = %q", st.Refused)
+	}
+	if got := st.Plain(); !strings.Contains(got, " refused: rolling back to v1.4.2 crosses contract migration") || !strings.Contains(got, "   ✗ 0043_drop_cart contract") {
+		t.Fatalf("statement:\n%s", got)
+	}
+	cmd.Overrides, cmd.Reason = []string{core.GateMigrations}, "restoring from backup"
+	if st := For(Input{Cmd: cmd, Snapshot: snapshot(), Crossing: &crossing, Now: now}); st.Refused != "" || !strings.Contains(st.Plain(), "! migrations overridden") {
+		t.Fatalf("with the override: refused %q\n%s", st.Refused, st.Plain())
 	}
 }
 
