@@ -76,13 +76,15 @@ func TestRollbackAcrossAContractNeedsAPersonWithAReason(t *testing.T) {
 	ctx := context.Background()
 
 	// What the screen shows before anyone presses a key: rollback is
-	// possible, and crosses the contract.
-	w.waitFor(t, "the rollback note", func(ev core.Event) bool {
+	// refused as the engine refuses it, crossing the contract, unless a
+	// person overrides the migrations gate (which the CLI takes).
+	w.waitFor(t, "the rollback refusal", func(ev core.Event) bool {
 		if ev.Kind != core.EvSituation || ev.Situation.Ref != prod {
 			return false
 		}
 		p := ev.Situation.Command(core.CmdRollback)
-		return p.To == "v2" && strings.Contains(p.Note, "rolling back to v2 crosses contract migration 003_drop_comment: drop column orders.comment")
+		return p.To == "v2" && !p.Allowed && slices.Contains(p.Overridable, core.GateMigrations) &&
+			strings.Contains(p.Why, "rolling back to v2 crosses contract migration 003_drop_comment: drop column orders.comment")
 	})
 
 	// A plain rollback to v2 is refused and says why.
