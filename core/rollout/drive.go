@@ -22,6 +22,7 @@ func (c *Controller) launch(r *run, from int) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.cancel = cancel
 	c.mu.Lock()
+	r.id = r.dep.ID
 	c.runs[r.dep.Ref] = r
 	c.mu.Unlock()
 	c.wg.Add(1)

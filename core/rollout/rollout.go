@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
@@ -87,6 +88,11 @@ type run struct {
 	ctl    control
 	cancel context.CancelFunc
 	done   chan struct{}
+	// id is the deployment's, fixed at launch; ended is set once its end
+	// (healthy, degraded) is recorded: from then on it is not in flight,
+	// though its goroutine may not have returned yet.
+	id    int64
+	ended atomic.Bool
 }
 
 // New registers the controller's handlers on eng.
@@ -140,7 +146,7 @@ func (c *Controller) current(ref core.Ref) *run {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.runs[ref]
-	if r == nil {
+	if r == nil || r.ended.Load() {
 		return nil
 	}
 	select {
@@ -407,6 +413,7 @@ func (c *Controller) saveDeploymentErr(ctx context.Context, d core.Deployment) e
 	if err := c.eng.Store().UpdateDeployment(context.WithoutCancel(ctx), d); err != nil {
 		return fmt.Errorf("record the deployment of %s in %s: %w", d.Version, d.Ref, err)
 	}
+	c.noteEnd(d) // before anyone hears of it
 	c.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: d.Ref, Final: true, Deployment: &d})
 	return nil
 }

@@ -533,7 +533,22 @@ func (c *Controller) backupPossible(snap core.Snapshot, ref core.Ref) core.Possi
 func (c *Controller) register(r *run) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	r.id = r.dep.ID
 	c.runs[r.dep.Ref] = r
+}
+
+// noteEnd marks the rollout d belongs to as ended when d records its end,
+// so a command that arrives once the end is published (a promote right
+// after "healthy") meets no rollout in flight, as the screen shows.
+func (c *Controller) noteEnd(d core.Deployment) {
+	if !d.State.Terminal() && d.State != core.DeployDegraded {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.runs[d.Ref]; r != nil && r.id == d.ID {
+		r.ended.Store(true)
+	}
 }
 
 // heldBy says whether a person paused the rollout, who, and when.
