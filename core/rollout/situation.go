@@ -231,7 +231,9 @@ func (c *Controller) phase(s *core.Situation, snap core.Snapshot, ref core.Ref, 
 	if d, ok := snap.Deployments[ref]; ok {
 		dep = d
 	}
-	if len(hist) > 0 && (dep.ID == 0 || hist[0].ID > dep.ID) {
+	// The store is written before the event is published: where they
+	// disagree, the store is the newer word.
+	if len(hist) > 0 && (dep.ID == 0 || hist[0].ID >= dep.ID) {
 		dep = hist[0]
 	}
 	s.Stable = ts.Current
