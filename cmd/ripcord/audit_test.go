@@ -139,8 +139,8 @@ func TestAuditExportCarriesTheHeadAndThePublicKeyIsPrinted(t *testing.T) {
 	cfg, db := auditWorld(t, 2)
 	code, out, _ := ripcord(t, "audit", "--json", "-c", cfg)
 	var export struct {
-		Head    core.AuditHead    `json:"head"`
-		Entries []core.AuditEntry `json:"entries"`
+		Head    core.AuditHead `json:"head"`
+		Entries []auditJSON    `json:"entries"`
 	}
 	if code != exitOK || json.Unmarshal([]byte(out), &export) != nil || export.Head.Count != 2 || export.Head.Hash != export.Entries[1].Hash || export.Entries[1].Sig == "" {
 		t.Fatalf("audit --json: exit %d\n%s", code, out)

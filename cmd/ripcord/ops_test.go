@@ -131,12 +131,16 @@ func (w *cliWorld) audit(t *testing.T) []core.AuditEntry {
 		t.Fatalf("audit: exit %d: %s", code, errs)
 	}
 	var export struct {
-		Entries []core.AuditEntry `json:"entries"`
+		Entries []auditJSON `json:"entries"`
 	}
 	if err := json.Unmarshal([]byte(out), &export); err != nil {
 		t.Fatalf("audit --json: %v\n%s", err, out)
 	}
-	return export.Entries
+	entries := make([]core.AuditEntry, 0, len(export.Entries))
+	for _, a := range export.Entries {
+		entries = append(entries, a.entry())
+	}
+	return entries
 }
 
 func TestCLIPromotesThroughCanaryAndRollsBack(t *testing.T) {

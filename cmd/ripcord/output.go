@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -73,6 +74,21 @@ func auditOut(entries []core.AuditEntry) []auditJSON {
 		out = append(out, a)
 	}
 	return out
+}
+
+// entry is the audit entry an exported one was made from: a script in Go
+// reads the export back with it.
+func (a auditJSON) entry() core.AuditEntry {
+	e := a.AuditEntry
+	e.Duration = time.Duration(math.Round(a.Duration * float64(time.Second)))
+	e.Gates, e.Overrides = a.Gates, a.Overrides
+	if len(e.Gates) == 0 {
+		e.Gates = nil
+	}
+	if len(e.Overrides) == 0 {
+		e.Overrides = nil
+	}
+	return e
 }
 
 // auditWhy is an entry's reason and overrides, as the text table shows

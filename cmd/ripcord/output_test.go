@@ -98,6 +98,19 @@ func TestJSONDurationsAndEmptyLists(t *testing.T) {
 	if d, text := entries[0]["duration"], entries[0]["duration_text"]; d != 1.5 || text != "1.5s" {
 		t.Errorf("promote duration = %v (%v), want 1.5 seconds", d, text)
 	}
+	// Seconds do not cost the export its proof: read back, every entry
+	// hashes to the hash it carries.
+	var typed struct {
+		Entries []auditJSON `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(runOK(t, "audit", "--json", "-c", cfg)), &typed); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range typed.Entries {
+		if e := a.entry(); core.HashAudit(e) != e.Hash {
+			t.Errorf("entry %d read back from the export does not hash to its hash", e.Seq)
+		}
+	}
 	if g, ok := entries[1]["gates"].([]any); !ok || len(g) != 0 {
 		t.Errorf("rollback gates = %#v, want []", entries[1]["gates"])
 	}

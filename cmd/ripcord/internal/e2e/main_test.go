@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -294,12 +295,20 @@ func (p *project) audit() []core.AuditEntry {
 	p.t.Helper()
 	out := p.mustRun("audit", "--json")
 	var export struct {
-		Entries []core.AuditEntry `json:"entries"`
+		Entries []struct {
+			core.AuditEntry
+			Seconds float64 `json:"duration"` // the export's durations are seconds
+		} `json:"entries"`
 	}
 	if err := json.Unmarshal([]byte(out), &export); err != nil {
 		p.t.Fatalf("audit --json: %v\n%s", err, out)
 	}
-	return export.Entries
+	entries := make([]core.AuditEntry, 0, len(export.Entries))
+	for _, e := range export.Entries {
+		e.AuditEntry.Duration = time.Duration(math.Round(e.Seconds * float64(time.Second)))
+		entries = append(entries, e.AuditEntry)
+	}
+	return entries
 }
 
 // waitUntil polls ok every 20 ms until it holds, failing after within.
