@@ -201,6 +201,14 @@ func TestFlowPromoteSpikeRollback(t *testing.T) {
 		}
 		return top >= 0 && strings.Contains(s.region(0, flowW/2, top+1), "bob      rollback production v1.43.0→v1.42.0")
 	})
+	// The rollback lets go of its lock after it is audited, and the
+	// engine's situation follows the lock: the screen has settled once
+	// the header says the lock is free and r (to an older release) is
+	// offered again.
+	s.waitFor("the lock let go and r offered again", func() bool {
+		footer := s.row(flowH - 1)
+		return strings.Contains(s.row(0), "lock: free") && strings.Contains(footer, "r rollback") && !strings.Contains(footer, "(r rollback)")
+	})
 	if st, _ := l.prod.Status(context.Background(), production); st.Current != "v1.42.0" || st.Candidate != "" {
 		t.Fatalf("target after the rollback = %+v", st)
 	}
