@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
+	"github.com/ripcordhq/ripcord/tui/prompt"
 )
 
 // serveTestService is the release the CLI tests deploy: a small HTTP
@@ -413,5 +415,76 @@ func TestCLIBackupNowWithRealRestic(t *testing.T) {
 	code, audit, _ := ripcord(t, "audit", "-c", cfg)
 	if code != exitOK || !strings.Contains(audit, "backup-now") || strings.Contains(audit+out+errs, password) {
 		t.Fatalf("audit after back up now (must name it, never the password):\n%s", audit)
+	}
+}
+
+// The CLI asks with the server's word: the statement of a rollback, an
+// abort or a pause comes from the server's situation and releases, read
+// over the client API as the console reads them (from → to, the schema
+// the rollback crosses, the release it holds), and a command the server
+// would refuse is stated as refused, so it is not asked about.
+func TestCLIStatementIsTheServersSituation(t *testing.T) {
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	w := newCLIWorld(t, `    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]
+`)
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v1", "--full", "--yes"); code != exitOK {
+		t.Fatalf("first promote: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := w.run(t, "promote", "api", "--to", "production", "--version", "v2", "--yes"); code != exitOK {
+		t.Fatalf("canary promote: exit %d\n%s%s", code, out, errs)
+	}
+	cfg, err := config.Load(w.cfg, config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := connect(ctx, cfg, neverStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prod := core.Ref{Service: "api", Env: "production"}
+	say := func(k core.CommandKind) prompt.Statement {
+		t.Helper()
+		stmt, err := statement(ctx, c, core.Command{Kind: k, Ref: prod, Actor: currentActor()})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		return stmt
+	}
+	// The server publishes its situation once the canary waits for
+	// judgment and the promote has let go of the lock; the command that
+	// started it may have returned before.
+	for {
+		snap, sub := c.Subscribe()
+		sub.Close()
+		sit := snap.Situations[prod]
+		if sit.Phase == core.PhaseJudgment && sit.Command(core.CmdRollback).Allowed {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the server's situation never came to judgment with rollback allowed: %+v", sit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := say(core.CmdAbort); a.Title != "abort api in production: v2 → v1" || a.Refused != "" {
+		t.Errorf("abort: %q, refused %q", a.Title, a.Refused)
+	}
+	rb := say(core.CmdRollback)
+	text := rb.Plain()
+	for _, want := range []string{"rollback api in production: v2 → v1\n", "migrations: v2 carries none over v1", "v2 will be held", "as ana"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the rollback's statement lacks %q:\n%s", want, text)
+		}
+	}
+	if rb.Refused != "" {
+		t.Errorf("rollback stated as refused: %s", rb.Refused)
+	}
+	if p := say(core.CmdPause); p.Refused != "" || p.Title != "pause api in production: the rollout of v2 at 50%" {
+		t.Errorf("pause: %q, refused %q", p.Title, p.Refused)
+	}
+	if r := say(core.CmdResume); !strings.Contains(r.Refused, "not paused") {
+		t.Errorf("resume of a running rollout is not stated as the server's refusal: %+v", r)
 	}
 }
