@@ -135,3 +135,26 @@ func TestRollbackAcrossExpandOnlyIsFree(t *testing.T) {
 		t.Fatalf("rollback across an expand: %+v", res)
 	}
 }
+
+// Before a promote a person is shown every gate the engine weighs, the
+// migrations gate included: the situation carries its verdict on the
+// candidate (the console's and the CLI's confirmation list
+// Situation.Gates), and promote is refused naming it, overridable.
+func TestPromoteSituationStatesTheMigrationsGate(t *testing.T) {
+	w := migrationsWorld(t)
+	w.greenBuild("v2b")
+	s := w.situationOf(t, "a promote of v2b is weighed", func(s core.Situation) bool { return s.Command(core.CmdPromote).To == "v2b" })
+	var gate *core.GateResult
+	for i, g := range s.Gates {
+		if g.Gate == core.GateMigrations {
+			gate = &s.Gates[i]
+		}
+	}
+	want := "003_drop_comment (drop column orders.comment) ships in the same release as its expand step 002_add_note"
+	if gate == nil || gate.Status != core.GateFail || !strings.Contains(gate.Reason, want) {
+		t.Fatalf("the situation's gates = %+v; want the migrations gate failing: %s", s.Gates, want)
+	}
+	if p := s.Command(core.CmdPromote); p.Allowed || !slices.Contains(p.Overridable, core.GateMigrations) || !strings.Contains(p.Why, "migrations: ") {
+		t.Fatalf("promote of v2b = %+v; want refused by the migrations gate, overridable", p)
+	}
+}
