@@ -42,6 +42,9 @@ type control struct {
 	full   bool
 	held   chan struct{} // non-nil while paused by a person
 	nudged chan struct{}
+	// judging is non-nil while the rollout waits for judgment, and closed
+	// once it has taken a promote and recorded that it moved on.
+	judging chan struct{}
 	// pausedBy and pausedAt are who paused the rollout, and when.
 	pausedBy core.Actor
 	pausedAt time.Time
@@ -204,6 +207,8 @@ func (c *Controller) analyse(ctx context.Context, r *run, d time.Duration) (*cor
 
 func (c *Controller) pauseStep(ctx context.Context, r *run, s Step) error {
 	if s.For == 0 {
+		r.ctl.judge()
+		defer r.ctl.judged()
 		r.dep.State = core.DeployJudgment
 		c.saveDeployment(ctx, r.dep)
 		c.eng.Publish(core.Event{Kind: core.EvNotice, Ref: r.dep.Ref, Final: true, Severity: core.SeverityWarn, Notice: fmt.Sprintf("%s at %d%% in %s waits for judgment: promote or roll back", r.rel.Version, r.dep.Weight, r.dep.Ref.Env)})
@@ -211,6 +216,12 @@ func (c *Controller) pauseStep(ctx context.Context, r *run, s Step) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.ctl.nudge():
+			// The judgment is over: recorded (the next step due) before
+			// the promote is answered, so nothing goes on showing — and
+			// offering what only a waiting rollout accepts — a judgment
+			// already taken, and a restarted engine goes on from here.
+			r.dep.State, r.dep.Step, r.dep.StepStartedAt = core.DeployProgressing, r.dep.Step+1, c.eng.Now()
+			c.saveDeployment(ctx, r.dep)
 			return nil
 		}
 	}
@@ -241,17 +252,36 @@ func (ctl *control) nudges() chan struct{} {
 }
 
 // poke ends the current pause or analysis early (and with full, skips the
-// remaining steps).
-func (ctl *control) poke(full bool) {
+// remaining steps). When the rollout waits for judgment it returns a
+// channel closed once the rollout has recorded that it moved on.
+func (ctl *control) poke(full bool) <-chan struct{} {
 	ch := ctl.nudges()
 	ctl.mu.Lock()
 	if full {
 		ctl.full = true
 	}
+	judging := ctl.judging
 	ctl.mu.Unlock()
 	select {
 	case ch <- struct{}{}:
 	default:
+	}
+	return judging
+}
+
+// judge marks the rollout as waiting for judgment; judged ends that.
+func (ctl *control) judge() {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	ctl.judging = make(chan struct{})
+}
+
+func (ctl *control) judged() {
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	if ctl.judging != nil {
+		close(ctl.judging)
+		ctl.judging = nil
 	}
 }
 
@@ -299,7 +329,17 @@ func (c *Controller) advance(ctx context.Context, cmd core.Command, r *run) (cor
 		return core.Result{Outcome: "refused", Message: err.Error()}, err
 	}
 	full := cmd.Kind == core.CmdFullPromote
-	r.ctl.poke(full)
+	if judging := r.ctl.poke(full); judging != nil {
+		// Answered once the record says the rollout moved on, so what
+		// the person sees next is the rollout going on, not the judgment
+		// they just gave.
+		select {
+		case <-judging:
+		case <-r.done:
+		case <-ctx.Done():
+			return core.Result{}, fmt.Errorf("%s: promote: %w", cmd.Ref, ctx.Err())
+		}
+	}
 	what := "advanced one step"
 	if full {
 		what = "promoted fully: remaining steps skipped"

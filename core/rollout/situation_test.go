@@ -185,13 +185,11 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 				rt.Fatal(err)
 			}
 		}
-		var advanced core.Deployment // the rollout a promote moved on, until it has
 		for i := range rapid.IntRange(1, 10).Draw(rt, "steps") {
 			if rapid.Bool().Draw(rt, "new build") {
 				w.greenBuild(rapid.SampledFrom([]string{"v2", "v3"}).Draw(rt, "build"))
 			}
-			settle(rt, w, advanced)
-			advanced = core.Deployment{}
+			settle(rt, w)
 			s := w.ctl.Situation(ctx, prod)
 			var offered []core.Possible
 			for _, p := range s.Commands {
@@ -207,10 +205,6 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 			if p.Kind == core.CmdRollback && p.To == "" {
 				cmd.Version = p.Options[0]
 			}
-			if (p.Kind == core.CmdPromote || p.Kind == core.CmdFullPromote) && s.Phase.Serving() {
-				// A step forward: the rollout moves on by itself from here.
-				advanced = w.eng.Snapshot().Deployments[prod]
-			}
 			if _, err := w.eng.Do(ctx, cmd); err != nil {
 				rt.Fatalf("step %d: the situation offered %s (%s) in phase %s, the engine refused it: %v", i, p.Kind, p.Why, s.Phase, err)
 			}
@@ -218,32 +212,16 @@ func TestOfferedCommandsAreAccepted(t *testing.T) {
 	})
 }
 
-// settle waits until no rollout is between steps: a person's command
-// then meets the state the situation was evaluated on. from is the
-// deployment a step forward was asked of (zero: none): it has moved once
-// its step or state changed.
-func settle(t interface{ Fatalf(string, ...any) }, w *world, from core.Deployment) {
+// settle waits, on what the engine publishes alone, until no rollout is
+// between steps: it waits for judgment, or has ended (or stopped). A
+// person's command then meets the state the situation was evaluated on:
+// the rollout moves on only when someone tells it to.
+func settle(t interface{ Fatalf(string, ...any) }, w *world) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d := w.eng.Snapshot().Deployments[prod]
-		r := w.ctl.current(prod)
-		if from.ID != 0 && d.ID == from.ID && d.Step == from.Step && d.State == from.State {
-			if time.Now().After(deadline) {
-				t.Fatalf("the rollout never moved on from %+v", from)
-			}
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		_, _, held := func() (core.Actor, time.Time, bool) {
-			if r == nil {
-				return core.Actor{}, time.Time{}, false
-			}
-			return r.ctl.heldBy()
-		}()
-		// A poke the goroutine has not taken yet moves it on.
-		moving := r != nil && (r.ctl.isFull() || len(r.ctl.nudges()) > 0)
+		d, ok := w.eng.Snapshot().Deployments[prod]
 		switch {
-		case r == nil, !moving && d.State == core.DeployJudgment, held && d.State == core.DeployPaused:
+		case !ok, d.State == core.DeployJudgment, d.State == core.DeployPaused, d.State == core.DeployDegraded, d.State.Terminal():
 			return
 		}
 		if time.Now().After(deadline) {
