@@ -311,6 +311,9 @@ func (l *live) ready() *live {
 	l.stag.current = "v1.43.0"
 	l.stag.mu.Unlock()
 	l.stag.report()
+	// Staging's observer judged v1.43.0 healthy: the errors gate wants
+	// that word from where the release comes from.
+	l.eng.Publish(healthyVerdict(staging))
 	l.await("v1.43.0 is ready", func(s core.Situation) bool { return s.Ready == "v1.43.0" })
 	return l
 }
@@ -371,6 +374,15 @@ func (l *live) settle(m *Model, what string, pred func(core.Situation) bool) {
 	l.t.Helper()
 	l.await(what, pred)
 	update(m, flushMsg{})
+}
+
+// healthyVerdict: v1.43.0's error rate is bounded below the tolerance in
+// ref.
+func healthyVerdict(ref core.Ref) core.Event {
+	v := core.SpikeVerdict{Ref: ref, Candidate: "v1.43.0", Baseline: "v1.42.0", Kind: core.VerdictHealthy, At: t0,
+		Evidence: core.Evidence{CandidateCount: 30, BaselineCount: 88, Share: 0.25, RateRatio: 1.0, RateRatioHigh: 1.3,
+			Tolerance: 1.5, Elapsed: 10 * time.Minute, Threshold: 100}}
+	return core.Event{Kind: core.EvVerdict, Ref: ref, Final: true, Verdict: &v}
 }
 
 func spikeVerdict(ref core.Ref) core.Event {

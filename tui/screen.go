@@ -84,9 +84,11 @@ func (s *screen) focusRef() core.Ref {
 			return ref
 		}
 	}
+	// A spike wants eyes; a healthy verdict (which every promotion now
+	// waits for where the release comes from) does not.
 	for i := len(envs) - 1; i >= 0; i-- {
 		ref := core.Ref{Service: s.service, Env: envs[i]}
-		if _, ok := s.snap.Verdicts[ref]; ok {
+		if v, ok := s.snap.Verdicts[ref]; ok && v.Kind == core.VerdictSpike {
 			return ref
 		}
 	}
