@@ -185,10 +185,20 @@ func TestStdoutBeforeHandshakeIsReportedWithName(t *testing.T) {
 	}
 }
 
+// A plugin that gives up before its handshake is reported as ended — not
+// waited on until the start timeout — quoting what it wrote to stderr,
+// which is where a plugin says why it cannot start.
 func TestExitDuringHandshakeIsReportedWithName(t *testing.T) {
-	_, _, err := startExample(t, "exit-in-handshake", nil)
-	if err == nil || !strings.Contains(err.Error(), `plugin "example"`) {
-		t.Fatalf("Start = %v", err)
+	_, _, err := startExample(t, "exit-in-handshake", func(o *Options) { o.StartTimeout = time.Hour })
+	var se *StartError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), `plugin "example"`) {
+		t.Fatalf("Start = %v; want a StartError naming the plugin", err)
+	}
+	if strings.Contains(se.Cause, "no handshake within") {
+		t.Fatalf("a plugin that exited was waited on until the start timeout: %v", err)
+	}
+	if !strings.Contains(err.Error(), "it wrote: example: giving up before the handshake") {
+		t.Fatalf("Start = %v; want the plugin's own stderr line quoted", err)
 	}
 }
 
