@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -243,6 +244,13 @@ func TestSSHFleetCanarySpikeRollbackInTmux(t *testing.T) {
 	s := newTmuxSession(t, 160, 48, fmt.Sprintf("env RIPCORD_TEST_CLI=1 RIPCORD_ACTOR=ana NO_COLOR=1 %s console -c %s 2>%s", w.self, w.config, filepath.Join(w.dir, "console.log")))
 	s.waitFor("web-1  v1.5.0 ok", 60*time.Second)
 	s.waitFor("web-4  v1.4.2 ok", 10*time.Second)
+	// status, through the same server, lists the fleet's hosts.
+	code, out = w.cli("status")
+	for _, want := range []string{`host web-1\s+\S+\s+v1\.5\.0\s+ok`, `host web-4\s+\S+\s+v1\.4\.2\s+ok`} {
+		if code != exitOK || !regexp.MustCompile(want).MatchString(out) {
+			t.Fatalf("status does not list %s: exit %d\n%s", want, code, out)
+		}
+	}
 	scr := s.waitFor("SPIKE", 90*time.Second)
 	t.Logf("the console mid-spike:\n%s", scr)
 	s.keys("r")

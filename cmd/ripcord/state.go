@@ -475,6 +475,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 					lock = fmt.Sprintf("%s since %s", p(l.Holder.String()), l.Since.UTC().Format("15:04 UTC"))
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", es.Service, es.Env, p(version), state, lock)
+				for _, h := range es.Hosts {
+					fmt.Fprintf(w, "  host %s\t%s\t%s\t%s\t%s\n", p(h.Name), p(dash(h.Address)), p(dash(h.Release)), p(h.State), p(h.Message))
+				}
 			}
 			for _, es := range out.Envs {
 				ref := core.Ref{Service: es.Service, Env: es.Env}

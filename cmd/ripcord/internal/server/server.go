@@ -371,6 +371,7 @@ func (s *Server) Status(ctx context.Context, _ *apiv1.StatusRequest) (*apiv1.Sta
 	if len(snap.Errors) > 0 || len(snap.Verdicts) > 0 {
 		st.SetErrors(snap.Errors, snap.Verdicts, s.eng.Now())
 	}
+	st.SetHosts(snap.Targets)
 	rec := s.o.Record
 	st.Server = &rec
 	b, err := json.Marshal(st)

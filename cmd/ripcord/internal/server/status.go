@@ -37,6 +37,17 @@ type EnvStatus struct {
 	// the observer last reported (as of Status.ErrorsAsOf).
 	Errors  []ReleaseErrors    `json:"errors,omitempty"`
 	Verdict *core.SpikeVerdict `json:"verdict,omitempty"`
+	// Hosts are the target's hosts (a fleet's), as the server's target
+	// last reported them; only a running server knows them.
+	Hosts []core.HostStatus `json:"hosts,omitempty"`
+}
+
+// SetHosts fills each environment's hosts from the targets' reports.
+func (s *Status) SetHosts(targets map[core.Ref]core.TargetStatus) {
+	for i := range s.Envs {
+		es := &s.Envs[i]
+		es.Hosts = targets[core.Ref{Service: es.Service, Env: es.Env}].Hosts
+	}
 }
 
 // ReleaseErrors is one release's errors in an environment.
