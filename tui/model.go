@@ -76,6 +76,17 @@ type Options struct {
 	// Input and Output replace the terminal (tests, SSH sessions).
 	Input  io.Reader
 	Output io.Writer
+	// Permit, when set, is asked before the engine whether this person
+	// may run kind in ref (a role on the SSH bastion): its error is the
+	// reason the key is shown disabled. It is asked at every key press
+	// and every frame, so a changed answer shows at once.
+	Permit func(kind core.CommandKind, ref core.Ref) error
+	// Program adds options to the terminal program (an SSH session's
+	// input, output, environment and colour profile), applied last.
+	Program []tea.ProgramOption
+	// Resize carries window sizes from a terminal the program cannot
+	// ask itself (an SSH session's window changes).
+	Resize <-chan tea.WindowSizeMsg
 }
 
 // Model is the console's root model: it owns the snapshot, the panes and

@@ -41,7 +41,23 @@ func Run(ctx context.Context, eng core.Client, opts Options) error {
 		// Not a terminal: nothing will report a size, so use the one given.
 		popts = append(popts, tea.WithWindowSize(m.w, m.h))
 	}
-	_, err := tea.NewProgram(m, popts...).Run()
+	popts = append(popts, opts.Program...)
+	p := tea.NewProgram(m, popts...)
+	if opts.Resize != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case w := <-opts.Resize:
+					p.Send(w)
+				}
+			}
+		}()
+	}
+	_, err := p.Run()
 	if err != nil && ctx.Err() != nil && errors.Is(err, tea.ErrProgramKilled) {
 		return nil
 	}

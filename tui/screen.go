@@ -47,6 +47,13 @@ func (s *screen) possibleIn(ref core.Ref, kind core.CommandKind) core.Possible {
 	if s.opts.ReadOnly {
 		return core.Possible{Kind: kind, Why: s.opts.ReadOnlyReason}
 	}
+	if s.opts.Permit != nil {
+		// The person's own refusal (a role) before the engine's word:
+		// asked at every frame and key, so a reloaded role shows at once.
+		if err := s.opts.Permit(kind, ref); err != nil {
+			return core.Possible{Kind: kind, Why: err.Error()}
+		}
+	}
 	sit, ok := s.situation(ref)
 	if !ok {
 		return core.Possible{Kind: kind, Why: "waiting for the engine to say what is possible in " + ref.Env}

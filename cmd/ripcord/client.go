@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/bastion"
 	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/lease"
 	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/remote"
 	"github.com/ripcordhq/ripcord/core/config"
@@ -51,6 +52,15 @@ const (
 // and waits for it to answer.
 func connect(ctx context.Context, f *config.File, mode startMode) (*connection, error) {
 	p := lease.For(f.Store.Path)
+	if sock := os.Getenv(bastion.SocketEnv); sock != "" {
+		// A command an SSH session runs: the bastion's socket is the
+		// server, and it is running; nothing is started.
+		c, err := remote.Dial(ctx, sock)
+		if err != nil {
+			return nil, fmt.Errorf("the ripcord server at %s (%s): %w", sock, bastion.SocketEnv, err)
+		}
+		return &connection{Client: c, paths: p}, nil
+	}
 	c, err := remote.Dial(ctx, p.FindSocket())
 	if err == nil {
 		return &connection{Client: c, paths: p}, nil

@@ -7,16 +7,19 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/bastion"
 	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/lease"
 	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/server"
 	"github.com/ripcordhq/ripcord/core"
@@ -45,7 +48,11 @@ start, naming the first.
 Commands that act start a server in the background when none runs, the way
 tmux does; run it yourself (or under systemd, see ripcord.service) to choose
 its account and who may connect. The socket is mode 0600 (only this account
-may connect); --group GROUP makes it 0660 for that group.`,
+may connect); --group GROUP makes it 0660 for that group.
+
+With a bastion block in the config it also serves SSH: consoles and
+commands for the people whose keys the config lists. SIGHUP (or a change
+of the file) reloads the config's operators.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// A server runs for long: it keeps nothing its starter held
@@ -55,10 +62,15 @@ may connect); --group GROUP makes it 0660 for that group.`,
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
 			}
-			ctx, stop := signalContext(cmd.Context())
+			// SIGHUP reloads the config (the bastion's operators), as
+			// daemons do; SIGINT and SIGTERM stop the server.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			out := cmd.OutOrStdout()
-			s, err := startServer(ctx, f, serverOptions{Group: sf.group, Autostarted: sf.autostarted, Out: out})
+			s, err := startServer(ctx, f, serverOptions{Group: sf.group, Autostarted: sf.autostarted, Out: out, Reload: hup})
 			if err != nil {
 				var held *lease.HeldError
 				if errors.As(err, &held) {
@@ -90,8 +102,12 @@ type serverOptions struct {
 	Autostarted bool
 	// Out receives the server's log lines (stdout for `serve`).
 	Out io.Writer
-	// Self is the binary serving the built-in providers (tests).
+	// Self is the binary serving the built-in providers (tests), and the
+	// one the bastion runs commands with.
 	Self string
+	// Reload asks for the config to be read again (SIGHUP); it is also
+	// read again when its file changes.
+	Reload <-chan os.Signal
 }
 
 // runningServer is a server started in this process: the lease on the
@@ -109,6 +125,13 @@ type runningServer struct {
 	logDone   chan struct{}
 	outMu     sync.Mutex
 	closeOnce sync.Once
+
+	// bastion serves SSH when the config has a bastion block.
+	bastion *bastion.Bastion
+	// reloads counts config reloads tried (applied or refused).
+	reloads   atomic.Int64
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
 }
 
 // startServer takes the state store's lease, opens the engine, serves the
@@ -170,7 +193,7 @@ func startServer(ctx context.Context, f *config.File, o serverOptions) (_ *runni
 	var notReady string
 	var readyMu sync.Mutex
 	var stopOnce sync.Once
-	s.srv = server.New(server.Options{
+	api := server.Options{
 		Engine: s.w.eng, Services: services, Envs: envs, Record: rec,
 		ConfigPath: f.Path, StatePath: p.State, Ready: ready, Log: s.log,
 		NotReady: func() string {
@@ -179,7 +202,8 @@ func startServer(ctx context.Context, f *config.File, o serverOptions) (_ *runni
 			return notReady
 		},
 		Stop: func() { stopOnce.Do(func() { close(s.stopAsked) }) },
-	})
+	}
+	s.srv = server.New(api)
 	ln, err := listenSocket(p.Socket, mode, gid)
 	if err != nil {
 		return nil, err
@@ -187,6 +211,17 @@ func startServer(ctx context.Context, f *config.File, o serverOptions) (_ *runni
 	go func() { s.served <- s.srv.Serve(ln) }()
 	s.followLog(ctx)
 	s.logf("serving %s on %s (pid %d)", f.Path, p.Socket, os.Getpid())
+	if f.Bastion != nil {
+		if err := s.startBastion(f, api, ready, o.Self); err != nil {
+			return nil, err
+		}
+	}
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopWatch, s.watchDone = stopWatch, make(chan struct{})
+	go func() {
+		defer close(s.watchDone)
+		s.watchConfig(wctx, f, o.Reload)
+	}()
 	s.w.startInBackground(ctx, wo)
 	go func() {
 		<-s.w.startDone
@@ -369,6 +404,13 @@ func (s *runningServer) followLog(ctx context.Context) {
 // processes of their own.
 func (s *runningServer) Close() {
 	s.closeOnce.Do(func() {
+		if s.stopWatch != nil {
+			s.stopWatch()
+			<-s.watchDone
+		}
+		if s.bastion != nil {
+			s.bastion.Close()
+		}
 		if s.srv != nil {
 			s.srv.Close()
 			<-s.served

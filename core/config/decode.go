@@ -332,6 +332,8 @@ func (d *decoder) decodeInto(n ast.Node, v reflect.Value, path string, fi *field
 		return d.decodeStruct(n, v, path)
 	case t.Kind() == reflect.Slice:
 		return d.decodeSlice(n, v, path, fi)
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String:
+		return d.decodeMap(n, v, path, fi)
 	case t.Kind() == reflect.String:
 		val, shown, ok := d.text(n, path)
 		if !ok {
@@ -426,6 +428,45 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string, fi *fiel
 		}
 		if d.decodeInto(r, out.Index(i), itemPath, itemInfo) {
 			d.set[itemPath] = d.nodePos(r)
+		} else {
+			good = false
+		}
+	}
+	v.Set(out)
+	return good
+}
+
+// decodeMap decodes a mapping whose keys are names the file chooses
+// (environments) into a map; each value is checked as its field's
+// values are (an enum applies to every value).
+func (d *decoder) decodeMap(n ast.Node, v reflect.Value, path string, fi *fieldInfo) bool {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		d.errs.add(d.nodePos(n), "%s: expected a mapping, got %s", displayPath(path), describe(n))
+		return false
+	}
+	out := reflect.MakeMapWithSize(v.Type(), len(m.Values))
+	var itemInfo *fieldInfo
+	if fi != nil {
+		itemInfo = &fieldInfo{enum: fi.enum}
+	}
+	good := true
+	for _, kv := range m.Values {
+		key, ok := d.key(kv, path)
+		if !ok {
+			good = false
+			continue
+		}
+		keyPath := joinPath(path, key)
+		if out.MapIndex(reflect.ValueOf(key)).IsValid() {
+			d.errs.add(d.nodePos(kv.Key), "%s: %q is given twice", displayPath(path), key)
+			good = false
+			continue
+		}
+		val := reflect.New(v.Type().Elem()).Elem()
+		if d.decodeInto(kv.Value, val, keyPath, itemInfo) {
+			d.set[keyPath] = d.nodePos(kv.Key)
+			out.SetMapIndex(reflect.ValueOf(key), val)
 		} else {
 			good = false
 		}

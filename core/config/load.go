@@ -124,6 +124,10 @@ func Parse(name string, data []byte, opts Options) (*File, error) {
 	if errs.empty() {
 		resolvePaths(f, d, opts, errs)
 	}
+	if errs.empty() {
+		// After the paths: the bastion's checks read the files it names.
+		(&validator{f: f, d: d, opts: opts, errs: errs}).bastion()
+	}
 	if err := errs.err(redact); err != nil {
 		return nil, err
 	}
@@ -329,6 +333,7 @@ func applyDefaults(f *File, d *decoder) {
 			*d.v = Duration(d.def)
 		}
 	}
+	bastionDefaults(f, d)
 	if f.Notify.Bell == nil {
 		f.Notify.Bell = &t
 	}
@@ -441,6 +446,15 @@ func resolvePaths(f *File, d *decoder, opts Options, errs *errorSet) {
 	}
 	for i := range f.Plugins {
 		resolve(&f.Plugins[i].Path, fmt.Sprintf("plugins[%d].path", i))
+	}
+	if b := f.Bastion; b != nil {
+		if b.HostKey == "" && f.Store.Path != "" {
+			b.HostKey = filepath.Join(filepath.Dir(f.Store.Path), BastionHostKeyName)
+		}
+		resolve(&b.HostKey, "bastion.host_key")
+		for i := range b.Operators {
+			resolve(&b.Operators[i].AuthorizedKeys, fmt.Sprintf("bastion.operators[%d].authorized_keys", i))
+		}
 	}
 }
 

@@ -48,7 +48,7 @@ func TestParseReportsBrokenConfigsAtTheirPosition(t *testing.T) {
 			name: "unknown key at top level",
 			yaml: "project: shop\nservics:\n  - name: api\nenvironments:\n  - name: staging\n    target: {provider: local}\n",
 			want: "ripcord.yaml:1:1: missing required key \"services\"\n" +
-				`ripcord.yaml:2:1: unknown key "servics" at top level; did you mean "services"? valid keys: project, services, environments, plugins, store, notify, deadlines`,
+				`ripcord.yaml:2:1: unknown key "servics" at top level; did you mean "services"? valid keys: project, services, environments, plugins, store, notify, deadlines, bastion`,
 		},
 		{
 			name: "a deadline of zero",

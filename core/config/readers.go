@@ -77,6 +77,17 @@ var Readers = map[string]string{
 
 	"notify.bell":    "cmd/ripcord.consoleOptions",
 	"notify.desktop": "cmd/ripcord.consoleOptions",
+
+	"bastion.listen":                      "cmd/ripcord/internal/bastion.Start",
+	"bastion.host_key":                    "cmd/ripcord/internal/bastion.Start",
+	"bastion.idle_timeout":                "cmd/ripcord/internal/bastion.Start",
+	"bastion.max_sessions":                "cmd/ripcord/internal/bastion.(*Bastion).Apply",
+	"bastion.max_sessions_per_key":        "cmd/ripcord/internal/bastion.(*Bastion).Apply",
+	"bastion.operators[].name":            "cmd/ripcord/internal/bastion.NewOperators",
+	"bastion.operators[].keys":            "core/config.(Operator).ReadKeys",
+	"bastion.operators[].authorized_keys": "core/config.(Operator).ReadKeys",
+	"bastion.operators[].role":            "core/config.(Operator).RoleFor",
+	"bastion.operators[].roles":           "core/config.(Operator).RoleFor",
 }
 
 // Pending lists keys another part of the work is wiring right now, with

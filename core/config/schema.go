@@ -16,35 +16,40 @@ var schemaRefinements = map[string]map[string]any{
 		"type":    "string",
 		"pattern": `^(pipeline|errors|backups|migrations|branch|lock|soak (` + durationPattern + `)+)$`,
 	}},
-	"Environment.confirm":         {"default": "y"},
-	"Step.weight":                 {"minimum": 0, "maximum": 100},
-	"Step.pause":                  {"pattern": `^(judgment|(` + durationPattern + `)+)$`},
-	"SpikePolicy.alpha":           {"exclusiveMinimum": 0, "maximum": 0.5, "default": 0.01},
-	"SpikePolicy.min_events":      {"minimum": 1, "default": 5},
-	"SpikePolicy.tolerance":       {"exclusiveMinimum": 1, "maximum": 100, "default": 1.5},
-	"SpikePolicy.on_inconclusive": {"default": "wait"},
-	"SpikePolicy.window":          {"default": "30m"},
-	"Backup.every":                {"default": "24h"},
-	"Backup.warn":                 {"exclusiveMinimum": 0, "default": 1.5},
-	"Backup.critical":             {"exclusiveMinimum": 0, "default": 2},
-	"Rollback.auto":               {"default": "off"},
-	"Rollback.action":             {"default": "rollback"},
-	"Store.driver":                {"default": "sqlite"},
-	"Store.path":                  {"default": ".ripcord/state.db"},
-	"Notify.bell":                 {"default": true},
-	"Notify.desktop":              {"default": true},
-	"Service.branches":            {"default": []string{"main"}},
-	"Plugin.env":                  {"items": map[string]any{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_]*$`}},
-	"Environment.name":            {"minLength": 1},
-	"Service.name":                {"minLength": 1},
-	"Plugin.name":                 {"minLength": 1},
-	"Backup.name":                 {"minLength": 1},
-	"Migrations.dir":              {"minLength": 1},
-	"File.project":                {"minLength": 1},
-	"File.services":               {"minItems": 1},
-	"File.environments":           {"minItems": 1},
-	"Provider.provider":           {"minLength": 1},
-	"Environment.auto":            {"default": false},
+	"Environment.confirm":          {"default": "y"},
+	"Step.weight":                  {"minimum": 0, "maximum": 100},
+	"Step.pause":                   {"pattern": `^(judgment|(` + durationPattern + `)+)$`},
+	"SpikePolicy.alpha":            {"exclusiveMinimum": 0, "maximum": 0.5, "default": 0.01},
+	"SpikePolicy.min_events":       {"minimum": 1, "default": 5},
+	"SpikePolicy.tolerance":        {"exclusiveMinimum": 1, "maximum": 100, "default": 1.5},
+	"SpikePolicy.on_inconclusive":  {"default": "wait"},
+	"SpikePolicy.window":           {"default": "30m"},
+	"Backup.every":                 {"default": "24h"},
+	"Backup.warn":                  {"exclusiveMinimum": 0, "default": 1.5},
+	"Backup.critical":              {"exclusiveMinimum": 0, "default": 2},
+	"Rollback.auto":                {"default": "off"},
+	"Rollback.action":              {"default": "rollback"},
+	"Store.driver":                 {"default": "sqlite"},
+	"Store.path":                   {"default": ".ripcord/state.db"},
+	"Notify.bell":                  {"default": true},
+	"Notify.desktop":               {"default": true},
+	"Service.branches":             {"default": []string{"main"}},
+	"Plugin.env":                   {"items": map[string]any{"type": "string", "pattern": `^[A-Za-z_][A-Za-z0-9_]*$`}},
+	"Environment.name":             {"minLength": 1},
+	"Service.name":                 {"minLength": 1},
+	"Plugin.name":                  {"minLength": 1},
+	"Backup.name":                  {"minLength": 1},
+	"Migrations.dir":               {"minLength": 1},
+	"File.project":                 {"minLength": 1},
+	"File.services":                {"minItems": 1},
+	"File.environments":            {"minItems": 1},
+	"Provider.provider":            {"minLength": 1},
+	"Environment.auto":             {"default": false},
+	"Bastion.max_sessions":         {"minimum": 1, "default": 50},
+	"Bastion.max_sessions_per_key": {"minimum": 1, "default": 4},
+	"Bastion.idle_timeout":         {"default": "15m"},
+	"Operator.role":                {"default": "viewer"},
+	"Operator.name":                {"minLength": 1},
 }
 
 // Schema returns a JSON Schema (draft 2020-12) for ripcord.yaml, generated
@@ -87,6 +92,8 @@ func (g *schemaGen) typeSchema(t reflect.Type) map[string]any {
 		return map[string]any{"$ref": "#/$defs/" + name}
 	case t.Kind() == reflect.Slice:
 		return map[string]any{"type": "array", "items": g.typeSchema(t.Elem())}
+	case t.Kind() == reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": g.typeSchema(t.Elem())}
 	case t.Kind() == reflect.String:
 		return map[string]any{"type": "string"}
 	case t.Kind() == reflect.Bool:
@@ -108,7 +115,11 @@ func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
 			s["description"] = fi.doc
 		}
 		if len(fi.enum) > 0 {
-			s["enum"] = fi.enum
+			if each, ok := s["additionalProperties"].(map[string]any); ok {
+				each["enum"] = fi.enum // a map's values, not the map
+			} else {
+				s["enum"] = fi.enum
+			}
 		}
 		for k, v := range schemaRefinements[t.Name()+"."+fi.key] {
 			s[k] = v

@@ -19,6 +19,7 @@ type File struct {
 	Store        Store         `yaml:"store" doc:"Where Ripcord keeps its state."`
 	Notify       Notify        `yaml:"notify" doc:"How the console gets a person's attention."`
 	Deadlines    Deadlines     `yaml:"deadlines" doc:"How long each kind of provider call may take before it is cancelled and fails saying so."`
+	Bastion      *Bastion      `yaml:"bastion" doc:"The SSH bastion: the server serves the console and the CLI over SSH, each key a person with a role per environment. Off unless listen is set."`
 
 	// Path is the file this was loaded from; Dir its directory, against
 	// which relative paths resolve.

@@ -65,6 +65,13 @@ type Options struct {
 	// MayStop says whether the caller may stop the server. Default: the
 	// server's own account, or root.
 	MayStop func(ctx context.Context) bool
+	// Person, when set, is who a caller is, whatever it says about
+	// itself (the SSH bastion knows its callers by their keys). It
+	// replaces the account and the name a client asks for.
+	Person func(ctx context.Context) (core.Actor, error)
+	// Authorize, when set, may refuse a command before it reaches the
+	// engine (a person's role); its error is the refusal.
+	Authorize func(ctx context.Context, cmd core.Command) error
 }
 
 // Server implements the client API on an engine.
@@ -92,6 +99,12 @@ func New(o Options) *Server {
 	s.host, _ = os.Hostname()
 	s.account = accountName(uint32(os.Getuid()))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.o.Identify == nil && s.o.Person != nil {
+		s.o.Identify = func(ctx context.Context) (string, error) {
+			a, err := s.o.Person(ctx)
+			return a.Name, err
+		}
+	}
 	if s.o.Identify == nil {
 		s.o.Identify = func(ctx context.Context) (string, error) {
 			p, err := PeerFrom(ctx)
@@ -157,6 +170,14 @@ func (s *Server) Clients() int { return int(s.clients.Load()) }
 // account ("ana via deploy"). Nothing else the client says about itself
 // is taken, except that it is automation.
 func (s *Server) actor(ctx context.Context, asked core.Actor) (core.Actor, error) {
+	if s.o.Person != nil {
+		a, err := s.o.Person(ctx)
+		if err != nil {
+			return core.Actor{}, status.Error(codes.Unauthenticated, err.Error())
+		}
+		a.Automation = asked.Automation
+		return a, nil
+	}
 	account, err := s.o.Identify(ctx)
 	if err != nil {
 		return core.Actor{}, status.Error(codes.Unauthenticated, err.Error())
@@ -257,6 +278,12 @@ func (s *Server) Do(ctx context.Context, req *apiv1.DoRequest) (*apiv1.DoRespons
 		return nil, err
 	}
 	cmd.Actor = actor
+	if s.o.Authorize != nil {
+		if err := s.o.Authorize(ctx, cmd); err != nil {
+			b, _ := json.Marshal(core.Result{Outcome: "refused", Message: err.Error()})
+			return &apiv1.DoResponse{ResultJson: b, Failure: FailureOf(err)}, nil
+		}
+	}
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
