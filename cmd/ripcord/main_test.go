@@ -381,8 +381,9 @@ environments:
 	}
 }
 
-// What a plugin logs reaches `ripcord watch`, with the plugin it came
-// from: here the README's plugin saying what it watches once configured.
+// What a plugin logs reaches `ripcord watch` and `ripcord server logs`,
+// with the plugin it came from: here the README's plugin saying what it
+// watches once configured.
 func TestWatchShowsWhatPluginsLog(t *testing.T) {
 	dir := t.TempDir()
 	pluginDir := filepath.Join(dir, ".ripcord", "plugins")
@@ -441,7 +442,18 @@ plugins:
 			}
 			seen = append(seen, l)
 			if strings.Contains(l, " log plugin/snapshots@production.media: ") && strings.Contains(l, "watching snapshots") {
-				return
+				// The server that runs the plugin keeps the line in its log.
+				until := time.Now().Add(10 * time.Second)
+				for {
+					code, logs, errs := ripcord(t, "server", "logs", "-c", cfg)
+					if code == exitOK && strings.Contains(logs, "plugin/snapshots@production.media: ") && strings.Contains(logs, "watching snapshots") {
+						return
+					}
+					if time.Now().After(until) {
+						t.Fatalf("server logs: exit %d, without the plugin's line:\n%s%s", code, logs, errs)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
 			}
 		case <-deadline:
 			t.Fatalf("watch never showed the plugin's log line within 60s:\n%s", strings.Join(seen, "\n"))
