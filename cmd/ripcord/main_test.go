@@ -442,6 +442,10 @@ plugins:
 			}
 			seen = append(seen, l)
 			if strings.Contains(l, " log plugin/snapshots@production.media: ") && strings.Contains(l, "watching snapshots") {
+				// As the plugin wrote it, without a second timestamp.
+				if want := "plugin/snapshots@production.media: watching snapshots dir=" + snaps + " set=media"; !strings.HasSuffix(l, want) {
+					t.Fatalf("watch shows %q; want it to end %q", l, want)
+				}
 				// The server that runs the plugin keeps the line in its log.
 				until := time.Now().Add(10 * time.Second)
 				for {
