@@ -54,7 +54,7 @@ func TestMisspelledCommandsAndFlagsExitUsageWithTheClosestName(t *testing.T) {
 		{[]string{"plugins", "lst"}, `unknown command "lst" for "ripcord plugins"; did you mean "list"? commands are list, lock, verify`},
 		{[]string{"audit", "verfy"}, `unknown command "verfy" for "ripcord audit"; did you mean "verify"?`},
 		{[]string{"state", "chek"}, `did you mean "check"?`},
-		{[]string{"validate", "extra"}, `ripcord validate takes no arguments, got "extra"`},
+		{[]string{"version", "extra"}, `ripcord version takes no arguments, got "extra"`},
 		{[]string{"history", "api", "--evn", "production"}, `unknown flag: --evn; did you mean "--env"? ripcord history takes --config, --env, --json`},
 		{[]string{"status", "--jsn"}, `did you mean "--json"?`},
 		// promote takes --to, not rollback's --env: the flags it takes say so.
