@@ -28,6 +28,9 @@ type memTarget struct {
 	// done holds the request IDs of operations it finished: the ones
 	// WatchOperation re-attaches to.
 	done map[string]bool
+	// deployGate, when set, holds every Deploy until it is closed (or
+	// the call is cancelled).
+	deployGate chan struct{}
 }
 
 func (m *memTarget) record(id, call string) error {
@@ -52,7 +55,17 @@ func (m *memTarget) WatchStatus(ctx context.Context, _ core.Ref, _ func(core.Tar
 	<-ctx.Done()
 	return ctx.Err()
 }
-func (m *memTarget) Deploy(_ context.Context, op core.OpRequest, rel core.Release, w int, fn func(core.OpEvent)) error {
+func (m *memTarget) Deploy(ctx context.Context, op core.OpRequest, rel core.Release, w int, fn func(core.OpEvent)) error {
+	m.mu.Lock()
+	gate := m.deployGate
+	m.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.record(op.ID, fmt.Sprintf("deploy %s@%d", rel.Version, w)); err != nil {

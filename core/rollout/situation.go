@@ -133,11 +133,19 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 		}
 	}
 	hist, _ := st.Deployments(ctx, ref, 2)
+	firstStep := false
 	live := c.current(ref)
 	if d, ok := snap.Deployments[ref]; ok && live != nil && (d.State.Terminal() || d.State == core.DeployDegraded) {
 		live = nil // its goroutine is returning: the rollout has ended
 	}
 	c.phase(&s, snap, ref, hist, live)
+	if live == nil && s.Phase == core.PhaseDegraded && c.deploying(ref) && len(hist) > 0 && hist[0].State == core.DeployProgressing {
+		// A promote of this engine is deploying its first step: the
+		// rollout has not started yet, it has not stopped.
+		s.Phase, s.Since = core.PhaseRolling, hist[0].StartedAt
+		s.Why = fmt.Sprintf("deploying %s for its first step (%d%% of %s)", hist[0].Version, hist[0].Weight, ref.Env)
+		firstStep = true
+	}
 
 	// A lock refuses what takes it (starting a rollout, rollback, abort)
 	// for everyone but, where the engine lets them, its holder: a person's
@@ -179,6 +187,9 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 				p = lk.apply(c.abortPossible(&s, ref, live))
 			case core.CmdPause, core.CmdResume:
 				p = c.pausePossible(&s, ref, k, live)
+			}
+			if firstStep && (k == core.CmdAbort || k == core.CmdPause || k == core.CmdResume) {
+				p = refuse(k, fmt.Sprintf("%s's first step is still being deployed: %s is offered once it takes its share", s.Candidate, k))
 			}
 		}
 		s.Commands = append(s.Commands, p)
@@ -596,6 +607,14 @@ func (c *Controller) waitResume(ctx context.Context, r *run) error {
 
 // errNothingToAbort is abort's refusal when no candidate takes traffic.
 var errNothingToAbort = errors.New("no rollout in progress: nothing to abort")
+
+// deploying says whether a promote of this engine is deploying ref's
+// first step (its rollout goroutine starts once that is done).
+func (c *Controller) deploying(ref core.Ref) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.promoting[ref] != nil
+}
 
 // abortable is what abort would stop in ref: the rollout in flight (r),
 // or the newest deployment when its rollout stopped with the candidate

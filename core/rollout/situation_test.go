@@ -230,3 +230,44 @@ func settle(t interface{ Fatalf(string, ...any) }, w *world) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// While a promote deploys its first step the rollout has not started and
+// has not stopped: the situation says it is deploying, and offers
+// neither abort nor pause (the engine has no rollout to apply them to
+// until that step is done); once the canary takes its share both are
+// offered, and the abort offered is accepted.
+func TestTheFirstStepBeingDeployedOffersOnlyWhatTheEngineAccepts(t *testing.T) {
+	w := newWorld(t, Env{Steps: canary})
+	gate := make(chan struct{})
+	w.target.mu.Lock()
+	w.target.deployGate = gate
+	w.target.mu.Unlock()
+	w.greenBuild("v2")
+	promoted := make(chan error, 1)
+	go func() {
+		_, err := w.eng.Do(context.Background(), core.Command{Kind: core.CmdPromote, Ref: prod, Version: "v2", Actor: ana})
+		promoted <- err
+	}()
+	s := w.situationOf(t, "v2's first step is being deployed", func(s core.Situation) bool {
+		return strings.Contains(s.Why, "deploying v2 for its first step")
+	})
+	if s.Phase != core.PhaseRolling || s.Candidate != "v2" || s.Stable != "v1" {
+		t.Fatalf("situation while the first step deploys = %+v; want v1 → v2 rolling", s)
+	}
+	for _, k := range []core.CommandKind{core.CmdAbort, core.CmdPause, core.CmdResume} {
+		if p := s.Command(k); p.Allowed || !strings.Contains(p.Why, "first step is still being deployed") {
+			t.Fatalf("%s while the first step deploys = %+v; want refused with the reason", k, p)
+		}
+	}
+	close(gate)
+	if err := <-promoted; err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	s = w.situationOf(t, "the canary takes its share", func(s core.Situation) bool { return s.Command(core.CmdAbort).Allowed })
+	if !s.Command(core.CmdPause).Allowed {
+		t.Fatalf("pause once the canary runs = %+v; want allowed", s.Command(core.CmdPause))
+	}
+	if res := w.do(t, core.Command{Kind: core.CmdAbort}); res.Outcome != "aborted" {
+		t.Fatalf("the abort offered: %+v", res)
+	}
+}
