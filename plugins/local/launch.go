@@ -42,6 +42,10 @@ func gated(cmd *exec.Cmd) (exe string, open func() error, shut func(), err error
 	if err := unix.Access(exe, unix.X_OK); err != nil {
 		return "", nil, nil, &os.PathError{Op: "fork/exec", Path: cmd.Path, Err: err}
 	}
+	// As the kernel will report it (/proc/PID/exe has links resolved).
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("making the release's start gate: %w", err)
