@@ -87,7 +87,24 @@ func (f logFilter) keep(e logEntry) bool {
 		}
 		return false
 	}
-	return e.ref == f.ref || e.source == f.ref.String()
+	return e.ref == f.ref || e.source == f.ref.String() || (strings.HasPrefix(e.source, "plugin/") && providerCovers(e.ref, f.ref))
+}
+
+// providerCovers says a provider process's line published for line belongs
+// in view's logs too: a pipeline source's (its service alone) in every
+// environment of the service, a backup set shared by an environment's
+// services (the environment alone) in each of them. A run's step output
+// carries its service alone as well, but is read in its step's log.
+func providerCovers(line, view core.Ref) bool {
+	switch {
+	case line.Service == "" && line.Env == "":
+		return false
+	case line.Service == "":
+		return line.Env == view.Env
+	case line.Env == "":
+		return line.Service == view.Service
+	}
+	return false
 }
 
 // logView is the full-screen log reader: a viewport over the ring's lines

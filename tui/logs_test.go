@@ -62,6 +62,29 @@ func TestStepAndEnvironmentLogs(t *testing.T) {
 	}
 }
 
+// What a provider process logs shows in the logs of the environment it
+// serves: a target's in its own, a pipeline source's in every environment
+// of its service, a backup set shared by an environment's services in each
+// of them; never in another service's or environment's.
+func TestProviderLinesShowInTheEnvironmentsTheyServe(t *testing.T) {
+	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())
+	eng.Publish(logEvent(production, "plugin/local@api.production", "release v2 healthy"))
+	eng.Publish(logEvent(staging, "plugin/local@api.staging", "staging target line"))
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "plugin/exec@api", "polling the pipeline"))
+	eng.Publish(logEvent(core.Ref{Service: "web"}, "plugin/exec@web", "web pipeline line"))
+	eng.Publish(logEvent(core.Ref{Env: "production"}, "plugin/restic@production.orders", "snapshot read"))
+	eng.Publish(logEvent(core.Ref{Env: "staging"}, "plugin/restic@staging.orders", "staging set line"))
+	update(m, flushMsg{})
+	update(m, press("l"))
+	v := view(m)
+	mustContain(t, v, "Logs · api/production", "release v2 healthy", "polling the pipeline", "snapshot read")
+	for _, other := range []string{"staging target line", "web pipeline line", "staging set line"} {
+		if strings.Contains(v, other) {
+			t.Errorf("api/production's logs show %q:\n%s", other, v)
+		}
+	}
+}
+
 // However much a step prints, the console keeps logCap lines.
 func TestLogMemoryIsCapped(t *testing.T) {
 	m, eng := fixtureConsole(t, canarySnapshot(), testOptions())

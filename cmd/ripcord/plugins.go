@@ -135,6 +135,27 @@ type providerUse struct {
 	where  string // names the use: service, environment (service.environment with several services), then .set
 }
 
+// logRefs maps each provider process's log source ("plugin/INSTANCE") to
+// the service and environment its lines belong to, so the console shows
+// them in that environment's logs: a target's, an error source's or a
+// service's own backup set's Ref; a pipeline's service alone (its lines
+// belong to the service in every environment); a set written on an
+// environment shared by several services, the environment alone.
+func logRefs(uses []providerUse) map[string]core.Ref {
+	out := map[string]core.Ref{}
+	for _, u := range uses {
+		ref := u.ref
+		switch {
+		case u.kind == config.KindPipeline:
+			ref = core.Ref{Service: u.service}
+		case len(u.refs) > 1:
+			ref = core.Ref{Env: u.ref.Env}
+		}
+		out["plugin/"+instance(u)] = ref
+	}
+	return out
+}
+
 // instance names the plugin process serving one use of a provider. Every
 // place a provider is used is its own process with its own settings, so
 // two environments (or two services) can give one provider different

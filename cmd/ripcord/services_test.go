@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
 	"github.com/ripcordhq/ripcord/core/sqlitestore"
 )
 
@@ -147,5 +148,53 @@ func TestTwoServicesPromoteAndRollBackIndependently(t *testing.T) {
 	}
 	if !rolledBack {
 		t.Fatal("the rollback is not in the audit log")
+	}
+}
+
+// Each provider process's log lines are published for what it serves, so
+// the console shows them in those environments' logs: a target for its
+// service and environment, a pipeline for its service, a set shared by an
+// environment's services for the environment.
+func TestProviderLogLinesCarryWhatTheyServe(t *testing.T) {
+	body := `project: shop
+services:
+  - name: api
+    pipeline: { provider: exec, stages: [{name: build, steps: [{name: b, run: "true"}]}] }
+  - name: web
+environments:
+  - name: production
+    backups:
+      - { name: orders, provider: dir, path: "*.sql" }
+    services:
+      - name: api
+        target: { provider: local, root: envs/api, run: "./a", health: "tcp://127.0.0.1:1" }
+      - name: web
+        target: { provider: local, root: envs/web, run: "./w", health: "tcp://127.0.0.1:1" }
+        backups:
+          - { name: media, provider: dir, path: "*.tar" }
+`
+	cfg := filepath.Join(t.TempDir(), "ripcord.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Load(cfg, config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := logRefs(usedProviders(f))
+	want := map[string]core.Ref{
+		"plugin/exec@api":                 {Service: "api"},
+		"plugin/local@api.production":     {Service: "api", Env: "production"},
+		"plugin/local@web.production":     {Service: "web", Env: "production"},
+		"plugin/dir@production.orders":    {Env: "production"},
+		"plugin/dir@web.production.media": {Service: "web", Env: "production"},
+	}
+	for source, ref := range want {
+		if got[source] != ref {
+			t.Errorf("lines of %s are published for %+v, want %+v (all: %v)", source, got[source], ref, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("log sources = %v, want %v", got, want)
 	}
 }

@@ -196,6 +196,7 @@ func (w *world) startInBackground(ctx context.Context, o worldOptions) {
 func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 	f := w.cfg
 	uses := usedProviders(f)
+	logRef := logRefs(uses)
 	registry := builtin.Registry(version)
 	var builtins []string
 	for _, u := range uses {
@@ -220,7 +221,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			if o.Log != nil {
 				o.Log(l)
 			}
-			w.eng.Publish(core.Event{Kind: core.EvLog, Log: &l})
+			w.eng.Publish(core.Event{Kind: core.EvLog, Ref: logRef[l.Source], Log: &l})
 		},
 		Health: func(h core.ProviderHealth) {
 			h.Message = core.Printable(f.Redact(h.Message))
