@@ -22,7 +22,7 @@ type Bastion struct {
 	HostKey           string     `yaml:"host_key" doc:"The server's SSH host key (OpenSSH private key), generated (ed25519, mode 0600) on first start when missing (default: bastion_host_ed25519 beside the state file)."`
 	MaxSessions       int        `yaml:"max_sessions" doc:"Sessions open at once over all keys (default 50)."`
 	MaxSessionsPerKey int        `yaml:"max_sessions_per_key" doc:"Sessions open at once with one key (default 4)."`
-	IdleTimeout       Duration   `yaml:"idle_timeout" doc:"A connection with no traffic this long is closed, unless a console is open in it (default 15m)."`
+	IdleTimeout       Duration   `yaml:"idle_timeout" doc:"A connection with no traffic this long is closed (a command that prints nothing for that long too; its operation goes on in the server); an open console is kept alive (default 15m)."`
 	Operators         []Operator `yaml:"operators" doc:"The people who may connect: each key a person, each person a role per environment. Checked on every command; the server reloads this file when it changes."`
 	Pos               Pos        `yaml:"-"`
 }

@@ -108,6 +108,8 @@ type Bastion struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	keepalives atomic.Int64 // sent to consoles (tests)
 }
 
 type ctxKey string
@@ -286,7 +288,9 @@ func (b *Bastion) handle(s ssh.Session) {
 		_ = s.Exit(code)
 	case isPty:
 		b.o.Logf("bastion: %s (%s) opened a console from %s", p.Name, fp, s.RemoteAddr())
+		stop := b.keepAlive(s)
 		err := b.console(s, p)
+		stop()
 		if err != nil {
 			b.o.Logf("bastion: the console of %s ended: %v", p.Name, err)
 		} else {
@@ -296,6 +300,34 @@ func (b *Bastion) handle(s ssh.Session) {
 	default:
 		wish.Fatalln(s, "ripcord: open the console with a terminal (ssh -t), or name a command: status, history, audit, promote, rollback, abort, pause, resume, lock, unlock, backup, watch")
 	}
+}
+
+// keepAlive keeps a console's connection from the idle timeout, which is
+// for connections that do nothing: a person watching a quiet screen is not
+// idle. It sends what OpenSSH servers send for ClientAliveInterval, which
+// clients answer and never show.
+func (b *Bastion) keepAlive(s ssh.Session) (stop func()) {
+	every := b.o.Config.IdleTimeout.D() / 3
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if _, err := s.SendRequest("keepalive@openssh.com", false, nil); err != nil {
+					return
+				}
+				b.keepalives.Add(1)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // admit counts a session against the limits, or says which it exceeds.

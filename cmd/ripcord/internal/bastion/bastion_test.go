@@ -28,7 +28,7 @@ type person struct {
 	fp     string
 }
 
-func newPerson(t *testing.T, name string) person {
+func newPerson(t testing.TB, name string) person {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -411,5 +411,35 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatal(fmt.Sprintf("%s: not within 10s", what))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A connection that does nothing is closed after the idle timeout; one
+// with a console open is kept alive however quiet its screen.
+func TestIdleConnectionsCloseConsolesStay(t *testing.T) {
+	ana := newPerson(t, "ana")
+	r := newRig(t, &config.Bastion{IdleTimeout: config.Duration(300 * time.Millisecond), Operators: operators(op(ana, "viewer"))})
+	idle, _, err := dial(t, r.addr, ana)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- idle.Wait() }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		idle.Close()
+		t.Fatal("an idle connection was not closed within 10s of a 300ms idle timeout")
+	}
+
+	client, _, _ := r.openConsole(t, ana)
+	// Five keepalives at a third of the timeout: the console has been
+	// quiet for well over the idle timeout.
+	waitFor(t, "five keepalives", func() bool { return r.b.keepalives.Load() >= 5 })
+	if _, _, err := client.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		t.Fatalf("the console's connection was closed: %v", err)
+	}
+	if r.b.Sessions() != 1 {
+		t.Fatalf("%d sessions open; want the console's", r.b.Sessions())
 	}
 }

@@ -258,7 +258,9 @@ func TestBastionCommandsWithoutATerminal(t *testing.T) {
 	if code != 3 || !strings.Contains(errOut, "full-promote needs role releaser in production; you are operator") {
 		t.Fatalf("ana's promote: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, c := range []string{"promote api --to production --version v1 --full --yes", "promote api --to production --version v2 --yes"} {
+	// v2 all the way: v1 stops, so a rollback starts it again (4 s) and
+	// a second person's rollback meets the first one's lock.
+	for _, c := range []string{"promote api --to production --version v1 --full --yes", "promote api --to production --version v2 --full --yes"} {
 		if code, out, errOut := sshRun(t, port, cy, c); code != 0 {
 			t.Fatalf("cy: %s: exit %d\n%s%s", c, code, out, errOut)
 		}
@@ -276,6 +278,24 @@ func TestBastionCommandsWithoutATerminal(t *testing.T) {
 	}
 	if code, _, errOut := sshRun(t, port, bo, "serve"); code != 2 || !strings.Contains(errOut, "not a command the bastion runs") {
 		t.Fatalf("serve over the bastion: exit %d %s", code, errOut)
+	}
+	if code, out, errOut := sshRun(t, port, bo, "history api --env production"); code != 0 || !strings.Contains(out, "v2") {
+		t.Fatalf("bo's history: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := sshRun(t, port, bo, "audit"); code != 0 || !strings.Contains(out, cy.fp) {
+		t.Fatalf("bo's audit: exit %d, want cy's promotes with her key %s\n%s%s", code, cy.fp, out, errOut)
+	}
+
+	// A key nobody has, with the real OpenSSH client: refused before any
+	// session, the client told which key.
+	need(t, "ssh", "openssh-client")
+	eve := newSSHPerson(t, keys, "eve")
+	cmd := exec.Command("ssh", "-p", fmt.Sprint(port), "-i", eve.keyFile, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "NumberOfPasswordPrompts=1", "eve@127.0.0.1", "status")
+	cmd.Stdin = nil
+	sshOut, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 255 || !strings.Contains(string(sshOut), "no operator has the key "+eve.fp) {
+		t.Fatalf("eve's unknown key with ssh: %v\n%s", err, sshOut)
 	}
 
 	// A person's lock: the others meet it with exit 4.
