@@ -37,7 +37,7 @@ func (s *runningServer) startBastion(f *config.File, api server.Options, ready <
 	b, err := bastion.Start(bastion.Options{
 		Config: f.Bastion, Project: f.Project, Host: host,
 		Engine: s.w.eng, Ready: ready, API: api,
-		Exe: self, ConfigPath: cfgPath,
+		Exe: self, ConfigPath: cfgPath, Socket: strings.TrimSuffix(s.paths.Socket, ".sock") + ".bastion.sock",
 		Console: bastionConsole(f),
 		Logf:    s.logf,
 	})

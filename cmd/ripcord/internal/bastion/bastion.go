@@ -50,6 +50,9 @@ type Options struct {
 	// Exe is the ripcord binary a command without a terminal runs, and
 	// ConfigPath the config it runs with.
 	Exe, ConfigPath string
+	// Socket is where those commands reach the server as their person
+	// (default: a private temporary directory).
+	Socket string
 	// Console shows the console in a session with a terminal until the
 	// person quits or ctx ends.
 	Console func(ctx context.Context, c Console) error
@@ -92,10 +95,11 @@ type Bastion struct {
 	ln     net.Listener
 	served chan error
 
-	api    *server.Server
-	apiDir string
-	apiLn  net.Listener
-	apiErr chan error
+	api     *server.Server
+	apiDir  string
+	apiSock string
+	apiLn   net.Listener
+	apiErr  chan error
 
 	mu       sync.Mutex
 	open     int
@@ -223,6 +227,9 @@ func (b *Bastion) close() {
 	}
 	if b.apiDir != "" {
 		_ = os.RemoveAll(b.apiDir)
+	}
+	if b.apiSock != "" {
+		_ = os.Remove(b.apiSock)
 	}
 }
 

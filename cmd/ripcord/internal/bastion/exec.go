@@ -37,12 +37,7 @@ const killGrace = 5 * time.Second
 // sessions run: the caller is the person whose session started the
 // process the kernel names (SO_PEERCRED), and each command is checked
 // against that person's role.
-func (b *Bastion) startAPI() error {
-	dir, err := os.MkdirTemp("", "ripcord-bastion-")
-	if err != nil {
-		return fmt.Errorf("making the bastion's socket directory: %w", err)
-	}
-	b.apiDir = dir // MkdirTemp makes it 0700: nobody else connects
+func (b *Bastion) startAPI() (err error) {
 	o := b.o.API
 	o.Engine = b.o.Engine
 	o.Ready = b.o.Ready
@@ -68,12 +63,41 @@ func (b *Bastion) startAPI() error {
 	o.MayStop = func(context.Context) bool { return false }
 	o.Stop = nil
 	b.api = server.New(o)
-	b.apiLn, err = net.Listen("unix", filepath.Join(dir, "api.sock"))
+	b.apiLn, err = b.listenAPI()
 	if err != nil {
 		return fmt.Errorf("listening for the bastion's commands: %w", err)
 	}
 	go func() { b.apiErr <- b.api.Serve(b.apiLn) }()
 	return nil
+}
+
+// listenAPI listens on the commands' socket: Options.Socket (beside the
+// server's own, where a server killed -9 leaves it to be replaced by the
+// next), created under a umask that lets only this account in; or, when
+// none is given or the path is too long for a socket, in a private
+// directory of its own.
+func (b *Bastion) listenAPI() (net.Listener, error) {
+	path := b.o.Socket
+	if path == "" || len(path) >= 104 {
+		dir, err := os.MkdirTemp("", "ripcord-bastion-")
+		if err != nil {
+			return nil, err
+		}
+		b.apiDir = dir // MkdirTemp makes it 0700
+		path = filepath.Join(dir, "api.sock")
+	} else if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return nil, err // the caller holds the server's lease: a socket here is a dead server's
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if b.apiDir == "" {
+		b.apiSock = path
+	}
+	return ln, nil
 }
 
 // caller is the person whose command is calling: the process the kernel

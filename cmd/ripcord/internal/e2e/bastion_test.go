@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -147,9 +148,14 @@ func TestBastionConsolesOverRealSSH(t *testing.T) {
 	ana, bo := newSSHPerson(t, keys, "ana"), newSSHPerson(t, keys, "bo")
 	p, port := bastionProject(t, "    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]\n",
 		operatorBlock(ana, "operator"), operatorBlock(bo, "viewer")+"      roles: {production: viewer}\n")
-	p.serve()
+	srv := p.serve()
 	p.mustRun("promote", "api", "--to", "production", "--version", "v1", "--full", "--yes")
 	p.mustRun("promote", "api", "--to", "production", "--version", "v2", "--yes")
+	// SIGHUP reloads the config; the server goes on.
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.serverLogShows("config reloaded (SIGHUP): the bastion has 2 people with 2 keys", 30*time.Second)
 
 	anaT, boT := p.sshConsole(port, ana), p.sshConsole(port, bo)
 	for _, c := range []*terminal{anaT, boT} {
@@ -239,8 +245,13 @@ func widest(screen string) int {
 func TestBastionCommandsWithoutATerminal(t *testing.T) {
 	keys := t.TempDir()
 	ana, bo, cy, dan := newSSHPerson(t, keys, "ana"), newSSHPerson(t, keys, "bo"), newSSHPerson(t, keys, "cy"), newSSHPerson(t, keys, "dan")
+	danKeys := filepath.Join(keys, "dan.keys")
+	if err := os.WriteFile(danKeys, []byte("# dan's keys\n"+dan.pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p, port := bastionProject(t, "    rollout: [ {weight: 50}, {pause: judgment}, {weight: 100} ]\n",
-		operatorBlock(ana, "operator"), operatorBlock(bo, "viewer"), operatorBlock(cy, "releaser"), operatorBlock(dan, "operator"))
+		operatorBlock(ana, "operator"), operatorBlock(bo, "viewer"), operatorBlock(cy, "releaser"),
+		fmt.Sprintf("    - name: dan\n      authorized_keys: %s\n      role: operator\n", danKeys))
 	p.env = append(p.env, "SLOW_RESTART=4") // a rollback takes 4 s: long enough to race and to drop
 	p.serve()
 
@@ -392,6 +403,16 @@ func TestBastionCommandsWithoutATerminal(t *testing.T) {
 			byAna = append(byAna, e.Actor.Name+" "+e.Actor.KeyFingerprint+" "+e.Reason)
 		}
 	}
+	// Dan's key leaves his authorized_keys file: the server sees the
+	// file change and refuses it.
+	if err := os.WriteFile(danKeys, []byte("# dan's keys\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.serverLogShows("config reloaded (a change of "+danKeys+")", 30*time.Second)
+	if _, err := sshDial(port, dan, nil); err == nil {
+		t.Fatal("dan's key, removed from his authorized_keys, still authenticates")
+	}
+
 	want := []string{"ana " + ana.fp + " dropped"}
 	if got := byAna[len(byAna)-1:]; len(byAna) != 2 || got[0] != want[0] {
 		t.Fatalf("rollbacks over the bastion in the audit: %q; want the race's winner, then %q", byAna, want[0])
