@@ -28,7 +28,16 @@ const (
 	CmdUnlock      CommandKind = "unlock"
 	CmdClearHold   CommandKind = "clear-hold" // let automation promote a rolled-back release again
 	CmdBackupNow   CommandKind = "backup-now" // run a backup set's backup where its provider can
+	// CmdStepLog reads the tail of pipeline steps' logs from the service's
+	// pipeline source, once (Command.Run, Command.Steps); the lines come
+	// back in Result.Log.
+	CmdStepLog CommandKind = "step-log"
 )
+
+// Reads reports whether a command kind only reads: it changes nothing, so
+// it takes no lock, writes no audit entry, and any person who may watch
+// the project may run it.
+func (k CommandKind) Reads() bool { return k == CmdStepLog }
 
 // Command is everything a client can ask of the engine. The terminal, the
 // SSH bastion and the CLI all send the same commands, so they behave alike.
@@ -44,6 +53,10 @@ type Command struct {
 	Force bool `json:"force,omitempty"`
 	// TTL bounds a person's lock (CmdLock); zero holds it until unlock.
 	TTL time.Duration `json:"ttl,omitempty"`
+	// Run and Steps name a pipeline run of Ref.Service and its steps
+	// ("stage/step") for CmdStepLog.
+	Run   string   `json:"run,omitempty"`
+	Steps []string `json:"steps,omitempty"`
 }
 
 // Result is what a command did.
@@ -52,6 +65,9 @@ type Result struct {
 	Outcome     string       `json:"outcome"`
 	Message     string       `json:"message"`
 	Gates       []GateResult `json:"gates,omitempty"`
+	// Log is what a command that reads logs (CmdStepLog) read, oldest
+	// first, already redacted and escaped.
+	Log []LogLine `json:"log,omitempty"`
 }
 
 // Handler executes one kind of command.
@@ -224,7 +240,14 @@ func (e *Engine) Do(ctx context.Context, cmd Command) (Result, error) {
 	// What a person typed reaches screens, terminals and the audit log:
 	// control characters in it are kept escaped from here on.
 	cmd.Actor = PrintableActor(cmd.Actor)
-	cmd.Reason, cmd.Version = Printable(cmd.Reason), Printable(cmd.Version)
+	cmd.Reason, cmd.Version, cmd.Run = Printable(cmd.Reason), Printable(cmd.Version), Printable(cmd.Run)
+	if len(cmd.Steps) > 0 {
+		steps := make([]string, len(cmd.Steps))
+		for i, s := range cmd.Steps {
+			steps[i] = Printable(s)
+		}
+		cmd.Steps = steps
+	}
 	if len(cmd.Overrides) > 0 {
 		overrides := make([]string, len(cmd.Overrides))
 		for i, o := range cmd.Overrides {

@@ -6,6 +6,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/ripcordhq/ripcord/core"
 )
 
 // logDialog is the full-screen log reader over the console's ring of log
@@ -14,9 +16,19 @@ import (
 type logDialog struct {
 	lv     *logView
 	typing bool // the person is typing the text filter
+	// fetch, when set, is the step-log command that reads the steps' log
+	// from the pipeline source; the root sends it as the dialog opens.
+	fetch *core.Command
 }
 
 func newLogDialog(f logFilter) *logDialog { return &logDialog{lv: newLogView(f)} }
+
+// logTailMsg is the answer to a log dialog's fetch.
+type logTailMsg struct {
+	d   *logDialog
+	res core.Result
+	err error
+}
 
 func (d *logDialog) handle(s *screen, msg tea.Msg) action {
 	k, ok := msg.(tea.KeyPressMsg)
@@ -57,6 +69,10 @@ func (d *logDialog) view(s *screen, w, h int) []string {
 	c := strings.Split(lv.vp.View(), "\n")
 	if lv.count == 0 {
 		switch {
+		case lv.fetching != "":
+			c = []string{s.st.muted.Render(" fetching the log of " + lv.fetching + "…")}
+		case lv.fetchErr != "":
+			c = []string{s.st.danger.Render(" " + lv.fetchErr)}
 		case lv.filter.text != "":
 			c = []string{s.st.muted.Render(" no log line matches /" + lv.filter.text)}
 		case lv.filter.finished:
@@ -70,6 +86,12 @@ func (d *logDialog) view(s *screen, w, h int) []string {
 		title += " /" + lv.filter.text
 	}
 	title += fmt.Sprintf(" · %d lines", lv.count)
+	if lv.count > 0 && lv.fetching != "" {
+		title += " · fetching…"
+	}
+	if lv.count > 0 && lv.fetchErr != "" {
+		title += " · " + lv.fetchErr
+	}
 	if !lv.follow {
 		title += " · scrolled"
 	}

@@ -19,6 +19,7 @@ type logEntry struct {
 	ref    core.Ref
 	source string
 	text   string
+	gen    uint64 // the ring's generation when it was added
 }
 
 // ring is a fixed-size ring of log lines; it never grows past its cap.
@@ -32,6 +33,7 @@ type ring struct {
 func newRing(n int) *ring { return &ring{buf: make([]logEntry, n)} }
 
 func (r *ring) add(e logEntry) {
+	e.gen = r.gen + 1
 	r.buf[r.next] = e
 	r.next++
 	if r.next == len(r.buf) {
@@ -115,6 +117,17 @@ type logView struct {
 	seen   uint64 // ring generation last rendered
 	follow bool   // stick to the newest line
 	count  int
+
+	// A step's log read from the pipeline source when the person opened
+	// it: fetching while the read is under way, then the lines it
+	// returned (tail) or why it failed (fetchErr). Once the tail is in,
+	// the ring's lines for the step count only from tailGen on, so a line
+	// both streamed and read is shown once.
+	fetching string
+	fetchErr string
+	tail     []logEntry
+	tailGen  uint64
+	hasTail  bool
 }
 
 func newLogView(f logFilter) *logView {
@@ -138,8 +151,13 @@ func (l *logView) refresh(r *ring, w, h int) {
 	}
 	l.seen = r.gen
 	lines := make([]string, 0, 256)
+	for _, e := range l.tail {
+		if l.filter.text == "" || containsFold(e.text, l.filter.text) {
+			lines = append(lines, e.text)
+		}
+	}
 	r.each(func(e logEntry) {
-		if l.filter.keep(e) {
+		if l.filter.keep(e) && (!l.hasTail || e.gen > l.tailGen) {
 			lines = append(lines, e.text)
 		}
 	})
@@ -152,6 +170,20 @@ func (l *logView) refresh(r *ring, w, h int) {
 	l.vp.SetContentLines(lines)
 	if l.follow {
 		l.vp.GotoBottom()
+	}
+}
+
+// setTail takes the answer of the step-log read: its lines, or its
+// error, after the ring's generation gen.
+func (l *logView) setTail(res core.Result, err error, gen uint64) {
+	l.fetching, l.seen = "", ^uint64(0)
+	if err != nil {
+		l.fetchErr = core.Printable(err.Error())
+		return
+	}
+	l.hasTail, l.tailGen, l.tail = true, gen, make([]logEntry, 0, len(res.Log))
+	for _, line := range res.Log {
+		l.tail = append(l.tail, logEntry{source: line.Source, text: core.Printable(line.Text)})
 	}
 }
 

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -101,4 +103,64 @@ func TestLogMemoryIsCapped(t *testing.T) {
 	update(m, press("l"))
 	v := view(m)
 	mustContain(t, v, fmt.Sprint("line ", logCap+499), fmt.Sprintf("%d lines", logCap))
+}
+
+// Opening a step's log asks the engine to read it from the pipeline
+// source, once, as the person opens it: the dialog says it is fetching,
+// then shows the lines read (escaped) instead of what it had streamed,
+// then what streams after. A read-only console reads too; a finished
+// stage's row reads each of its steps.
+func TestOpeningAStepLogReadsItFromThePipelineSource(t *testing.T) {
+	o := testOptions()
+	o.ReadOnly = true
+	m, eng := fixtureConsole(t, canarySnapshot(), o)
+	wide(m)
+	var asked []core.Command
+	eng.Handle(core.CmdStepLog, func(_ context.Context, _ *core.Engine, cmd core.Command) (core.Result, error) {
+		asked = append(asked, cmd)
+		if cmd.Steps[0] == "test/unit" {
+			return core.Result{Outcome: "failed"}, errors.New("gitlab-ci: read the trace of job unit: 503 \x1b[2Jbusy")
+		}
+		return core.Result{Outcome: "done", Log: []core.LogLine{
+			{Source: "run-88/canary/canary 25%", Text: "shifting 25% of traffic"},
+			{Source: "run-88/canary/canary 25%", Text: "title \x1b]0;owned\x07 set"},
+		}}, nil
+	})
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/canary/canary 25%", "shifting 25% of traffic"))
+	update(m, flushMsg{})
+
+	cmd := update(m, press("enter"))
+	if cmd == nil {
+		t.Fatal("opening the step's log asked nothing of the engine")
+	}
+	if len(asked) != 0 {
+		t.Fatal("the log was read before the command ran")
+	}
+	mustContain(t, view(m), "fetching…")
+	run(t, m, cmd)
+	if len(asked) != 1 || asked[0].Run != "run-88" || len(asked[0].Steps) != 1 || asked[0].Steps[0] != "canary/canary 25%" || asked[0].Ref.Service != "api" {
+		t.Fatalf("the engine was asked %+v, want one step-log of run-88 canary/canary 25%%", asked)
+	}
+	v := view(m)
+	mustContain(t, v, "· 2 lines", `title \x1b]0;owned\x07 set`)
+	if strings.Count(v, "shifting 25% of traffic") != 1 {
+		t.Fatalf("a line both streamed and read shows other than once:\n%s", v)
+	}
+	eng.Publish(logEvent(core.Ref{Service: "api"}, "run-88/canary/canary 25%", "weight now 25"))
+	update(m, flushMsg{})
+	mustContain(t, view(m), "weight now 25", "· 3 lines")
+	update(m, press("esc"))
+
+	// A finished stage's row: each of its steps is read; the failure is
+	// shown escaped.
+	for range 3 {
+		update(m, press("k"))
+	}
+	cmd = update(m, press("enter"))
+	mustContain(t, view(m), "fetching the log of test…")
+	run(t, m, cmd)
+	if got := asked[len(asked)-1].Steps; strings.Join(got, ",") != "test/unit,test/lint" {
+		t.Fatalf("the test stage's row read %v, want [test/unit test/lint]", got)
+	}
+	mustContain(t, view(m), `503 \x1b[2Jbusy`)
 }

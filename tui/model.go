@@ -268,6 +268,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.showResult(msg)
 	case historyMsg:
 		m.openHistory(msg)
+	case logTailMsg:
+		msg.d.lv.setTail(msg.res, msg.err, m.s.logs.gen)
 	case tea.KeyPressMsg:
 		if d := m.dialogs.top(); d != nil {
 			return m, m.apply(d.handle(&m.s, msg))
@@ -436,11 +438,14 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, keys.PageDown):
 		v.move(&m.s, max(r.h-3, 1), r.w, r.h)
 	case key.Matches(k, keys.Open):
-		if row, ok := v.chosen(&m.s, r.w, r.h); ok {
-			m.dialogs.push(row.open(&m.s))
-		} else {
+		row, ok := v.chosen(&m.s, r.w, r.h)
+		if !ok {
 			m.say(fmt.Sprintf("nothing to open in %s", v.name()), core.SeverityInfo)
+			return nil
 		}
+		d := row.open(&m.s)
+		m.dialogs.push(d)
+		return m.fetchLog(d)
 	case key.Matches(k, keys.Theme):
 		m.cycleTheme()
 	case key.Matches(k, keys.Mouse):
@@ -549,6 +554,23 @@ func (m *Model) send(cmd core.Command) tea.Cmd {
 		defer cancel()
 		res, err := eng.Do(ctx, cmd)
 		return resultMsg{cmd: cmd, res: res, err: err}
+	}
+}
+
+// fetchLog reads a step log dialog's lines from the pipeline source off
+// the event loop; they arrive as a logTailMsg. It only reads, so a
+// read-only console asks too.
+func (m *Model) fetchLog(d dialog) tea.Cmd {
+	ld, ok := d.(*logDialog)
+	if !ok || ld.fetch == nil {
+		return nil
+	}
+	eng, cmd := m.eng, *ld.fetch
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+		defer cancel()
+		res, err := eng.Do(ctx, cmd)
+		return logTailMsg{d: ld, res: res, err: err}
 	}
 }
 

@@ -176,7 +176,29 @@ func stepLog(service string, steps ...string) func(*screen) dialog {
 				}
 			}
 		}
-		return newLogDialog(logFilter{title: "Log · " + service + " · " + strings.Join(steps, " · "), steps: steps, finished: finished})
+		d := newLogDialog(logFilter{title: "Log · " + service + " · " + strings.Join(steps, " · "), steps: steps, finished: finished})
+		// The source keeps each step's log; it is read now, once, not
+		// polled: the row names stages or steps, the read names steps.
+		var read []string
+		for _, want := range steps {
+			if strings.Contains(want, "/") {
+				read = append(read, want)
+				continue
+			}
+			for _, stg := range run.Stages {
+				if stg.Name != want {
+					continue
+				}
+				for _, sp := range stg.Steps {
+					read = append(read, stg.Name+"/"+sp.Name)
+				}
+			}
+		}
+		if run.ID != "" && len(read) > 0 {
+			d.fetch = &core.Command{Kind: core.CmdStepLog, Ref: core.Ref{Service: service, Env: s.focusRef().Env}, Actor: s.opts.Actor, Run: run.ID, Steps: read}
+			d.lv.fetching = strings.Join(steps, " · ")
+		}
+		return d
 	}
 }
 

@@ -3,13 +3,16 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
 	"github.com/ripcordhq/ripcord/plugins/gitlabci/gitlabtest"
 )
@@ -223,6 +226,14 @@ environments:
 	gl.Update(func() {
 		p.Status, p.UpdatedAt = "success", at(9*time.Second)
 		p.Jobs[1].Status, p.Jobs[1].FinishedAt = "success", at(9*time.Second)
+		// Job traces as a runner writes them: colours, section markers, a
+		// terminal title a log must not set, and a secret a job echoed.
+		p.Jobs[0].Trace = "\x1b[0KRunning with gitlab-runner 17.5.0\n" +
+			"section_start:1560896353:step_script\r\x1b[0K\x1b[32;1m$ make worker\x1b[0;m\n" +
+			"token is glpat-e2e\n" +
+			"\x1b]0;owned\x07compiled worker v1.6.0\n" +
+			"section_end:1560896360:step_script\r\x1b[0K\x1b[32;1mJob succeeded\x1b[0;m\n"
+		p.Jobs[1].Trace = "$ go test ./...\nok  \tshop/worker\t0.412s\nJob succeeded\n"
 	})
 	scr := s.waitFor("staging v1.6.0", 60*time.Second)
 	if !strings.Contains(scr, "succeeded") {
@@ -248,6 +259,67 @@ environments:
 			t.Errorf("a request to GitLab carried PRIVATE-TOKEN %q, want the one from GITLAB_TOKEN", tok)
 		}
 	}
+
+	// A job's log is read when a person opens it, not before: enter on the
+	// pipeline's last row (the test stage) shows its job's trace, read
+	// once; the build stage's row shows compile's, escaped and redacted.
+	traces := func() (n int) {
+		for _, r := range gl.Requests() {
+			if strings.HasSuffix(r.Path, "/trace") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := traces(); n != 0 {
+		t.Fatalf("%d job traces were read before anyone opened a log", n)
+	}
+	// Reading a log takes no lock: another person's does not stop it.
+	t.Setenv("RIPCORD_ACTOR", "bob")
+	if code, out, errs := ripcord(t, "lock", "worker", "--env", "staging", "--reason", "release freeze", "-c", cfg); code != exitOK {
+		t.Fatalf("lock: exit %d: %s%s", code, out, errs)
+	}
+	s.keys("Enter")
+	scr = s.waitFor("ok      shop/worker     0.412s", 30*time.Second)
+	if !strings.Contains(scr, "Log · worker · test") {
+		t.Errorf("enter did not open the test stage's log:\n%s", scr)
+	}
+	if n := traces(); n != 1 {
+		t.Errorf("opening one job's log read %d traces, want 1", n)
+	}
+	s.keys("Escape")
+	s.waitFor("Pipeline v1.6.0", 5*time.Second) // the main screen again, before k (else ESC k reads as alt+k)
+	s.keys("k")
+	s.keys("Enter")
+	scr = s.waitFor("compiled worker v1.6.0", 30*time.Second)
+	if !strings.Contains(scr, "Log · worker · build") || !strings.Contains(scr, "$ make worker") || !strings.Contains(scr, `\x1b]0;owned\x07`) {
+		t.Errorf("the build stage's log is not compile's trace with its control characters escaped:\n%s", scr)
+	}
+	if strings.Contains(scr, "glpat-e2e") || !strings.Contains(scr, "token is [redacted]") {
+		t.Errorf("the log shows the token a job echoed instead of its redaction:\n%s", scr)
+	}
+	if n := traces(); n != 2 {
+		t.Errorf("opening two job logs read %d traces, want 2", n)
+	}
+	// Reading is not an action: the audit log has bob's lock and no read.
+	code, out, errs := ripcord(t, "audit", "--json", "-c", cfg)
+	if code != exitOK {
+		t.Fatalf("audit: exit %d: %s%s", code, out, errs)
+	}
+	var audit struct {
+		Entries []auditJSON `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &audit); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range audit.Entries {
+		actions = append(actions, e.Action)
+	}
+	if !slices.Contains(actions, "lock") || slices.Contains(actions, string(core.CmdStepLog)) {
+		t.Errorf("audit actions %v: want bob's lock and no %s", actions, core.CmdStepLog)
+	}
+	s.keys("Escape")
 	s.keys("q")
 }
 

@@ -317,6 +317,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		w.marks = observe.MarkDeploys(w.eng, oopts.Errors, f.Redact)
 	}
 	w.eng.Handle(core.CmdBackupNow, w.backupNow)
+	w.eng.Handle(core.CmdStepLog, w.stepLog)
 	if w.attention, err = w.ctl.Recover(ctx); err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package host
 
 import (
+	"strings"
+
 	"github.com/ripcordhq/ripcord/core"
 )
 
@@ -59,8 +61,30 @@ func (h *Host) scrubRun(r core.PipelineRun) core.PipelineRun {
 }
 
 func (h *Host) scrubLine(l core.LogLine) core.LogLine {
-	l.Source, l.Stream, l.Text = h.text(l.Source), h.text(l.Stream), h.text(l.Text)
+	l.Source, l.Stream, l.Text = h.text(l.Source), h.text(l.Stream), h.text(expandTabs(l.Text))
 	return l
+}
+
+// expandTabs turns a log line's tabs into the spaces a terminal would
+// show (stops every 8 columns): test runners and compilers align with
+// them, and escaped they would read as \t.
+func expandTabs(s string) string {
+	if !strings.Contains(s, "\t") {
+		return s
+	}
+	var b strings.Builder
+	col := 0
+	for _, r := range s {
+		if r == '\t' {
+			n := 8 - col%8
+			b.WriteString(strings.Repeat(" ", n))
+			col += n
+			continue
+		}
+		b.WriteRune(r)
+		col++
+	}
+	return b.String()
 }
 
 func (h *Host) scrubIssue(i core.ErrorIssue) core.ErrorIssue {

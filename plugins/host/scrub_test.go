@@ -74,3 +74,13 @@ func TestProviderTextIsRedactedAndEscaped(t *testing.T) {
 		t.Fatal("no error window arrived")
 	}
 }
+
+// A log line's tabs become the spaces a terminal shows (go test aligns
+// its summary with them), not an escaped \t.
+func TestLogLineTabsAreExpanded(t *testing.T) {
+	h := &Host{}
+	got := h.scrubLine(core.LogLine{Text: "ok  \tshop/worker\t0.412s"}).Text
+	if want := "ok      shop/worker     0.412s"; got != want {
+		t.Fatalf("scrubbed line %q, want %q", got, want)
+	}
+}
