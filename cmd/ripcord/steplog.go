@@ -72,10 +72,9 @@ func (w *world) readStep(ctx context.Context, src core.PipelineSource, run, step
 	ring := make([]core.LogLine, 0, 64)
 	next := 0
 	err := src.Logs(ctx, run, step, false, func(l core.LogLine) {
-		if l.Source == "" {
-			l.Source = run + "/" + step
-		}
-		l.Source = core.Printable(w.cfg.Redact(l.Source))
+		// Named as the console's step filter names a step's lines,
+		// whatever the plugin protocol kept of the provider's name.
+		l.Source = core.Printable(run + "/" + step)
 		l.Text = core.Printable(w.cfg.Redact(cut(l.Text, stepLogLineBytes)))
 		if len(ring) < stepLogLines {
 			ring = append(ring, l)

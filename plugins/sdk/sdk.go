@@ -188,8 +188,8 @@ type LogLine struct {
 }
 
 // LogStreamer is implemented by pipeline sources that keep step output.
-// This version of the host does not call it yet; the capability tells a
-// host that does.
+// The host calls it, not following, when a person opens a step's log:
+// send the step's last lines and return.
 type LogStreamer interface {
 	Logs(ctx context.Context, req LogsRequest, send func(LogLine) error) error
 }

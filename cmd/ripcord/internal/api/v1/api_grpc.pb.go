@@ -62,8 +62,8 @@ type ClientServiceClient interface {
 	// fresh snapshot.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
 	// Do runs a command (promote, rollback, abort, pause, resume, lock,
-	// unlock, clear-hold, backup-now) on behalf of the caller and returns
-	// what it did. A refusal is a DoResponse with a failure, not an RPC
+	// unlock, clear-hold, backup-now; step-log only reads, and its result
+	// carries the lines) on behalf of the caller and returns what it did. A refusal is a DoResponse with a failure, not an RPC
 	// error: RPC errors mean the call did not reach the engine.
 	Do(ctx context.Context, in *DoRequest, opts ...grpc.CallOption) (*DoResponse, error)
 	// Deployments lists one environment's deployments, newest first.
@@ -190,8 +190,8 @@ type ClientServiceServer interface {
 	// fresh snapshot.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
 	// Do runs a command (promote, rollback, abort, pause, resume, lock,
-	// unlock, clear-hold, backup-now) on behalf of the caller and returns
-	// what it did. A refusal is a DoResponse with a failure, not an RPC
+	// unlock, clear-hold, backup-now; step-log only reads, and its result
+	// carries the lines) on behalf of the caller and returns what it did. A refusal is a DoResponse with a failure, not an RPC
 	// error: RPC errors mean the call did not reach the engine.
 	Do(context.Context, *DoRequest) (*DoResponse, error)
 	// Deployments lists one environment's deployments, newest first.

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/config"
+	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
+)
+
+// A GitHub Actions step's log, asked of the project's server over the
+// client API with the github-actions provider as its own process: nothing
+// reads a job log until someone asks; then the step's lines — only those
+// GitHub stamped within the step — come back in the answer, read once, and
+// the ask is no action (nothing audited). A step the run does not have is
+// refused with the provider's reason.
+func TestGitHubStepLogIsReadWhenAskedThroughTheServer(t *testing.T) {
+	gh := githubtest.New("shop", "api", "ci.yml")
+	defer gh.Close()
+	t.Setenv("GITHUB_TOKEN", "ghs_steplog")
+	dir := t.TempDir()
+	path := writeConfigFile(t, dir, `project: shop
+services:
+  - name: api
+    pipeline:
+      provider: github-actions
+      repository: shop/api
+      workflow: ci.yml
+      token: ${GITHUB_TOKEN}
+      api_url: `+gh.APIURL()+`
+      poll: 300ms
+      poll_active: 100ms
+environments:
+  - name: staging
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "http://127.0.0.1:{{.Port}}/healthz" }
+`)
+	stopWorldAtEnd(t, path)
+
+	t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	stamp := func(d time.Duration, text string) string { return at(d).Format(time.RFC3339Nano) + " " + text + "\n" }
+	gh.Add(githubtest.Run{Status: "completed", Conclusion: "success", HeadSHA: "9f3c1e0d2b4a69788c7d1e2f3a4b5c6d7e8f9012", Branch: "main",
+		CreatedAt: t0, StartedAt: t0, UpdatedAt: at(5 * time.Second),
+		Jobs: []githubtest.Job{{ID: 1, Name: "build", Status: "completed", Conclusion: "success", StartedAt: t0, CompletedAt: at(4 * time.Second),
+			Steps: []githubtest.Step{
+				{Name: "Set up job", Status: "completed", Conclusion: "success", StartedAt: t0, CompletedAt: at(time.Second)},
+				{Name: "Compile", Status: "completed", Conclusion: "success", StartedAt: at(2 * time.Second), CompletedAt: at(3 * time.Second)},
+			},
+			Log: stamp(500*time.Millisecond, "Runner image ubuntu-24.04") +
+				stamp(2100*time.Millisecond, "go build ./...") +
+				stamp(2900*time.Millisecond, "built api with token ghs_steplog") +
+				stamp(4500*time.Millisecond, "Post job cleanup"),
+		}}})
+
+	cfg, err := config.Load(path, config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := connect(ctx, cfg, startCreating)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var run core.PipelineRun
+	for run.State != core.RunSucceeded {
+		snap, sub := c.Subscribe()
+		sub.Close()
+		run = snap.Pipelines["api"]
+		if ctx.Err() != nil {
+			t.Fatalf("the server never showed the run succeeded: %+v", run)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	logReads := func() (n int) {
+		for _, r := range gh.Requests() {
+			if strings.HasSuffix(r.Path, "/logs") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := logReads(); n != 0 {
+		t.Fatalf("%d job logs were read before anyone asked", n)
+	}
+
+	staging := core.Ref{Service: "api", Env: "staging"}
+	res, err := c.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: staging, Actor: currentActor(), Run: run.ID, Steps: []string{"build/Compile"}})
+	if err != nil {
+		t.Fatalf("step-log: %v", err)
+	}
+	var got []string
+	for _, l := range res.Log {
+		got = append(got, l.Source+": "+l.Text)
+	}
+	want := []string{run.ID + "/build/Compile: go build ./...", run.ID + "/build/Compile: built api with token [redacted]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("step-log answered\n%q\nwant\n%q", got, want)
+	}
+	if n := logReads(); n != 1 {
+		t.Errorf("one step-log read %d job logs, want 1", n)
+	}
+
+	_, err = c.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: staging, Actor: currentActor(), Run: run.ID, Steps: []string{"build/Deploy"}})
+	if err == nil || !strings.Contains(err.Error(), `no step "Deploy"`) {
+		t.Errorf("a step the run lacks: %v, want the provider's refusal naming it", err)
+	}
+	if _, err := c.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: staging, Actor: currentActor()}); !errors.Is(err, core.ErrInvalid) {
+		t.Errorf("a step-log naming no run or step: %v, want invalid", err)
+	}
+
+	code, out, errs := ripcord(t, "audit", "-c", path)
+	if code != exitOK {
+		t.Fatalf("audit: exit %d: %s%s", code, out, errs)
+	}
+	if strings.Contains(out, string(core.CmdStepLog)) {
+		t.Errorf("reading a step's log was audited:\n%s", out)
+	}
+}
