@@ -374,6 +374,7 @@ func TestRolesTable(t *testing.T) {
 		{core.Command{Kind: core.CmdLock}, Operator},
 		{core.Command{Kind: core.CmdUnlock}, Operator},
 		{core.Command{Kind: core.CmdBackupNow}, Operator},
+		{core.Command{Kind: core.CmdStepLog}, Viewer},
 		{core.Command{Kind: core.CmdPromote}, Releaser},
 		{core.Command{Kind: core.CmdFullPromote}, Releaser},
 		{core.Command{Kind: core.CmdClearHold}, Releaser},

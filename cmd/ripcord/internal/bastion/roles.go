@@ -44,6 +44,9 @@ func ParseRole(s string) Role {
 // releaser, and taking over someone's lock or passing a failing gate an
 // admin.
 func Needs(cmd core.Command) Role {
+	if cmd.Kind.Reads() {
+		return Viewer // reading (a step's log) is watching: every role may
+	}
 	need := Viewer
 	switch cmd.Kind {
 	case core.CmdRollback, core.CmdAbort, core.CmdPause, core.CmdResume, core.CmdRetry,
