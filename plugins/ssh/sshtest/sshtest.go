@@ -382,7 +382,7 @@ func (h *Host) start() {
 	}
 	h.cmd.Stdout, h.cmd.Stderr = log, log
 	// Killed with the test process, even when its cleanup never runs.
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	h.cmd.SysProcAttr = sshdProcAttr()
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("start sshd for %s: %v", h.Name, err)
 	}
