@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -162,12 +164,12 @@ func BenchmarkBastion50Consoles(b *testing.B) {
 }
 
 func bench50(b *testing.B, flooding bool) {
-	const n = 50
+	n := benchN()
 	ps, ops := people(b, n)
 	r := newBenchRig(b, ops)
 	heap0 := heapInUse()
 	sessions := r.openMany(b, ps)
-	heapPer := float64(heapInUse()-heap0) / n
+	heapPer := float64(heapInUse()-heap0) / float64(n)
 
 	stop := make(chan struct{})
 	var flood sync.WaitGroup
@@ -228,7 +230,7 @@ func bench50(b *testing.B, flooding bool) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(100*cpu.Seconds()/wall.Seconds()/n, "cpu-%-per-session")
+	b.ReportMetric(100*cpu.Seconds()/wall.Seconds()/float64(n), "cpu-%-per-session")
 	b.ReportMetric(heapPer/1024, "heap-KiB-per-session")
 }
 
@@ -246,4 +248,12 @@ func BenchmarkBastionIdleConsole(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(100*(cpuTime()-cpu0).Seconds()/time.Since(wall0).Seconds()/n, "cpu-%-per-session")
+}
+
+// benchN is the number of consoles (RIPCORD_BENCH_CONSOLES, default 50).
+func benchN() int {
+	if v, err := strconv.Atoi(os.Getenv("RIPCORD_BENCH_CONSOLES")); err == nil && v > 0 {
+		return v
+	}
+	return 50
 }
