@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,57 @@ environments:
 	}
 	if strings.Contains(out, string(core.CmdStepLog)) {
 		t.Errorf("reading a step's log was audited:\n%s", out)
+	}
+}
+
+// An exec pipeline's step log is read the same way, from the exec
+// provider's own process: the step's output, each line once, its tabs
+// shown as a terminal shows them.
+func TestExecStepLogIsTheStepsOutput(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfigFile(t, dir, `project: shop
+services:
+  - name: api
+    pipeline: { provider: exec, stages: [{name: build, steps: [{name: compile, run: "printf 'ok\\tshop/api\\n'; echo built v1"}]}] }
+environments:
+  - name: staging
+    target: { provider: local, root: envs/staging, run: "./artifact", health: "tcp://127.0.0.1:1" }
+`)
+	f, err := config.Load(path, config.Options{Providers: config.BuiltinProviders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) }) // the staging target's proxy outlives the world
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	w, err := openWorld(ctx, f, worldOptions{Observe: true, CreateState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	id, err := w.pipelines["api"].Trigger(ctx, "api", "v1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if run := w.eng.Snapshot().Pipelines["api"]; run.ID == id && run.State == core.RunSucceeded {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("run %s never succeeded: %+v", id, w.eng.Snapshot().Pipelines["api"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := w.eng.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: core.Ref{Service: "api", Env: "staging"}, Actor: core.Actor{Name: "ana"}, Run: id, Steps: []string{"build/compile"}})
+	if err != nil {
+		t.Fatalf("step-log: %v", err)
+	}
+	var got []string
+	for _, l := range res.Log {
+		got = append(got, l.Source+": "+l.Text)
+	}
+	want := []string{id + "/build/compile: ok      shop/api", id + "/build/compile: built v1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("step-log answered\n%q\nwant\n%q", got, want)
 	}
 }
