@@ -106,7 +106,7 @@ func stopReleases(t *testing.T, root string) {
 }
 
 // startBuiltin starts one built-in under a real host, as the console does.
-func startBuiltin(t *testing.T, name string) *host.Host {
+func startBuiltin(t testing.TB, name string) *host.Host {
 	t.Helper()
 	dir := t.TempDir()
 	spec := host.PluginSpec{Name: name, Path: launcher(t, name), Env: []string{serveEnv + "=" + name}}
@@ -237,7 +237,7 @@ func TestExecBuiltinPassesConformance(t *testing.T) {
 	})
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

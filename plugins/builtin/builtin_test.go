@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // launcher writes an executable that runs this test binary as the named
 // built-in, so the conformance kit can start it like any plugin binary.
-func launcher(t *testing.T, name string) string {
+func launcher(t testing.TB, name string) string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {

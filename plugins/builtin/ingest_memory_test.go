@@ -18,7 +18,7 @@ import (
 )
 
 // vmKiB reads a "VmHWM:" or "VmRSS:" line of /proc/PID/status, in KiB.
-func vmKiB(t *testing.T, pid int, field string) int64 {
+func vmKiB(t testing.TB, pid int, field string) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -160,7 +160,7 @@ func TestSentryIngestProcessMemoryIsBounded(t *testing.T) {
 }
 
 // cpuTime reads a process's user and system CPU time from /proc/PID/stat.
-func cpuTime(t *testing.T, pid int) time.Duration {
+func cpuTime(t testing.TB, pid int) time.Duration {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
