@@ -444,3 +444,60 @@ func TestIdleConnectionsCloseConsolesStay(t *testing.T) {
 		t.Fatalf("%d sessions open; want the console's", r.b.Sessions())
 	}
 }
+
+// The console is drawn in the colour profile of the session's terminal:
+// colours for an xterm-256color, none for a dumb terminal.
+func TestConsoleUsesTheSessionsColourProfile(t *testing.T) {
+	ana := newPerson(t, "ana")
+	r := newBenchRig(t, []config.Operator{{Name: "ana", Keys: []string{ana.line}, Role: "viewer"}}, false)
+	screen := func(term string) string {
+		t.Helper()
+		client, _, err := dial(t, r.b.Addr().String(), ana)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		s, err := client.NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestPty(term, 40, 120, gossh.TerminalModes{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shell(); err != nil {
+			t.Fatal(err)
+		}
+		// Read until the header (the project's name) and the frame's end
+		// have been drawn.
+		got := make(chan string, 1)
+		go func() {
+			var all []byte
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := out.Read(buf)
+				all = append(all, buf[:n]...)
+				if strings.Contains(string(all), "shop") && strings.Count(string(all), "\n") >= 30 || err != nil {
+					got <- string(all)
+					return
+				}
+			}
+		}()
+		select {
+		case s := <-got:
+			return s
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no frame for TERM=%s within 30s", term)
+		}
+		return ""
+	}
+	if s := screen("xterm-256color"); !strings.Contains(s, "\x1b[38;") {
+		t.Fatalf("TERM=xterm-256color: no foreground colour in the frame:\n%q", s[:min(len(s), 2000)])
+	}
+	if s := screen("dumb"); !strings.Contains(s, "shop") || strings.Contains(s, "\x1b[38;") {
+		t.Fatalf("TERM=dumb: colours in the frame:\n%q", s[:min(len(s), 2000)])
+	}
+}

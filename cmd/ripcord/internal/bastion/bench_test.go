@@ -31,7 +31,7 @@ type benchRig struct {
 	shown chan struct{}  // a console drew its first frame (first output)
 }
 
-func newBenchRig(b *testing.B, ops []config.Operator) *benchRig {
+func newBenchRig(b testing.TB, ops []config.Operator, noColor bool) *benchRig {
 	b.Helper()
 	r := &benchRig{keys: make(chan time.Time, 1024), shown: make(chan struct{}, 1024)}
 	r.eng = core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"staging", "production"}})
@@ -48,7 +48,7 @@ func newBenchRig(b *testing.B, ops []config.Operator) *benchRig {
 				return msg
 			})
 			return tui.Run(ctx, c.Client, tui.Options{
-				Actor: c.Actor, Permit: c.Permit, NoColor: true, Width: c.Width, Height: c.Height,
+				Actor: c.Actor, Permit: c.Permit, NoColor: noColor, Width: c.Width, Height: c.Height,
 				Program: append(c.Program, keyed), Resize: c.Resize,
 			})
 		},
@@ -166,7 +166,7 @@ func BenchmarkBastion50Consoles(b *testing.B) {
 func bench50(b *testing.B, flooding bool) {
 	n := benchN()
 	ps, ops := people(b, n)
-	r := newBenchRig(b, ops)
+	r := newBenchRig(b, ops, true)
 	heap0 := heapInUse()
 	sessions := r.openMany(b, ps)
 	heapPer := float64(heapInUse()-heap0) / float64(n)
@@ -239,7 +239,7 @@ func bench50(b *testing.B, flooding bool) {
 func BenchmarkBastionIdleConsole(b *testing.B) {
 	const n = 10
 	ps, ops := people(b, n)
-	r := newBenchRig(b, ops)
+	r := newBenchRig(b, ops, true)
 	r.openMany(b, ps)
 	cpu0, wall0 := cpuTime(), time.Now()
 	b.ResetTimer()
