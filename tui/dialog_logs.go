@@ -75,6 +75,8 @@ func (d *logDialog) view(s *screen, w, h int) []string {
 			c = []string{s.st.danger.Render(" " + lv.fetchErr)}
 		case lv.filter.text != "":
 			c = []string{s.st.muted.Render(" no log line matches /" + lv.filter.text)}
+		case lv.hasTail:
+			c = []string{s.st.muted.Render(" the pipeline source has no log lines for this yet")}
 		case lv.filter.finished:
 			c = []string{s.st.muted.Render(" this finished before the console started or wrote nothing: no lines are kept for it")}
 		default:

@@ -47,17 +47,23 @@ func (w *world) stepLog(ctx context.Context, e *core.Engine, cmd core.Command) (
 	deadline := w.cfg.Deadlines.Core().Status
 	var lines []core.LogLine
 	var failed []string
+	read := 0
 	for _, step := range steps {
 		got, err := w.readStep(ctx, src, cmd.Run, step, deadline)
 		lines = append(lines, got...)
+		read += len(got)
 		if err != nil {
-			failed = append(failed, step+": "+core.Printable(w.cfg.Redact(err.Error())))
+			why := core.Printable(w.cfg.Redact(err.Error()))
+			failed = append(failed, step+": "+why)
+			// Said where the step's lines would be, for a read of several.
+			lines = append(lines, core.LogLine{Time: e.Now(), Source: core.Printable(cmd.Run + "/" + step), Stream: "ripcord", Text: "could not read the log of " + core.Printable(step) + ": " + why})
 		}
 	}
-	msg := fmt.Sprintf("%d lines of run %s (%s)", len(lines), cmd.Run, strings.Join(steps, ", "))
+	msg := fmt.Sprintf("%d lines of run %s (%s)", read, cmd.Run, strings.Join(steps, ", "))
 	if len(failed) > 0 {
 		msg = "could not read the log of " + strings.Join(failed, "; ")
-		if len(failed) == len(steps) {
+		if read == 0 && len(failed) == len(steps) {
+			// Nothing read: the error says it all, once.
 			return core.Result{Outcome: "failed", Message: msg}, errors.New(msg)
 		}
 	}

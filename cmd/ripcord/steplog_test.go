@@ -108,6 +108,12 @@ environments:
 		t.Errorf("one step-log read %d job logs, want 1", n)
 	}
 
+	// A step the run lacks is refused with the provider's reason: in the
+	// answer's lines beside a step that was read, as the error alone.
+	res, err = c.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: staging, Actor: currentActor(), Run: run.ID, Steps: []string{"build/Compile", "build/Deploy"}})
+	if err != nil || len(res.Log) != 3 || !strings.Contains(res.Log[2].Text, `could not read the log of build/Deploy: `) || !strings.Contains(res.Log[2].Text, `no step "Deploy"`) {
+		t.Errorf("a read of a step and of one the run lacks: %v, %+v", err, res.Log)
+	}
 	_, err = c.Do(ctx, core.Command{Kind: core.CmdStepLog, Ref: staging, Actor: currentActor(), Run: run.ID, Steps: []string{"build/Deploy"}})
 	if err == nil || !strings.Contains(err.Error(), `no step "Deploy"`) {
 		t.Errorf("a step the run lacks: %v, want the provider's refusal naming it", err)
