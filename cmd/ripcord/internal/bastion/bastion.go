@@ -102,6 +102,7 @@ type Bastion struct {
 	apiErr  chan error
 
 	mu       sync.Mutex
+	closing  bool
 	open     int
 	openKey  map[string]int
 	children map[int32]Person
@@ -215,6 +216,9 @@ func (b *Bastion) Close() {
 }
 
 func (b *Bastion) close() {
+	b.mu.Lock()
+	b.closing = true
+	b.mu.Unlock()
 	b.cancel()
 	if b.srv != nil {
 		_ = b.srv.Close()
@@ -266,7 +270,13 @@ func (b *Bastion) refuse(ctx ssh.Context, challenge gossh.KeyboardInteractiveCha
 // handle is every session: a console when there is a terminal and no
 // command, else the command.
 func (b *Bastion) handle(s ssh.Session) {
-	b.wg.Add(1)
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return
+	}
+	b.wg.Add(1) // under mu: never concurrent with Close's Wait
+	b.mu.Unlock()
 	defer b.wg.Done()
 	key := s.PublicKey()
 	if key == nil {
