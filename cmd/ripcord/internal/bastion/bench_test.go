@@ -169,7 +169,7 @@ func bench50(b *testing.B, flooding bool) {
 	r := newBenchRig(b, ops, true)
 	heap0 := heapInUse()
 	sessions := r.openMany(b, ps)
-	heapPer := float64(heapInUse()-heap0) / float64(n)
+	heapPer := float64(int64(heapInUse())-int64(heap0)) / float64(n)
 
 	stop := make(chan struct{})
 	var flood sync.WaitGroup
