@@ -13,6 +13,9 @@ type Phase string
 const (
 	// PhaseIdle: nothing in flight; Stable serves all traffic.
 	PhaseIdle Phase = "idle"
+	// PhaseDeploying: a promote is deploying Candidate's first step; the
+	// rollout starts (pause and abort apply) once it takes its share.
+	PhaseDeploying Phase = "deploying"
 	// PhaseRolling: the controller is taking Candidate through its steps.
 	PhaseRolling Phase = "in-flight"
 	// PhasePaused: a person paused the rollout; it holds before its next
@@ -38,7 +41,7 @@ const (
 // its errors are a present danger, not history.
 func (p Phase) Serving() bool {
 	switch p {
-	case PhaseRolling, PhasePaused, PhaseJudgment, PhaseDegraded:
+	case PhaseDeploying, PhaseRolling, PhasePaused, PhaseJudgment, PhaseDegraded:
 		return true
 	}
 	return false

@@ -88,7 +88,10 @@ func (pipelinePane) prefer(s *screen, rows []row) int {
 	}
 	last := -1
 	for i, r := range rows {
-		if r.open != nil {
+		if r.id == rolloutRowID {
+			return i // no step runs: the rollout is what moves
+		}
+		if r.open != nil && r.id != rolloutRowID+"/settled" {
 			last = i
 		}
 	}
@@ -234,7 +237,27 @@ func phaseRows(s *screen, ref core.Ref, sit core.Situation, d core.Deployment, p
 			out = append(out, row{text: l})
 		}
 	}
+	if len(out) > 0 {
+		// The rollout's head row opens the environment's log. While the
+		// candidate may take traffic it is what the pane selects (and so
+		// keeps in view) when no pipeline step runs: on a short screen it
+		// is the one row that must show.
+		out[0].id, out[0].open = rolloutRowID+"/settled", envLog(ref)
+		if sit.Phase.Serving() {
+			out[0].id = rolloutRowID
+		}
+	}
 	return out
+}
+
+// rolloutRowID identifies the rollout's head row in the Pipeline pane.
+const rolloutRowID = "\x00rollout"
+
+// envLog opens the log lines published for an environment.
+func envLog(ref core.Ref) func(*screen) dialog {
+	return func(*screen) dialog {
+		return newLogDialog(logFilter{title: "Logs · " + ref.String(), ref: ref})
+	}
 }
 
 func phaseLines(s *screen, ref core.Ref, sit core.Situation, d core.Deployment, plan []core.RolloutStep, w int, compact bool) []row {
@@ -250,6 +273,9 @@ func phaseLines(s *screen, ref core.Ref, sit core.Situation, d core.Deployment, 
 		return stepRows(s, plan, sit.Step, cur, d.StepStartedAt, s.now(), w, compact)
 	}
 	switch sit.Phase {
+	case core.PhaseDeploying:
+		rows = append(rows, row{text: st.muted.Render(head) + st.warn.Render(fmt.Sprintf("deploying its first step (%d%%)", sit.Weight))})
+		rows = append(rows, steps(core.RunRunning)...)
 	case core.PhaseRolling:
 		rows = append(rows, row{text: st.muted.Render(head) + st.warn.Render(fmt.Sprintf("in flight at %d%%", sit.Weight))})
 		rows = append(rows, steps(core.RunRunning)...)

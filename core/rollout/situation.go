@@ -142,7 +142,7 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 	if live == nil && s.Phase == core.PhaseDegraded && c.deploying(ref) && len(hist) > 0 && hist[0].State == core.DeployProgressing {
 		// A promote of this engine is deploying its first step: the
 		// rollout has not started yet, it has not stopped.
-		s.Phase, s.Since = core.PhaseRolling, hist[0].StartedAt
+		s.Phase, s.Since = core.PhaseDeploying, hist[0].StartedAt
 		s.Why = fmt.Sprintf("deploying %s for its first step (%d%% of %s)", hist[0].Version, hist[0].Weight, ref.Env)
 		firstStep = true
 	}

@@ -251,8 +251,8 @@ func TestTheFirstStepBeingDeployedOffersOnlyWhatTheEngineAccepts(t *testing.T) {
 	s := w.situationOf(t, "v2's first step is being deployed", func(s core.Situation) bool {
 		return strings.Contains(s.Why, "deploying v2 for its first step")
 	})
-	if s.Phase != core.PhaseRolling || s.Candidate != "v2" || s.Stable != "v1" {
-		t.Fatalf("situation while the first step deploys = %+v; want v1 → v2 rolling", s)
+	if s.Phase != core.PhaseDeploying || s.Candidate != "v2" || s.Stable != "v1" {
+		t.Fatalf("situation while the first step deploys = %+v; want v1 → v2 deploying", s)
 	}
 	for _, k := range []core.CommandKind{core.CmdAbort, core.CmdPause, core.CmdResume} {
 		if p := s.Command(k); p.Allowed || !strings.Contains(p.Why, "first step is still being deployed") {
