@@ -114,17 +114,21 @@ func (c *proxyCtl) setRoute(ctx context.Context, rt routeSpec) error {
 // stop asks the proxy to finish the requests under way and exit, and
 // waits until it no longer answers.
 func (c *proxyCtl) stop(ctx context.Context) error {
+	// A proxy already on its way out (stopped by someone else, or its
+	// root removed) may drop the request: what counts is that it goes.
 	resp, err := c.do(ctx, http.MethodPost, "/stop", nil)
-	if err != nil {
-		return err
+	if err == nil {
+		resp.Body.Close()
 	}
-	resp.Body.Close()
 	for {
-		if _, err := c.info(ctx); err != nil {
+		if _, ierr := c.info(ctx); ierr != nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("stopping the proxy: %w", err)
+			}
 			return fmt.Errorf("the proxy did not stop: %w", ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
