@@ -198,7 +198,14 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 		// Ready once it has settled where it comes from: not while its own
 		// rollout there is still going.
 		from := envOf(c, ref).From
-		prev, ok := snap.Deployments[core.Ref{Service: ref.Service, Env: from}]
+		fromRef := core.Ref{Service: ref.Service, Env: from}
+		prev, ok := snap.Deployments[fromRef]
+		// The store is written before the event is published: a promote
+		// there that has recorded its deployment but not yet announced it
+		// (its first step still deploying) is not settled.
+		if h, err := st.Deployments(ctx, fromRef, 1); err == nil && len(h) > 0 && (!ok || h[0].ID >= prev.ID) {
+			prev, ok = h[0], true
+		}
 		settled := !ok || prev.State.Terminal()
 		if _, held := s.Held(p.To); !held && from != "" && settled {
 			s.Ready = p.To
