@@ -290,7 +290,14 @@ func TestPasswordNeverInArgv(t *testing.T) {
 	p.onStart = func(pid int) {
 		// The child cannot be reaped before Wait, and restic derives its
 		// key (scrypt) before it can finish, so it is alive here.
-		cmdline, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		// Start returns once exec has begun; the kernel lays out the new
+		// argv a moment later, so an empty read means "not yet".
+		for deadline := time.Now().Add(5 * time.Second); len(cmdline) == 0 && time.Now().Before(deadline); {
+			cmdline, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if len(cmdline) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		environ, _ = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 		p.onStart = nil // only the first tool run: the backup
 	}
