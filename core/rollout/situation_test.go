@@ -135,8 +135,12 @@ func TestSituationAfterRollback(t *testing.T) {
 	w := newWorld(t, Env{Steps: canary})
 	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
 	w.waitFor(t, "judgment", deployState(core.DeployJudgment))
-	s := w.situationOf(t, "waiting for judgment", phase(core.PhaseJudgment))
-	if rb := s.Command(core.CmdRollback); !rb.Allowed || rb.From != "v2" || rb.To != "v1" || !strings.Contains(rb.Note, "v2 will be held") {
+	// The promote's lock may still be held in the first situation of the
+	// judgment; once it is released, rollback is offered.
+	s := w.situationOf(t, "waiting for judgment, the promote's lock released", func(s core.Situation) bool {
+		return s.Phase == core.PhaseJudgment && s.Command(core.CmdRollback).Allowed
+	})
+	if rb := s.Command(core.CmdRollback); rb.From != "v2" || rb.To != "v1" || !strings.Contains(rb.Note, "v2 will be held") {
 		t.Fatalf("rollback at judgment = %+v", rb)
 	}
 	w.do(t, core.Command{Kind: core.CmdRollback})
