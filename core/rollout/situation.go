@@ -37,7 +37,24 @@ func (c *Controller) watchSituations() {
 	defer sub.Close()
 	sent := map[core.Ref][]byte{}
 	var last time.Time
+	var buf []core.Event
+	// catchUp applies the events waiting on the subscription. An
+	// evaluation reads the store, which is written before its event is
+	// published: without catching up first, a tick could pair a store
+	// that already says "degraded" with a snapshot still missing the
+	// verdict that stopped the rollout, and publish a reason that was
+	// never true.
+	catchUp := func() (changed bool) {
+		buf = sub.Drain(buf[:0])
+		for _, ev := range buf {
+			snap.Apply(ev)
+			changed = changed || affectsSituation(ev.Kind)
+		}
+		clear(buf)
+		return changed
+	}
 	evaluate := func() {
+		catchUp()
 		last = time.Now()
 		for _, ref := range refs(snap) {
 			s := c.situation(c.ctx, snap, ref)
@@ -55,7 +72,6 @@ func (c *Controller) watchSituations() {
 	gap := time.NewTimer(0)
 	<-gap.C
 	pending := false
-	var buf []core.Event
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -71,14 +87,7 @@ func (c *Controller) watchSituations() {
 			continue
 		case <-sub.Ready():
 		}
-		buf = sub.Drain(buf[:0])
-		changed := false
-		for _, ev := range buf {
-			snap.Apply(ev)
-			changed = changed || affectsSituation(ev.Kind)
-		}
-		clear(buf)
-		if !changed || pending {
+		if changed := catchUp(); !changed || pending {
 			continue
 		}
 		if wait := situationGap - time.Since(last); wait > 0 {
@@ -133,6 +142,15 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 		}
 	}
 	hist, _ := st.Deployments(ctx, ref, 2)
+	if len(hist) > 0 && hist[0].State == core.DeployDegraded {
+		if d, ok := snap.Deployments[ref]; !ok || d.ID != hist[0].ID || d.State != hist[0].State {
+			// The store already says the rollout stopped and snap has not
+			// heard it yet: what stopped it (a verdict) was published
+			// before the store was written, so the engine's own state has
+			// it even where snap is behind.
+			snap = c.eng.Snapshot()
+		}
+	}
 	firstStep := false
 	live := c.current(ref)
 	if d, ok := snap.Deployments[ref]; ok && live != nil && (d.State.Terminal() || d.State == core.DeployDegraded) {

@@ -95,6 +95,24 @@ func TestAbortAfterAFailedAnalysisRestoresStable(t *testing.T) {
 	}
 }
 
+// An evaluation can start from a snapshot that has not yet heard the
+// verdict which stopped the rollout while the store (written before any
+// event) already says it stopped. The reason on screen is still the
+// verdict, never a bare "the rollout stopped".
+func TestDegradedSituationFromABehindSnapshotNamesTheVerdict(t *testing.T) {
+	w := newWorld(t, Env{Steps: []Step{{Kind: StepWeight, Weight: 25}, {Kind: StepAnalysis, For: time.Hour}, {Kind: StepWeight, Weight: 100}}})
+	w.do(t, core.Command{Kind: core.CmdPromote, Version: "v2"})
+	w.waitFor(t, "analysis", func(ev core.Event) bool { return ev.Kind == core.EvDeployment && ev.Deployment.Step == 1 })
+	behind := w.eng.Snapshot()
+	w.eng.Publish(spikeOf("v2"))
+	w.situationOf(t, "the rollout stopped degraded", phase(core.PhaseDegraded))
+
+	s := w.ctl.situation(context.Background(), behind, prod)
+	if s.Phase != core.PhaseDegraded || !strings.Contains(s.Why, "analysis failed") {
+		t.Fatalf("situation from a snapshot taken before the verdict = %s: %q; want degraded because its analysis failed", s.Phase, s.Why)
+	}
+}
+
 // A person's pause shows at once; the rollout holds at its next step
 // boundary (recorded as paused there), promote waits for a resume, and
 // resume lets it go on.
