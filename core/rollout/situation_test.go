@@ -293,3 +293,35 @@ func TestTheFirstStepBeingDeployedOffersOnlyWhatTheEngineAccepts(t *testing.T) {
 		t.Fatalf("the abort offered: %+v", res)
 	}
 }
+
+// The environment a release comes from is settled only when its newest
+// deployment has ended. The store is written before the event is
+// published: a promote there whose deployment is recorded but not yet
+// announced keeps "ready to promote" off, so p is never offered for an
+// environment whose source is still rolling out.
+func TestReadyWaitsForTheSourceEnvironmentsNewestDeployment(t *testing.T) {
+	w := newWorld(t, Env{From: "staging", Steps: []Step{{Kind: StepWeight, Weight: 100}}})
+	ctx := context.Background()
+	staging := core.Ref{Service: "api", Env: "staging"}
+	w.greenBuild("v2")
+	w.eng.Publish(core.Event{Kind: core.EvTarget, Ref: staging, Target: &core.TargetStatus{Ref: staging, Current: "v2", Healthy: true}})
+	done := core.Deployment{Ref: staging, Version: "v2", From: "v1", State: core.DeployHealthy, Weight: 100, StartedAt: time.Now().Add(-time.Minute), FinishedAt: time.Now()}
+	id, err := w.eng.Store().AddDeployment(ctx, done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done.ID = id
+	w.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: staging, Deployment: &done})
+	if s := w.ctl.Situation(ctx, prod); s.Ready != "v2" {
+		t.Fatalf("with staging's rollout of v2 finished, ready = %q; want v2 (promote: %+v)", s.Ready, s.Command(core.CmdPromote))
+	}
+
+	// A new promote in staging has recorded its deployment and not yet
+	// published it.
+	if _, err := w.eng.Store().AddDeployment(ctx, core.Deployment{Ref: staging, Version: "v2", From: "v2", State: core.DeployProgressing, Weight: 25, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.ctl.Situation(ctx, prod); s.Ready != "" {
+		t.Fatalf("while staging's newest deployment is still progressing, ready = %q; want none", s.Ready)
+	}
+}
