@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/plugins/internal/runbook"
 )
 
 // Source is a core.PipelineSource running stages on this machine.
@@ -22,17 +23,16 @@ type Source struct {
 	logf   func(core.LogLine)
 	logfMu sync.Mutex
 
-	mu      sync.Mutex
-	runs    map[string]*run
-	order   []string // run IDs, oldest first
-	seq     int
-	rev     int64 // bumped on every run change
-	changed chan struct{}
+	mu    sync.Mutex
+	runs  map[string]*run
+	order []string // run IDs, oldest first
+	seq   int
+	feed  runbook.Feed // numbers every run change
 }
 
 type run struct {
 	info   core.PipelineRun
-	rev    int64
+	rev    int64 // of its last change; 0 for runs loaded from disk
 	cancel context.CancelFunc
 	done   chan struct{}
 	logs   map[string]*stepLog // "stage/step"; nil for runs loaded from disk
@@ -67,7 +67,7 @@ func New(cfg Config, logf func(core.LogLine)) (*Source, error) {
 	if err := becomeSubreaper(); err != nil {
 		return nil, fmt.Errorf("exec pipeline: become child subreaper: %w", err)
 	}
-	s := &Source{cfg: cfg, stages: stages, logf: logf, runs: map[string]*run{}, changed: make(chan struct{})}
+	s := &Source{cfg: cfg, stages: stages, logf: logf, runs: map[string]*run{}}
 	loaded, err := s.loadRuns()
 	if err != nil {
 		return nil, fmt.Errorf("exec pipeline: load runs: %w", err)
@@ -95,13 +95,10 @@ func (s *Source) ArtifactStore() string { return filepath.Join(s.cfg.StateDir, "
 func (s *Source) update(r *run, change func(*core.PipelineRun)) {
 	s.mu.Lock()
 	change(&r.info)
-	s.rev++
-	r.rev = s.rev
 	// Saved before anyone hears of the change, so what a watcher saw is
 	// what a restarted console reads.
 	_ = s.saveRun(r.info)
-	close(s.changed)
-	s.changed = make(chan struct{})
+	r.rev = s.feed.Publish()
 	s.mu.Unlock()
 }
 
@@ -120,16 +117,6 @@ func (s *Source) Close() error {
 		<-r.done
 	}
 	return nil
-}
-
-func cloneRun(r core.PipelineRun) core.PipelineRun {
-	stages := make([]core.Stage, len(r.Stages))
-	for i, st := range r.Stages {
-		st.Steps = append([]core.Step(nil), st.Steps...)
-		stages[i] = st
-	}
-	r.Stages = stages
-	return r
 }
 
 // Trigger starts a run of the pipeline for a version. With fromStage set
@@ -153,7 +140,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		for i := len(s.order) - 1; i >= 0; i-- {
 			r := s.runs[s.order[i]]
 			if r.info.Service == service && r.info.Version == version && r.info.State.Terminal() {
-				info := cloneRun(r.info)
+				info := runbook.Clone(r.info)
 				prev = &info
 				break
 			}
@@ -265,7 +252,7 @@ func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.Pi
 		if r.info.Service != service {
 			continue
 		}
-		out = append(out, cloneRun(r.info))
+		out = append(out, runbook.Clone(r.info))
 		if limit > 0 && len(out) == limit {
 			break
 		}
@@ -274,11 +261,9 @@ func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.Pi
 }
 
 // WatchRuns sends the service's runs now and every run again when it
-// changes, until ctx ends.
+// changes, until ctx ends, in the order they changed.
 func (s *Source) WatchRuns(ctx context.Context, service string, fn func(core.PipelineRun)) error {
-	var seen int64
-	for {
-		s.mu.Lock()
+	return s.feed.Watch(ctx, &s.mu, func(seen int64) []core.PipelineRun {
 		var send []*run
 		for _, id := range s.order {
 			if r := s.runs[id]; r.rev > seen && r.info.Service == service {
@@ -288,20 +273,10 @@ func (s *Source) WatchRuns(ctx context.Context, service string, fn func(core.Pip
 		sort.Slice(send, func(i, j int) bool { return send[i].rev < send[j].rev })
 		infos := make([]core.PipelineRun, len(send))
 		for i, r := range send {
-			infos[i] = cloneRun(r.info)
+			infos[i] = runbook.Clone(r.info)
 		}
-		seen = s.rev
-		changed := s.changed
-		s.mu.Unlock()
-		for _, info := range infos {
-			fn(info)
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+		return infos
+	}, fn)
 }
 
 // Logs sends a step's kept lines; with follow it keeps sending until the

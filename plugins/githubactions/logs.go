@@ -29,7 +29,7 @@ func (s *Source) Logs(ctx context.Context, id, step string, _ bool, fn func(core
 		return err
 	}
 	s.mu.Lock()
-	r := s.runs[id]
+	r, _ := s.book.Get(id)
 	s.mu.Unlock()
 	if r == nil {
 		return fmt.Errorf("no run %s of %s", id, s.cfg.Workflow)

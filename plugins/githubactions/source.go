@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-github/v93/github"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/internal/cihttp"
+	"github.com/ripcordhq/ripcord/plugins/internal/runbook"
 )
 
 // Source is a core.PipelineSource reading one GitHub Actions workflow.
@@ -38,9 +39,7 @@ type Source struct {
 	cycles     int
 
 	mu       sync.Mutex
-	runs     map[string]*run // by Ripcord run id
-	rev      int64
-	changed  chan struct{}
+	book     *runbook.Book[string, *run] // by Ripcord run id
 	polled   bool
 	problem  string // the last poll's failure, for health
 	download string // the last download's failure, for health
@@ -56,13 +55,12 @@ type Source struct {
 
 // run is one attempt of one workflow run, as last read.
 type run struct {
-	info    core.PipelineRun
+	runbook.Run
 	ghID    int64
 	attempt int
 	updated time.Time // the run's updated_at when last read
 	jobs    []*github.WorkflowJob
 	final   bool // completed and its release (if any) read
-	rev     int64
 }
 
 var _ core.PipelineSource = (*Source)(nil)
@@ -96,7 +94,7 @@ func New(cfg Config) (*Source, error) {
 	s := &Source{
 		cfg: cfg, owner: owner, repo: repo, artifact: pattern, http: cond, gh: gh,
 		blob: &http.Client{Transport: blobTransport, Timeout: 5 * time.Minute},
-		runs: map[string]*run{}, changed: make(chan struct{}), wake: make(chan struct{}, 1), firstPoll: make(chan struct{}), done: make(chan struct{}),
+		book: runbook.New[string, *run](sameRun), wake: make(chan struct{}, 1), firstPoll: make(chan struct{}), done: make(chan struct{}),
 	}
 	if id, ok := workflowID(cfg.Workflow); ok {
 		s.resolvedID = id
@@ -216,7 +214,7 @@ func (s *Source) poke() {
 func (s *Source) active() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.runs {
+	for r := range s.book.All() {
 		if !r.final {
 			return true
 		}
@@ -287,7 +285,7 @@ func (s *Source) inFlight() []*run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*run
-	for _, r := range s.runs {
+	for r := range s.book.All() {
 		if !r.final {
 			out = append(out, r)
 		}
@@ -364,7 +362,7 @@ func (s *Source) resolveByName(ctx context.Context) error {
 func (s *Source) observeRun(ctx context.Context, gr *github.WorkflowRun) error {
 	id := runID(gr.GetID(), gr.GetRunAttempt())
 	s.mu.Lock()
-	r, known := s.runs[id]
+	r, known := s.book.Get(id)
 	if !known {
 		r = &run{ghID: gr.GetID(), attempt: max(gr.GetRunAttempt(), 1)}
 	}
@@ -390,8 +388,8 @@ func (s *Source) observeRun(ctx context.Context, gr *github.WorkflowRun) error {
 	s.mu.Lock()
 	r.updated = gr.GetUpdatedAt().Time
 	r.final = final
-	s.runs[id] = r
-	s.updateLocked(r, info)
+	s.book.Put(id, r)
+	s.book.Update(r, info)
 	s.mu.Unlock()
 	return nil
 }
@@ -404,12 +402,12 @@ func (s *Source) refreshJobs(ctx context.Context, r *run) error {
 		return err
 	}
 	s.mu.Lock()
-	info := r.info
+	info := r.Info
 	info.Stages = stages(r.jobs)
 	if info.State == core.RunQueued && anyJobStarted(r.jobs) {
 		info.State = core.RunRunning
 	}
-	s.updateLocked(r, info)
+	s.book.Update(r, info)
 	s.mu.Unlock()
 	return nil
 }
@@ -468,31 +466,11 @@ func anyJobStarted(jobs []*github.WorkflowJob) bool {
 	return false
 }
 
-// updateLocked stores a run's new view and wakes watchers when it changed.
-func (s *Source) updateLocked(r *run, info core.PipelineRun) {
-	if r.rev != 0 && sameRun(r.info, info) {
-		return
-	}
-	s.rev++
-	r.rev = s.rev
-	r.info = info
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
+// sameRun says whether a new view of a run changes nothing worth
+// telling. A run's finish is its updated_at, which can move while its
+// jobs stay as they were, so it counts too.
 func sameRun(a, b core.PipelineRun) bool {
-	if a.State != b.State || a.Version != b.Version || a.ArtifactDigest != b.ArtifactDigest || !a.FinishedAt.Equal(b.FinishedAt) || len(a.Stages) != len(b.Stages) {
-		return false
-	}
-	for i := range a.Stages {
-		x, y := a.Stages[i], b.Stages[i]
-		if x.Name != y.Name || x.State != y.State || !slices.EqualFunc(x.Steps, y.Steps, func(p, q core.Step) bool {
-			return p.Name == q.Name && p.State == q.State && p.StartedAt.Equal(q.StartedAt) && p.FinishedAt.Equal(q.FinishedAt)
-		}) {
-			return false
-		}
-	}
-	return true
+	return a.FinishedAt.Equal(b.FinishedAt) && runbook.Same(a, b)
 }
 
 // runID is the Ripcord id of one attempt of a run: GitHub's id, with the
@@ -675,53 +653,16 @@ func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.Pi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.problem != "" && len(s.runs) == 0 {
+	if s.problem != "" && s.book.Len() == 0 {
 		return nil, errors.New(s.problem)
 	}
-	var out []core.PipelineRun
-	for _, r := range s.runs {
-		if r.info.Service == service {
-			out = append(out, cloneRun(r.info))
-		}
-	}
-	slices.SortFunc(out, func(a, b core.PipelineRun) int { return b.StartedAt.Compare(a.StartedAt) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	return s.book.List(service, limit), nil
 }
 
 // WatchRuns sends every run it knows, in the order they started, then
 // every run again when it changes, until ctx ends.
 func (s *Source) WatchRuns(ctx context.Context, service string, fn func(core.PipelineRun)) error {
-	var seen int64
-	for {
-		s.mu.Lock()
-		var send []*run
-		for _, r := range s.runs {
-			if r.rev > seen && r.info.Service == service {
-				send = append(send, r)
-			}
-		}
-		slices.SortFunc(send, func(a, b *run) int {
-			return cmp.Or(a.info.StartedAt.Compare(b.info.StartedAt), cmp.Compare(a.rev, b.rev))
-		})
-		infos := make([]core.PipelineRun, len(send))
-		for i, r := range send {
-			infos[i] = cloneRun(r.info)
-		}
-		seen = s.rev
-		changed := s.changed
-		s.mu.Unlock()
-		for _, info := range infos {
-			fn(info)
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.book.Watch(ctx, &s.mu, service, fn)
 }
 
 // Trigger is Ripcord's retry. With fromStage, the newest finished attempt
@@ -735,8 +676,8 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		if r == nil {
 			return "", fmt.Errorf("no finished run of %s %s to re-run", service, version)
 		}
-		if r.info.State == core.RunSucceeded {
-			return "", fmt.Errorf("run %s of %s %s succeeded: nothing to re-run", r.info.ID, service, version)
+		if r.Info.State == core.RunSucceeded {
+			return "", fmt.Errorf("run %s of %s %s succeeded: nothing to re-run", r.Info.ID, service, version)
 		}
 		if _, err := s.gh.Actions.RerunFailedJobsByID(ctx, s.owner, s.repo, r.ghID); err != nil {
 			return "", s.apiError("re-run failed jobs", err)
@@ -768,11 +709,11 @@ func (s *Source) newestRunOf(version string) *run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *run
-	for _, r := range s.runs {
-		if !r.final || (version != "" && r.info.Version != version && r.info.Commit != version) {
+	for r := range s.book.All() {
+		if !r.final || (version != "" && r.Info.Version != version && r.Info.Commit != version) {
 			continue
 		}
-		if best == nil || r.info.StartedAt.After(best.info.StartedAt) {
+		if best == nil || r.Info.StartedAt.After(best.Info.StartedAt) {
 			best = r
 		}
 	}
@@ -822,14 +763,4 @@ func (s *Source) apiError(doing string, err error) error {
 		return fmt.Errorf("github-actions: %s of %s: %s", doing, s.cfg.Repository, msg)
 	}
 	return fmt.Errorf("github-actions: %s of %s: %w", doing, s.cfg.Repository, err)
-}
-
-func cloneRun(r core.PipelineRun) core.PipelineRun {
-	st := make([]core.Stage, len(r.Stages))
-	for i, x := range r.Stages {
-		x.Steps = slices.Clone(x.Steps)
-		st[i] = x
-	}
-	r.Stages = st
-	return r
 }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/internal/cihttp"
+	"github.com/ripcordhq/ripcord/plugins/internal/runbook"
 	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
@@ -119,9 +120,7 @@ type Source struct {
 	cycles   int
 
 	mu       sync.Mutex
-	runs     map[int64]*run
-	rev      int64
-	changed  chan struct{}
+	book     *runbook.Book[int64, *run] // by pipeline id
 	problem  string
 	download string
 
@@ -132,12 +131,11 @@ type Source struct {
 }
 
 type run struct {
-	info    core.PipelineRun
+	runbook.Run
 	id      int64
 	updated time.Time
 	jobs    []*gitlab.Job
 	final   bool
-	rev     int64
 	// rel is the release read from the artifact job's files, kept while
 	// that job stays the newest successful try.
 	rel release
@@ -156,7 +154,7 @@ func (r *run) fast(now time.Time, poll time.Duration) bool {
 	if !r.kicked.IsZero() && now.Sub(r.kicked) < poll {
 		return true
 	}
-	return !r.final && r.info.State != core.RunWaiting
+	return !r.final && r.Info.State != core.RunWaiting
 }
 
 var _ core.PipelineSource = (*Source)(nil)
@@ -180,7 +178,7 @@ func New(cfg Config) (*Source, error) {
 	if id, err := strconv.ParseInt(cfg.Project, 10, 64); err == nil {
 		pid = id
 	}
-	s := &Source{cfg: cfg, pid: pid, http: cond, gl: gl, runs: map[int64]*run{}, changed: make(chan struct{}),
+	s := &Source{cfg: cfg, pid: pid, http: cond, gl: gl, book: runbook.New[int64, *run](runbook.Same),
 		wake: make(chan struct{}, 1), firstPoll: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
@@ -205,8 +203,8 @@ func (s *Source) Health() (degraded bool, message string) {
 	s.mu.Lock()
 	problem, download := s.problem, s.download
 	var newestGreen *run
-	for _, r := range s.runs {
-		if r.info.State == core.RunSucceeded && (newestGreen == nil || r.id > newestGreen.id) {
+	for r := range s.book.All() {
+		if r.Info.State == core.RunSucceeded && (newestGreen == nil || r.id > newestGreen.id) {
 			newestGreen = r
 		}
 	}
@@ -278,7 +276,7 @@ func (s *Source) active() bool {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.runs {
+	for r := range s.book.All() {
 		if r.fast(now, s.cfg.Poll) {
 			return true
 		}
@@ -343,7 +341,7 @@ func (s *Source) inFlight() []*run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*run
-	for _, r := range s.runs {
+	for r := range s.book.All() {
 		if r.fast(now, s.cfg.Poll) {
 			out = append(out, r)
 		}
@@ -382,7 +380,7 @@ func (s *Source) listPipelines(ctx context.Context) ([]*gitlab.PipelineInfo, err
 func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string, created, updated *time.Time, jobsRead bool) error {
 	now := s.cfg.Now()
 	s.mu.Lock()
-	r, known := s.runs[id]
+	r, known := s.book.Get(id)
 	if !known {
 		r = &run{id: id}
 	}
@@ -392,7 +390,7 @@ func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string,
 	}
 	// A finished pipeline, or one waiting for a person, changes its
 	// updated_at when anything happens to it.
-	unchanged := same && (r.final || r.info.State == core.RunWaiting) && !r.fast(now, s.cfg.Poll)
+	unchanged := same && (r.final || r.Info.State == core.RunWaiting) && !r.fast(now, s.cfg.Poll)
 	s.mu.Unlock()
 	if unchanged {
 		return nil
@@ -416,14 +414,8 @@ func (s *Source) observe(ctx context.Context, id int64, status, ref, sha string,
 		r.updated = *updated
 	}
 	r.final = final
-	s.runs[id] = r
-	if r.rev == 0 || !sameRun(r.info, info) {
-		s.rev++
-		r.rev = s.rev
-		r.info = info
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
+	s.book.Put(id, r)
+	s.book.Update(r, info)
 	s.mu.Unlock()
 	return nil
 }
@@ -451,21 +443,6 @@ func (s *Source) readJobs(ctx context.Context, r *run) (bool, error) {
 	}
 	r.jobs = jobs
 	return changed, nil
-}
-
-func sameRun(a, b core.PipelineRun) bool {
-	if a.State != b.State || a.Version != b.Version || a.ArtifactDigest != b.ArtifactDigest || len(a.Stages) != len(b.Stages) {
-		return false
-	}
-	for i := range a.Stages {
-		x, y := a.Stages[i], b.Stages[i]
-		if x.Name != y.Name || x.State != y.State || !slices.EqualFunc(x.Steps, y.Steps, func(p, q core.Step) bool {
-			return p.Name == q.Name && p.State == q.State && p.StartedAt.Equal(q.StartedAt) && p.FinishedAt.Equal(q.FinishedAt)
-		}) {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Source) mapPipeline(id int64, status, ref, sha string, created *time.Time, jobs []*gitlab.Job) core.PipelineRun {
@@ -705,53 +682,16 @@ func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.Pi
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.problem != "" && len(s.runs) == 0 {
+	if s.problem != "" && s.book.Len() == 0 {
 		return nil, errors.New(s.problem)
 	}
-	var out []core.PipelineRun
-	for _, r := range s.runs {
-		if r.info.Service == service {
-			out = append(out, cloneRun(r.info))
-		}
-	}
-	slices.SortFunc(out, func(a, b core.PipelineRun) int { return b.StartedAt.Compare(a.StartedAt) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	return s.book.List(service, limit), nil
 }
 
 // WatchRuns sends every known pipeline in the order they started, then
 // each again when it changes.
 func (s *Source) WatchRuns(ctx context.Context, service string, fn func(core.PipelineRun)) error {
-	var seen int64
-	for {
-		s.mu.Lock()
-		var send []*run
-		for _, r := range s.runs {
-			if r.rev > seen && r.info.Service == service {
-				send = append(send, r)
-			}
-		}
-		slices.SortFunc(send, func(a, b *run) int {
-			return cmp.Or(a.info.StartedAt.Compare(b.info.StartedAt), cmp.Compare(a.rev, b.rev))
-		})
-		infos := make([]core.PipelineRun, len(send))
-		for i, r := range send {
-			infos[i] = cloneRun(r.info)
-		}
-		seen = s.rev
-		changed := s.changed
-		s.mu.Unlock()
-		for _, info := range infos {
-			fn(info)
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.book.Watch(ctx, &s.mu, service, fn)
 }
 
 // Trigger is Ripcord's retry and play. With fromStage: a manual job of
@@ -784,17 +724,17 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 				return "", s.apiError("play job "+j.Name, err)
 			}
 			s.kick(r)
-			return r.info.ID, nil
+			return r.Info.ID, nil
 		}
 	}
-	if r.info.State == core.RunSucceeded {
-		return "", fmt.Errorf("pipeline %s of %s %s succeeded and stage %s has no manual job: nothing to play or retry", r.info.ID, service, version, fromStage)
+	if r.Info.State == core.RunSucceeded {
+		return "", fmt.Errorf("pipeline %s of %s %s succeeded and stage %s has no manual job: nothing to play or retry", r.Info.ID, service, version, fromStage)
 	}
 	if _, _, err := s.gl.Pipelines.RetryPipelineBuild(s.pid, r.id, gitlab.WithContext(ctx)); err != nil {
 		return "", s.apiError("retry pipeline", err)
 	}
 	s.kick(r)
-	return r.info.ID, nil
+	return r.Info.ID, nil
 }
 
 // kick polls a played or retried pipeline fast, starting now.
@@ -809,11 +749,11 @@ func (s *Source) newestRunOf(version string) *run {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *run
-	for _, r := range s.runs {
-		if version != "" && r.info.Version != version && r.info.Commit != version {
+	for r := range s.book.All() {
+		if version != "" && r.Info.Version != version && r.Info.Commit != version {
 			continue
 		}
-		if best == nil || r.info.StartedAt.After(best.info.StartedAt) {
+		if best == nil || r.Info.StartedAt.After(best.Info.StartedAt) {
 			best = r
 		}
 	}
@@ -842,7 +782,7 @@ func (s *Source) Logs(ctx context.Context, id, step string, _ bool, fn func(core
 		return fmt.Errorf("%q is not a GitLab pipeline id", id)
 	}
 	s.mu.Lock()
-	r := s.runs[n]
+	r, _ := s.book.Get(n)
 	s.mu.Unlock()
 	if r == nil {
 		return fmt.Errorf("no pipeline %s of %s", id, s.cfg.Project)
@@ -912,14 +852,4 @@ func (s *Source) apiError(doing string, err error) error {
 		return fmt.Errorf("gitlab-ci: %s of %s: %d %s", doing, s.cfg.Project, er.StatusCode, er.Message)
 	}
 	return fmt.Errorf("gitlab-ci: %s of %s: %w", doing, s.cfg.Project, err)
-}
-
-func cloneRun(r core.PipelineRun) core.PipelineRun {
-	st := make([]core.Stage, len(r.Stages))
-	for i, x := range r.Stages {
-		x.Steps = slices.Clone(x.Steps)
-		st[i] = x
-	}
-	r.Stages = st
-	return r
 }
