@@ -93,7 +93,7 @@ func (h *Host) scrubIssue(i core.ErrorIssue) core.ErrorIssue {
 }
 
 func (h *Host) scrubWindow(w core.ErrorWindow) core.ErrorWindow {
-	w.Release, w.Unavailable = h.text(w.Release), h.text(w.Unavailable)
+	w.Release, w.Unavailable, w.Warning = h.text(w.Release), h.text(w.Unavailable), h.text(w.Warning)
 	for i := range w.Issues {
 		w.Issues[i] = h.scrubIssue(w.Issues[i])
 	}

@@ -19,7 +19,7 @@ type noisyErrors struct{}
 const noisyTitle = "TypeError: \x1b[41mROOT\x1b[0m\nforged line, db password hunter2-secret"
 
 func (noisyErrors) WatchCounts(ctx context.Context, _ sdk.WatchCountsRequest, send func(sdk.ErrorWindow) error) error {
-	if err := send(sdk.ErrorWindow{Release: "v1", Issues: []sdk.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle, Count: 3}}}); err != nil {
+	if err := send(sdk.ErrorWindow{Release: "v1", Issues: []sdk.ErrorIssue{{Fingerprint: "fp", Title: noisyTitle, Count: 3}}, Warning: noisyTitle}); err != nil {
 		return err
 	}
 	<-ctx.Done()
@@ -33,8 +33,10 @@ func init() {
 }
 
 // What a provider reports reaches the engine with configured secrets
-// redacted and control characters escaped: an error title cannot paint
-// the console or forge a line, and does not show the password it carried.
+// redacted and control characters escaped: an error title, or a window's
+// warning (which names releases and environments an SDK sent), cannot
+// paint the console or forge a line, and does not show the password it
+// carried.
 func TestProviderTextIsRedactedAndEscaped(t *testing.T) {
 	self, _ := os.Executable()
 	h, err := New(Options{Self: self, Builtins: []string{"noisy"}, Workdir: t.TempDir(), SocketDir: filepath.Join(t.TempDir(), "s"),
@@ -55,20 +57,23 @@ func TestProviderTextIsRedactedAndEscaped(t *testing.T) {
 	const want = `TypeError: \x1b[41mROOT\x1b[0m\nforged line, db password [redacted]`
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	got := make(chan string, 1)
+	got := make(chan core.ErrorWindow, 1)
 	go func() {
 		_ = src.WatchCounts(wctx, core.Ref{Service: "api", Env: "production"}, func(w core.ErrorWindow) {
 			select {
-			case got <- w.Issues[0].Title:
+			case got <- w:
 			default:
 			}
 			cancel()
 		})
 	}()
 	select {
-	case title := <-got:
-		if title != want {
+	case w := <-got:
+		if title := w.Issues[0].Title; title != want {
 			t.Fatalf("streamed title %q, want %q", title, want)
+		}
+		if w.Warning != want {
+			t.Fatalf("streamed warning %q, want %q", w.Warning, want)
 		}
 	case <-wctx.Done():
 		t.Fatal("no error window arrived")
