@@ -19,6 +19,7 @@ func TestGates(t *testing.T) {
 		{ID: "0041_create_orders", Kind: MigrationExpand, Changes: []SchemaChange{{Kind: MigrationExpand, Action: "create table", Table: "orders"}}},
 	}}
 	addNote := Migration{ID: "0042_add_note", Kind: MigrationExpand, Changes: []SchemaChange{{Kind: MigrationExpand, Action: "add column", Table: "orders", Column: "note"}}}
+	addEmail := Migration{ID: "0012_add_email", Kind: MigrationExpand, Changes: []SchemaChange{{Kind: MigrationExpand, Action: "add column", Table: "orders", Column: "email"}}}
 	dropComment := Migration{ID: "0043_drop_comment", Kind: MigrationContract, Changes: []SchemaChange{{Kind: MigrationContract, Action: "drop column", Table: "orders", Column: "comment"}}}
 	base := GateInput{Ref: prod, Release: rel, Pipeline: green, Prev: soaked, Backups: fresh, Actor: Actor{Name: "ana"}, Now: now}
 
@@ -92,6 +93,12 @@ func TestGates(t *testing.T) {
 			in.StableVersion, in.Stable = "v1.42.0", &stable
 			in.Release.Migrations = append(slices.Clone(stable.Migrations), addNote, dropComment)
 		}, GateFail, "0043_drop_comment (drop column orders.comment) ships in the same release as its expand step 0042_add_note: ship the expand one release earlier (expand → migrate → contract)"},
+		{"contract beside an expand of its table, the stable release having expanded it long ago", "migrations", func(in *GateInput) {
+			prev := stable
+			prev.Migrations = append(slices.Clone(stable.Migrations), addEmail)
+			in.StableVersion, in.Stable = "v1.42.0", &prev
+			in.Release.Migrations = append(slices.Clone(prev.Migrations), addNote, dropComment)
+		}, GateFail, "0043_drop_comment (drop column orders.comment) ships in the same release as 0042_add_note, which also expands orders: if that is the expand it finishes, ship it one release earlier (expand → migrate → contract); if it finishes an expand v1.42.0 already runs, override with that reason"},
 		{"contract with old backup", "migrations", func(in *GateInput) {
 			prev := stable
 			prev.Migrations = append(slices.Clone(stable.Migrations), addNote)

@@ -151,15 +151,27 @@ func expandProblem(c Migration, stable Release, added []Migration) string {
 		return fmt.Sprintf("%s is a contract (%s) and names no table to match an expand step against", c.ID, c.Reason)
 	}
 	for _, t := range tables {
-		if slices.ContainsFunc(stable.Migrations, func(m Migration) bool { return expandsColumnsOf(m, t) }) {
-			continue
-		}
+		// An expand of t in this same release is looked for first: an
+		// older expand of t in the stable release (any column added to
+		// the table since it was created) does not show that the stable
+		// release already writes what this contract leaves.
+		same := ""
 		for _, a := range added {
 			if a.ID != c.ID && expandsColumnsOf(a, t) {
-				return fmt.Sprintf("%s (%s) ships in the same release as its expand step %s: ship the expand one release earlier (expand → migrate → contract)", c.ID, c.Affects(), a.ID)
+				same = a.ID
+				break
 			}
 		}
-		return fmt.Sprintf("%s (%s), but %s shipped no expand step on %s (a new column written alongside the old): ship the expand one release before the contract", c.ID, c.Affects(), stable.Version, t)
+		earlier := slices.ContainsFunc(stable.Migrations, func(m Migration) bool { return expandsColumnsOf(m, t) })
+		switch {
+		case same != "" && !earlier:
+			return fmt.Sprintf("%s (%s) ships in the same release as its expand step %s: ship the expand one release earlier (expand → migrate → contract)", c.ID, c.Affects(), same)
+		case same != "":
+			return fmt.Sprintf("%s (%s) ships in the same release as %s, which also expands %s: if that is the expand it finishes, ship it one release earlier (expand → migrate → contract); if it finishes an expand %s already runs, override with that reason",
+				c.ID, c.Affects(), same, t, stable.Version)
+		case !earlier:
+			return fmt.Sprintf("%s (%s), but %s shipped no expand step on %s (a new column written alongside the old): ship the expand one release before the contract", c.ID, c.Affects(), stable.Version, t)
+		}
 	}
 	return ""
 }
