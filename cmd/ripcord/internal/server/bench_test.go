@@ -4,17 +4,22 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ripcordhq/ripcord/cmd/ripcord/internal/remote"
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/tui"
 )
 
 // BenchmarkFiftyClientsUnderFlood is the server with 50 subscribed
@@ -192,4 +197,77 @@ func BenchmarkAttach(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// frameWriter closes seen once the console's output holds marker: the
+// first frame, drawn in full, names it.
+type frameWriter struct {
+	mu     sync.Mutex
+	buf    []byte
+	marker string
+	seen   chan struct{}
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.buf == nil {
+		return len(p), nil // seen already
+	}
+	f.buf = append(f.buf, p...)
+	if strings.Contains(string(f.buf), f.marker) {
+		close(f.seen)
+		f.buf = nil
+	}
+	return len(p), nil
+}
+
+// BenchmarkAttachFirstFrame is a console's attach as a person sees it:
+// from connecting to the socket to the console's first frame on the
+// terminal (160×48, drawn from the server's snapshot; the frame is
+// counted once it shows the staging and production panes' names).
+//
+//	go test ./cmd/ripcord/internal/server/ -run XXX -bench AttachFirstFrame -benchtime 50x
+func BenchmarkAttachFirstFrame(b *testing.B) {
+	p := newProject(b)
+	for i := range 20 {
+		rel := fmt.Sprintf("v%d", i)
+		p.eng.Publish(core.Event{Kind: core.EvErrors, Ref: production, Key: "errors/" + rel,
+			Errors: &core.ErrorWindow{Ref: production, Release: rel, Buckets: make([]core.ErrorBucket, 60)}})
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		c, err := remote.Dial(context.Background(), p.sock)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := &frameWriter{buf: []byte{}, marker: "production", seen: make(chan struct{})}
+		in, hold := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() {
+			ran <- tui.Run(ctx, c, tui.Options{Actor: core.Actor{Name: "ana"}, Output: out, Input: in, Width: 160, Height: 48, NoColor: true})
+		}()
+		select {
+		case <-out.seen:
+		case err := <-ran:
+			b.Fatalf("the console ended before its first frame: %v", err)
+		case <-time.After(30 * time.Second):
+			b.Fatal("no first frame within 30s")
+		}
+		lat = append(lat, time.Since(t0))
+		cancel()
+		if err := <-ran; err != nil && !errors.Is(err, context.Canceled) {
+			b.Fatal(err)
+		}
+		hold.Close()
+		c.Close()
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
