@@ -45,12 +45,9 @@ type Source struct {
 	download string // the last download's failure, for health
 	webhooks webhookStats
 
-	wake      chan struct{}
-	firstPoll chan struct{} // closed once the first poll ended
-	stop      context.CancelFunc
-	done      chan struct{}
-	server    *http.Server
-	addr      string
+	poller *cihttp.Poller
+	server *http.Server
+	addr   string
 }
 
 // run is one attempt of one workflow run, as last read.
@@ -94,7 +91,7 @@ func New(cfg Config) (*Source, error) {
 	s := &Source{
 		cfg: cfg, owner: owner, repo: repo, artifact: pattern, http: cond, gh: gh,
 		blob: &http.Client{Transport: blobTransport, Timeout: 5 * time.Minute},
-		book: runbook.New[string, *run](sameRun), wake: make(chan struct{}, 1), firstPoll: make(chan struct{}), done: make(chan struct{}),
+		book: runbook.New[string, *run](sameRun), poller: cihttp.NewPoller(),
 	}
 	if id, ok := workflowID(cfg.Workflow); ok {
 		s.resolvedID = id
@@ -104,16 +101,13 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("github-actions: %w", err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	go s.loop(ctx)
+	s.poller.Start(cihttp.Polling{Poll: cfg.Poll, PollActive: cfg.PollActive, Round: s.poll, Active: s.active, Wait: s.http.Wait, Poked: s.relist})
 	return s, nil
 }
 
 // Close stops polling and the webhook receiver.
 func (s *Source) Close() error {
-	s.stop()
-	<-s.done
+	s.poller.Stop()
 	if s.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -172,43 +166,12 @@ func (s *Source) Health() (degraded bool, message string) {
 	return degraded, s.cfg.Repository + " " + s.cfg.Workflow + ": " + strings.Join(parts, "; ")
 }
 
-// loop polls until Close: fast while a run is in flight, slowly otherwise,
-// at once when a webhook arrives, never while GitHub asked to wait.
-func (s *Source) loop(ctx context.Context) {
-	defer close(s.done)
-	for first := true; ; first = false {
-		s.poll(ctx)
-		if first {
-			close(s.firstPoll)
-		}
-		interval := s.cfg.Poll
-		if s.active() {
-			interval = s.cfg.PollActive
-		}
-		if wait := s.http.Wait(); wait > interval {
-			interval = wait
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			t.Stop()
-			s.pollMu.Lock()
-			s.listedAt = time.Time{} // a webhook: read the list now
-			s.pollMu.Unlock()
-		case <-t.C:
-		}
-	}
-}
-
-// poke wakes the poller (a webhook said something changed).
-func (s *Source) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+// relist has the poll a poke brings read the list (a webhook said
+// something changed, or Ripcord just asked for a run).
+func (s *Source) relist() {
+	s.pollMu.Lock()
+	s.listedAt = time.Time{}
+	s.pollMu.Unlock()
 }
 
 func (s *Source) active() bool {
@@ -646,10 +609,8 @@ func (s *Source) release(ctx context.Context, gr *github.WorkflowRun) (version, 
 // Runs returns the newest runs, newest first, once the first poll has
 // read them; its failure when it found none.
 func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.PipelineRun, error) {
-	select {
-	case <-s.firstPoll:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.poller.FirstPoll(ctx); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -682,7 +643,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		if _, err := s.gh.Actions.RerunFailedJobsByID(ctx, s.owner, s.repo, r.ghID); err != nil {
 			return "", s.apiError("re-run failed jobs", err)
 		}
-		s.poke()
+		s.poller.Poke()
 		return runID(r.ghID, r.attempt+1), nil
 	}
 	req := github.CreateWorkflowDispatchEventRequest{Ref: s.cfg.DispatchRef, ReturnRunDetails: github.Ptr(true)}
@@ -698,7 +659,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 	if err != nil {
 		return "", s.apiError("dispatch the workflow", err)
 	}
-	s.poke()
+	s.poller.Poke()
 	if details.GetWorkflowRunID() == 0 {
 		return "", nil
 	}
@@ -729,12 +690,12 @@ func (s *Source) Cancel(ctx context.Context, id string) error {
 	if _, err := s.gh.Actions.CancelWorkflowRunByID(ctx, s.owner, s.repo, ghID); err != nil {
 		var accepted *github.AcceptedError
 		if errors.As(err, &accepted) {
-			s.poke()
+			s.poller.Poke()
 			return nil
 		}
 		return s.apiError("cancel run", err)
 	}
-	s.poke()
+	s.poller.Poke()
 	return nil
 }
 

@@ -72,7 +72,7 @@ func (s *Source) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	s.webhooks.accepted++
 	s.mu.Unlock()
 	if repo == "" || strings.EqualFold(repo, s.cfg.Repository) {
-		s.poke()
+		s.poller.Poke()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

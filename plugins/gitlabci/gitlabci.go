@@ -124,10 +124,7 @@ type Source struct {
 	problem  string
 	download string
 
-	wake      chan struct{}
-	firstPoll chan struct{}
-	stop      context.CancelFunc
-	done      chan struct{}
+	poller *cihttp.Poller
 }
 
 type run struct {
@@ -179,17 +176,14 @@ func New(cfg Config) (*Source, error) {
 		pid = id
 	}
 	s := &Source{cfg: cfg, pid: pid, http: cond, gl: gl, book: runbook.New[int64, *run](runbook.Same),
-		wake: make(chan struct{}, 1), firstPoll: make(chan struct{}), done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.stop = cancel
-	go s.loop(ctx)
+		poller: cihttp.NewPoller()}
+	s.poller.Start(cihttp.Polling{Poll: cfg.Poll, PollActive: cfg.PollActive, Round: s.poll, Active: s.active, Wait: s.http.Wait, Poked: s.relist})
 	return s, nil
 }
 
 // Close stops polling.
 func (s *Source) Close() error {
-	s.stop()
-	<-s.done
+	s.poller.Stop()
 	return nil
 }
 
@@ -236,40 +230,12 @@ func (s *Source) Health() (degraded bool, message string) {
 	return degraded, s.cfg.Project + "@" + s.cfg.Ref + ": " + strings.Join(parts, "; ")
 }
 
-func (s *Source) loop(ctx context.Context) {
-	defer close(s.done)
-	for first := true; ; first = false {
-		s.poll(ctx)
-		if first {
-			close(s.firstPoll)
-		}
-		interval := s.cfg.Poll
-		if s.active() {
-			interval = s.cfg.PollActive
-		}
-		if wait := s.http.Wait(); wait > interval {
-			interval = wait
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			t.Stop()
-			s.pollMu.Lock()
-			s.listedAt = time.Time{}
-			s.pollMu.Unlock()
-		case <-t.C:
-		}
-	}
-}
-
-func (s *Source) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+// relist has the poll a poke brings read the list (Ripcord just
+// played, retried or cancelled one, or asked for a new one).
+func (s *Source) relist() {
+	s.pollMu.Lock()
+	s.listedAt = time.Time{}
+	s.pollMu.Unlock()
 }
 
 func (s *Source) active() bool {
@@ -675,10 +641,8 @@ func keep(dir string, body io.Reader, h hash.Hash) (string, error) {
 // Runs returns the newest pipelines, newest first, once the first poll
 // has read them.
 func (s *Source) Runs(ctx context.Context, service string, limit int) ([]core.PipelineRun, error) {
-	select {
-	case <-s.firstPoll:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := s.poller.FirstPoll(ctx); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -708,7 +672,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		if err != nil {
 			return "", s.apiError("create a pipeline", err)
 		}
-		s.poke()
+		s.poller.Poke()
 		return strconv.FormatInt(p.ID, 10), nil
 	}
 	r := s.newestRunOf(version)
@@ -742,7 +706,7 @@ func (s *Source) kick(r *run) {
 	s.mu.Lock()
 	r.kicked = s.cfg.Now()
 	s.mu.Unlock()
-	s.poke()
+	s.poller.Poke()
 }
 
 func (s *Source) newestRunOf(version string) *run {
@@ -769,7 +733,7 @@ func (s *Source) Cancel(ctx context.Context, id string) error {
 	if _, _, err := s.gl.Pipelines.CancelPipelineBuild(s.pid, n, gitlab.WithContext(ctx)); err != nil {
 		return s.apiError("cancel pipeline", err)
 	}
-	s.poke()
+	s.poller.Poke()
 	return nil
 }
 

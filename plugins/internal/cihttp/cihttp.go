@@ -1,5 +1,6 @@
 // Package cihttp is the HTTP layer the CI pipeline sources share: conditional
-// requests, the API budget the server states and the pauses it asks for.
+// requests, the API budget the server states and the pauses it asks for,
+// and the loop that polls within them.
 package cihttp
 
 import (
