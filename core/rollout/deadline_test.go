@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +97,72 @@ func TestRollbackStopsAHangingDeploy(t *testing.T) {
 	}
 	if err := <-promoted; err == nil || !strings.Contains(err.Error(), "the rollback by ana") {
 		t.Fatalf("the promote = %v; want it stopped by the rollback", err)
+	}
+}
+
+// hangingRollbackTarget's Rollback never finishes by itself.
+type hangingRollbackTarget struct {
+	memTarget
+	answers   atomic.Bool // once set, Rollback works
+	cancelled chan error
+}
+
+func (h *hangingRollbackTarget) Rollback(ctx context.Context, op core.OpRequest, to string, ev func(core.OpEvent)) error {
+	if h.answers.Load() {
+		return h.memTarget.Rollback(ctx, op, to, ev)
+	}
+	<-ctx.Done()
+	h.cancelled <- context.Cause(ctx)
+	return ctx.Err()
+}
+
+// A rollback whose provider never answers fails at the rollback deadline
+// naming it and the provider, lets go of the lock, leaves nothing
+// unfinished, keeps the release it was leaving held, and can be retried.
+func TestRollbackPastItsDeadlineFailsReleasesTheLockAndKeepsTheHold(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api"}, Envs: []string{"production"}, Store: st})
+	tg := &hangingRollbackTarget{memTarget: memTarget{current: "v2"}, cancelled: make(chan error, 1)}
+	ctl := New(eng, Options{Deadlines: core.Deadlines{Rollback: 50 * time.Millisecond}, Envs: []Env{{Ref: prod, Target: tg, Provider: "fleet"}}})
+	t.Cleanup(func() { ctl.Close(); st.Close() })
+	for _, v := range []string{"v1", "v2"} {
+		if err := st.PutRelease(ctx, core.Release{Service: "api", Version: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Now().Add(-time.Hour)
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: prod, Version: "v1", State: core.DeployHealthy, Weight: 100, StartedAt: at, FinishedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: prod, Version: "v2", From: "v1", State: core.DeployHealthy, Weight: 100, StartedAt: at.Add(time.Minute), FinishedAt: at.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1", Actor: ana, Reason: "bad"})
+	if err == nil || !strings.Contains(err.Error(), "rollback did not finish within 50ms (provider fleet)") {
+		t.Fatalf("rollback = %v; want the deadline named", err)
+	}
+	if cause := <-tg.cancelled; !errors.Is(cause, context.DeadlineExceeded) {
+		t.Fatalf("the target saw %v, want its deadline", cause)
+	}
+	if locks, _ := st.Locks(ctx); len(locks) != 0 {
+		t.Fatalf("locks after the failed rollback = %+v", locks)
+	}
+	if ops, _ := st.Unfinished(ctx); len(ops) != 0 {
+		t.Fatalf("unfinished operations after the failed rollback = %+v", ops)
+	}
+	if rel, err := st.Release(ctx, "api", "v2"); err != nil || !rel.Held {
+		t.Fatalf("v2 after its failed rollback: %+v, %v; want it held", rel, err)
+	}
+	// The provider answers again; the person's retry runs.
+	tg.answers.Store(true)
+	if res, err := eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: prod, Version: "v1", Actor: ana, Reason: "retry"}); err != nil || res.Outcome != "rolled back" {
+		t.Fatalf("the retry = %+v, %v", res, err)
 	}
 }
