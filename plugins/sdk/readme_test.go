@@ -74,7 +74,23 @@ func TestReadmePluginPassesTheKitFromAModuleOfItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod := "module example.com/snapshots\n\ngo 1.26.8\n\nrequire github.com/ripcordhq/ripcord v0.0.0\n\nreplace github.com/ripcordhq/ripcord => " + root + "\n"
+	// The module's go.mod is as `go mod tidy` leaves it: besides ripcord,
+	// it lists the modules ripcord requires, so the go command resolves
+	// the build from those go.mod files alone. With ripcord alone it would
+	// load the whole module graph, which needs the go.mod of versions no
+	// build downloads (hclog's go-spew v1.1.1): on a cold module cache and
+	// without the network, the test then fails before the kit runs.
+	rootMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requires := string(rootMod)
+	if i := strings.Index(requires, "\nrequire"); i >= 0 {
+		requires = requires[i+1:]
+	} else {
+		t.Fatal("ripcord's go.mod has no require block")
+	}
+	mod := "module example.com/snapshots\n\ngo 1.26.8\n\nrequire github.com/ripcordhq/ripcord v0.0.0\n\nreplace github.com/ripcordhq/ripcord => " + root + "\n\n" + requires
 	dir := t.TempDir()
 	for name, body := range map[string]string{"go.mod": mod, "go.sum": string(sum), "main.go": mainGo, "main_test.go": testGo} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
