@@ -41,7 +41,7 @@ func TestHeadlessDemoStoryAndCleanExit(t *testing.T) {
 	if last := lines[auditAt-1]; !strings.HasSuffix(last, "rolled back to v1.4.2") {
 		t.Fatalf("the story's last event line is %q, want it to say rolled back to v1.4.2\n%s", last, out)
 	}
-	if !regexp.MustCompile(`verdict SPIKE: v1\.5\.0 in production against v1\.4\.2 · \d+ vs \d+ errors at 25% share · [0-9.]+× · at least [0-9.]+× the baseline's error rate \(99% confidence\)`).MatchString(out) {
+	if !regexp.MustCompile(`verdict SPIKE: v1\.5\.0 in production against v1\.4\.2 · \d+ vs \d+ errors at 25% share · (?:[0-9.]+|∞)× · at least [0-9.]+× the baseline's error rate \(99% confidence\)`).MatchString(out) {
 		t.Fatalf("no SPIKE verdict with its evidence:\n%s", out)
 	}
 	// Each release records the commit and branch of the workspace's git

@@ -844,11 +844,26 @@ func (m *Monitor) averageShare() float64 {
 // ratio. With share groups g, logit p_g = logit w_g + log ρ, so the score
 // equation is Σ n_g p_g(ρ) = candidate count, monotone in log ρ: solved by
 // bisection. For one share it is (c/b)·(1-w)/w.
+//
+// It is the ratio shown beside the counts, so it reads the counts in full
+// when the capped ones hold no baseline error at all: baseline errors
+// that arrived once a candidate burst had filled its bucket's cap weigh
+// nothing in the test, yet "8 vs 2 errors · ∞×" would say what was never
+// seen.
 func (m *Monitor) rateRatioMLE() float64 {
+	count := func(g *group) (c, n float64) { return g.cEff, g.nEff }
 	var c, n float64
 	for i := range m.groups {
-		c += m.groups[i].cEff
-		n += m.groups[i].nEff
+		gc, gn := count(&m.groups[i])
+		c, n = c+gc, n+gn
+	}
+	if c > 0 && c >= n && m.base > 0 {
+		count = func(g *group) (c, n float64) { return g.cAll, g.nAll }
+		c, n = 0, 0
+		for i := range m.groups {
+			gc, gn := count(&m.groups[i])
+			c, n = c+gc, n+gn
+		}
 	}
 	switch {
 	case n == 0 || c == 0:
@@ -864,7 +879,8 @@ func (m *Monitor) rateRatioMLE() float64 {
 		var s float64
 		for i := range m.groups {
 			g := &m.groups[i]
-			s += g.nEff / (1 + math.Exp(-(math.Log(g.w/(1-g.w)) + theta)))
+			_, gn := count(g)
+			s += gn / (1 + math.Exp(-(math.Log(g.w/(1-g.w)) + theta)))
 		}
 		return s
 	}

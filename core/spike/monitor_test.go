@@ -262,6 +262,27 @@ func TestIncidentIsCapped(t *testing.T) {
 	}
 }
 
+// Baseline errors that arrive once a candidate burst has filled its
+// bucket's cap weigh nothing in the test; the ratio shown beside "8 vs 2
+// errors" is still the one those counts give, never ∞.
+func TestRatioBesideTheCountsReadsClippedBaselineErrors(t *testing.T) {
+	hist := make([]int64, 180)
+	for i := range hist {
+		hist[i] = int64(i % 2)
+	}
+	m := newTestMonitor(Policy{})
+	m.SetHistory(BucketWidth, hist)
+	m.Observe(Bucket{Start: at(0), Share: 0.25, Candidate: 8})
+	m.Observe(Bucket{Start: at(0), Share: 0.25, Baseline: 2})
+	ev := m.Verdict(at(1)).Evidence
+	if ev.CandidateCount != 8 || ev.BaselineCount != 2 {
+		t.Fatalf("counts %d vs %d; want 8 vs 2", ev.CandidateCount, ev.BaselineCount)
+	}
+	if want := 8.0 / 2 * 0.75 / 0.25; !closeRel(ev.RateRatio, want, 1e-9) {
+		t.Fatalf("rate ratio beside 8 vs 2 errors at 25%% share = %v (%s); want %v", ev.RateRatio, ev.Ratio(), want)
+	}
+}
+
 // At a low error rate the spike test does not spend its prior on
 // regressions it could not see within an hour, and says so.
 func TestFocusOnDetectableRegressions(t *testing.T) {
