@@ -95,19 +95,27 @@ func deploymentStatus(c *cluster) sdk.TargetStatus {
 	} else if !done {
 		ts.Problems = append(ts.Problems, msg)
 	}
-	if can, err := c.deployments.Deployments(s.Namespace).Get(CanaryName(s.Workload)); err == nil && can.Spec.Replicas != nil && *can.Spec.Replicas > 0 {
+	// A canary scaled to 0 (an abort) is still the candidate, at 0%: it
+	// stays installed for inspection and a later weight resumes it.
+	if can, err := c.deployments.Deployments(s.Namespace).Get(CanaryName(s.Workload)); err == nil {
 		ts.Candidate = versionOf(can.Spec.Template, s.Container)
-		var stable int32
-		if st.Spec.Replicas != nil {
-			stable = *st.Spec.Replicas
+		n := int32(1) // unset means 1
+		if can.Spec.Replicas != nil {
+			n = *can.Spec.Replicas
 		}
-		ts.Weight = int(math.Round(100 * float64(*can.Spec.Replicas) / float64(stable+*can.Spec.Replicas)))
-		cdone, cmsg, cerr := rolloutStatus(can)
-		ts.Healthy = ts.Healthy && cdone
-		if cerr != nil {
-			ts.Problems = append(ts.Problems, cerr.Error())
-		} else if !cdone {
-			ts.Problems = append(ts.Problems, cmsg)
+		if n > 0 {
+			var stable int32
+			if st.Spec.Replicas != nil {
+				stable = *st.Spec.Replicas
+			}
+			ts.Weight = int(math.Round(100 * float64(n) / float64(stable+n)))
+			cdone, cmsg, cerr := rolloutStatus(can)
+			ts.Healthy = ts.Healthy && cdone
+			if cerr != nil {
+				ts.Problems = append(ts.Problems, cerr.Error())
+			} else if !cdone {
+				ts.Problems = append(ts.Problems, cmsg)
+			}
 		}
 	}
 	for _, h := range history(c, s) {
@@ -154,10 +162,11 @@ func deploymentApply(ctx context.Context, op *sdk.Op, c *cluster, s Settings, in
 		return err
 	}
 	if in.Kind == "weight" && in.Weight > 0 && in.Image == "" {
-		// Promote or re-split what the canary runs; the intent records
-		// its image so a re-attached operation needs no canary to read.
-		if canary == nil || canary.Spec.Replicas == nil || *canary.Spec.Replicas == 0 {
-			return fmt.Errorf("no canary of deployment %s/%s is running: deploy a release first", s.Namespace, s.Workload)
+		// Promote, re-split or resume (after an abort left it at 0
+		// replicas) what the canary runs; the intent records its image so
+		// a re-attached operation needs no canary to read.
+		if canary == nil {
+			return fmt.Errorf("deployment %s/%s has no canary: deploy a release first", s.Namespace, s.Workload)
 		}
 		in.Image, in.Version = imageOf(canary.Spec.Template, s.Container), versionOf(canary.Spec.Template, s.Container)
 	}

@@ -144,17 +144,23 @@ func sdkRelease(r core.Release) sdk.Release {
 
 // The provider passes the kit every third-party provider runs: handshake,
 // settings errors at their key, health, and for Deploy the event order,
-// cancellation within a second and idempotency on the operation id.
+// cancellation within a second and idempotency on the operation id, and
+// the canary contract (a canary beside the current release, abort,
+// promote, rollback).
 func testConformance(t *testing.T, c *kubetest.Cluster) {
 	ns := "shop-conformance"
 	c.Namespace(ns)
-	createWorkload(t, c, ns, "api", 2, "v1", nil)
+	// Ten pods, so the kit's 10% canary is exactly one pod: the status
+	// reports the share the pods achieve, which the kit compares with
+	// what it asked for.
+	createWorkload(t, c, ns, "api", 10, "v1", nil)
 	good := settings(c, c.AdminKubeconfig, "admin", ns, kubernetes.ModeDeployment, "api")
 	bad := settings(c, c.AdminKubeconfig, "admin", "Not_A_Namespace", kubernetes.ModeDeployment, "api")
 	conformance.Run(t, conformance.Options{
 		Binary: providerBinary(t), Name: "kubernetes",
 		Settings: good, BadSettings: bad, BadPath: "namespace",
 		Kinds: []string{"target"}, Ref: sdk.Ref{Service: "api", Env: "production"}, Release: sdkRelease(release("v2")),
+		Candidate: sdkRelease(release("v3")),
 	})
 }
 
