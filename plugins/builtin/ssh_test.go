@@ -16,18 +16,24 @@ import (
 	"github.com/ripcordhq/ripcord/plugins/ssh/sshtest"
 )
 
-// The ssh target served as a plugin, against two real sshd hosts: the
-// restart takes a while, so the kit can watch an operation being
-// cancelled; a misspelt setting inside a host is refused at its path.
+// The ssh target served as a plugin, against ten real sshd hosts (so the
+// kit's 10% canary is exactly one host: the status reports the share of
+// hosts moved): the restart takes a while, so the kit can watch an
+// operation being cancelled; a misspelt setting inside a host is refused
+// at its path; a canary beside the current release is aborted, promoted
+// and rolled back.
 func TestSSHBuiltinPassesConformance(t *testing.T) {
-	lab := sshtest.Start(t, sshtest.Options{Hosts: 2})
+	lab := sshtest.Start(t, sshtest.Options{Hosts: 10})
 	store := t.TempDir()
-	body := []byte("#!/bin/sh\necho release\n")
-	sum := sha256.Sum256(body)
-	digest := hex.EncodeToString(sum[:])
-	if err := os.WriteFile(filepath.Join(store, digest), body, 0o644); err != nil {
-		t.Fatal(err)
+	artifact := func(body string) string {
+		sum := sha256.Sum256([]byte(body))
+		digest := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(store, digest), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return digest
 	}
+	digest, candidate := artifact("#!/bin/sh\necho release\n"), artifact("#!/bin/sh\necho candidate\n")
 	var hosts []map[string]any
 	for _, h := range lab.Hosts {
 		hosts = append(hosts, map[string]any{"name": h.Name, "address": h.Addr, "port": h.Port, "root": h.Root})
@@ -53,6 +59,7 @@ func TestSSHBuiltinPassesConformance(t *testing.T) {
 		Kinds:       []string{"target"},
 		Ref:         ref,
 		Release:     sdk.Release{Service: "api", Version: "v1", ArtifactDigest: "sha256:" + digest},
+		Candidate:   sdk.Release{Service: "api", Version: "v2", ArtifactDigest: "sha256:" + candidate},
 	})
 }
 
