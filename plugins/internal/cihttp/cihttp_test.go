@@ -58,3 +58,41 @@ func TestNotModifiedKeepsTheRememberedPageAndTheNewBudget(t *testing.T) {
 		t.Errorf("requests = %d, want 2", c.Requests())
 	}
 }
+
+// A refusal says how long to keep away: a used-up primary budget until
+// its reset, a Retry-After in seconds or as a date, a 429 without one a
+// minute; a 403 that is not a rate limit asks for no pause.
+func TestRateLimitRefusalsSayHowLongToWait(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		name   string
+		status int
+		header map[string]string
+		want   time.Duration
+	}{
+		{"primary budget used up", 403, map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+600, 10)}, 10 * time.Minute},
+		{"retry-after seconds", 403, map[string]string{"Retry-After": "30", "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4000"}, 30 * time.Second},
+		{"retry-after date", 429, map[string]string{"Retry-After": now.Add(2 * time.Minute).UTC().Format(http.TimeFormat)}, 2 * time.Minute},
+		{"429 without retry-after", 429, nil, time.Minute},
+		{"403 that is no rate limit", 403, map[string]string{"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4000"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range c.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(c.status)
+			}))
+			defer srv.Close()
+			cond := NewConditional(nil, func() time.Time { return now })
+			resp, err := (&http.Client{Transport: cond}).Get(srv.URL + "/runs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := cond.Wait(); got != c.want {
+				t.Fatalf("wait = %s, want %s (budget %+v)", got, c.want, cond.Budget())
+			}
+		})
+	}
+}
