@@ -171,8 +171,8 @@ func newAuditCmd(g *globals) *cobra.Command {
 somewhere else and "ripcord audit verify --head COUNT:HASH" later proves
 nothing was removed from or rewritten in the log up to it.`,
 		Args: cobra.NoArgs,
-		RunE: g.withState(func(cmd *cobra.Command, _ []string, _ *config.File, eng *core.Engine) error {
-			entries, err := eng.Store().Audit(cmd.Context(), 0, limit)
+		RunE: g.withAuditReader(func(cmd *cobra.Command, read auditReader) error {
+			entries, err := auditEntries(cmd.Context(), read, limit)
 			if err != nil {
 				return err
 			}
@@ -180,7 +180,7 @@ nothing was removed from or rewritten in the log up to it.`,
 				head := core.AuditHead{Hash: core.GenesisHash}
 				if limit > 0 {
 					// A partial export still says where the whole log ends.
-					all, err := auditHead(cmd.Context(), eng.Store())
+					all, err := auditHead(cmd.Context(), read)
 					if err != nil {
 						return err
 					}
@@ -226,11 +226,64 @@ nothing was removed from or rewritten in the log up to it.`,
 	return cmd
 }
 
+// auditReader reads a page of the audit log: entries after a sequence
+// number, oldest first, at most limit (a server answers at most 1000).
+type auditReader func(ctx context.Context, after int64, limit int) ([]core.AuditEntry, error)
+
+// withAuditReader runs `audit` on what to read: the server when one
+// answers (its account may read the store where the caller may not), else
+// the store, which must exist. `audit verify` always reads the store
+// itself: a check of the chain takes no server's word for it.
+func (g *globals) withAuditReader(fn func(cmd *cobra.Command, read auditReader) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		f, err := g.loadConfig()
+		if err != nil {
+			return &exitError{code: exitFailed, err: err}
+		}
+		c, err := connect(cmd.Context(), f, neverStart)
+		if err == nil {
+			defer c.Close()
+			return fn(cmd, c.Audit)
+		}
+		if !errors.Is(err, remote.ErrNoServer) {
+			return err
+		}
+		_, eng, done, err := g.openState(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, eng.Store().Audit)
+	}
+}
+
+// auditEntries reads the log from its start, page by page: all of it, or
+// its first limit entries.
+func auditEntries(ctx context.Context, read auditReader, limit int) ([]core.AuditEntry, error) {
+	var out []core.AuditEntry
+	for after := int64(0); limit <= 0 || len(out) < limit; {
+		n := 1000
+		if limit > 0 {
+			n = min(n, limit-len(out))
+		}
+		page, err := read(ctx, after, n)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		out = append(out, page...)
+		after = page[len(page)-1].Seq
+	}
+	return out, nil
+}
+
 // auditHead reads the whole log's head.
-func auditHead(ctx context.Context, st core.Store) (core.AuditHead, error) {
+func auditHead(ctx context.Context, read auditReader) (core.AuditHead, error) {
 	head := core.AuditHead{Hash: core.GenesisHash}
 	for after := int64(0); ; {
-		page, err := st.Audit(ctx, after, 1000)
+		page, err := read(ctx, after, 1000)
 		if err != nil {
 			return head, err
 		}
@@ -542,6 +595,9 @@ func newStateCmd(g *globals) *cobra.Command {
 			f, err := g.loadConfig()
 			if err != nil {
 				return &exitError{code: exitFailed, err: err}
+			}
+			if err := unopenableState(f); err != nil {
+				return err
 			}
 			problems, err := sqlitestore.Check(cmd.Context(), f.Store.Path)
 			if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,6 +81,9 @@ func openStore(ctx context.Context, f *config.File, create bool) (*sqlitestore.S
 	if !create {
 		opts = append(opts, sqlitestore.Existing())
 	}
+	if err := unopenableState(f); err != nil {
+		return nil, err
+	}
 	st, err := sqlitestore.Open(ctx, f.Store.Path, opts...)
 	var missing *sqlitestore.MissingError
 	if errors.As(err, &missing) {
@@ -89,6 +94,28 @@ func openStore(ctx context.Context, f *config.File, create bool) (*sqlitestore.S
 		return nil, &exitError{code: exitFailed, err: err}
 	}
 	return st, err
+}
+
+// unopenableState says so when this account may not open the state file:
+// that is not a damaged file. It names whose the file is and how to read
+// it instead.
+func unopenableState(f *config.File) error {
+	fh, err := os.Open(f.Store.Path)
+	if errors.Is(err, fs.ErrPermission) {
+		return &exitError{code: exitFailed, err: fmt.Errorf("the state file %s cannot be opened by %s (permission denied): it is the project's server's; `status`, `history` and `audit` read through the server while it runs, and `audit verify` and `state check` need the server's account", f.Store.Path, osAccount())}
+	}
+	if err == nil {
+		fh.Close()
+	}
+	return nil
+}
+
+// osAccount is the OS account this process runs as.
+func osAccount() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
 // openWorld starts everything a config describes. On error, whatever was

@@ -94,4 +94,18 @@ func TestOnlyTheSocketsGroupMayConnect(t *testing.T) {
 	if last.Action != "lock" || last.Actor.Name != person || last.Actor.Via != "" {
 		t.Fatalf("the lock is recorded as %+v; want %s, as the kernel names them", last.Actor, person)
 	}
+
+	// The state file is the server's (mode 0600): they read through the
+	// server, and what needs the file itself says why it cannot be read.
+	for _, args := range [][]string{{"audit"}, {"status"}, {"history", "api", "--env", "production"}} {
+		if code, out := as(args...); code != 0 || (args[0] != "history" && !strings.Contains(out, person)) {
+			t.Fatalf("%s in the group: %v: exit %d\n%s", person, args, code, out)
+		}
+	}
+	for _, args := range [][]string{{"audit", "verify"}, {"state", "check"}} {
+		code, out := as(args...)
+		if code != 1 || !strings.Contains(out, "cannot be opened by "+person+" (permission denied)") || strings.Contains(out, "damaged") {
+			t.Fatalf("%s: %v: exit %d\n%s\nwant 1 saying the file cannot be opened by them, not that it is damaged", person, args, code, out)
+		}
+	}
 }
