@@ -211,6 +211,11 @@ func startServer(ctx context.Context, f *config.File, o serverOptions) (_ *runni
 	go func() { s.served <- s.srv.Serve(ln) }()
 	s.followLog(ctx)
 	s.logf("serving %s on %s (pid %d)", f.Path, p.Socket, os.Getpid())
+	if s.w.st.Created() {
+		// A missing or empty state file was started afresh: say so where
+		// the person running the server reads, not only to consoles.
+		s.logf("created new state at %s", s.w.st.Path())
+	}
 	if f.Bastion != nil {
 		if err := s.startBastion(f, api, ready, o.Self); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -140,4 +141,47 @@ func sum(t *testing.T, path string) []byte {
 	}
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// `ripcord serve` starts a project's state by design; on a missing or
+// 0-byte file it says so in its own log, where whoever runs it (by hand
+// or under systemd) reads, not only in a console's notices.
+func TestServeSaysItCreatedNewState(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	state := filepath.Join(dir, ".ripcord", "state.db")
+	if err := os.Truncate(state, 0); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	srv := exec.Command(self, "serve", "-c", cfg)
+	srv.Stdout, srv.Stderr = &out, &out
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		<-exited
+	})
+	waitServer(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, logs, _ := ripcord(t, "server", "logs", "-c", cfg)
+		if code == exitOK && strings.Contains(logs, "created new state at "+state) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server logs: exit %d\n%s\nwant the new state's path", code, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, out, errs := ripcord(t, "server", "stop", "-c", cfg); code != exitOK {
+		t.Fatalf("server stop: exit %d\n%s%s", code, out, errs)
+	}
 }
