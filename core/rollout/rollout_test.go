@@ -612,3 +612,68 @@ func TestTheProvidersExternalRefIsJournaled(t *testing.T) {
 		t.Fatalf("journaled operation = %+v, %v; want the provider's external ref", op, err)
 	}
 }
+
+// Locks are per service and environment: while api's deploy to production
+// is under way (its target holds it), web is promoted and rolled back in
+// production at the same moment, and a second promote of api is refused
+// by api's lock.
+func TestServicesOfOneEnvironmentActAtTheSameMoment(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api", "web"}, Envs: []string{"production"}, Store: st})
+	web := core.Ref{Service: "web", Env: "production"}
+	gate := make(chan struct{})
+	apiTarget, webTarget := &memTarget{current: "v1", deployGate: gate}, &memTarget{current: "w1"}
+	ctl := New(eng, Options{Envs: []Env{{Ref: prod, Target: apiTarget}, {Ref: web, Target: webTarget}}})
+	t.Cleanup(func() { ctl.Close(); st.Close() })
+	for _, r := range []core.Release{{Service: "api", Version: "v2"}, {Service: "api", Version: "v3"}, {Service: "web", Version: "w1"}, {Service: "web", Version: "w2"}} {
+		if err := st.PutRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Now().Add(-time.Hour)
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: web, Version: "w1", State: core.DeployHealthy, Weight: 100, StartedAt: at, FinishedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	promoted := make(chan error, 1)
+	go func() {
+		_, err := eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: prod, Version: "v2", Actor: ana})
+		promoted <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if locks, _ := st.Locks(ctx); len(locks) == 1 && locks[0].Ref == prod {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("api's promote never took its lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	bo := core.Actor{Name: "bo"}
+	if _, err := eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: web, Version: "w2", Actor: bo}); err != nil {
+		t.Fatalf("web's promote beside api's: %v", err)
+	}
+	if _, err := eng.Do(ctx, core.Command{Kind: core.CmdRollback, Ref: web, Version: "w1", Actor: bo, Reason: "web only"}); err != nil {
+		t.Fatalf("web's rollback beside api's promote: %v", err)
+	}
+	if _, err := eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: prod, Version: "v3", Actor: bo}); err == nil {
+		t.Fatal("a second promote of api ran beside the first")
+	}
+	if calls := apiTarget.Calls(); len(calls) != 0 {
+		t.Fatalf("api's target calls while its deploy is held = %v", calls)
+	}
+	close(gate)
+	if err := <-promoted; err != nil {
+		t.Fatalf("api's promote: %v", err)
+	}
+	if s, _ := apiTarget.Status(ctx, prod); s.Current != "v2" {
+		t.Fatalf("api runs %+v; want v2", s)
+	}
+	if s, _ := webTarget.Status(ctx, web); s.Current != "w1" {
+		t.Fatalf("web runs %+v; want w1 after its rollback", s)
+	}
+}
