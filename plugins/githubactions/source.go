@@ -633,12 +633,12 @@ func (s *Source) WatchRuns(ctx context.Context, service string, fn func(core.Pip
 // when GitHub reports it.
 func (s *Source) Trigger(ctx context.Context, service, version, fromStage string) (string, error) {
 	if fromStage != "" {
-		r := s.newestRunOf(version)
+		r, info := s.newestRunOf(version)
 		if r == nil {
 			return "", fmt.Errorf("no finished run of %s %s to re-run", service, version)
 		}
-		if r.Info.State == core.RunSucceeded {
-			return "", fmt.Errorf("run %s of %s %s succeeded: nothing to re-run", r.Info.ID, service, version)
+		if info.State == core.RunSucceeded {
+			return "", fmt.Errorf("run %s of %s %s succeeded: nothing to re-run", info.ID, service, version)
 		}
 		if _, err := s.gh.Actions.RerunFailedJobsByID(ctx, s.owner, s.repo, r.ghID); err != nil {
 			return "", s.apiError("re-run failed jobs", err)
@@ -666,7 +666,11 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 	return runID(details.GetWorkflowRunID(), 1), nil
 }
 
-func (s *Source) newestRunOf(version string) *run {
+// newestRunOf finds version's newest finished run, with its view as of
+// now: the poll goroutine rewrites a run's view under s.mu, so it is read
+// here, never through the run afterwards (its GitHub id and attempt never
+// change).
+func (s *Source) newestRunOf(version string) (*run, core.PipelineRun) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *run
@@ -678,7 +682,10 @@ func (s *Source) newestRunOf(version string) *run {
 			best = r
 		}
 	}
-	return best
+	if best == nil {
+		return nil, core.PipelineRun{}
+	}
+	return best, best.Info
 }
 
 // Cancel asks GitHub to cancel a run.

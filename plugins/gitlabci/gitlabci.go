@@ -675,7 +675,7 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 		s.poller.Poke()
 		return strconv.FormatInt(p.ID, 10), nil
 	}
-	r := s.newestRunOf(version)
+	r, info := s.newestRunOf(version)
 	if r == nil {
 		return "", fmt.Errorf("no pipeline of %s %s to play or retry", service, version)
 	}
@@ -688,17 +688,17 @@ func (s *Source) Trigger(ctx context.Context, service, version, fromStage string
 				return "", s.apiError("play job "+j.Name, err)
 			}
 			s.kick(r)
-			return r.Info.ID, nil
+			return info.ID, nil
 		}
 	}
-	if r.Info.State == core.RunSucceeded {
-		return "", fmt.Errorf("pipeline %s of %s %s succeeded and stage %s has no manual job: nothing to play or retry", r.Info.ID, service, version, fromStage)
+	if info.State == core.RunSucceeded {
+		return "", fmt.Errorf("pipeline %s of %s %s succeeded and stage %s has no manual job: nothing to play or retry", info.ID, service, version, fromStage)
 	}
 	if _, _, err := s.gl.Pipelines.RetryPipelineBuild(s.pid, r.id, gitlab.WithContext(ctx)); err != nil {
 		return "", s.apiError("retry pipeline", err)
 	}
 	s.kick(r)
-	return r.Info.ID, nil
+	return info.ID, nil
 }
 
 // kick polls a played or retried pipeline fast, starting now.
@@ -709,7 +709,10 @@ func (s *Source) kick(r *run) {
 	s.poller.Poke()
 }
 
-func (s *Source) newestRunOf(version string) *run {
+// newestRunOf finds version's newest pipeline, with its view as of now:
+// the poll goroutine rewrites a run's view under s.mu, so it is read
+// here, never through the run afterwards.
+func (s *Source) newestRunOf(version string) (*run, core.PipelineRun) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best *run
@@ -721,7 +724,10 @@ func (s *Source) newestRunOf(version string) *run {
 			best = r
 		}
 	}
-	return best
+	if best == nil {
+		return nil, core.PipelineRun{}
+	}
+	return best, best.Info
 }
 
 // Cancel cancels a pipeline.
