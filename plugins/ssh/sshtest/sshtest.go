@@ -300,7 +300,10 @@ func (l *Lab) addHost(name string, octet int, onBridge bool) *Host {
 		if err := os.MkdirAll(home, 0o755); err != nil {
 			l.t.Fatal(err)
 		}
-		h.passwd = filepath.Join(hd, "passwd")
+		if err := os.MkdirAll(filepath.Join(hd, "etc"), 0o755); err != nil {
+			l.t.Fatal(err)
+		}
+		h.passwd = filepath.Join(hd, "etc", "passwd")
 		passwd = append(passwd, fmt.Sprintf("deploy:x:0:0:ripcord test host %s:%s:/bin/sh\n", name, home)...)
 		if err := os.WriteFile(h.passwd, passwd, 0o644); err != nil {
 			l.t.Fatal(err)
@@ -378,7 +381,19 @@ func (h *Host) start() {
 	}
 	h.cmd = h.Exec(h.lab.sshd, "-D", "-e", "-f", h.config)
 	if h.passwd != "" {
-		h.cmd = h.Exec("unshare", "-m", "sh", "-c", `mount --bind "$1" /etc/passwd && exec "$2" -D -e -f "$3"`, "sshd", h.passwd, h.lab.sshd, h.config)
+		// /etc is covered as a whole (an overlay whose upper layer holds
+		// only passwd, or a copy where overlays are not available), never
+		// /etc/passwd alone: useradd, userdel and the like replace the
+		// machine's passwd by renaming over it, and the kernel then
+		// detaches a file mounted there in every other namespace — sshd
+		// would see the machine's accounts, without deploy, and refuse
+		// every login (the e2e permissions test adds users while these
+		// run).
+		h.cmd = h.Exec("unshare", "-m", "sh", "-c", `up=$(dirname "$1")
+mkdir -p "$up-work"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$up,workdir=$up-work" /etc 2>/dev/null ||
+  { rm -rf "$up-copy" && cp -a /etc "$up-copy" && cp "$1" "$up-copy/passwd" && mount --bind "$up-copy" /etc; } || exit 1
+exec "$2" -D -e -f "$3"`, "sshd", h.passwd, h.lab.sshd, h.config)
 	}
 	h.cmd.Stdout, h.cmd.Stderr = log, log
 	// Killed with the test process, even when its cleanup never runs.
