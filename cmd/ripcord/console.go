@@ -166,13 +166,42 @@ func eventLine(ev core.Event) string {
 		if op.State == core.OpAttention {
 			return fmt.Sprintf("%s needs attention: %s", at, op.Message)
 		}
-	case core.EvProvider:
-		p := ev.Provider
-		if p.State != "healthy" {
-			return fmt.Sprintf("%s provider %s %s %s", at, p.Name, p.State, p.Message)
-		}
 	}
 	return ""
+}
+
+// providerLines says when a provider's health changes: each new unhealthy
+// state once, and its recovery, so a log that said "degraded" also says
+// when that ended. A provider that starts and stays healthy makes no line.
+type providerLines struct {
+	last map[string]string // the state and message last said, per provider
+}
+
+func newProviderLines() *providerLines { return &providerLines{last: map[string]string{}} }
+
+func (l *providerLines) line(ev core.Event) string {
+	if ev.Kind != core.EvProvider || ev.Provider == nil {
+		return ""
+	}
+	p := ev.Provider
+	at := ev.Time.Local().Format("15:04:05")
+	said, ok := l.last[p.Name]
+	if p.State == "starting" {
+		return "" // every start; a start that fails says so
+	}
+	if p.State == "healthy" {
+		if !ok {
+			return ""
+		}
+		delete(l.last, p.Name)
+		return fmt.Sprintf("%s provider %s healthy again", at, p.Name)
+	}
+	now := p.State + "\x00" + p.Message
+	if ok && said == now {
+		return ""
+	}
+	l.last[p.Name] = now
+	return fmt.Sprintf("%s provider %s %s %s", at, p.Name, p.State, p.Message)
 }
 
 // buildFacts says what a run was built from: " · main@1a2b3c4d5e6f ·
@@ -228,15 +257,18 @@ func shortDigest(d string) string {
 
 // printEvents writes a line per event worth one until ctx ends.
 func printEvents(ctx context.Context, out io.Writer, sub *core.Subscription, fn func(core.Event)) {
-	errs := newErrorLines()
+	errs, providers := newErrorLines(), newProviderLines()
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
 		line := eventLine(ev)
-		if ev.Kind == core.EvErrors && ev.Errors != nil {
+		switch {
+		case ev.Kind == core.EvErrors && ev.Errors != nil:
 			line = errs.line(ev)
+		case ev.Kind == core.EvProvider:
+			line = providers.line(ev)
 		}
 		if line != "" {
 			fmt.Fprintln(out, core.Printable(line))

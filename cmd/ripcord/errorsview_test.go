@@ -262,3 +262,36 @@ environments:
 		t.Fatalf("validate of an inline token: exit %d\n%s", code, errs)
 	}
 }
+
+// A log that said a provider was degraded says when it is healthy again,
+// says a repeated state once, and says nothing of a provider that only
+// started and stayed healthy.
+func TestProviderLinesSayTheRecovery(t *testing.T) {
+	l := newProviderLines()
+	ev := func(name, state, msg string) core.Event {
+		return core.Event{Kind: core.EvProvider, Time: time.Date(2026, 12, 5, 9, 0, 0, 0, time.Local), Provider: &core.ProviderHealth{Name: name, State: state, Message: msg}}
+	}
+	var got []string
+	for _, e := range []core.Event{
+		ev("restic@production", "starting", ""),
+		ev("restic@production", "healthy", ""),
+		ev("local@production", "starting", ""),
+		ev("local@production", "degraded", "waiting for its settings"),
+		ev("local@production", "degraded", "waiting for its settings"),
+		ev("local@production", "failed", "exited"),
+		ev("local@production", "healthy", ""),
+		ev("local@production", "healthy", ""),
+	} {
+		if line := l.line(e); line != "" {
+			got = append(got, line)
+		}
+	}
+	want := []string{
+		"09:00:00 provider local@production degraded waiting for its settings",
+		"09:00:00 provider local@production failed exited",
+		"09:00:00 provider local@production healthy again",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("provider lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

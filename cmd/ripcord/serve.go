@@ -389,12 +389,17 @@ func (s *runningServer) followLog(ctx context.Context) {
 	go func() {
 		defer close(s.logDone)
 		defer sub.Close()
+		providers := newProviderLines()
 		for {
 			ev, err := sub.Next(ctx)
 			if err != nil {
 				return
 			}
-			if line := eventLine(ev); line != "" {
+			line := eventLine(ev)
+			if ev.Kind == core.EvProvider {
+				line = providers.line(ev)
+			}
+			if line != "" {
 				s.line(line)
 			} else if ev.Kind == core.EvLog && ev.Log != nil && !strings.HasPrefix(ev.Log.Source, "local/") {
 				s.line(ev.Time.Local().Format("15:04:05") + " " + ev.Log.Source + ": " + ev.Log.Text)
