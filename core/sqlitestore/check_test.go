@@ -49,6 +49,53 @@ func TestExistingRefusesAMissingOrEmptyFile(t *testing.T) {
 	}
 }
 
+// A state file that is emptied (or removed) after audit entries were
+// written is lost state, not a new project: even the commands that create
+// state refuse it, naming the head file that says so, and write nothing —
+// until a person moves the head file away.
+func TestALostStateIsRefusedEvenWhereStateIsCreated(t *testing.T) {
+	ctx := testContext(t)
+	s, path := openTemp(t)
+	for range 3 {
+		if _, err := s.AppendAudit(ctx, core.AuditEntry{Action: "promote", Outcome: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for _, f := range []string{path + "-wal", path + "-shm"} {
+		_ = os.Remove(f)
+	}
+	for _, empty := range []bool{true, false} {
+		if empty {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		var lost *LostError
+		_, err := Open(ctx, path)
+		if !errors.As(err, &lost) || lost.Empty != empty || lost.Head.Count != 3 ||
+			!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), AuditHeadPath(path)) || !strings.Contains(err.Error(), "3 audit entries") {
+			t.Fatalf("open of a lost state (empty %v) = %v; want a LostError naming the file, its head and 3 entries", empty, err)
+		}
+		if st, err := os.Stat(path); empty && (err != nil || st.Size() != 0) || !empty && !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the refused open touched %s: %v", path, err)
+		}
+	}
+	if err := os.Rename(AuditHeadPath(path), AuditHeadPath(path)+".old"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("with the head moved away, a new state: %v", err)
+	}
+	defer s.Close()
+	if !s.Created() {
+		t.Fatal("Created() = false for the new state")
+	}
+}
+
 // A state file with a damaged page — one the commands do not read — is
 // refused at open (quick_check), byte for byte untouched, and the full
 // check names the damage.

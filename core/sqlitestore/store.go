@@ -77,6 +77,26 @@ func (e *MissingError) Error() string {
 	return fmt.Sprintf("no state file at %s", e.Path)
 }
 
+// LostError is returned by Open for a missing or empty state file whose
+// audit head file says entries were written: the state was lost, not
+// never made, and a new one in its place would hide that. Open wrote
+// nothing.
+type LostError struct {
+	Path  string
+	Empty bool
+	Head  core.AuditHead
+}
+
+func (e *LostError) Error() string {
+	what := "is missing"
+	if e.Empty {
+		what = "is empty (0 bytes)"
+	}
+	return fmt.Sprintf("state file %s %s, but its audit head %s records %d audit entries: the state was lost, not never made; "+
+		"restore it from a backup (then `ripcord audit verify` checks it against that head), or move %s away to start a new state",
+		e.Path, what, AuditHeadPath(e.Path), e.Head.Count, AuditHeadPath(e.Path))
+}
+
 // CorruptError is returned by Open when the file fails SQLite's
 // quick_check. Open wrote nothing to it.
 type CorruptError struct {
@@ -123,6 +143,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	case errors.Is(err, fs.ErrNotExist) || err == nil && st.Size() == 0:
 		if s.mustExist {
 			return nil, &MissingError{Path: abs, Empty: err == nil}
+		}
+		if head, found, herr := ReadAuditHead(abs); found && (herr != nil || head.Count > 0) {
+			if herr != nil {
+				return nil, fmt.Errorf("open state %s: it is missing or empty and its audit head cannot be read: %w", path, herr)
+			}
+			return nil, &LostError{Path: abs, Empty: err == nil, Head: head}
 		}
 		s.created = true
 	case err != nil:
