@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,37 @@ func TestAgentEncryptedKeyAndTCPHealth(t *testing.T) {
 	_, err = f.deploy("v3", 50)
 	if err == nil || !strings.Contains(err.Error(), "host web-1") || !strings.Contains(err.Error(), "tcp connect") {
 		t.Fatalf("a tcp health check where nothing listens: %v", err)
+	}
+}
+
+// A restart that runs past restart_timeout stops the rollout at that host
+// with the reason, within the deadline, and is not left running there.
+func TestRestartPastItsDeadlineStopsTheRollout(t *testing.T) {
+	slow := `[ "$RIPCORD_RELEASE" = v2 ] && { sleep 20; exit 1; }` + "\n" + restartScript
+	f := newFleet(t, 2, func(c *Config) { c.Restart = slow; c.RestartTimeout = time.Second })
+	if _, err := f.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := f.deploy("v2", 50)
+	if err == nil || !strings.Contains(err.Error(), "host web-1") || !strings.Contains(err.Error(), "did not finish within 1s") {
+		t.Fatalf("a restart past its deadline: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the deploy took %s with a 1s restart deadline", d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names, ok := f.lab.Hosts[0].Commands()
+		if !ok || !slices.Contains(names, "sleep") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restart past its deadline still runs on web-1: %v", names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := releases(f.status()); got["web-2"] != "v1" {
+		t.Fatalf("web-2 was moved although web-1 stopped the rollout: %v", got)
 	}
 }

@@ -369,6 +369,27 @@ type result struct {
 // returns when the command exits or ctx ends; a hung connection is
 // closed.
 func (c *conn) run(ctx context.Context, script string) (result, error) {
+	return c.runCommand(ctx, "sh -s", script, false)
+}
+
+// runGroup is run for commands from the config (restart, a health
+// command): where the host has setsid, the script runs in a process group
+// of its own, and one given up on (its deadline passed, or the operation
+// was cancelled) is killed with every process it started — closing the
+// session or signalling its shell would leave them running. A service the
+// script starts in a session of its own (setsid, systemd) is not in that
+// group.
+func (c *conn) runGroup(ctx context.Context, script string) (result, error) {
+	header := `[ -n "$RIPCORD_PGROUP" ] && printf '` + pgroupPrefix + `%s\n' "$$" >&2; unset RIPCORD_PGROUP` + "\n"
+	return c.runCommand(ctx, pgroupCommand, header+script, true)
+}
+
+const (
+	pgroupCommand = `sh -c 'if command -v setsid >/dev/null 2>&1; then RIPCORD_PGROUP=1 exec setsid -w sh -s; else exec sh -s; fi'`
+	pgroupPrefix  = "ripcord-pgroup "
+)
+
+func (c *conn) runCommand(ctx context.Context, command, script string, group bool) (result, error) {
 	s, err := c.client.NewSession()
 	if err != nil {
 		return result{}, fmt.Errorf("open session: %w", err)
@@ -378,15 +399,27 @@ func (c *conn) run(ctx context.Context, script string) (result, error) {
 	s.Stdout, s.Stderr = out, errb
 	s.Stdin = strings.NewReader(script)
 	done := make(chan error, 1)
-	go func() { done <- s.Run("sh -s") }()
+	go func() { done <- s.Run(command) }()
+	stderr := func() string {
+		e := errb.String()
+		if rest, ok := strings.CutPrefix(e, pgroupPrefix); ok && group {
+			_, e, _ = strings.Cut(rest, "\n")
+		}
+		return e
+	}
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		if pgid, ok := groupOf(errb.String()); ok && group {
+			kctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, _ = c.run(kctx, fmt.Sprintf("kill -s KILL -- -%d 2>/dev/null", pgid))
+			cancel()
+		}
 		_ = s.Signal(gossh.SIGKILL)
 		s.Close()
-		return result{stdout: out.String(), stderr: errb.String(), code: -1}, ctx.Err()
+		return result{stdout: out.String(), stderr: stderr(), code: -1}, ctx.Err()
 	}
-	r := result{stdout: out.String(), stderr: errb.String()}
+	r := result{stdout: out.String(), stderr: stderr()}
 	var ee *gossh.ExitError
 	switch {
 	case err == nil:
@@ -397,6 +430,18 @@ func (c *conn) run(ctx context.Context, script string) (result, error) {
 		return r, fmt.Errorf("run command: %w", err)
 	}
 	return r, nil
+}
+
+// groupOf reads the process group a runGroup script announced first on
+// its stderr.
+func groupOf(stderr string) (int, bool) {
+	rest, ok := strings.CutPrefix(stderr, pgroupPrefix)
+	if !ok {
+		return 0, false
+	}
+	line, _, complete := strings.Cut(rest, "\n")
+	n, err := strconv.Atoi(line)
+	return n, complete && err == nil && n > 1
 }
 
 // limited keeps the first 64 KiB of a command's output: enough to say what

@@ -324,7 +324,7 @@ func (c *conn) runScript(ctx context.Context, dir string, env map[string]string,
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
 	}
 	fmt.Fprintf(&b, "cd %s || exit 97\n%s\n", shellQuote(dir), command)
-	r, err := c.run(ctx, b.String())
+	r, err := c.runGroup(ctx, b.String())
 	if errors.Is(err, context.DeadlineExceeded) {
 		return r, fmt.Errorf("did not finish within %s: %w", timeout, err)
 	}
