@@ -84,6 +84,9 @@ type GateInput struct {
 	// OnInconclusive is what the errors gate does with an INCONCLUSIVE
 	// verdict (or none where one was due); empty means wait.
 	OnInconclusive InconclusivePolicy
+	// MigrationsUnread says why nothing reads the service's migrations:
+	// a release without any then says "not checked", never "none".
+	MigrationsUnread string
 }
 
 // EvaluateGates runs each configured gate. A gate named in overrides that

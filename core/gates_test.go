@@ -75,6 +75,13 @@ func TestGates(t *testing.T) {
 			in.Backups = []Freshness{{Facts: BackupFacts{Set: "uploads"}, State: FreshCritical, Reason: "uploads backup is 2d old, expected every 24h"}}
 		}, GateFail, "uploads backup is 2d old, expected every 24h"},
 		{"no migrations", "migrations", func(in *GateInput) { in.StableVersion, in.Stable = "v1.42.0", &stable }, GatePass, "v1.43.0 adds no migrations over v1.42.0"},
+		{"migrations nobody reads", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable, in.MigrationsUnread = "v1.42.0", &stable, "api's pipeline, github-actions, does not read a release's migrations"
+		}, GatePass, "not checked: api's pipeline, github-actions, does not read a release's migrations"},
+		{"migrations sent by a source the config does not name", "migrations", func(in *GateInput) {
+			in.StableVersion, in.Stable, in.MigrationsUnread = "v1.42.0", &stable, "api sets no migrations.dir"
+			in.Release.Migrations = append(append([]Migration(nil), stable.Migrations...), addNote)
+		}, GatePass, "v1.43.0 adds expand-only migrations over v1.42.0 (0042_add_note): v1.42.0 keeps working on the new schema; rollback is free"},
 		{"expand only", "migrations", func(in *GateInput) {
 			in.StableVersion, in.Stable = "v1.42.0", &stable
 			in.Release.Migrations = append(slices.Clone(stable.Migrations), addNote)

@@ -96,6 +96,11 @@ func migrationsGate(in GateInput) GateResult {
 	if rel.MigrationsUnknown != "" {
 		return unknown("%s: its migrations could not be read: %s", rel.Version, rel.MigrationsUnknown)
 	}
+	if in.MigrationsUnread != "" && len(rel.Migrations) == 0 {
+		// Passing keeps such a service promotable, as it was before
+		// Ripcord read migrations at all; the reason says no check ran.
+		return pass("not checked: %s", in.MigrationsUnread)
+	}
 	if in.StableVersion == "" {
 		if len(rel.Migrations) == 0 {
 			return pass("%s carries no migrations", rel.Version)

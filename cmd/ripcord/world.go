@@ -289,9 +289,10 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 		Errors: map[core.Ref]core.ErrorSource{}, Backups: w.backups,
 		Spike: map[core.Ref]spike.Policy{}, Windows: map[core.Ref]time.Duration{}, From: map[core.Ref]string{}, Auto: map[core.Ref]bool{},
 	}
-	branches := map[string][]string{}
+	branches, unread := map[string][]string{}, map[string]string{}
 	for _, s := range f.Services {
 		branches[s.Name] = s.Branches
+		unread[s.Name] = migrationsUnread(s)
 	}
 	// Each use is its own provider instance, wired to the service and
 	// environment it was written for.
@@ -332,7 +333,7 @@ func (w *world) start(ctx context.Context, o worldOptions) (err error) {
 			ref := core.Ref{Service: pl.Name, Env: e.Name}
 			ropts.Envs = append(ropts.Envs, rollout.Env{Ref: ref, From: e.From, Target: oopts.Targets[ref], Steps: steps, Gates: e.GateSpecs,
 				Branches: branches[pl.Name], AutoRollback: e.Rollback.Auto == "on-analysis-failure", AutoAbort: e.Rollback.Action == "abort",
-				Provider: providerOf[ref], OnInconclusive: core.InconclusivePolicy(e.Spike.OnInconclusive)})
+				Provider: providerOf[ref], OnInconclusive: core.InconclusivePolicy(e.Spike.OnInconclusive), MigrationsUnread: unread[pl.Name]})
 			oopts.Spike[ref] = spike.Policy{Alpha: e.Spike.Alpha, Tolerance: e.Spike.Tolerance, MinEvents: int64(e.Spike.MinEvents)}
 			oopts.Windows[ref] = e.Spike.Window.D()
 			oopts.From[ref] = e.From
@@ -467,4 +468,21 @@ func (w *world) backupNow(ctx context.Context, e *core.Engine, cmd core.Command)
 		return core.Result{Outcome: "refused", Message: err.Error()}, err
 	}
 	return core.Result{Outcome: "done", Message: "backed up " + strings.Join(ran, ", ")}, nil
+}
+
+// migrationsUnread says why nothing reads a service's migrations, or ""
+// when its pipeline does: exec reads them from migrations.dir, the CI
+// sources never, and an external pipeline source sends what it reads.
+// The migrations gate then says it did not check instead of "no
+// migrations".
+func migrationsUnread(s config.Service) string {
+	switch {
+	case s.Pipeline == nil:
+		return s.Name + " has no pipeline, so nothing reads its releases' migrations"
+	case s.Pipeline.Name == "exec" && s.Migrations == nil:
+		return s.Name + " sets no migrations.dir"
+	case s.Pipeline.Name != "exec" && config.BuiltinProviders[s.Pipeline.Name] != "":
+		return fmt.Sprintf("%s's pipeline, %s, does not read a release's migrations (the exec pipeline reads them from migrations.dir)", s.Name, s.Pipeline.Name)
+	}
+	return ""
 }

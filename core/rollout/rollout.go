@@ -49,6 +49,9 @@ type Env struct {
 	// OnInconclusive is what the errors gate and analysis steps do with an
 	// INCONCLUSIVE verdict; empty means wait.
 	OnInconclusive core.InconclusivePolicy
+	// MigrationsUnread says why nothing reads the service's migrations
+	// ("" when its pipeline does).
+	MigrationsUnread string
 }
 
 // Options configure a Controller.
@@ -223,7 +226,8 @@ func (c *Controller) candidate(ctx context.Context, cmd core.Command, env *Env) 
 
 func (c *Controller) gateInput(ctx context.Context, cmd core.Command, env *Env, rel core.Release) core.GateInput {
 	snap := c.eng.Snapshot()
-	in := core.GateInput{Ref: cmd.Ref, Release: rel, Branches: env.Branches, Actor: cmd.Actor, Now: c.eng.Now(), OnInconclusive: env.OnInconclusive}
+	in := core.GateInput{Ref: cmd.Ref, Release: rel, Branches: env.Branches, Actor: cmd.Actor, Now: c.eng.Now(), OnInconclusive: env.OnInconclusive,
+		MigrationsUnread: env.MigrationsUnread}
 	if run, ok := snap.Pipelines[cmd.Ref.Service]; ok && run.Version == rel.Version {
 		in.Pipeline = &run
 	}

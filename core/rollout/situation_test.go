@@ -325,3 +325,18 @@ func TestReadyWaitsForTheSourceEnvironmentsNewestDeployment(t *testing.T) {
 		t.Fatalf("while staging's newest deployment is still progressing, ready = %q; want none", s.Ready)
 	}
 }
+
+// Where nothing reads a service's migrations, a rollback's migrations
+// check says it did not check, never "carries no migrations", and does
+// not block.
+func TestRollbackCrossingOfUnreadMigrationsSaysNotChecked(t *testing.T) {
+	w := newWorld(t, Env{MigrationsUnread: "api sets no migrations.dir"})
+	g := w.ctl.Crossing(context.Background(), prod, core.Deployment{Ref: prod, Version: "v2"}, "v1").Gate()
+	if g.Status != core.GatePass || !strings.Contains(g.Reason, "not checked: api sets no migrations.dir") || strings.Contains(g.Reason, "carries no migrations") {
+		t.Fatalf("rollback migrations check where none are read = %+v", g)
+	}
+	w2 := newWorld(t, Env{})
+	if g := w2.ctl.Crossing(context.Background(), prod, core.Deployment{Ref: prod, Version: "v2"}, "v1").Gate(); !strings.Contains(g.Reason, "carries no migrations") {
+		t.Fatalf("rollback migrations check where they are read = %+v", g)
+	}
+}

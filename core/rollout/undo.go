@@ -109,7 +109,13 @@ func (c *Controller) Crossing(ctx context.Context, ref core.Ref, bad core.Deploy
 	if r, err := c.eng.Store().Release(ctx, ref.Service, to); err == nil {
 		target = &r
 	}
-	return core.NewRollbackCrossing(ref, bad.Version, from, to, target, bad.StartedAt, c.backups(ref))
+	crossing := core.NewRollbackCrossing(ref, bad.Version, from, to, target, bad.StartedAt, c.backups(ref))
+	if env, err := c.env(ref); err == nil && env.MigrationsUnread != "" && crossing.Unknown == "" && len(crossing.Crossed) == 0 {
+		// Nothing read either release's migrations: "carries no
+		// migrations" would claim what nobody checked.
+		crossing.Unknown = "not checked: " + env.MigrationsUnread
+	}
+	return crossing
 }
 
 // overridden names the gates a person overrode.

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ripcordhq/ripcord/core/config"
+)
+
+// The migrations gate is told when nothing reads a service's migrations,
+// so it says "not checked" rather than "no migrations": a CI source never
+// reads them, exec only from migrations.dir, an external source sends
+// what it reads.
+func TestMigrationsUnreadSaysWhy(t *testing.T) {
+	for _, c := range []struct {
+		svc  config.Service
+		want string
+	}{
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "exec"}, Migrations: &config.Migrations{Dir: "db"}}, ""},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "exec"}}, "api sets no migrations.dir"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "github-actions"}}, "api's pipeline, github-actions, does not read"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "gitlab-ci"}}, "api's pipeline, gitlab-ci, does not read"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "buildkite"}}, ""},
+		{config.Service{Name: "api"}, "api has no pipeline"},
+	} {
+		got := migrationsUnread(c.svc)
+		if c.want == "" && got != "" || c.want != "" && !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s with pipeline %v: %q; want %q", c.svc.Name, c.svc.Pipeline, got, c.want)
+		}
+	}
+}
