@@ -1,7 +1,10 @@
 package ssh
 
 import (
+	"context"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -135,5 +138,75 @@ func TestRestartPastItsDeadlineStopsTheRollout(t *testing.T) {
 	}
 	if got := releases(f.status()); got["web-2"] != "v1" {
 		t.Fatalf("web-2 was moved although web-1 stopped the rollout: %v", got)
+	}
+}
+
+// A host that goes silent while its restart runs past the deadline: the
+// kill of the restart cannot get an answer either, and the deploy still
+// ends at once with the restart's deadline, instead of waiting on the
+// silent connection for as long as the operation may take.
+func TestRestartPastItsDeadlineOnASilentHostEnds(t *testing.T) {
+	started := filepath.Join(t.TempDir(), "started")
+	slow := fmt.Sprintf(`[ "$RIPCORD_RELEASE" = v2 ] && { touch %s; sleep 30; exit 1; }`, started) + "\n" + restartScript
+	f := newFleet(t, 1, func(c *Config) { c.Restart = slow; c.RestartTimeout = 2 * time.Second })
+	if _, err := f.deploy("v1", 100); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := f.deploy("v2", 100)
+		ended <- err
+	}()
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		select {
+		case err := <-ended:
+			t.Fatalf("the deploy ended before its restart started: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	f.lab.Hosts[0].Cut()
+	defer f.lab.Hosts[0].Restore()
+	select {
+	case err := <-ended:
+		if err == nil || !strings.Contains(err.Error(), "did not finish within 2s") {
+			t.Fatalf("a restart past its deadline on a silent host: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the deploy still waits on the silent host a minute after its restart's 2s deadline")
+	}
+}
+
+// A command on a connection whose host went silent ends with its context:
+// opening its session waits for the host's answer no longer than that.
+func TestCommandOnASilentConnectionEndsWithItsContext(t *testing.T) {
+	f := newFleet(t, 1, nil)
+	h := f.cfg.Hosts[0]
+	ep := endpoint{name: h.Name, addr: h.addr(), user: h.User}
+	c, err := f.tgt.pool.get(context.Background(), ep, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.run(context.Background(), "echo up"); err != nil || strings.TrimSpace(r.stdout) != "up" {
+		t.Fatalf("a command before the host went silent: %+v, %v", r, err)
+	}
+	f.lab.Hosts[0].Cut()
+	defer f.lab.Hosts[0].Restore()
+	ended := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.run(ctx, "echo up")
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a command on a silent connection: %v; want its context's deadline", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a command with a 1s context still waits on the silent connection after 30s")
 	}
 }

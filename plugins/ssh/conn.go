@@ -390,9 +390,9 @@ const (
 )
 
 func (c *conn) runCommand(ctx context.Context, command, script string, group bool) (result, error) {
-	s, err := c.client.NewSession()
+	s, err := c.newSession(ctx)
 	if err != nil {
-		return result{}, fmt.Errorf("open session: %w", err)
+		return result{}, err
 	}
 	defer s.Close()
 	out, errb := &limited{}, &limited{}
@@ -430,6 +430,38 @@ func (c *conn) runCommand(ctx context.Context, command, script string, group boo
 		return r, fmt.Errorf("run command: %w", err)
 	}
 	return r, nil
+}
+
+// newSession opens a session within ctx. The SSH library waits for the
+// host's answer without a deadline: on a connection that went silent,
+// the kill of a command given up on (its own 2 s) would wait for the
+// whole operation's deadline. A connection that cannot open a session in
+// time is hung, and is closed; the pool dials again.
+func (c *conn) newSession(ctx context.Context) (*gossh.Session, error) {
+	type opened struct {
+		s   *gossh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.client.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, fmt.Errorf("open session: %w", o.err)
+		}
+		return o.s, nil
+	case <-ctx.Done():
+		_ = c.client.Close()
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open session: no answer: %w", ctx.Err())
+	}
 }
 
 // groupOf reads the process group a runGroup script announced first on
