@@ -203,6 +203,9 @@ type RollbackCrossing struct {
 	Unknown string
 	// Crossed are From's migrations that To does not carry.
 	Crossed []Migration
+	// NotRead says why neither release's migrations were read at all
+	// (see Unread): "none crossed" would then claim what nobody checked.
+	NotRead string
 	// Since is when From reached the environment: a backup from before it
 	// holds the schema To was written for.
 	Since   time.Time
@@ -228,6 +231,15 @@ func NewRollbackCrossing(ref Ref, fromVersion string, from *Release, toVersion s
 	return c
 }
 
+// Unread marks a crossing that found no migrations where nothing reads
+// the service's migrations (why, from the situation or the environment);
+// an empty why changes nothing.
+func (c *RollbackCrossing) Unread(why string) {
+	if why != "" && c.Unknown == "" && len(c.Crossed) == 0 {
+		c.NotRead = why
+	}
+}
+
 // Contract lists the crossed migrations that remove or rewrite.
 func (c RollbackCrossing) Contract() []Migration { return byKind(c.Crossed, MigrationContract) }
 
@@ -241,6 +253,8 @@ func (c RollbackCrossing) Gate() GateResult {
 	switch {
 	case c.Unknown != "":
 		r.Reason = "migrations between " + c.From + " and " + c.To + " unknown: " + c.Unknown
+	case c.NotRead != "":
+		r.Reason = "migrations not checked: " + c.NotRead
 	case len(c.Crossed) == 0:
 		r.Reason = c.From + " carries no migrations over " + c.To
 	case len(contract) == 0:
@@ -274,6 +288,8 @@ func (c RollbackCrossing) Lines() []string {
 	switch {
 	case c.Unknown != "":
 		out = append(out, "migrations: unknown: "+c.Unknown)
+	case c.NotRead != "":
+		out = append(out, "migrations: not checked: "+c.NotRead)
 	case len(c.Crossed) == 0:
 		out = append(out, "migrations: "+c.From+" carries none over "+c.To)
 	default:

@@ -121,6 +121,10 @@ type Situation struct {
 	// Acting is false when no engine that could act here published this
 	// (its providers did not start); Commands then all say why.
 	Acting bool `json:"acting"`
+	// MigrationsUnread says why nothing reads this service's migrations
+	// ("" when its pipeline does): a rollback's check then says it did not
+	// check, on every screen that works one out.
+	MigrationsUnread string `json:"migrations_unread,omitempty"`
 }
 
 // CommandOrder is the order of a Situation's Commands: the commands a

@@ -87,6 +87,7 @@ func (p *historyDialog) crossing(s *screen, to string) *core.RollbackCrossing {
 		sets = append(sets, f)
 	}
 	c := core.NewRollbackCrossing(p.ref, p.from, from, to, target, p.since, sets)
+	c.Unread(s.snap.Situations[p.ref].MigrationsUnread)
 	return &c
 }
 

@@ -741,3 +741,20 @@ func TestBackgroundPicksTheme(t *testing.T) {
 		t.Fatalf("a chosen theme was replaced by %q", m2.theme.Name)
 	}
 }
+
+// Where nothing reads the service's migrations (the situation says why),
+// the rollback picker's confirmation says they were not checked, never
+// that the release carries none.
+func TestRollbackPickerSaysUncheckedMigrations(t *testing.T) {
+	p := &historyDialog{ref: production, from: "v1.43.0", rels: map[string]core.Release{
+		"v1.43.0": {Service: "api", Version: "v1.43.0"}, "v1.42.0": {Service: "api", Version: "v1.42.0"}}}
+	snap := core.Snapshot{Situations: map[core.Ref]core.Situation{production: {Ref: production, MigrationsUnread: "api's pipeline, github-actions, does not read a release's migrations"}}}
+	lines := strings.Join(p.crossing(&screen{snap: &snap}, "v1.42.0").Lines(), "\n")
+	if !strings.Contains(lines, "migrations: not checked: api's pipeline, github-actions, does not read") || strings.Contains(lines, "carries none") {
+		t.Fatalf("the picker's crossing where nothing reads migrations:\n%s", lines)
+	}
+	snap.Situations[production] = core.Situation{Ref: production}
+	if lines := strings.Join(p.crossing(&screen{snap: &snap}, "v1.42.0").Lines(), "\n"); !strings.Contains(lines, "v1.43.0 carries none over v1.42.0") {
+		t.Fatalf("the picker's crossing where migrations are read:\n%s", lines)
+	}
+}

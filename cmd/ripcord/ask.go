@@ -94,6 +94,7 @@ func crossingOf(ctx context.Context, cl core.Client, snap core.Snapshot, ref cor
 		sets = append(sets, f)
 	}
 	crossing := core.NewRollbackCrossing(ref, from, release(from), to, release(to), deps[0].StartedAt, sets)
+	crossing.Unread(snap.Situations[ref].MigrationsUnread)
 	return &crossing, nil
 }
 

@@ -133,6 +133,7 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 	env, envErr := c.env(ref)
 	if envErr == nil {
 		s.Steps = len(c.steps(env))
+		s.MigrationsUnread = env.MigrationsUnread
 	}
 	if rels, err := st.Releases(ctx, ref.Service, 50); err == nil {
 		for _, r := range rels {

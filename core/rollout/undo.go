@@ -110,11 +110,7 @@ func (c *Controller) Crossing(ctx context.Context, ref core.Ref, bad core.Deploy
 		target = &r
 	}
 	crossing := core.NewRollbackCrossing(ref, bad.Version, from, to, target, bad.StartedAt, c.backups(ref))
-	if env, err := c.env(ref); err == nil && env.MigrationsUnread != "" && crossing.Unknown == "" && len(crossing.Crossed) == 0 {
-		// Nothing read either release's migrations: "carries no
-		// migrations" would claim what nobody checked.
-		crossing.Unknown = "not checked: " + env.MigrationsUnread
-	}
+	crossing.Unread(envOf(c, ref).MigrationsUnread)
 	return crossing
 }
 
