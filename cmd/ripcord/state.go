@@ -44,12 +44,14 @@ func currentActor() core.Actor {
 	return a
 }
 
-// stateReader is what status and history read: the server's answers when
-// one runs, else the store itself. Neither starts a server nor creates
-// state.
+// stateReader is what status, history and audit read: the server's
+// answers when one runs (its account may read the store where the caller
+// may not), else the store itself. None starts a server or creates state.
 type stateReader interface {
 	Status(ctx context.Context) (server.Status, error)
 	Deployments(ctx context.Context, ref core.Ref, limit int) ([]core.Deployment, error)
+	// Audit reads a page of the audit log (see auditReader).
+	Audit(ctx context.Context, after int64, limit int) ([]core.AuditEntry, error)
 }
 
 // storeReader reads the store of a project whose server is not running.
@@ -73,6 +75,10 @@ func (r storeReader) Deployments(ctx context.Context, ref core.Ref, limit int) (
 	return r.st.Deployments(ctx, ref, limit)
 }
 
+func (r storeReader) Audit(ctx context.Context, after int64, limit int) ([]core.AuditEntry, error) {
+	return r.st.Audit(ctx, after, limit)
+}
+
 // serverReader asks the running server.
 type serverReader struct{ c *connection }
 
@@ -92,7 +98,11 @@ func (r serverReader) Deployments(ctx context.Context, ref core.Ref, limit int) 
 	return r.c.Deployments(ctx, ref, limit)
 }
 
-// withReader runs status or history on what to read: the server when one
+func (r serverReader) Audit(ctx context.Context, after int64, limit int) ([]core.AuditEntry, error) {
+	return r.c.Audit(ctx, after, limit)
+}
+
+// withReader runs status, history or audit on what to read: the server when one
 // answers, else the store, which must exist: a read never creates state.
 //
 // check, when set, vets the command's arguments against the config first:
@@ -171,7 +181,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 somewhere else and "ripcord audit verify --head COUNT:HASH" later proves
 nothing was removed from or rewritten in the log up to it.`,
 		Args: cobra.NoArgs,
-		RunE: g.withAuditReader(func(cmd *cobra.Command, read auditReader) error {
+		// `audit verify` always reads the store itself: a check of the
+		// chain takes no server's word for it.
+		RunE: g.withReader(nil, func(cmd *cobra.Command, _ []string, _ *config.File, r stateReader) error {
+			read := auditReader(r.Audit)
 			entries, err := auditEntries(cmd.Context(), read, limit)
 			if err != nil {
 				return err
@@ -229,33 +242,6 @@ nothing was removed from or rewritten in the log up to it.`,
 // auditReader reads a page of the audit log: entries after a sequence
 // number, oldest first, at most limit (a server answers at most 1000).
 type auditReader func(ctx context.Context, after int64, limit int) ([]core.AuditEntry, error)
-
-// withAuditReader runs `audit` on what to read: the server when one
-// answers (its account may read the store where the caller may not), else
-// the store, which must exist. `audit verify` always reads the store
-// itself: a check of the chain takes no server's word for it.
-func (g *globals) withAuditReader(fn func(cmd *cobra.Command, read auditReader) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		f, err := g.loadConfig()
-		if err != nil {
-			return &exitError{code: exitFailed, err: err}
-		}
-		c, err := connect(cmd.Context(), f, neverStart)
-		if err == nil {
-			defer c.Close()
-			return fn(cmd, c.Audit)
-		}
-		if !errors.Is(err, remote.ErrNoServer) {
-			return err
-		}
-		_, eng, done, err := g.openState(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer done()
-		return fn(cmd, eng.Store().Audit)
-	}
-}
 
 // auditEntries reads the log from its start, page by page: all of it, or
 // its first limit entries.

@@ -168,18 +168,25 @@ func TestSubscribedClientsProcess(t *testing.T) {
 	}
 }
 
-// BenchmarkAttach is a client's attach: connecting to the socket and
-// holding the server's first full snapshot (what the console draws its
-// first frame from).
-//
-//	go test ./cmd/ripcord/internal/server/ -run XXX -bench Attach -benchtime 200x
-func BenchmarkAttach(b *testing.B) {
+// projectWithErrorWindows is a project whose snapshot carries 20 error
+// windows of 60 buckets: a busy service's attach, not an empty one's.
+func projectWithErrorWindows(b *testing.B) *project {
 	p := newProject(b)
 	for i := range 20 {
 		rel := fmt.Sprintf("v%d", i)
 		p.eng.Publish(core.Event{Kind: core.EvErrors, Ref: production, Key: "errors/" + rel,
 			Errors: &core.ErrorWindow{Ref: production, Release: rel, Buckets: make([]core.ErrorBucket, 60)}})
 	}
+	return p
+}
+
+// BenchmarkAttach is a client's attach: connecting to the socket and
+// holding the server's first full snapshot (what the console draws its
+// first frame from).
+//
+//	go test ./cmd/ripcord/internal/server/ -run XXX -bench Attach -benchtime 200x
+func BenchmarkAttach(b *testing.B) {
+	p := projectWithErrorWindows(b)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -229,12 +236,7 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 //
 //	go test ./cmd/ripcord/internal/server/ -run XXX -bench AttachFirstFrame -benchtime 50x
 func BenchmarkAttachFirstFrame(b *testing.B) {
-	p := newProject(b)
-	for i := range 20 {
-		rel := fmt.Sprintf("v%d", i)
-		p.eng.Publish(core.Event{Kind: core.EvErrors, Ref: production, Key: "errors/" + rel,
-			Errors: &core.ErrorWindow{Ref: production, Release: rel, Buckets: make([]core.ErrorBucket, 60)}})
-	}
+	p := projectWithErrorWindows(b)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
