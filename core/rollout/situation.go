@@ -226,6 +226,20 @@ func (c *Controller) situation(ctx context.Context, snap core.Snapshot, ref core
 			prev, ok = h[0], true
 		}
 		settled := !ok || prev.State.Terminal()
+		// ...and once everything this engine knows of it there has ended:
+		// the deployment as published, the rollout's run and the
+		// operation's lock. The store ends a rollout before its lock is
+		// let go; ready meanwhile would send p to an environment still
+		// shown in flight there, where the lock refuses it.
+		if d, published := snap.Deployments[fromRef]; published && d.ID == prev.ID && !d.State.Terminal() {
+			settled = false
+		}
+		if c.current(fromRef) != nil || c.deploying(fromRef) {
+			settled = false
+		}
+		if l, locked := snap.Locks[fromRef]; locked && !l.IsPerson() && !l.Expired(c.eng.Now()) {
+			settled = false
+		}
 		if _, held := s.Held(p.To); !held && from != "" && settled {
 			s.Ready = p.To
 		}

@@ -312,6 +312,22 @@ func TestReadyWaitsForTheSourceEnvironmentsNewestDeployment(t *testing.T) {
 	}
 	done.ID = id
 	w.eng.Publish(core.Event{Kind: core.EvDeployment, Ref: staging, Deployment: &done})
+	// The rollout there has ended and its operation still holds the lock:
+	// not settled yet.
+	lock := core.Lock{Ref: staging, Holder: core.Actor{Name: "ripcord", Automation: true}, Reason: "promote", Since: time.Now(), ExpiresAt: time.Now().Add(time.Minute)}
+	w.eng.Publish(core.Event{Kind: core.EvLock, Ref: staging, Final: true, Lock: &lock})
+	if s := w.ctl.Situation(ctx, prod); s.Ready != "" {
+		t.Fatalf("while staging's promote still holds its lock, ready = %q; want none", s.Ready)
+	}
+	// A person's lock there is no rollout of staging's: it does not hold
+	// production back.
+	person := lock
+	person.Kind = core.LockPerson
+	w.eng.Publish(core.Event{Kind: core.EvLock, Ref: staging, Final: true, Lock: &person})
+	if s := w.ctl.Situation(ctx, prod); s.Ready != "v2" {
+		t.Fatalf("with a person's lock on staging, ready = %q; want v2", s.Ready)
+	}
+	w.eng.Publish(core.Event{Kind: core.EvLock, Ref: staging, Final: true})
 	if s := w.ctl.Situation(ctx, prod); s.Ready != "v2" {
 		t.Fatalf("with staging's rollout of v2 finished, ready = %q; want v2 (promote: %+v)", s.Ready, s.Command(core.CmdPromote))
 	}
