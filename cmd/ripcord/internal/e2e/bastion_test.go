@@ -165,6 +165,7 @@ func TestBastionConsolesOverRealSSH(t *testing.T) {
 	boT.keys("r")
 	boT.waitFor("rollback refused: rollback needs role operator in production; you are viewer", 30*time.Second)
 
+	anaT.waitFor("· r rollback ·", 60*time.Second) // offered once the engine's word arrived
 	anaT.keys("r")
 	anaT.waitFor("▸ v1", 60*time.Second)
 	anaT.keys("Enter")

@@ -28,7 +28,10 @@ func TestTwoConsolesAndTheCLIAreClientsOfOneServer(t *testing.T) {
 		c.waitFor("v1 ▸ v2 50%", 90*time.Second)
 	}
 
-	// bo rolls back from his console: history, last good preselected.
+	// bo rolls back from his console: history, last good preselected. He
+	// presses r once his footer offers it: the header may show the canary
+	// a moment before the engine's word on what it accepts arrives.
+	bo.waitFor("· r rollback ·", 90*time.Second)
 	bo.keys("r")
 	bo.waitFor("▸ v1", 90*time.Second)
 	bo.keys("Enter")
