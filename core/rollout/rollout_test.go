@@ -553,28 +553,45 @@ func TestPlanIsPublishedAndStepsAreTimed(t *testing.T) {
 	}
 }
 
-// Two services in one environment each have their own target and plan:
-// promoting and rolling back one never calls the other's target.
-func TestEachServiceRollsOutOnItsOwnTarget(t *testing.T) {
+// web is the second service's production in the two-service worlds.
+var web = core.Ref{Service: "web", Env: "production"}
+
+// twoServices is an engine of api and web in production, each on its own
+// target (web with webSteps), web running w1 and w2 built, api's
+// versions built.
+func twoServices(t *testing.T, apiTarget, webTarget *memTarget, webSteps []Step, apiVersions ...string) (*core.Engine, *sqlitestore.Store) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api", "web"}, Envs: []string{"production"}, Store: st})
-	web := core.Ref{Service: "web", Env: "production"}
-	apiTarget, webTarget := &memTarget{current: "v1"}, &memTarget{current: "w1"}
-	webSteps := []Step{{Kind: StepWeight, Weight: 10}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}
 	ctl := New(eng, Options{Envs: []Env{{Ref: prod, Target: apiTarget}, {Ref: web, Target: webTarget, Steps: webSteps}}})
 	t.Cleanup(func() { ctl.Close(); st.Close() })
-	for _, r := range []core.Release{{Service: "api", Version: "v2"}, {Service: "web", Version: "w1"}, {Service: "web", Version: "w2"}} {
+	rels := []core.Release{{Service: "web", Version: "w1"}, {Service: "web", Version: "w2"}}
+	for _, v := range apiVersions {
+		rels = append(rels, core.Release{Service: "api", Version: v})
+	}
+	for _, r := range rels {
 		if err := st.PutRelease(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: web, Version: "w1", State: core.DeployHealthy, Weight: 100, StartedAt: time.Now().Add(-time.Hour), FinishedAt: time.Now().Add(-time.Hour)}); err != nil {
+	at := time.Now().Add(-time.Hour)
+	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: web, Version: "w1", State: core.DeployHealthy, Weight: 100, StartedAt: at, FinishedAt: at}); err != nil {
 		t.Fatal(err)
 	}
+	return eng, st
+}
+
+// Two services in one environment each have their own target and plan:
+// promoting and rolling back one never calls the other's target.
+func TestEachServiceRollsOutOnItsOwnTarget(t *testing.T) {
+	ctx := context.Background()
+	apiTarget, webTarget := &memTarget{current: "v1"}, &memTarget{current: "w1"}
+	webSteps := []Step{{Kind: StepWeight, Weight: 10}, {Kind: StepPause}, {Kind: StepWeight, Weight: 100}}
+	eng, _ := twoServices(t, apiTarget, webTarget, webSteps, "v2")
 	if got := eng.Snapshot().Plans; !slices.Equal(got[web], webSteps) || len(got[prod]) != 1 {
 		t.Fatalf("plans = %v; want web's canary and api's single step", got)
 	}
@@ -619,25 +636,9 @@ func TestTheProvidersExternalRefIsJournaled(t *testing.T) {
 // by api's lock.
 func TestServicesOfOneEnvironmentActAtTheSameMoment(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := core.NewEngine(core.EngineOptions{Project: "shop", Services: []string{"api", "web"}, Envs: []string{"production"}, Store: st})
-	web := core.Ref{Service: "web", Env: "production"}
 	gate := make(chan struct{})
 	apiTarget, webTarget := &memTarget{current: "v1", deployGate: gate}, &memTarget{current: "w1"}
-	ctl := New(eng, Options{Envs: []Env{{Ref: prod, Target: apiTarget}, {Ref: web, Target: webTarget}}})
-	t.Cleanup(func() { ctl.Close(); st.Close() })
-	for _, r := range []core.Release{{Service: "api", Version: "v2"}, {Service: "api", Version: "v3"}, {Service: "web", Version: "w1"}, {Service: "web", Version: "w2"}} {
-		if err := st.PutRelease(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := time.Now().Add(-time.Hour)
-	if _, err := st.AddDeployment(ctx, core.Deployment{Ref: web, Version: "w1", State: core.DeployHealthy, Weight: 100, StartedAt: at, FinishedAt: at}); err != nil {
-		t.Fatal(err)
-	}
+	eng, st := twoServices(t, apiTarget, webTarget, nil, "v2", "v3")
 	promoted := make(chan error, 1)
 	go func() {
 		_, err := eng.Do(ctx, core.Command{Kind: core.CmdFullPromote, Ref: prod, Version: "v2", Actor: ana})

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,17 +124,7 @@ func TestRestartPastItsDeadlineStopsTheRollout(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("the deploy took %s with a 1s restart deadline", d)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		names, ok := f.lab.Hosts[0].Commands()
-		if !ok || !slices.Contains(names, "sleep") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the restart past its deadline still runs on web-1: %v", names)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	f.waitNotRunning(0, "sleep", "the restart past its deadline")
 	if got := releases(f.status()); got["web-2"] != "v1" {
 		t.Fatalf("web-2 was moved although web-1 stopped the rollout: %v", got)
 	}

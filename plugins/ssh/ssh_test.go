@@ -176,6 +176,23 @@ func (f *fleet) deploy(version string, weight int) ([]core.OpEvent, error) {
 	return evs, err
 }
 
+// waitNotRunning waits (up to 10 s) until command no longer runs on host
+// i, failing with what still runs there.
+func (f *fleet) waitNotRunning(i int, command, what string) {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names, ok := f.lab.Hosts[i].Commands()
+		if !ok || !slices.Contains(names, command) {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s still runs on %s: %v", what, f.lab.Hosts[i].Name, names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // serving asks a host's service which release answers.
 func (f *fleet) serving(host string) string {
 	f.t.Helper()
@@ -719,17 +736,7 @@ func TestInterruptedOperationIsShownOnItsHost(t *testing.T) {
 	}
 	// The restart given up on is stopped on the host (its session closed),
 	// not left running.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		names, ok := f.lab.Hosts[0].Commands()
-		if !ok || !slices.Contains(names, "sleep") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the restart given up on still runs on web-1: %v", names)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	f.waitNotRunning(0, "sleep", "the restart given up on")
 	f.tgt.Close()
 	f.open()
 	f.waitStatus("the open operation on web-1, web-1 on v2 and web-2 on v1", 20*time.Second, func(s core.TargetStatus) bool {

@@ -106,9 +106,7 @@ func BenchmarkFiftyClientsUnderFlood(b *testing.B) {
 	flood.Wait()
 
 	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	reportLatency(b, lat)
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "server-cores")
 
 	// Convergence: a final event after the flood; each client then prints
@@ -168,6 +166,14 @@ func TestSubscribedClientsProcess(t *testing.T) {
 	}
 }
 
+// reportLatency sorts lat and reports its median and 99th percentile in
+// milliseconds.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
 // projectWithErrorWindows is a project whose snapshot carries 20 error
 // windows of 60 buckets: a busy service's attach, not an empty one's.
 func projectWithErrorWindows(b *testing.B) *project {
@@ -201,9 +207,7 @@ func BenchmarkAttach(b *testing.B) {
 		c.Close()
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	reportLatency(b, lat)
 }
 
 // frameWriter closes seen once the console's output holds marker: the
@@ -268,8 +272,6 @@ func BenchmarkAttachFirstFrame(b *testing.B) {
 		c.Close()
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	reportLatency(b, lat)
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
