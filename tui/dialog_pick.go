@@ -91,9 +91,29 @@ func (p *historyDialog) crossing(s *screen, to string) *core.RollbackCrossing {
 	return &c
 }
 
+// refused is the engine's refusal of a rollback here as it stands now, ""
+// while it would run: the picker was opened on an earlier word, and a
+// lock another person takes (or a rollback already started) since then
+// must not leave a choice on screen that the engine would turn down.
+func (p *historyDialog) refused(s *screen) string {
+	if pos := s.possibleIn(p.ref, core.CmdRollback); !pos.Allowed {
+		return pos.Why
+	}
+	return ""
+}
+
 func (p *historyDialog) handle(s *screen, msg tea.Msg) action {
 	k, ok := msg.(tea.KeyPressMsg)
 	if !ok {
+		return nil
+	}
+	if why := p.refused(s); why != "" {
+		switch {
+		case key.Matches(k, s.keys.Choose):
+			return closeDialog{msg: "rollback refused: " + why, sev: core.SeverityWarn}
+		case key.Matches(k, s.keys.Back), key.Matches(k, s.keys.Quit):
+			return closeDialog{msg: "rollback cancelled"}
+		}
 		return nil
 	}
 	switch pickKey(s, k, &p.sel, len(p.items)) {
@@ -171,6 +191,13 @@ func listBox(s *screen, title string, head, items []string, sel int, off *int, w
 
 func (p *historyDialog) view(s *screen, w, h int) []string {
 	st := s.st
+	if why := p.refused(s); why != "" {
+		lines := wrapLines([]string{"",
+			" " + st.danger.Render(fmt.Sprintf("the engine now refuses to roll %s in %s back:", p.ref.Service, p.ref.Env)),
+			" " + st.text.Render(why), "",
+			" " + st.accent.Render("esc") + " back"}, w-2)
+		return st.box("Rollback "+p.ref.Env+" · history", lines, w, h, 0, 0)
+	}
 	head := wrapLines([]string{"", " " + st.text.Render(fmt.Sprintf("roll %s in %s back from %s to:", p.ref.Service, p.ref.Env, p.from)), ""}, w-2)
 	items := make([]string, 0, len(p.items))
 	for i, it := range p.items {
@@ -205,6 +232,9 @@ func (p *historyDialog) view(s *screen, w, h int) []string {
 }
 
 func (p *historyDialog) hints(s *screen) []key.Binding {
+	if p.refused(s) != "" {
+		return []key.Binding{hint("esc", "back")}
+	}
 	return []key.Binding{s.keys.Up, s.keys.Down, s.keys.Choose, s.keys.Back}
 }
 

@@ -758,3 +758,37 @@ func TestRollbackPickerSaysUncheckedMigrations(t *testing.T) {
 		t.Fatalf("the picker's crossing where migrations are read:\n%s", lines)
 	}
 }
+
+// The history picker follows the engine: a lock another person takes
+// while it is open turns it into the refusal, naming the holder and the
+// reason, and enter closes it without reaching the engine.
+func TestHistoryPickerFollowsALockTakenWhileOpen(t *testing.T) {
+	l := newLive(t)
+	m := l.console(160, 48)
+	run(t, m, update(m, press("r")))
+	topIs[*historyDialog](t, m)
+	bo := core.Actor{Name: "bo", Host: "bastion-2"}
+	l.do(core.Command{Kind: core.CmdLock, Ref: production, Actor: bo, Reason: "release freeze until Monday"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sit := l.eng.Snapshot().Situations[production]
+		if p := sit.CommandFor(core.CmdRollback, alice); !p.Allowed && strings.Contains(p.Why, "release freeze until Monday") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine never refused a rollback under bo's lock: %+v", sit.Command(core.CmdRollback))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	update(m, flushMsg{})
+	topIs[*historyDialog](t, m)
+	mustContain(t, view(m), "release freeze until Monday", "esc back")
+	if strings.Contains(lastLine(m), "enter choose") {
+		t.Fatalf("the footer offers a choice the engine refuses: %q", lastLine(m))
+	}
+	if cmd := update(m, press("enter")); cmd != nil {
+		t.Fatal("enter on a refused rollback reached the engine")
+	}
+	onMain(t, m)
+	mustContain(t, view(m), "rollback refused:", "release freeze until Monday")
+}
