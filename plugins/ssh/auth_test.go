@@ -199,3 +199,41 @@ func TestCommandOnASilentConnectionEndsWithItsContext(t *testing.T) {
 		t.Fatal("a command with a 1s context still waits on the silent connection after 30s")
 	}
 }
+
+// A call on a host's connection that does not end when the connection is
+// closed under it (its context done) does not hold the operation: the
+// host is reported unreachable shortly after the deadline, and the next
+// call dials a new connection.
+func TestCallThatIgnoresItsClosedConnectionIsAbandoned(t *testing.T) {
+	f := newFleet(t, 1, nil)
+	h := f.cfg.Hosts[0]
+	stuck := make(chan struct{})
+	defer close(stuck)
+	ended := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ended <- f.tgt.withConn(ctx, h, func(*conn) error { <-stuck; return nil })
+	}()
+	select {
+	case err := <-ended:
+		var ue *unreachableError
+		if !errors.As(err, &ue) {
+			t.Fatalf("a call past its deadline: %v; want the host unreachable", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a call with a 1s deadline still holds the operation after 30s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := f.tgt.withConn(ctx, h, func(c *conn) error {
+		r, err := c.run(ctx, "echo up")
+		if err == nil && strings.TrimSpace(r.stdout) != "up" {
+			err = fmt.Errorf("echo printed %q", r.stdout)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the next call on the host: %v", err)
+	}
+}

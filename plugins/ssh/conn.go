@@ -339,13 +339,19 @@ func (c *conn) sftpClient() (*sftp.Client, error) {
 // use dials again (and a hung TCP connection to a cut-off host is not
 // reused forever).
 func (p *pool) drop(ep endpoint, c *conn) {
+	p.forget(ep, c)
+	c.close()
+}
+
+// forget stops handing out c for ep, so the next use dials again; c is
+// closed by the caller.
+func (p *pool) forget(ep endpoint, c *conn) {
 	key := ep.user + "@" + ep.addr
 	p.mu.Lock()
 	if p.conns[key] == c {
 		delete(p.conns, key)
 	}
 	p.mu.Unlock()
-	c.close()
 }
 
 func (p *pool) closeAll() {

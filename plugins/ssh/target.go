@@ -603,14 +603,29 @@ func (t *Target) withConn(ctx context.Context, h Host, f func(*conn) error) erro
 		}
 		return err
 	case <-ctx.Done():
-		t.pool.drop(ep, c)
-		<-done
+		// Closing the connection ends what runs on it, as a rule. A call
+		// that does not end (a library waiting on a silent host in a way
+		// the close does not reach; the close itself, through a silent
+		// jump host) would hold the whole operation, and its lock, without
+		// a bound: it is given abandonAfter, then left to end on its own.
+		// Its result is not used.
+		t.pool.forget(ep, c)
+		go c.close()
+		select {
+		case <-done:
+		case <-time.After(abandonAfter):
+			t.log(h.Name, fmt.Sprintf("a call on the closed connection to %s did not end within %s of its deadline; abandoned", h.addr(), abandonAfter))
+		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return &unreachableError{errors.New("no answer before the deadline: connection closed")}
 		}
 		return ctx.Err()
 	}
 }
+
+// abandonAfter is how long a call on a connection closed at its context's
+// end is waited for before the host is reported unreachable without it.
+const abandonAfter = 5 * time.Second
 
 // unreachableError is a host that could not be reached, or stopped
 // answering: the status shows it as unreachable.
