@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +28,11 @@ func serveHangingPlugin(dir string) {
 
 func (h hangingTarget) note(name string) { _ = os.WriteFile(filepath.Join(h.dir, name), nil, 0o600) }
 
-func (h hangingTarget) Status(_ context.Context, _ sdk.StatusRequest) (sdk.TargetStatus, error) {
+func (h hangingTarget) Status(ctx context.Context, _ sdk.StatusRequest) (sdk.TargetStatus, error) {
+	if _, err := os.Stat(filepath.Join(h.dir, "hang-status")); err == nil {
+		<-ctx.Done()
+		select {} // ignores its cancellation, as its Deploy does
+	}
 	cur, _ := os.ReadFile(filepath.Join(h.dir, "current"))
 	return sdk.TargetStatus{Current: string(cur), Healthy: true}, nil
 }
@@ -129,4 +134,79 @@ deadlines: { deploy: 2s }
 	if cur, _ := os.ReadFile(filepath.Join(state, "current")); string(cur) != "v1" {
 		t.Fatalf("after the retry the target runs %q, want v1", cur)
 	}
+}
+
+// A provider whose Status never answers shows as degraded, naming the call,
+// the deadline and the provider, while the server goes on answering
+// everyone; once the provider answers again it is healthy again and its
+// release shows.
+func TestHangingStatusShowsTheProviderDegradedAndTheServerKeepsAnswering(t *testing.T) {
+	dir := t.TempDir()
+	self, _ := os.Executable()
+	state := filepath.Join(dir, "plugin-state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RIPCORD_TEST_HANGING_PLUGIN", state)
+	cfg := filepath.Join(dir, "ripcord.yaml")
+	body := `project: shop
+services:
+  - name: api
+environments:
+  - name: production
+    target: { provider: hang }
+plugins:
+  - { name: hang, path: "` + self + `", env: [RIPCORD_TEST_HANGING_PLUGIN] }
+deadlines: { status: 1s }
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
+		t.Fatalf("plugins lock: exit %d\n%s%s", code, out, errs)
+	}
+	for name, data := range map[string]string{"hang-status": "", "current": "v7"} {
+		if err := os.WriteFile(filepath.Join(state, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve := exec.Command(self, "serve", "-c", cfg)
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = serve.Process.Signal(os.Interrupt); _ = serve.Wait() })
+	waitServer(t, cfg)
+
+	logsSay := func(what string, want ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, logs, errs := ripcord(t, "server", "logs", "-c", cfg)
+			found := code == exitOK
+			for _, w := range want {
+				found = found && strings.Contains(logs, w)
+			}
+			if found {
+				return logs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the server never said %s within 30s: exit %d\n%s%s", what, code, logs, errs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	logsSay("the provider is degraded", "provider hang@production degraded", "did not answer within 1s")
+	// Stuck on its provider, the server still answers: status, and a
+	// person's lock.
+	if code, out, errs := ripcord(t, "status", "--json", "-c", cfg); code != exitOK || !strings.Contains(out, `"project": "shop"`) {
+		t.Fatalf("status while the provider hangs: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := ripcord(t, "lock", "api", "--env", "production", "--reason", "provider looked at", "-c", cfg); code != exitOK {
+		t.Fatalf("lock while the provider hangs: exit %d\n%s%s", code, out, errs)
+	}
+
+	if err := os.Remove(filepath.Join(state, "hang-status")); err != nil {
+		t.Fatal(err)
+	}
+	logsSay("the provider is healthy again", "provider hang@production healthy again")
 }

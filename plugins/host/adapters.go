@@ -108,6 +108,7 @@ func unary[T any](ctx context.Context, m *managed, call string, retry bool, fn f
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < within {
 		within = 0
 	}
+	var used *live
 	err := core.WithDeadline(ctx, call, m.name, within, func(ctx context.Context) error {
 		l, err := m.current(ctx, 0)
 		if err != nil {
@@ -115,15 +116,23 @@ func unary[T any](ctx context.Context, m *managed, call string, retry bool, fn f
 		}
 		out, err = fn(ctx, l.conn)
 		if err != nil && retry && gone(err) && ctx.Err() == nil {
-			if l, err2 := m.current(ctx, l.gen); err2 == nil {
+			if l2, err2 := m.current(ctx, l.gen); err2 == nil {
+				l = l2
 				out, err = fn(ctx, l.conn)
 			}
+		}
+		if err == nil {
+			used = l
 		}
 		return err
 	})
 	var late *core.DeadlineError
 	if errors.As(err, &late) {
+		m.callLate(call, late)
 		return zero, err
+	}
+	if used != nil {
+		m.callAnswered(ctx, call, used)
 	}
 	if err != nil {
 		return zero, m.callError(call, err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -567,6 +568,10 @@ type managed struct {
 	settings []byte
 	secrets  map[string]string
 	healthMu sync.Mutex // serialises Health callbacks
+	// late are the calls whose last try passed its deadline, with why:
+	// a process that answers its health check but not the calls the
+	// engine makes is not healthy, whatever the check says.
+	late map[string]string
 }
 
 func (m *managed) refuse(err error) {
@@ -580,6 +585,9 @@ func (m *managed) setHealth(state, msg string) {
 	m.healthMu.Lock()
 	defer m.healthMu.Unlock()
 	m.mu.Lock()
+	if why := m.lateWhy(); why != "" && state == StateHealthy {
+		state, msg = StateDegraded, why
+	}
 	h := m.health
 	if h.State != state {
 		h.Since = time.Now()
@@ -596,6 +604,45 @@ func (m *managed) setHealth(state, msg string) {
 	m.mu.Unlock()
 	if m.h.opts.Health != nil {
 		m.h.opts.Health(h)
+	}
+}
+
+// lateWhy is why a call is late, "" when none is; m.mu is held.
+func (m *managed) lateWhy() string {
+	calls := make([]string, 0, len(m.late))
+	for c := range m.late {
+		calls = append(calls, c)
+	}
+	if len(calls) == 0 {
+		return ""
+	}
+	slices.Sort(calls)
+	return m.late[calls[0]]
+}
+
+// callLate records that call passed its deadline: the provider shows as
+// not answering until that call answers again (or the process restarts).
+func (m *managed) callLate(call string, late *core.DeadlineError) {
+	why := "not answering: " + late.Error()
+	m.mu.Lock()
+	if m.late == nil {
+		m.late = map[string]string{}
+	}
+	m.late[call] = why
+	m.mu.Unlock()
+	m.setHealth(StateDegraded, why)
+}
+
+// callAnswered clears a late call once it answers; with none left late,
+// the provider's health is asked again.
+func (m *managed) callAnswered(ctx context.Context, call string, l *live) {
+	m.mu.Lock()
+	_, was := m.late[call]
+	delete(m.late, call)
+	left := len(m.late)
+	m.mu.Unlock()
+	if was && left == 0 {
+		m.setHealth(m.checkHealth(ctx, l))
 	}
 }
 
@@ -803,6 +850,7 @@ func (m *managed) launch(ctx context.Context) (*live, error) {
 	l.gen = m.gen
 	m.live = l
 	m.lastErr = nil
+	m.late = nil // a new process: the calls late on the old one are gone with it
 	m.notifyLocked()
 	m.mu.Unlock()
 	m.setHealth(state, msg)
