@@ -211,6 +211,13 @@ func (d *demoRun) setUp(ctx context.Context, w *world) error {
 	if err := waitTarget(ctx, w.eng, sub, staging, demoCandidate); err != nil {
 		return err
 	}
+	// Said once the engine says so too: staging runs the candidate a
+	// moment before its promote there lets go of the lock, and p pressed
+	// on the word "ready" must not meet that promote still in flight.
+	ready := func(s core.Snapshot) bool { return s.Situations[production].Ready == demoCandidate }
+	if err := waitEvent(ctx, w.eng, sub, func(core.Event) bool { return ready(w.eng.Snapshot()) }, ready); err != nil {
+		return fmt.Errorf("demo: waiting for the engine to call %s ready for %s: %w", demoCandidate, production.Env, err)
+	}
 	w.notice(production, fmt.Sprintf("ready to promote %s to %s", demoCandidate, production.Env))
 	return nil
 }
