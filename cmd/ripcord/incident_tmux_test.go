@@ -106,6 +106,7 @@ func TestIncidentAbortThenCalmInTmux(t *testing.T) {
 	productionServes(t, dir, "v1.4.2")
 	s.waitRow(1, "the abort in the strip", func(r string) bool { return strings.Contains(r, "production aborted") }, 10*time.Second)
 
+	s.waitOffered("r rollback", 10*time.Second) // once the abort has let go of the lock
 	s.keys("r")
 	s.waitFor("▸ v1.4.2", 10*time.Second)
 	s.keys("Enter")

@@ -253,6 +253,7 @@ func TestSSHFleetCanarySpikeRollbackInTmux(t *testing.T) {
 	}
 	scr := s.waitFor("SPIKE", 90*time.Second)
 	t.Logf("the console mid-spike:\n%s", scr)
+	s.waitOffered("r rollback", 30*time.Second)
 	s.keys("r")
 	s.waitFor("▸ v1.4.2", 10*time.Second)
 	s.keys("Enter")
@@ -330,6 +331,7 @@ func TestSSHFleetHostCutOffMidRolloutInTmux(t *testing.T) {
 	s.waitFor("web-1  v1.5.0 ok", 60*time.Second)
 	w.lab.Hosts[2].Cut() // web-3
 	s.waitFor("web-3  v1.4.2 unreachable", 30*time.Second)
+	s.waitOffered("p promote", 30*time.Second)
 	s.keys("p")
 	s.waitFor("promote api in production", 10*time.Second)
 	s.keys("y")
@@ -340,6 +342,7 @@ func TestSSHFleetHostCutOffMidRolloutInTmux(t *testing.T) {
 	if got := w.running(); got["web-1"] != "v1.5.0" || got["web-2"] != "v1.5.0" || got["web-4"] != "v1.4.2" {
 		t.Fatalf("after the stopped promotion the hosts run %v", got)
 	}
+	s.waitOffered("r rollback", 30*time.Second) // once the stopped promotion has let go of the lock
 	s.keys("r")
 	s.waitFor("▸ v1.4.2", 10*time.Second)
 	s.keys("Enter")

@@ -72,6 +72,26 @@ func (s *tmuxSession) waitFor(text string, within time.Duration) string {
 	}
 }
 
+// waitOffered waits until the footer offers key (its hint "key desc"
+// shown plain, not in brackets): the engine accepts it now. A screen can
+// show what calls for a key (a spike, a canary) a moment before the
+// engine's word on what it accepts reaches the console.
+func (s *tmuxSession) waitOffered(hint string, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		lines := strings.Split(strings.TrimRight(s.screen(), "\n "), "\n")
+		foot := lines[len(lines)-1]
+		if strings.Contains(foot, hint) && !strings.Contains(foot, "("+hint+")") {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the footer never offered %q within %v; it shows:\n%s", hint, within, s.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (s *tmuxSession) alive() bool {
 	return exec.Command("tmux", "-L", s.name, "has-session", "-t", s.name).Run() == nil
 }
@@ -105,6 +125,7 @@ func TestDemoInTmux(t *testing.T) {
 	s.keys("y")
 	s.waitFor("SPIKE", 60*time.Second)
 	bo.waitFor("SPIKE production v1.5.0", 30*time.Second) // from the server
+	s.waitOffered("r rollback", 30*time.Second)
 	s.keys("r")
 	s.waitFor("▸ v1.4.2", 10*time.Second) // the last good release, preselected
 	s.keys("Enter")
