@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ripcordhq/ripcord/core"
+	"github.com/ripcordhq/ripcord/core/sqlitestore"
 	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
 	"github.com/ripcordhq/ripcord/plugins/gitlabci/gitlabtest"
 )
@@ -47,10 +49,23 @@ func releaseArtifact(t *testing.T, version string) []byte {
 func TestGitHubActionsRunShowsStepByStepAndAutoDeploysToStaging(t *testing.T) {
 	gh := githubtest.New("shop", "api", "ci.yml")
 	defer gh.Close()
+	// The project's clone: the config and the migrations live in it, and
+	// GitHub built its commit.
 	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "db", "migrations"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "db", "migrations", "0001_orders.up.sql"), []byte("CREATE TABLE orders (id bigint PRIMARY KEY);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitOut(t, dir, "init", "-q", "-b", "main")
+	gitOut(t, dir, "add", "db")
+	gitOut(t, dir, "-c", "user.name=ana", "-c", "user.email=ana@example.com", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "orders")
+	sha := strings.TrimSpace(gitOut(t, dir, "rev-parse", "HEAD"))
 	cfg := writeConfigFile(t, dir, `project: shop
 services:
   - name: api
+    migrations: { dir: db/migrations }
     pipeline:
       provider: github-actions
       repository: shop/api
@@ -68,7 +83,6 @@ environments:
 	t.Cleanup(func() { stopReleases(filepath.Join(dir, "envs")) })
 
 	start := time.Now().UTC().Truncate(time.Second)
-	sha := "9f3c1e0d2b4a69788c7d1e2f3a4b5c6d7e8f9012"
 	run := gh.Add(githubtest.Run{Status: "queued", HeadSHA: sha, Branch: "main", CreatedAt: start, StartedAt: start, UpdatedAt: start,
 		Jobs: []githubtest.Job{{ID: 1, Name: "build", Status: "queued"}, {ID: 2, Name: "test", Status: "queued"}}})
 
@@ -82,7 +96,7 @@ environments:
 			s.keys("q")
 		}
 	})
-	s.waitFor("main@9f3c1e0", 30*time.Second) // the run GitHub reported, with its commit and branch
+	s.waitFor("main@"+sha[:7], 30*time.Second) // the run GitHub reported, with its commit and branch
 
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	gh.Update(func() {
@@ -132,6 +146,21 @@ environments:
 		t.Errorf("staging's artifact is not the bytes GitHub built (%v)", err)
 	}
 	s.keys("q")
+	// The release carries the migrations at the commit GitHub built, read
+	// in the clone: the migrations gate judges them.
+	t.Setenv("GITHUB_TOKEN", "ghs_test")
+	if code, out, errs := ripcord(t, "server", "stop", "-c", cfg); code != exitOK {
+		t.Fatalf("server stop: exit %d\n%s%s", code, out, errs)
+	}
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, ".ripcord", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rel, err := st.Release(context.Background(), "api", "v1.5.0")
+	if err != nil || rel.Commit != sha || rel.MigrationsUnknown != "" || len(rel.Migrations) != 1 || rel.Migrations[0].ID != "0001_orders" || rel.Migrations[0].Kind != core.MigrationExpand {
+		t.Errorf("release v1.5.0 = %+v (%v); want commit %s with 0001_orders, expand", rel, err, sha[:12])
+	}
 }
 
 // writeConfigFile writes ripcord.yaml as given, with the project's state

@@ -191,7 +191,12 @@ func usedProviders(f *config.File) []providerUse {
 				// local target looks for exec's.
 				s["service"] = svc.Name
 				setDefault(s, "download_dir", filepath.Join(pipelineState(f, svc.Name), "artifacts"))
-				resolve(f, s, "download_dir")
+				// Its migrations are read in the clone the config lives
+				// in, at each green run's commit.
+				if svc.Migrations != nil {
+					s["migrations_dir"] = svc.Migrations.Dir
+				}
+				resolve(f, s, "download_dir", "migrations_dir")
 				return
 			}
 			if svc.Pipeline.Name != "exec" {

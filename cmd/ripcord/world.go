@@ -471,18 +471,19 @@ func (w *world) backupNow(ctx context.Context, e *core.Engine, cmd core.Command)
 }
 
 // migrationsUnread says why nothing reads a service's migrations, or ""
-// when its pipeline does: exec reads them from migrations.dir, the CI
-// sources never, and an external pipeline source sends what it reads.
+// when its pipeline does: exec and the CI sources read them from
+// migrations.dir (the CI sources in the clone it is in, at each run's
+// commit), and an external pipeline source sends what it reads.
 // The migrations gate then says it did not check instead of "no
 // migrations".
 func migrationsUnread(s config.Service) string {
 	switch {
 	case s.Pipeline == nil:
 		return s.Name + " has no pipeline, so nothing reads its releases' migrations"
-	case s.Pipeline.Name == "exec" && s.Migrations == nil:
+	case (s.Pipeline.Name == "exec" || ciPipelines[s.Pipeline.Name]) && s.Migrations == nil:
 		return s.Name + " sets no migrations.dir"
-	case s.Pipeline.Name != "exec" && config.BuiltinProviders[s.Pipeline.Name] != "":
-		return fmt.Sprintf("%s's pipeline, %s, does not read a release's migrations (the exec pipeline reads them from migrations.dir)", s.Name, s.Pipeline.Name)
+	case s.Pipeline.Name != "exec" && !ciPipelines[s.Pipeline.Name] && config.BuiltinProviders[s.Pipeline.Name] != "":
+		return fmt.Sprintf("%s's pipeline, %s, does not read a release's migrations (exec, github-actions and gitlab-ci read them from migrations.dir)", s.Name, s.Pipeline.Name)
 	}
 	return ""
 }

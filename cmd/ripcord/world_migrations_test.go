@@ -8,8 +8,8 @@ import (
 )
 
 // The migrations gate is told when nothing reads a service's migrations,
-// so it says "not checked" rather than "no migrations": a CI source never
-// reads them, exec only from migrations.dir, an external source sends
+// so it says "not checked" rather than "no migrations": exec and the CI
+// sources read them only from migrations.dir, an external source sends
 // what it reads.
 func TestMigrationsUnreadSaysWhy(t *testing.T) {
 	for _, c := range []struct {
@@ -18,8 +18,11 @@ func TestMigrationsUnreadSaysWhy(t *testing.T) {
 	}{
 		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "exec"}, Migrations: &config.Migrations{Dir: "db"}}, ""},
 		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "exec"}}, "api sets no migrations.dir"},
-		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "github-actions"}}, "api's pipeline, github-actions, does not read"},
-		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "gitlab-ci"}}, "api's pipeline, gitlab-ci, does not read"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "github-actions"}}, "api sets no migrations.dir"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "github-actions"}, Migrations: &config.Migrations{Dir: "db"}}, ""},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "gitlab-ci"}}, "api sets no migrations.dir"},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "gitlab-ci"}, Migrations: &config.Migrations{Dir: "db"}}, ""},
+		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "dir"}}, "api's pipeline, dir, does not read"},
 		{config.Service{Name: "api", Pipeline: &config.Provider{Name: "buildkite"}}, ""},
 		{config.Service{Name: "api"}, "api has no pipeline"},
 	} {

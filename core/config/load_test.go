@@ -684,3 +684,21 @@ func TestSchemaIsJSONListingTopLevelKeys(t *testing.T) {
 		t.Errorf("only providers may carry extra keys: %+v", s.Defs)
 	}
 }
+
+// migrations.dir is accepted where a pipeline reads it (exec, and the CI
+// sources in the clone it is in) and refused, at its line, where nothing
+// would.
+func TestMigrationsAreAcceptedOnlyWhereAPipelineReadsThem(t *testing.T) {
+	for _, c := range []struct{ pipeline, want string }{
+		{"{provider: exec, stages: [{name: build, run: \"true\"}]}", ""},
+		{"{provider: github-actions, repository: shop/api, workflow: ci.yml}", ""},
+		{"{provider: gitlab-ci, project: shop/api, artifact: {job: build, path: dist/api}}", ""},
+		{"{provider: kube}", "ripcord.yaml:4:17: services[0].migrations is read by the exec, github-actions and gitlab-ci pipelines"},
+	} {
+		yaml := "project: shop\nservices:\n  - name: api\n    migrations: {dir: db/migrations}\n    pipeline: " + c.pipeline + "\nenvironments:\n  - name: staging\n    target: {provider: local}\n"
+		_, err := Parse("ripcord.yaml", []byte(yaml), opts())
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("migrations with pipeline %s: %v; want %q", c.pipeline, err, c.want)
+		}
+	}
+}

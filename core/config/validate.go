@@ -75,10 +75,11 @@ func validate(f *File, d *decoder, opts Options, errs *errorSet) {
 		if s.Migrations != nil && strings.TrimSpace(s.Migrations.Dir) == "" {
 			errs.add(v.at(p+".migrations.dir", s.Pos), "%s.migrations.dir must not be empty", p)
 		}
-		// The exec pipeline reads the migrations at each run's commit; no
-		// other pipeline provider is handed the directory.
-		if s.Migrations != nil && (s.Pipeline == nil || s.Pipeline.Name != "exec") {
-			errs.add(v.at(p+".migrations", s.Pos), "%s.migrations is read by the exec pipeline, which builds in a git working tree; this service's pipeline is not exec, so nothing would read it", p)
+		// The exec pipeline reads the migrations at each run's commit in
+		// the tree it builds, the CI sources in the clone the directory is
+		// in; no other pipeline provider is handed the directory.
+		if s.Migrations != nil && (s.Pipeline == nil || !readsMigrations[s.Pipeline.Name]) {
+			errs.add(v.at(p+".migrations", s.Pos), "%s.migrations is read by the exec, github-actions and gitlab-ci pipelines, at each green run's commit in the git clone it is in; this service's pipeline is none of them, so nothing would read it", p)
 		}
 		for j, b := range s.Branches {
 			if strings.TrimSpace(b) == "" {
@@ -503,3 +504,6 @@ func (v *validator) deadlines() {
 		}
 	}
 }
+
+// readsMigrations are the built-in pipelines handed migrations.dir.
+var readsMigrations = map[string]bool{"exec": true, "github-actions": true, "gitlab-ci": true}

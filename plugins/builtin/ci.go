@@ -31,7 +31,10 @@ type githubActionsSettings struct {
 	History     int           `json:"history"`
 	LogTail     int           `json:"log_tail"`
 	DispatchRef string        `json:"dispatch_ref"`
-	Webhook     struct {
+	// MigrationsDir is the service's migrations.dir, filled in by the
+	// console.
+	MigrationsDir string `json:"migrations_dir"`
+	Webhook       struct {
 		Listen string `json:"listen" required:"true"`
 		Path   string `json:"path"`
 		Secret string `json:"secret" required:"true"`
@@ -46,7 +49,7 @@ func buildGitHubActions(raw json.RawMessage, log hclog.Logger) (ciSource, error)
 	src, err := githubactions.New(githubactions.Config{
 		Service: s.Service, Repository: s.Repository, Workflow: s.Workflow, Branch: s.Branch, Token: s.Token,
 		APIURL: s.APIURL, Artifact: s.Artifact, DownloadDir: s.DownloadDir, Poll: s.Poll, PollActive: s.PollActive,
-		History: s.History, LogTail: s.LogTail, DispatchRef: s.DispatchRef,
+		History: s.History, LogTail: s.LogTail, DispatchRef: s.DispatchRef, MigrationsDir: s.MigrationsDir,
 		Webhook: githubactions.Webhook{Listen: s.Webhook.Listen, Path: s.Webhook.Path, Secret: s.Webhook.Secret},
 		Logf:    func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	})
@@ -73,6 +76,9 @@ type gitlabCISettings struct {
 	PollActive  time.Duration `json:"poll_active"`
 	History     int           `json:"history"`
 	LogTail     int           `json:"log_tail"`
+	// MigrationsDir is the service's migrations.dir, filled in by the
+	// console.
+	MigrationsDir string `json:"migrations_dir"`
 }
 
 func buildGitLabCI(raw json.RawMessage, log hclog.Logger) (ciSource, error) {
@@ -84,7 +90,8 @@ func buildGitLabCI(raw json.RawMessage, log hclog.Logger) (ciSource, error) {
 		Service: s.Service, Project: s.Project, Ref: s.Ref, Token: s.Token, APIURL: s.APIURL,
 		ArtifactJob: s.Artifact.Job, ArtifactPath: s.Artifact.Path, VersionPath: s.Artifact.VersionPath,
 		DownloadDir: s.DownloadDir, Poll: s.Poll, PollActive: s.PollActive, History: s.History, LogTail: s.LogTail,
-		Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
+		MigrationsDir: s.MigrationsDir,
+		Logf:          func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return nil, sdk.SettingErrors{{Path: "", Message: err.Error()}}

@@ -59,16 +59,12 @@ func (s *Source) readFacts(runID string) <-chan sourceFacts {
 		case g.Commit == "":
 			m.unknown = "the pipeline's work dir " + s.cfg.WorkDir + " is not a git working tree, so the migrations at the release's commit cannot be read"
 		default:
-			files, err := gitfacts.FilesAt(ctx, s.cfg.WorkDir, g.Commit, s.cfg.MigrationsDir)
+			list, err := migrations.ReadAt(ctx, s.cfg.WorkDir, s.cfg.MigrationsDir, g.Commit)
 			if err != nil {
 				m.unknown = err.Error()
 				break
 			}
-			in := make([]migrations.File, len(files))
-			for i, f := range files {
-				in[i] = migrations.File{Path: f.Path, Data: f.Data}
-			}
-			m.list = migrations.Read(in)
+			m.list = list
 			contract := 0
 			for _, mg := range m.list {
 				if mg.Kind == core.MigrationContract {

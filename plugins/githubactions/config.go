@@ -55,6 +55,10 @@ type Config struct {
 	// DownloadDir, when set, receives each green run's artifact as
 	// <dir>/<sha256 hex>, verified against the digest GitHub reports.
 	DownloadDir string
+	// MigrationsDir, when set, is the service's migrations directory in a
+	// local clone of the repository: each green run's migrations are read
+	// there at its commit.
+	MigrationsDir string
 	// Poll is the run list's interval while no run is in flight (default
 	// 30s, 5m with a webhook); PollActive the interval of the jobs of a
 	// run in flight (default 10s).

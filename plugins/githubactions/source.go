@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-github/v93/github"
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/internal/cihttp"
+	"github.com/ripcordhq/ripcord/plugins/internal/migrations"
 	"github.com/ripcordhq/ripcord/plugins/internal/runbook"
 )
 
@@ -46,8 +47,10 @@ type Source struct {
 	webhooks webhookStats
 
 	poller *cihttp.Poller
-	server *http.Server
-	addr   string
+	// migrations reads a green run's migrations at its commit.
+	migrations *migrations.AtCommit
+	server     *http.Server
+	addr       string
 }
 
 // run is one attempt of one workflow run, as last read.
@@ -89,7 +92,7 @@ func New(cfg Config) (*Source, error) {
 		blobTransport = http.DefaultTransport
 	}
 	s := &Source{
-		cfg: cfg, owner: owner, repo: repo, artifact: pattern, http: cond, gh: gh,
+		cfg: cfg, owner: owner, repo: repo, artifact: pattern, http: cond, gh: gh, migrations: &migrations.AtCommit{Dir: cfg.MigrationsDir},
 		blob: &http.Client{Transport: blobTransport, Timeout: 5 * time.Minute},
 		book: runbook.New[string, *run](sameRun), poller: cihttp.NewPoller(),
 	}
@@ -490,6 +493,9 @@ func (s *Source) mapRun(gr *github.WorkflowRun, jobs []*github.WorkflowJob) core
 	}
 	if !s.artifactHasVersion() && info.Commit != "" {
 		info.Version = info.Commit[:min(12, len(info.Commit))]
+	}
+	if info.State == core.RunSucceeded {
+		info.Migrations, info.MigrationsUnknown = s.migrations.Read(info.Commit)
 	}
 	return info
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/githubactions/githubtest"
+	"github.com/ripcordhq/ripcord/plugins/internal/gitfacts/gittest"
 )
 
 const sha = "acb5820ced9479c074f688cc328bf03f341a511d"
@@ -467,6 +468,41 @@ func TestConfigIsChecked(t *testing.T) {
 	for _, want := range []string{"repository: expected owner/name", "workflow:", "webhook.secret"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("New = %v, want it to say %q", err, want)
+		}
+	}
+}
+
+// A green run carries the migrations of its commit, read in the local
+// clone migrations.dir is in; a commit the clone has not fetched leaves
+// them unknown, saying so.
+func TestGreenRunCarriesItsCommitsMigrations(t *testing.T) {
+	repo := gittest.New(t)
+	commit := repo.Commit("db/migrations/0001_orders.up.sql", "CREATE TABLE orders (id bigint PRIMARY KEY);\n", "orders")
+	gh := githubtest.New("octo-org", "octo-repo", "ci.yml")
+	defer gh.Close()
+	add := func(head string, at time.Time) *githubtest.Run {
+		return gh.Add(githubtest.Run{Status: "completed", Conclusion: "success", HeadSHA: head, Branch: "main", CreatedAt: at, StartedAt: at, UpdatedAt: at.Add(time.Minute),
+			Jobs: []githubtest.Job{{ID: at.Unix(), Name: "build", Status: "completed", Conclusion: "success", StartedAt: at, CompletedAt: at.Add(time.Minute),
+				Steps: []githubtest.Step{step("Build", "completed", "success", 0, time.Minute)}}}})
+	}
+	known, unfetched := add(commit, t0), add(sha, t0.Add(time.Hour))
+	s := newSource(t, gh, func(c *Config) { c.MigrationsDir = filepath.Join(repo.Dir, "db", "migrations") })
+	runs, err := s.Runs(context.Background(), "api", 10)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs = %v, %v", runs, err)
+	}
+	for _, r := range runs {
+		switch r.ID {
+		case runID(known.ID, 1):
+			if r.MigrationsUnknown != "" || len(r.Migrations) != 1 || r.Migrations[0].ID != "0001_orders" || r.Migrations[0].Kind != core.MigrationExpand {
+				t.Errorf("the run of %s: %+v, unknown %q; want 0001_orders, expand", commit[:12], r.Migrations, r.MigrationsUnknown)
+			}
+		case runID(unfetched.ID, 1):
+			if len(r.Migrations) != 0 || !strings.Contains(r.MigrationsUnknown, "commit "+sha[:12]+" is not in the repository") {
+				t.Errorf("the run of a commit the clone lacks: %+v, unknown %q", r.Migrations, r.MigrationsUnknown)
+			}
+		default:
+			t.Errorf("unexpected run %s", r.ID)
 		}
 	}
 }

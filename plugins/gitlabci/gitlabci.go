@@ -39,6 +39,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/internal/cihttp"
+	"github.com/ripcordhq/ripcord/plugins/internal/migrations"
 	"github.com/ripcordhq/ripcord/plugins/internal/runbook"
 	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
 )
@@ -63,10 +64,14 @@ type Config struct {
 	VersionPath  string
 	// DownloadDir, when set, keeps each release's file as <dir>/<hex>.
 	DownloadDir string
-	Poll        time.Duration // default 30s
-	PollActive  time.Duration // default 10s
-	History     int           // default 10
-	LogTail     int           // default 200
+	// MigrationsDir, when set, is the service's migrations directory in a
+	// local clone of the repository: each green pipeline's migrations are
+	// read there at its commit.
+	MigrationsDir string
+	Poll          time.Duration // default 30s
+	PollActive    time.Duration // default 10s
+	History       int           // default 10
+	LogTail       int           // default 200
 
 	Transport http.RoundTripper
 	Now       func() time.Time
@@ -125,6 +130,8 @@ type Source struct {
 	download string
 
 	poller *cihttp.Poller
+	// migrations reads a green pipeline's migrations at its commit.
+	migrations *migrations.AtCommit
 }
 
 type run struct {
@@ -176,7 +183,7 @@ func New(cfg Config) (*Source, error) {
 		pid = id
 	}
 	s := &Source{cfg: cfg, pid: pid, http: cond, gl: gl, book: runbook.New[int64, *run](runbook.Same),
-		poller: cihttp.NewPoller()}
+		poller: cihttp.NewPoller(), migrations: &migrations.AtCommit{Dir: cfg.MigrationsDir}}
 	s.poller.Start(cihttp.Polling{Poll: cfg.Poll, PollActive: cfg.PollActive, Round: s.poll, Active: s.active, Wait: s.http.Wait, Poked: s.relist})
 	return s, nil
 }
@@ -433,6 +440,9 @@ func (s *Source) mapPipeline(id int64, status, ref, sha string, created *time.Ti
 	}
 	if s.cfg.VersionPath == "" && len(sha) >= 8 {
 		info.Version = sha[:8]
+	}
+	if info.State == core.RunSucceeded {
+		info.Migrations, info.MigrationsUnknown = s.migrations.Read(sha)
 	}
 	return info
 }

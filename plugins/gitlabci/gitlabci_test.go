@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ripcordhq/ripcord/core"
 	"github.com/ripcordhq/ripcord/plugins/gitlabci/gitlabtest"
+	"github.com/ripcordhq/ripcord/plugins/internal/gitfacts/gittest"
 )
 
 const sha = "50f0acb76a40e34a4ff304f7347dcc6587da8a14"
@@ -447,4 +449,38 @@ func TestPipelineWaitingForAPersonIsNotPolledFast(t *testing.T) {
 	}
 	before = len(gl.Requests())
 	waitFor(t, "the played pipeline polled fast", func() bool { _, jobs := lists(before); return jobs >= 5 })
+}
+
+// A green pipeline carries the migrations of its commit, read in the
+// local clone migrations.dir is in; a failed one carries none.
+func TestGreenPipelineCarriesItsCommitsMigrations(t *testing.T) {
+	repo := gittest.New(t)
+	commit := repo.Commit("db/migrations/0001_orders.up.sql", "CREATE TABLE orders (id bigint PRIMARY KEY);\n", "orders")
+	gl := gitlabtest.New("shop/api")
+	defer gl.Close()
+	job := func(status string) []gitlabtest.Job {
+		return []gitlabtest.Job{{ID: 1, Name: "build", Stage: "build", Status: status, StartedAt: t0, FinishedAt: t0.Add(time.Minute),
+			Files: map[string][]byte{"dist/api": []byte("\x7fELF"), "VERSION": []byte("v2.1.0\n")}}}
+	}
+	green := gl.Add(gitlabtest.Pipeline{Status: "success", Ref: "main", SHA: commit, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute), Jobs: job("success")})
+	red := gl.Add(gitlabtest.Pipeline{Status: "failed", Ref: "main", SHA: commit, CreatedAt: t0.Add(time.Hour), UpdatedAt: t0.Add(time.Hour), Jobs: job("failed")})
+	s := newSource(t, gl, func(c *Config) {
+		c.VersionPath, c.DownloadDir, c.MigrationsDir = "VERSION", t.TempDir(), filepath.Join(repo.Dir, "db", "migrations")
+	})
+	runs, err := s.Runs(context.Background(), "api", 5)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs = %v, %v", runs, err)
+	}
+	for _, r := range runs {
+		switch r.ID {
+		case strconv.FormatInt(green.ID, 10):
+			if r.MigrationsUnknown != "" || len(r.Migrations) != 1 || r.Migrations[0].ID != "0001_orders" || r.Migrations[0].Kind != core.MigrationExpand {
+				t.Errorf("the green pipeline's migrations: %+v, unknown %q; want 0001_orders, expand", r.Migrations, r.MigrationsUnknown)
+			}
+		case strconv.FormatInt(red.ID, 10):
+			if len(r.Migrations) != 0 || r.MigrationsUnknown != "" {
+				t.Errorf("a failed pipeline carries migrations: %+v %q", r.Migrations, r.MigrationsUnknown)
+			}
+		}
+	}
 }

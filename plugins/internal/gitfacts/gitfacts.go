@@ -245,3 +245,10 @@ func FilesAt(ctx context.Context, worktree, commit, dir string) ([]File, error) 
 	}
 	return files, nil
 }
+
+// HasCommit reports whether the repository at dir holds commit: a CI
+// service reports commits that a local clone has not fetched yet.
+func HasCommit(ctx context.Context, dir, commit string) bool {
+	_, err := git(ctx, dir, "cat-file", "-e", commit+"^{commit}")
+	return err == nil
+}

@@ -3,56 +3,26 @@ package gitfacts
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ripcordhq/ripcord/plugins/internal/gitfacts/gittest"
 )
 
 // repo is a real git repository in a temporary directory.
 type repo struct {
-	t   *testing.T
+	*gittest.Repo
 	dir string
 }
 
 func newRepo(t *testing.T) *repo {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("RIPCORD_REQUIRE_TOOLS") == "1" {
-			t.Fatal("git is missing (Debian package git)")
-		}
-		t.Skip("git is missing (install the Debian package git)")
-	}
-	r := &repo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
+	r := gittest.New(t)
+	return &repo{Repo: r, dir: r.Dir}
 }
 
-func (r *repo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=ana", "-c", "user.email=ana@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *repo) commit(file, content, msg string) string {
-	r.t.Helper()
-	p := filepath.Join(r.dir, file)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	r.git("add", file)
-	r.git("commit", "-q", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
+func (r *repo) git(args ...string) string               { return r.Git(args...) }
+func (r *repo) commit(file, content, msg string) string { return r.Commit(file, content, msg) }
 
 func noEnv(string) string { return "" }
 
