@@ -106,12 +106,16 @@ type Model struct {
 	dialogs    stack
 	w, h       int
 
-	msg                    message
-	msgKey                 string // messageLines' cache
-	msgW, msgH             int
-	msgLines               []string
-	loading                core.Ref // rollback history being read
-	running                int      // commands this console sent that have not answered
+	msg        message
+	msgKey     string // messageLines' cache
+	msgW, msgH int
+	msgLines   []string
+	loading    core.Ref // rollback history being read
+	running    int      // commands this console sent that have not answered
+	// answered are the operations whose commands have answered here: over,
+	// whatever the engine's record of them says until its event arrives
+	// (the answer and the events travel apart).
+	answered               map[string]bool
 	att                    attention
 	theme                  themes.Theme
 	themeFixed, mouse      bool
@@ -265,6 +269,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, clockTick()
 	case resultMsg:
 		m.running = max(m.running-1, 0)
+		if id := msg.res.OperationID; id != "" {
+			if m.answered == nil {
+				m.answered = map[string]bool{}
+			}
+			m.answered[id] = true
+		}
 		m.showResult(msg)
 	case historyMsg:
 		m.openHistory(msg)
@@ -602,7 +612,7 @@ func (m *Model) ownRunning() int {
 	n := m.running
 	me := m.s.opts.Actor
 	for _, op := range m.snap.Operations {
-		if (op.State == core.OpIntent || op.State == core.OpRunning) && op.Actor.Name == me.Name && op.Actor.Host == me.Host {
+		if (op.State == core.OpIntent || op.State == core.OpRunning) && op.Actor.Name == me.Name && op.Actor.Host == me.Host && !m.answered[op.ID] {
 			n++
 		}
 	}

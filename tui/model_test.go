@@ -792,3 +792,22 @@ func TestHistoryPickerFollowsALockTakenWhileOpen(t *testing.T) {
 	onMain(t, m)
 	mustContain(t, view(m), "rollback refused:", "release freeze until Monday")
 }
+
+// An operation whose answer this console has had is over, even while the
+// engine's record of it has not reached the console yet (the answer and
+// the events travel apart): q quits without asking about it.
+func TestQuitDoesNotAskAboutAnOperationAlreadyAnswered(t *testing.T) {
+	snap := canarySnapshot()
+	snap.Operations["op2"] = core.Operation{ID: "op2", Ref: production, Kind: "rollback", State: core.OpRunning, Actor: bob}
+	m, _ := fixtureConsole(t, snap, testOptions())
+	m.running = 1
+	update(m, resultMsg{cmd: core.Command{Kind: core.CmdRollback, Ref: production}, res: core.Result{OperationID: "op2", Outcome: "failed", Message: "unreachable: web-3"},
+		err: errors.New("rollback api/production: unreachable: web-3")})
+	cmd := update(m, press("q"))
+	if cmd == nil {
+		t.Fatalf("q asked about an operation already answered:\n%s", view(m))
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Fatal("q did not quit")
+	}
+}
