@@ -59,35 +59,43 @@ func (hangingTarget) Rollback(context.Context, *sdk.Op, sdk.RollbackRequest) err
 	return errors.New("not in this test")
 }
 
-// A provider whose Deploy never returns does not hold the environment
-// forever: past the configured deadline the deploy is cancelled through
-// the protocol (the plugin sees its context end), the operation fails
-// naming the deadline and the provider, the lock is released, and the
-// person's retry runs.
-func TestHangingDeployFailsAtItsDeadlineAndCanBeRetried(t *testing.T) {
+// hangingProject is a project whose production target is the hanging
+// plugin, with deadlines as given ("deploy: 2s"), its plugin locked; it
+// returns the config and the plugin's state directory.
+func hangingProject(t *testing.T, deadlines string) (cfg, state string) {
+	t.Helper()
 	dir := t.TempDir()
 	self, _ := os.Executable()
-	state := filepath.Join(dir, "plugin-state")
+	state = filepath.Join(dir, "plugin-state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("RIPCORD_TEST_HANGING_PLUGIN", state)
-	t.Setenv("RIPCORD_ACTOR", "ana")
-	cfg := filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
+	cfg = writeConfigFile(t, dir, `project: shop
 services:
   - name: api
 environments:
   - name: production
     target: { provider: hang }
 plugins:
-  - { name: hang, path: "` + self + `", env: [RIPCORD_TEST_HANGING_PLUGIN] }
-deadlines: { deploy: 2s }
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
+  - { name: hang, path: "`+self+`", env: [RIPCORD_TEST_HANGING_PLUGIN] }
+deadlines: { `+deadlines+` }
+`)
+	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
+		t.Fatalf("plugins lock: exit %d\n%s%s", code, out, errs)
 	}
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, ".ripcord", "state.db"))
+	return cfg, state
+}
+
+// A provider whose Deploy never returns does not hold the environment
+// forever: past the configured deadline the deploy is cancelled through
+// the protocol (the plugin sees its context end), the operation fails
+// naming the deadline and the provider, the lock is released, and the
+// person's retry runs.
+func TestHangingDeployFailsAtItsDeadlineAndCanBeRetried(t *testing.T) {
+	cfg, state := hangingProject(t, "deploy: 2s")
+	t.Setenv("RIPCORD_ACTOR", "ana")
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(filepath.Dir(cfg), ".ripcord", "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,9 +103,6 @@ deadlines: { deploy: 2s }
 		t.Fatal(err)
 	}
 	st.Close()
-	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
-		t.Fatalf("plugins lock: exit %d\n%s%s", code, out, errs)
-	}
 
 	if err := os.WriteFile(filepath.Join(state, "hang"), nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -141,30 +146,8 @@ deadlines: { deploy: 2s }
 // everyone; once the provider answers again it is healthy again and its
 // release shows.
 func TestHangingStatusShowsTheProviderDegradedAndTheServerKeepsAnswering(t *testing.T) {
-	dir := t.TempDir()
+	cfg, state := hangingProject(t, "status: 1s")
 	self, _ := os.Executable()
-	state := filepath.Join(dir, "plugin-state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("RIPCORD_TEST_HANGING_PLUGIN", state)
-	cfg := filepath.Join(dir, "ripcord.yaml")
-	body := `project: shop
-services:
-  - name: api
-environments:
-  - name: production
-    target: { provider: hang }
-plugins:
-  - { name: hang, path: "` + self + `", env: [RIPCORD_TEST_HANGING_PLUGIN] }
-deadlines: { status: 1s }
-`
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errs := ripcord(t, "plugins", "lock", "-c", cfg); code != exitOK {
-		t.Fatalf("plugins lock: exit %d\n%s%s", code, out, errs)
-	}
 	for name, data := range map[string]string{"hang-status": "", "current": "v7"} {
 		if err := os.WriteFile(filepath.Join(state, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)

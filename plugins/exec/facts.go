@@ -71,7 +71,7 @@ func (s *Source) readFacts(runID string) <-chan sourceFacts {
 					contract++
 				}
 			}
-			say("%d migrations at %s (%d contract)", len(m.list), short(g.Commit), contract)
+			say("%d migrations at %s (%d contract)", len(m.list), gitfacts.Short(g.Commit), contract)
 		}
 		if m.unknown != "" {
 			say("migrations unknown: %s", m.unknown)
@@ -79,11 +79,4 @@ func (s *Source) readFacts(runID string) <-chan sourceFacts {
 		f.migrations <- m
 	}()
 	return out
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }

@@ -113,7 +113,7 @@ func containing(ctx context.Context, dir, commit string) (string, string) {
 			names = append(names, name)
 		}
 	}
-	sc := short(commit)
+	sc := Short(commit)
 	switch {
 	case len(names) == 0:
 		return "", "detached HEAD at " + sc + ", which no branch contains"
@@ -142,7 +142,8 @@ func defaultBranch(ctx context.Context, dir string) string {
 	return ""
 }
 
-func short(commit string) string {
+// Short is a commit's first 12 characters, as people quote it.
+func Short(commit string) string {
 	if len(commit) > 12 {
 		return commit[:12]
 	}
@@ -183,7 +184,7 @@ func FilesAt(ctx context.Context, worktree, commit, dir string) ([]File, error) 
 	}
 	list, err := git(ctx, top, "ls-tree", "-z", "--full-tree", commit, "--", prefix)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s at %s: %w", prefix, short(commit), err)
+		return nil, fmt.Errorf("listing %s at %s: %w", prefix, Short(commit), err)
 	}
 	type blob struct{ sha, path string }
 	var blobs []blob
@@ -221,12 +222,12 @@ func FilesAt(ctx context.Context, worktree, commit, dir string) ([]File, error) 
 		head, err := r.ReadString('\n')
 		if err != nil {
 			_ = cmd.Wait()
-			return nil, fmt.Errorf("reading %s at %s: %w", b.path, short(commit), err)
+			return nil, fmt.Errorf("reading %s at %s: %w", b.path, Short(commit), err)
 		}
 		f := strings.Fields(head) // sha type size
 		if len(f) != 3 {
 			_ = cmd.Wait()
-			return nil, fmt.Errorf("reading %s at %s: git cat-file said %q", b.path, short(commit), strings.TrimSpace(head))
+			return nil, fmt.Errorf("reading %s at %s: git cat-file said %q", b.path, Short(commit), strings.TrimSpace(head))
 		}
 		size, err := strconv.Atoi(f[2])
 		if err != nil {
@@ -236,7 +237,7 @@ func FilesAt(ctx context.Context, worktree, commit, dir string) ([]File, error) 
 		data := make([]byte, size+1) // content and its trailing newline
 		if _, err := io.ReadFull(r, data); err != nil {
 			_ = cmd.Wait()
-			return nil, fmt.Errorf("reading %s at %s: %w", b.path, short(commit), err)
+			return nil, fmt.Errorf("reading %s at %s: %w", b.path, Short(commit), err)
 		}
 		files = append(files, File{Path: b.path, Data: data[:size]})
 	}

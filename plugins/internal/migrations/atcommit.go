@@ -44,7 +44,7 @@ func (a *AtCommit) Read(commit string) (list []core.Migration, unknown string) {
 	if l, ok := a.read[commit]; ok {
 		return l, ""
 	}
-	missing := fmt.Sprintf("commit %s is not in the repository at %s: fetch it there (git fetch) and the migrations are read", short(commit), a.Dir)
+	missing := fmt.Sprintf("commit %s is not in the repository at %s: fetch it there (git fetch) and the migrations are read", gitfacts.Short(commit), a.Dir)
 	if at, ok := a.asked[commit]; ok && time.Since(at) < retryMissing {
 		return nil, missing
 	}
@@ -81,11 +81,4 @@ func ReadAt(ctx context.Context, worktree, dir, commit string) ([]core.Migration
 		in[i] = File{Path: f.Path, Data: f.Data}
 	}
 	return Read(in), nil
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }
